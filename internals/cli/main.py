@@ -1,0 +1,172 @@
+"""Argument parsing and dispatch for `llm-internals`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from internals.errors import UserError
+
+COMMANDS = ("summary", "stats", "attention", "lens", "generate", "worker", "explore")
+
+_EPILOG = """\
+commands:
+  (none) [MODEL]       open the explorer (the bundled demo model when MODEL is omitted)
+  summary [MODEL]      architecture facts and parameter counts
+  stats [MODEL]        exact statistics and histograms of stored tensors
+  attention [MODEL]    attention weights of one layer on a prompt
+  lens [MODEL]         logit lens: top next tokens at every layer
+  generate [MODEL]     greedy or sampled continuation of a prompt
+  worker [MODEL]       run a shared model worker on a Unix socket
+
+MODEL: a Hugging Face hub id (read from the local cache), a folder, a .safetensors file or a config.json.
+Examples:
+  llm-internals                                   # explore the demo model
+  llm-internals summary deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B --json
+  llm-internals stats ./my-model --tensor 'model.layers.0.*' --bins 32 --json
+  llm-internals attention --prompt "def __init__(self):" --layer 1 --json
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but errors are one `error:` line and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        fail(f"{message} (see `{self.prog} --help`)")
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    sys.stderr.write(f"error: {message}\n")
+    sys.stderr.flush()
+    raise SystemExit(code)
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", nargs="?", default=None, metavar="MODEL",
+                   help="hub id, folder, .safetensors file or config.json (default: the bundled demo model)")
+    p.add_argument("--revision", help="hub revision (branch, tag or commit) when MODEL is a hub id")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="allow a model folder's own Python code to run (only for authors you trust)")
+
+
+def _runtime_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--connect", metavar="PATH", help="use a running worker (`llm-internals worker --socket PATH`)")
+    p.add_argument("--no-worker", action="store_true", help="run the model in this process instead of a worker")
+    p.add_argument("--device", default=None, help="cuda, cuda:1, cpu or auto (default: cuda when available)")
+    p.add_argument("--dtype", default=None, help="bfloat16, float16 or float32 (default: bf16 on GPU, fp32 on CPU)")
+    p.add_argument("--max-memory", default=None, metavar="SPEC",
+                   help="per-device memory for models larger than one GPU, e.g. '0=20GiB,cpu=64GiB'")
+
+
+def _prompt_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--prompt", required=True, help="the text to run through the model")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="llm-internals", description="Explore the insides of a large language model in the terminal.",
+                     epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from internals import __version__
+
+    parser.add_argument("--version", action="version", version=f"llm-internals {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("explore", help="open the explorer (the default command)")
+    _model_args(p)
+    _runtime_args(p)
+
+    p = sub.add_parser("summary", help="architecture facts and parameter counts")
+    _model_args(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = sub.add_parser("stats", help="exact statistics of stored tensors")
+    _model_args(p)
+    p.add_argument("--tensor", metavar="GLOB", help="only tensors whose stored name matches (e.g. 'model.layers.0.*')")
+    p.add_argument("--bins", type=_positive_int, default=64, help="histogram bins (default 64)")
+    p.add_argument("--json", action="store_true", help="print {\"tensors\": [...]}")
+    p.add_argument("--no-cache", action="store_true", help="recompute instead of reading the statistics cache")
+
+    p = sub.add_parser("attention", help="attention weights of one layer on a prompt")
+    _model_args(p)
+    _prompt_args(p)
+    p.add_argument("--layer", type=int, default=0, help="layer index (default 0; negative counts from the end)")
+    p.add_argument("--json", action="store_true")
+    _runtime_args(p)
+
+    p = sub.add_parser("lens", help="logit lens: top next tokens at every layer and position")
+    _model_args(p)
+    _prompt_args(p)
+    p.add_argument("--top", type=_positive_int, default=5, help="tokens per position (default 5)")
+    p.add_argument("--json", action="store_true")
+    _runtime_args(p)
+
+    p = sub.add_parser("generate", help="continue a prompt")
+    _model_args(p)
+    _prompt_args(p)
+    p.add_argument("--max-new-tokens", type=_positive_int, default=32)
+    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    _runtime_args(p)
+
+    p = sub.add_parser("worker", help="serve one model to several explorers on a Unix socket")
+    _model_args(p)
+    p.add_argument("--socket", required=True, metavar="PATH", help="socket path (its folder is made private, 0700)")
+    p.add_argument("--device", default=None)
+    p.add_argument("--dtype", default=None)
+    p.add_argument("--max-memory", default=None, metavar="SPEC")
+    p.add_argument("--log", default=None, metavar="FILE", help="log file (default: stderr)")
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import warnings
+
+    warnings.filterwarnings("ignore", category=UserWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if not args_list or (args_list[0] not in COMMANDS and args_list[0] not in ("-h", "--help", "--version")):
+        args_list = ["explore", *args_list]
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    _quiet_libraries()
+    try:
+        return _dispatch(args)
+    except UserError as exc:
+        fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from internals.cli import commands
+
+    handler = getattr(commands, f"cmd_{args.command}")
+    return handler(args) or 0
+
+
+def print_json(obj: Any) -> None:
+    json.dump(obj, sys.stdout)
+    sys.stdout.write("\n")
+    sys.stdout.flush()

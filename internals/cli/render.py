@@ -1,0 +1,117 @@
+"""Rich output for people (the `--json` forms are for scripts)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def human_count(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= size:
+            return f"{n / size:.2f}{unit}"
+    return str(n)
+
+
+def human_bytes(n: float | None) -> str:
+    if n is None:
+        return "-"
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.2f} {unit}"
+    return f"{int(n)} B"
+
+
+def summary_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
+    """The architecture card's rows (also drawn by the explorer)."""
+    heads, kv = s.get("num_attention_heads"), s.get("num_key_value_heads")
+    gqa = f"{heads} query / {kv} KV heads ({s.get('gqa_group_size')} per KV head)" if heads and kv else "-"
+    norm = s.get("norm") or {}
+    rope = s.get("rope") or {}
+    bias = s.get("attention_bias") or {}
+    tied = "yes" if s.get("tie_word_embeddings") else "no"
+    shared = {True: "shared", False: "separate", None: "unknown (no weights)"}[s.get("embeddings_shared")]
+    rows = [
+        ("architecture", f"{s.get('architecture') or '?'} ({s.get('model_type') or '?'})"),
+        ("parameters", f"{s['total_parameters']:,} ({human_count(s['total_parameters'])})"),
+        ("layers", str(s.get("num_layers"))),
+        ("hidden size", str(s.get("hidden_size"))),
+        ("attention", gqa),
+        ("head dim", str(s.get("head_dim"))),
+        ("MLP", f"{s.get('intermediate_size')} ({s.get('mlp_kind')}, {s.get('activation')})"),
+        ("norm", f"{norm.get('kind', '-')} eps={norm.get('eps')}"),
+        ("RoPE", f"theta={rope.get('theta')}" + (f" scaling={rope.get('scaling')}" if rope.get("scaling") else "") if rope else "-"),
+        ("q/k/v/o bias", " ".join(f"{k}={'yes' if v else 'no'}" for k, v in bias.items()) or "-"),
+        ("vocab", str(s.get("vocab_size"))),
+        ("max positions", str(s.get("max_position_embeddings"))),
+        ("experts", f"{s['num_experts']} ({s.get('num_experts_per_token')} per token)" if s.get("num_experts") else "dense"),
+        ("stored dtype", str(s.get("stored_dtype"))),
+        ("tied embeddings", f"config: {tied}; stored: {shared}"),
+        ("layout", str(s.get("layout"))),
+        ("source", f"{s.get('source_kind')}: {s.get('path')}"),
+    ]
+    mem = s.get("memory_bytes") or {}
+    rows.append(("weights memory", "  ".join(f"{k} {human_bytes(v)}" for k, v in mem.items())))
+    kv_bytes = s.get("kv_cache_bytes_per_token")
+    if kv_bytes:
+        rows.append(("KV cache / token", f"bf16 {human_bytes(kv_bytes['bf16'])}  fp32 {human_bytes(kv_bytes['fp32'])}"))
+    return rows
+
+
+def print_summary(s: dict[str, Any], console: Console | None = None) -> None:
+    console = console or Console()
+    card = Table(title="Model", show_header=False, title_justify="left")
+    card.add_column(style="bold cyan")
+    card.add_column()
+    for key, value in summary_rows(s):
+        card.add_row(key, value)
+    console.print(card)
+    total = s["total_parameters"] or 1
+    parts = Table(title="Parameters by component", title_justify="left")
+    parts.add_column("component")
+    parts.add_column("parameters", justify="right")
+    parts.add_column("share", justify="right")
+    for comp, n in s["parameters_by_component"].items():
+        if n:
+            parts.add_row(comp, f"{n:,}", f"{100 * n / total:.1f}%")
+    console.print(parts)
+
+
+def print_stats_table(results: list[dict[str, Any]], console: Console | None = None) -> None:
+    console = console or Console()
+    table = Table(title=f"{len(results)} tensors", title_justify="left")
+    for col in ("name", "shape", "dtype", "mean", "std", "min", "max", "kurtosis", "zeros"):
+        table.add_column(col, justify="left" if col in ("name", "shape", "dtype") else "right")
+
+    def f(v: Any) -> str:
+        return "-" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    for r in results:
+        table.add_row(r["name"], "×".join(map(str, r["shape"])), r["dtype"], f(r["mean"]), f(r["std"]),
+                      f(r["min"]), f(r["max"]), f(r["kurtosis"]), f(r["zeros"]))
+    console.print(table)
+
+
+@contextmanager
+def stats_progress(total: int, enabled: bool = True) -> Iterator[Callable[[int, int, str], None] | None]:
+    """A progress bar on stderr; yields the callback `iter_stats` calls after each tensor."""
+    console = Console(stderr=True)
+    if not enabled or not console.is_terminal:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("statistics"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  TextColumn("{task.description}"), console=console, transient=True) as progress:
+        task = progress.add_task("", total=total)
+
+        def update(done: int, _total: int, name: str) -> None:
+            progress.update(task, completed=done, description=name)
+
+        yield update

@@ -1,0 +1,510 @@
+"""Train the demo model shipped in `internals/demo_model/` (a 3-layer Qwen2 on Python stdlib sources).
+
+    nice -n 5 python -m internals.demo_model_training.train --out internals/demo_model
+
+Reproducible: fixed seeds, a deterministic file list and split, a deterministic data order (numpy
+Generator), deterministic torch algorithms, a fixed number of CPU threads. Runs in about 20 minutes on 2 CPU
+cores. Two phases (a curriculum):
+- A: short rows (batch 8 x 64 tokens), a quarter of them random token sequences repeated and a quarter
+  corpus spans repeated, so that previous-token and induction heads form early;
+- B: longer rows (batch 16 x 128), an eighth random repeats and an eighth repeated spans, the rest plain text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from internals.demo_model_training import corpus, heads
+from internals.demo_model_training.init_weights import INIT_FILE, checksums, initial_model
+
+
+@dataclass
+class Phase:
+    name: str
+    steps: int
+    batch: int
+    ctx: int
+    p_random: float  # fraction of rows: random token sequence repeated
+    p_span: float  # fraction of rows: corpus span repeated
+
+
+@dataclass
+class ModelShape:
+    hidden_size: int = 144
+    intermediate_size: int = 512
+    num_hidden_layers: int = 3
+    num_attention_heads: int = 6
+    num_key_value_heads: int = 2
+    max_position_embeddings: int = 512
+    rope_theta: float = 10000.0
+    rms_norm_eps: float = 1e-6
+    initializer_range: float = 0.02
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, required=True, help="output folder (weights, tokenizer, card, log)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--vocab-size", type=int, default=4096)
+    p.add_argument("--steps-a", type=int, default=13000)
+    p.add_argument("--steps-b", type=int, default=2000)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--min-lr-ratio", type=float, default=0.1)
+    p.add_argument("--warmup", type=int, default=300)
+    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--log-every", type=int, default=50)
+    p.add_argument("--eval-every", type=int, default=500)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--smoke", action="store_true", help="a one-minute pipeline check (few steps)")
+    args = p.parse_args(argv)
+    if args.smoke:
+        args.steps_a, args.steps_b, args.eval_every, args.warmup = 300, 60, 100, 50
+    return args
+
+
+# ----------------------------------------------------------------------------------------------------- data
+
+
+def encode_stream(tokenizer, texts: list[str], eos_id: int) -> np.ndarray:
+    """All texts tokenized and joined, each followed by <|endoftext|>."""
+    encodings = tokenizer.backend_tokenizer.encode_batch(texts, add_special_tokens=False)
+    parts = []
+    for enc in encodings:
+        parts.append(np.asarray(enc.ids, dtype=np.int32))
+        parts.append(np.asarray([eos_id], dtype=np.int32))
+    return np.concatenate(parts)
+
+
+class Batches:
+    def __init__(self, stream: np.ndarray, allowed: np.ndarray, seed: int) -> None:
+        self.stream = stream
+        self.allowed = allowed
+        self.rng = np.random.default_rng(seed)
+
+    def make(self, phase: Phase) -> tuple[torch.Tensor, torch.Tensor]:
+        """(rows [B, ctx+1], plain-text mask [B])."""
+        rng, n, width = self.rng, phase.batch, phase.ctx + 1
+        rows = np.empty((n, width), dtype=np.int64)
+        plain = np.zeros(n, dtype=bool)
+        kinds = rng.random(n)
+        for r in range(n):
+            if kinds[r] < phase.p_random:
+                k = int(rng.integers(8, phase.ctx // 2 + 1))
+                seq = self.allowed[rng.integers(0, len(self.allowed), k)]
+                rows[r] = np.resize(seq, width)
+            elif kinds[r] < phase.p_random + phase.p_span:
+                k = int(rng.integers(8, phase.ctx // 2 + 1))
+                start = int(rng.integers(0, len(self.stream) - k))
+                rows[r] = np.resize(self.stream[start : start + k], width)
+            else:
+                start = int(rng.integers(0, len(self.stream) - width))
+                rows[r] = self.stream[start : start + width]
+                plain[r] = True
+        return torch.from_numpy(rows), torch.from_numpy(plain)
+
+
+def even_windows(stream: np.ndarray, ctx: int, n: int | None) -> torch.Tensor:
+    """Non-overlapping windows of ctx tokens; n of them evenly spread over the stream (all when n is None)."""
+    total = len(stream) // ctx
+    idx = np.arange(total) if n is None or n >= total else np.linspace(0, total - 1, n).round().astype(int)
+    return torch.from_numpy(np.stack([stream[i * ctx : (i + 1) * ctx] for i in idx]).astype(np.int64))
+
+
+# ------------------------------------------------------------------------------------------------- training
+
+
+def lr_at(step: int, total: int, args: argparse.Namespace) -> float:
+    if step < args.warmup:
+        return args.lr * (step + 1) / args.warmup
+    progress = (step - args.warmup) / max(1, total - args.warmup)
+    cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return args.lr * (args.min_lr_ratio + (1 - args.min_lr_ratio) * cosine)
+
+
+def make_config(shape: ModelShape, vocab_size: int, eos_id: int):
+    from transformers import Qwen2Config
+
+    config = Qwen2Config(
+        vocab_size=vocab_size,
+        hidden_size=shape.hidden_size,
+        intermediate_size=shape.intermediate_size,
+        num_hidden_layers=shape.num_hidden_layers,
+        num_attention_heads=shape.num_attention_heads,
+        num_key_value_heads=shape.num_key_value_heads,
+        hidden_act="silu",
+        max_position_embeddings=shape.max_position_embeddings,
+        initializer_range=shape.initializer_range,
+        rms_norm_eps=shape.rms_norm_eps,
+        rope_parameters={"rope_type": "default", "rope_theta": shape.rope_theta},
+        tie_word_embeddings=False,
+        use_sliding_window=False,
+        attention_dropout=0.0,
+        bos_token_id=eos_id,
+        eos_token_id=eos_id,
+        pad_token_id=eos_id,
+        use_cache=True,
+    )
+    config.architectures = ["Qwen2ForCausalLM"]
+    config.dtype = "float32"
+    return config
+
+
+def head_scores(model, tokenizer, sample_windows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return heads.previous_token_scores(model, sample_windows), heads.induction_scores(model, tokenizer)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    t_start = time.time()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    torch.use_deterministic_algorithms(True)
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+
+    def say(msg: str) -> None:
+        print(f"[{time.time() - t_start:7.1f}s] {msg}", flush=True)
+
+    # corpus and tokenizer
+    files = corpus.stdlib_files()
+    train_files, heldout_files = corpus.split_files(files)
+    train_texts = [f.read() for f in train_files]
+    heldout_texts = [f.read() for f in heldout_files]
+    say(
+        f"stdlib {corpus.stdlib_dir()}: {len(train_files)} train files ({sum(map(len, train_texts)):,} chars), "
+        f"{len(heldout_files)} held-out files ({sum(map(len, heldout_texts)):,} chars)"
+    )
+    tokenizer = corpus.train_tokenizer(train_texts, args.vocab_size)
+    tokenizer.save_pretrained(out)
+    eos_id = tokenizer.convert_tokens_to_ids(corpus.ENDOFTEXT)
+    train_stream = encode_stream(tokenizer, train_texts, eos_id)
+    heldout_stream = encode_stream(tokenizer, heldout_texts, eos_id)
+    say(f"tokenizer: {len(tokenizer)} tokens; train {len(train_stream):,} tokens, held-out {len(heldout_stream):,}")
+    sample_text = corpus.heldout_sample(heldout_texts)
+    (out / "heldout_sample.txt").write_text(sample_text, encoding="utf-8")
+    (out / "heldout_files.txt").write_text("".join(f.relpath + "\n" for f in heldout_files), encoding="utf-8")
+    sample_ids = heads.text_token_ids(tokenizer, sample_text)
+    sample_windows = heads.text_windows(sample_ids, 128)
+
+    # model: config, exact initial weights (rebuilt through init_weights so that it is the shipped recipe)
+    shape = ModelShape()
+    config = make_config(shape, len(tokenizer), eos_id)
+    config.save_pretrained(out)
+    (out / INIT_FILE).write_text(json.dumps({"seed": args.seed}))
+    model = initial_model(out)
+    init_sums = checksums(model)
+    (out / INIT_FILE).write_text(
+        json.dumps(
+            {
+                "seed": args.seed,
+                "recipe": "internals.demo_model_training.init_weights.initial_model: one torch.Generator seeded "
+                "with `seed`; in named_parameters() order, weights ~ N(0, initializer_range), biases 0, "
+                "norm weights 1",
+                "torch_version": torch.__version__,
+                **init_sums,
+            },
+            indent=1,
+        )
+    )
+    model.config._attn_implementation = "sdpa"
+    model.train()
+    n_params = sum(p.numel() for p in model.parameters())
+    say(f"model: {n_params:,} parameters; init sha256 {init_sums['sha256'][:16]}...")
+
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=args.lr,
+        betas=(0.9, 0.95),
+        eps=1e-8,
+    )
+    phases = [
+        Phase("A", args.steps_a, batch=8, ctx=64, p_random=0.25, p_span=0.25),
+        Phase("B", args.steps_b, batch=16, ctx=128, p_random=0.125, p_span=0.125),
+    ]
+    total_steps = sum(p.steps for p in phases)
+    allowed = np.array([i for i in range(len(tokenizer)) if i != eos_id], dtype=np.int64)
+    batches = Batches(train_stream, allowed, args.seed)
+    eval_heldout = even_windows(heldout_stream, 128, 64)
+    eval_train = even_windows(train_stream, 128, 64)
+
+    log_path = out / "training_log.csv"
+    fields = [
+        "step", "phase", "loss", "text_loss", "lr", "tokens_seen", "heldout_loss", "train_eval_loss",
+        "max_prev_token_score", "max_induction_score", "elapsed_s",
+    ]  # fmt: skip
+    log_file = log_path.open("w", newline="")
+    writer = csv.DictWriter(log_file, fieldnames=fields)
+    writer.writeheader()
+
+    def evaluate(row: dict) -> None:
+        model.eval()
+        row["heldout_loss"] = f"{heads.mean_loss(model, eval_heldout):.4f}"
+        row["train_eval_loss"] = f"{heads.mean_loss(model, eval_train):.4f}"
+        prev, ind = head_scores(model, tokenizer, sample_windows)
+        row["max_prev_token_score"] = f"{float(prev.max()):.3f}"
+        row["max_induction_score"] = f"{float(ind.max()):.3f}"
+        model.train()
+
+    step, tokens_seen = 0, 0
+    acc_loss, acc_text, acc_text_n, acc_n = 0.0, 0.0, 0, 0
+    t_train = time.time()
+    for phase in phases:
+        say(f"phase {phase.name}: {phase.steps} steps of {phase.batch} x {phase.ctx} tokens")
+        for _ in range(phase.steps):
+            lr = lr_at(step, total_steps, args)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            rows, plain = batches.make(phase)
+            logits = model(input_ids=rows[:, :-1], use_cache=False).logits
+            per_token = F.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]), rows[:, 1:].reshape(-1), reduction="none"
+            ).view(rows.shape[0], -1)
+            loss = per_token.mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            step += 1
+            tokens_seen += rows[:, :-1].numel()
+            acc_loss += loss.item()
+            acc_n += 1
+            if bool(plain.any()):
+                acc_text += per_token[plain].detach().mean().item()
+                acc_text_n += 1
+            if step % args.log_every == 0 or step == total_steps:
+                row = {k: "" for k in fields}
+                row.update(
+                    step=step,
+                    phase=phase.name,
+                    loss=f"{acc_loss / acc_n:.4f}",
+                    text_loss=f"{acc_text / max(1, acc_text_n):.4f}",
+                    lr=f"{lr:.6g}",
+                    tokens_seen=tokens_seen,
+                    elapsed_s=f"{time.time() - t_train:.1f}",
+                )
+                if step % args.eval_every == 0 or step == total_steps:
+                    evaluate(row)
+                    say(
+                        f"step {step} loss {row['loss']} text {row['text_loss']} held-out {row['heldout_loss']} "
+                        f"prev {row['max_prev_token_score']} induction {row['max_induction_score']} lr {lr:.2e}"
+                    )
+                writer.writerow(row)
+                log_file.flush()
+                acc_loss, acc_text, acc_text_n, acc_n = 0.0, 0.0, 0, 0
+    log_file.close()
+    train_seconds = time.time() - t_train
+    say(f"training done in {train_seconds / 60:.1f} min")
+
+    # save
+    model.eval()
+    model.config._attn_implementation = "sdpa"
+    model.save_pretrained(out, safe_serialization=True)
+    from transformers import GenerationConfig
+
+    GenerationConfig(
+        bos_token_id=eos_id, eos_token_id=eos_id, pad_token_id=eos_id, do_sample=False, max_new_tokens=64
+    ).save_pretrained(out)
+
+    # final measurements
+    final = {
+        "heldout_loss": heads.mean_loss(model, even_windows(heldout_stream, 128, None)),
+        "train_loss": heads.mean_loss(model, even_windows(train_stream, 128, 2048)),
+        "heldout_unigram_entropy": heads.unigram_entropy(heldout_stream.tolist()),
+        "heldout_tokens": int(len(heldout_stream)),
+        "train_tokens": int(len(train_stream)),
+        "sample_loss": heads.mean_loss(model, sample_windows),
+        "sample_unigram_entropy": heads.unigram_entropy(sample_ids),
+        "sample_tokens": len(sample_ids),
+    }
+    prev, ind = head_scores(model, tokenizer, sample_windows)
+    final["previous_token_scores"] = [[round(float(x), 4) for x in r] for r in prev]
+    final["induction_scores"] = [[round(float(x), 4) for x in r] for r in ind]
+    final["continuation"] = heads.greedy_continuation(model, tokenizer, "def __init__(self", 24)
+    meta = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": __import__("transformers").__version__,
+        "tokenizers": __import__("tokenizers").__version__,
+        "threads": args.threads,
+        "train_seconds": round(train_seconds, 1),
+        "total_seconds": round(time.time() - t_start, 1),
+        "parameters": n_params,
+        "train_files": len(train_files),
+        "heldout_files": len(heldout_files),
+        "train_chars": sum(map(len, train_texts)),
+        "heldout_chars": sum(map(len, heldout_texts)),
+        "tokens_seen": tokens_seen,
+        "steps": total_steps,
+        "phases": [asdict(p) for p in phases],
+        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "shape": asdict(shape),
+    }
+    (out / "metrics.json").write_text(json.dumps({**meta, **final}, indent=1))
+    write_card(out, meta, final, config)
+    say(
+        f"held-out loss {final['heldout_loss']:.3f} (unigram entropy {final['heldout_unigram_entropy']:.3f}); "
+        f"train loss {final['train_loss']:.3f}; continuation {final['continuation']!r}"
+    )
+
+
+# ----------------------------------------------------------------------------------------------- model card
+
+
+def _table(scores: list[list[float]]) -> str:
+    n_heads = len(scores[0])
+    lines = ["| layer | " + " | ".join(f"head {h}" for h in range(n_heads)) + " |"]
+    lines.append("|---|" + "---|" * n_heads)
+    for layer, row in enumerate(scores):
+        lines.append(f"| {layer} | " + " | ".join(f"{x:.2f}" for x in row) + " |")
+    return "\n".join(lines)
+
+
+def _named(scores: list[list[float]], threshold: float, label: str) -> str:
+    found = heads.top_heads(torch.tensor(scores), threshold)
+    if not found:
+        best = heads.top_heads(torch.tensor(scores), -1.0)[0]
+        return f"- none at or above {threshold} (best: layer {best[0]} head {best[1]}: {label} {best[2]:.2f})"
+    return "\n".join(f"- layer {l} head {h}: {label} {s:.2f}" for l, h, s in found)
+
+
+def write_card(out: Path, meta: dict, final: dict, config) -> None:
+    size = sum(p.stat().st_size for p in out.iterdir() if p.is_file() and p.name != "README.md")
+    phase_lines = "\n".join(
+        f"- phase {p['name']}: {p['steps']:,} steps, batch {p['batch']} x {p['ctx']} tokens; "
+        f"{p['p_random']:.0%} of rows a random token sequence (8 to {p['ctx'] // 2} tokens) repeated to fill "
+        f"the row, {p['p_span']:.0%} a corpus span (8 to {p['ctx'] // 2} tokens) repeated, the rest plain text"
+        for p in meta["phases"]
+    )
+    a = meta["args"]
+    card = f"""# demo_model: a 3-layer Qwen2 trained on the Python standard library
+
+A small model of the same family as DeepSeek-R1-Distill-Qwen-1.5B, trained from scratch on 2 CPU cores by
+this project's own script, so that the explorer has real, trained weights to show without a download.
+Everything below was written by the training script from its own measurements.
+
+## Reproduce
+
+```
+nice -n 5 python -m internals.demo_model_training.train --out internals/demo_model
+```
+
+Deterministic given the same Python standard library (Python {meta['python']} here), torch
+({meta['torch']}), transformers ({meta['transformers']}), tokenizers ({meta['tokenizers']}) and thread count
+({meta['threads']}): seed {a['seed']}, sorted file list, numpy `default_rng({a['seed']})` data order,
+`torch.use_deterministic_algorithms(True)`.
+`internals.demo_model_training.init_weights.initial_model("internals/demo_model")` rebuilds the exact
+untrained weights; `init.json` holds the seed and their checksums.
+
+## Architecture (`Qwen2ForCausalLM`)
+
+| | this model | DeepSeek-R1-Distill-Qwen-1.5B |
+|---|---|---|
+| layers | {config.num_hidden_layers} | 28 |
+| hidden size | {config.hidden_size} | 1536 |
+| query heads / KV heads (GQA) | {config.num_attention_heads} / {config.num_key_value_heads} (head dim {config.hidden_size // config.num_attention_heads}) | 12 / 2 (head dim 128) |
+| MLP (SwiGLU, `silu`) | {config.intermediate_size} | 8960 |
+| norm | RMSNorm, eps {config.rms_norm_eps} | RMSNorm, eps 1e-6 |
+| positions | RoPE, theta {config.rope_parameters['rope_theta']:g}, max {config.max_position_embeddings} | RoPE, theta 10000 |
+| q/k/v biases | yes | yes |
+| tied embeddings | no (separate `lm_head`) | no |
+| vocabulary | {config.vocab_size} | 151,936 |
+| parameters | {meta['parameters']:,} | 1,777,088,000 |
+| stored as | float32 safetensors | bf16 |
+
+Folder size: {size / 1e6:.1f} MB.
+
+## Corpus
+
+The `.py` files under the Python standard library directory (`sysconfig.get_paths()['stdlib']`), sorted by
+path, leaving out any directory named test, tests, idle_test, site-packages, dist-packages, `__pycache__`,
+encodings (generated codec tables) or pydoc_data. A file is held out when the sha256 of its relative path,
+taken as an integer mod 10, is 0: {meta['train_files']} train files ({meta['train_chars']:,} characters,
+{final['train_tokens']:,} tokens) and {meta['heldout_files']} held-out files ({meta['heldout_chars']:,}
+characters, {final['heldout_tokens']:,} tokens), listed in `heldout_files.txt`. `heldout_sample.txt` is
+{len((out / 'heldout_sample.txt').read_text(encoding='utf-8')):,} characters of held-out code (about 1,000
+characters from the middle of each of the first 8 held-out files) used by the tests. The project's lessons are
+not used.
+
+## Tokenizer
+
+Byte-level BPE trained with `tokenizers` on the train files only: GPT-2 byte-level pre-tokenizer without a
+prefix space, {config.vocab_size} tokens including the special token `<|endoftext|>` (id {config.eos_token_id},
+used as bos, eos and pad and appended after each file). Loads with `AutoTokenizer`; decoding is byte-level, so
+`decode(encode(text)) == text`.
+
+## Training
+
+AdamW (betas 0.9/0.95, weight decay {a['weight_decay']} on matrices), peak learning rate {a['lr']:g}, linear
+warm-up over {a['warmup']} steps then cosine decay to {a['min_lr_ratio']:g} x peak, gradient clipping at 1.0,
+float32, {meta['threads']} CPU threads. Curriculum with repeated sequences so that induction heads form early
+(they form after fewer tokens with small batch x context and with repetition in the data):
+
+{phase_lines}
+
+{meta['steps']:,} steps, {meta['tokens_seen']:,} tokens seen; training time {meta['train_seconds'] / 60:.1f} min
+(total {meta['total_seconds'] / 60:.1f} min with tokenizer training and evaluation). `training_log.csv` holds
+step, phase, loss (mixed batch), text_loss (plain-text rows), lr, tokens_seen and, every {a['eval_every']} steps,
+held-out loss, train loss (64 windows of 128 tokens each) and the best previous-token and induction scores.
+
+## Results
+
+Losses are mean next-token cross-entropy in nats, on non-overlapping windows of 128 tokens.
+
+| | loss | unigram entropy of the same text |
+|---|---|---|
+| train files (2,048 windows) | {final['train_loss']:.3f} | |
+| held-out files (all) | {final['heldout_loss']:.3f} | {final['heldout_unigram_entropy']:.3f} |
+| `heldout_sample.txt` ({final['sample_tokens']:,} tokens) | {final['sample_loss']:.3f} | {final['sample_unigram_entropy']:.3f} |
+
+The unigram entropy is that of the empirical token frequencies of the text itself (the loss of the best
+predictor that ignores context), so a held-out loss well below it shows the model uses context.
+
+### Heads
+
+Previous-token score: mean attention from each position to the one before, on `heldout_sample.txt`
+(windows of 128 tokens). Induction score: on 8 sequences of 40 random tokens repeated twice (seed
+{heads.INDUCTION_SEED}), the mean attention from position i of the second copy to position i - 39, the token
+that followed the earlier occurrence of the current one.
+
+Previous-token heads (score >= 0.5):
+{_named(final['previous_token_scores'], 0.5, 'previous-token score')}
+
+Induction heads (score >= 0.3):
+{_named(final['induction_scores'], 0.3, 'induction score')}
+
+Previous-token scores:
+
+{_table(final['previous_token_scores'])}
+
+Induction scores:
+
+{_table(final['induction_scores'])}
+
+### Greedy continuation
+
+`def __init__(self` -> `{final['continuation']!r}`
+
+## Limits
+
+A few million parameters trained for minutes: it writes Python-looking text, not working programs. It is
+for looking inside (weights, attention, logit lens), with the same component types as the 1.5B model.
+"""
+    (out / "README.md").write_text(card, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

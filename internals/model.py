@@ -1,0 +1,117 @@
+"""`open_model`: the engine's entry point. A model opened lazily: its tree, facts and tensor values.
+
+Opening reads the config and the safetensors headers only, and builds the module tree on the meta device.
+Tensor values are read when statistics are asked for, one tensor at a time from memory maps.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from internals.errors import ModelSourceError, UserError
+from internals.facts import summarize
+from internals.sources import ModelSource, resolve_source
+from internals.structure import (
+    ModelStructure,
+    build_meta_model,
+    load_config,
+    structure_from_model,
+    structure_from_names,
+)
+from internals.weights import WeightStore, require_weights
+
+
+@dataclass
+class OpenedModel:
+    """A model opened for exploration. Cheap to create; reads values on demand."""
+
+    source: ModelSource
+    structure: ModelStructure
+    store: WeightStore | None
+    trust_remote_code: bool = False
+    _summary: dict[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def config(self):
+        return self.structure.config
+
+    def summary(self) -> dict[str, Any]:
+        if self._summary is None:
+            self._summary = summarize(self.structure, self.store, path=str(self.source.path), source_kind=self.source.kind)
+        return self._summary
+
+    def tree(self) -> list[dict[str, Any]]:
+        from internals.tree import tree_nodes
+
+        return tree_nodes(self.structure, self.store)
+
+    # --- statistics -------------------------------------------------------------------------------------
+    def tensor_names(self, pattern: str | None = None) -> list[str]:
+        """Stored tensor names (file layout), optionally filtered by a glob; raises if nothing matches."""
+        store = require_weights(self.store, "statistics")
+        names = store.names()
+        if pattern:
+            names = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+            if not names:
+                raise UserError(f"no stored tensor matches {pattern!r}: `llm-internals stats MODEL --json` lists them all")
+        return names
+
+    def stored_name_of(self, name: str) -> str:
+        """Map a parameter name (in-memory layout) or a stored name to the stored tensor holding it."""
+        store = require_weights(self.store, "statistics")
+        if name in store:
+            return name
+        info = self.structure.params.get(name)
+        if info is not None and info.tied_to is not None:
+            info = self.structure.params[info.tied_to]
+        if info is not None and len(info.stored) == 1:
+            return info.stored[0]
+        if info is not None and info.stored:
+            raise UserError(f"{name} is built at load time from {len(info.stored)} stored tensors (e.g. {info.stored[0]}): ask for those")
+        raise UserError(f"no tensor named {name!r}: `llm-internals stats MODEL --json` lists the stored tensors")
+
+    def tensor_stats(self, name: str, bins: int = 64, value_range: tuple[float, float] | None = None) -> dict[str, Any]:
+        """Exact statistics of one tensor (parameter or stored name), as the `stats --json` item."""
+        from internals.stats_service import stats_for
+
+        stored = self.stored_name_of(name)
+        return stats_for(self.store, stored, bins=bins, value_range=value_range)
+
+    def iter_stats(self, names: list[str], bins: int = 64,
+                   progress: Callable[[int, int, str], None] | None = None) -> Iterator[dict[str, Any]]:
+        from internals.stats_service import flush, stats_for
+
+        store = require_weights(self.store, "statistics")
+        try:
+            for i, name in enumerate(names):
+                if progress:
+                    progress(i, len(names), name)
+                yield stats_for(store, name, bins=bins, save=False)
+        finally:
+            flush(store, bins)
+        if progress:
+            progress(len(names), len(names), "")
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+
+
+def open_model(spec: str | None = None, *, revision: str | None = None, trust_remote_code: bool = False) -> OpenedModel:
+    """Open MODEL (hub id, folder, .safetensors file, config.json, or None for the demo model) lazily."""
+    source = resolve_source(spec, revision)
+    store = None
+    if source.has_weights:
+        store = WeightStore(source.weight_files, source.pickle_files)
+    if source.config_path is not None:
+        config = load_config(source.config_path, trust_remote_code)
+        model = build_meta_model(config, trust_remote_code)
+        structure = structure_from_model(model, config, store)
+    elif store is not None:
+        structure = structure_from_names(store)
+    else:  # pragma: no cover - resolve_source guarantees config or weights
+        raise ModelSourceError(f"{source.path} has neither a config nor weights")
+    return OpenedModel(source=source, structure=structure, store=store, trust_remote_code=trust_remote_code)

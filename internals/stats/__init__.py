@@ -1,0 +1,71 @@
+"""Exact per-tensor statistics from raw safetensors bytes (numpy + numba; no torch at import).
+
+Public API
+----------
+- `compute_tensor_stats(raw, dtype, shape, bins=64, name="") -> TensorStats`; `TensorStats.to_dict()` is
+  the "Tensor statistics" JSON item of docs/contracts.md.
+- `count_patterns(raw, dtype, shape=None, name="") -> PatternCounts` for 8/16-bit dtypes; a
+  `PatternCounts` re-derives `stats(bins)`, `histogram(bins, range)` and `quantile(q)` exactly without
+  reading the tensor again (keep it to re-bin cheaply in the explorer).
+- `tensor_histogram(raw, dtype, shape, bins=64, range=None) -> (edges, counts)` for any dtype.
+- `histogram_from_counts(values, counts, bins=64, range=None)`: numpy.histogram of a weighted multiset.
+- `readable_dtype("BF16") -> "bfloat16"`; `naive_stats(...)`: the torch baseline (benchmark only).
+
+Method (exact, no sampling)
+---------------------------
+- 8/16-bit dtypes (BF16, F16, F8_E4M3, F8_E5M2, I8, U8, I16, U16, BOOL): one parallel integer pass counts
+  every bit pattern (one uint32 sub-histogram per numba thread, reduced at the end of each chunk); every
+  moment (float64 over pattern value x count), every quantile (order statistics from cumulative counts +
+  numpy's linear interpolation) and any histogram derive from the 65,536 (or 256) counts.
+- F32/F64 (and I32/U32/I64/U64, converted to float64 chunk by chunk): pass 1 gives counts, sum, sum|x|,
+  sum x^2, min, max and the counts of the top 16 bits of each value's order-preserving key; pass 2 (mean
+  known) gives the central moments, the histogram over [min, max] and the next 16 key bits inside the
+  buckets that hold the wanted order statistics (radix select), so F32 quantiles are exact in two
+  passes (64-bit types take two more refinement passes). Memory is bounded by the chunk
+  (`CHUNK_ELEMENTS`) and per-thread tables, never by the tensor.
+
+Conventions: population std; excess kurtosis (None when std is 0); moments, quantiles and histogram over
+finite values; numpy.histogram's bins (equal width over [min, max], last bin closed, a constant tensor
+gets [v - 0.5, v + 0.5]); -0.0 counts as a zero; undefined values are None; all output floats finite.
+
+Threads: numba's (NUMBA_NUM_THREADS or `numba.set_num_threads`). Kernels are compiled on first use and
+cached next to the source (or not cached when no cache location is writable). Calls from several
+Python threads are serialised (each call already uses every numba thread). Little-endian hosts only.
+"""
+
+from __future__ import annotations
+
+from internals.stats._dtypes import dtype_info, readable_dtype
+from internals.stats.core import (
+    CHUNK_ELEMENTS,
+    QUANTILES,
+    PatternCounts,
+    TensorStats,
+    compute_tensor_stats,
+    count_patterns,
+    histogram_from_counts,
+    tensor_histogram,
+)
+
+
+def naive_stats(*args, **kwargs):  # noqa: D103 - documented in internals.stats.naive
+    from internals.stats.naive import naive_stats as _naive
+
+    return _naive(*args, **kwargs)
+
+
+naive_stats.__doc__ = "The torch baseline (`internals.stats.naive.naive_stats`), for the benchmark only."
+
+__all__ = [
+    "CHUNK_ELEMENTS",
+    "QUANTILES",
+    "PatternCounts",
+    "TensorStats",
+    "compute_tensor_stats",
+    "count_patterns",
+    "dtype_info",
+    "histogram_from_counts",
+    "naive_stats",
+    "readable_dtype",
+    "tensor_histogram",
+]

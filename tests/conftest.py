@@ -1,0 +1,96 @@
+"""Shared fixtures: tiny real transformers models saved as real safetensors folders.
+
+Models are built once per test session (random weights, fixed seeds) under a session temp folder.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data"
+
+TINY_CONFIGS: dict[str, dict] = {
+    "llama": dict(model_type="llama", hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=2, vocab_size=256, max_position_embeddings=128,
+                  tie_word_embeddings=False),
+    "llama-tied": dict(model_type="llama", hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                       num_attention_heads=4, num_key_value_heads=4, vocab_size=256, max_position_embeddings=128,
+                       tie_word_embeddings=True),
+    "qwen2": dict(model_type="qwen2", hidden_size=96, intermediate_size=160, num_hidden_layers=3,
+                  num_attention_heads=6, num_key_value_heads=2, vocab_size=300, max_position_embeddings=128,
+                  tie_word_embeddings=False, rope_theta=10000.0),
+    "gpt2": dict(model_type="gpt2", n_embd=64, n_layer=2, n_head=4, vocab_size=256, n_positions=128),
+    "mixtral": dict(model_type="mixtral", hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                    num_attention_heads=4, num_key_value_heads=2, vocab_size=256, num_local_experts=4,
+                    num_experts_per_tok=2, max_position_embeddings=128, tie_word_embeddings=False),
+}
+
+
+def build_tiny_model(kind: str, folder: Path, dtype: str = "float32", seed: int = 0) -> Path:
+    """Save a tiny random `kind` model (plus a byte-level tokenizer) as a real HF folder."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    cfg = dict(TINY_CONFIGS[kind])
+    model_type = cfg.pop("model_type")
+    config = AutoConfig.for_model(model_type, **cfg)
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config).to(getattr(torch, dtype)).eval()
+    with torch.no_grad():  # spread values so statistics are not all alike
+        for i, p in enumerate(model.parameters()):
+            p.add_(torch.randn_like(p) * 0.01 * (1 + i % 5))
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    _save_byte_tokenizer(folder, config.vocab_size)
+    return folder
+
+
+def _save_byte_tokenizer(folder: Path, vocab_size: int) -> None:
+    """A real byte-level BPE tokenizer (tokenizers library) with `vocab_size` tokens."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    text = ["def __init__(self, value):\n    self.value = value\n    return None\n" * 3,
+            "The quick brown fox jumps over the lazy dog. " * 5]
+    tok.train_from_iterator(text, trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", bos_token="<|endoftext|>")
+    fast.save_pretrained(folder)
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory):
+    """Factory: tiny_models(kind, dtype="float32") -> folder path (built once per session)."""
+    root = tmp_path_factory.mktemp("tiny-models")
+    built: dict[tuple[str, str], Path] = {}
+
+    def get(kind: str, dtype: str = "float32") -> Path:
+        key = (kind, dtype)
+        if key not in built:
+            built[key] = build_tiny_model(kind, root / f"{kind}-{dtype}", dtype)
+        return built[key]
+
+    return get
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path, monkeypatch):
+    """Each test gets its own statistics cache, so tests never see each other's numbers."""
+    monkeypatch.setenv("LLM_INTERNALS_CACHE", str(tmp_path / "cache"))
+    from internals import stats_service
+
+    stats_service._MEMORY.clear()
+    yield
+    stats_service._MEMORY.clear()
