@@ -119,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default=None)
     p.add_argument("--max-memory", default=None, metavar="SPEC")
     p.add_argument("--log", default=None, metavar="FILE", help="log file (default: stderr)")
+    p.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
     return parser
 
 

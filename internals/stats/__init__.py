@@ -14,23 +14,27 @@ Public API
 Method (exact, no sampling)
 ---------------------------
 - 8/16-bit dtypes (BF16, F16, F8_E4M3, F8_E5M2, I8, U8, I16, U16, BOOL): one parallel integer pass counts
-  every bit pattern (one uint32 sub-histogram per numba thread, reduced at the end of each chunk); every
+  every bit pattern (one uint32 sub-histogram per thread, reduced at the end); every
   moment (float64 over pattern value x count), every quantile (order statistics from cumulative counts +
   numpy's linear interpolation) and any histogram derive from the 65,536 (or 256) counts.
 - F32/F64 (and I32/U32/I64/U64, converted to float64 chunk by chunk): pass 1 gives counts, sum, sum|x|,
   sum x^2, min, max and the counts of the top 16 bits of each value's order-preserving key; pass 2 (mean
   known) gives the central moments, the histogram over [min, max] and the next 16 key bits inside the
   buckets that hold the wanted order statistics (radix select), so F32 quantiles are exact in two
-  passes (64-bit types take two more refinement passes). Memory is bounded by the chunk
-  (`CHUNK_ELEMENTS`) and per-thread tables, never by the tensor.
+  passes (64-bit types take two more refinement passes). Extra memory is bounded by per-thread tables
+  (and, for integers, one float64 block per thread), never by the tensor.
 
 Conventions: population std; excess kurtosis (None when std is 0); moments, quantiles and histogram over
 finite values; numpy.histogram's bins (equal width over [min, max], last bin closed, a constant tensor
 gets [v - 0.5, v + 0.5]); -0.0 counts as a zero; undefined values are None; all output floats finite.
 
-Threads: numba's (NUMBA_NUM_THREADS or `numba.set_num_threads`). Kernels are compiled on first use and
-cached next to the source (or not cached when no cache location is writable). Calls from several
-Python threads are serialised (each call already uses every numba thread). Little-endian hosts only.
+Threads: a tensor is cut into blocks (`CHUNK_ELEMENTS`, at least `MIN_BLOCK_ELEMENTS` unless the caller
+passes `chunk_elements`) that NUMBA_NUM_THREADS worker threads (default: numba's, the usable CPUs) take
+from a shared counter, each running serial `nogil` numba kernels into its own tables; the tables are
+reduced at the end, and floating-point partial sums are combined per block with `math.fsum`, so results
+do not depend on scheduling. Kernels are compiled on first use (a few seconds) and cached next to the
+source (or per process when no cache location is writable). Safe to call from several threads at once.
+Little-endian hosts only.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from __future__ import annotations
 from internals.stats._dtypes import dtype_info, readable_dtype
 from internals.stats.core import (
     CHUNK_ELEMENTS,
+    MIN_BLOCK_ELEMENTS,
     QUANTILES,
     PatternCounts,
     TensorStats,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import math
+import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -15,26 +18,96 @@ from internals.stats._dtypes import DtypeInfo, dtype_info, pattern_tables
 QUANTILES: tuple[tuple[str, float], ...] = (
     ("p1", 0.01), ("p5", 0.05), ("p25", 0.25), ("p50", 0.5), ("p75", 0.75), ("p95", 0.95), ("p99", 0.99),
 )
-#: Elements per chunk for the multi-pass kernels (F32/F64/integers); bounds the extra memory.
-CHUNK_ELEMENTS = 16 * 1024 * 1024
-#: Integers wider than 16 bits are converted to float64 in chunks of at most this many elements.
-INT_CHUNK_ELEMENTS = 4 * 1024 * 1024
+#: Elements per block: the unit of work of one thread (8/16-bit: counted in one call; wider integers
+#: are converted to float64 one block at a time, so extra memory is threads x block x 8 bytes at most).
+CHUNK_ELEMENTS = 4 * 1024 * 1024
+#: Tensors are split into at least this many elements per block, so small tensors stay on one thread.
+MIN_BLOCK_ELEMENTS = 512 * 1024
 
-# Parallel kernels run one at a time: numba's fallback threading layer ("workqueue") aborts the process
-# on concurrent launches from two Python threads, and each kernel already uses every numba thread.
-_KERNEL_LOCK = threading.Lock()
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
 
 
 def _kernels():
-    from internals.stats import _kernels as k  # lazy: importing numba costs ~0.5 s
+    from internals.stats import _kernels as k  # lazy: importing numba costs ~0.3 s
 
     return k
 
 
-def _threads() -> int:
+def threads() -> int:
+    """Worker threads per tensor: NUMBA_NUM_THREADS when set, else numba's default (the usable CPUs)."""
+    env = os.environ.get("NUMBA_NUM_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
     import numba
 
-    return max(1, int(numba.get_num_threads()))  # NUMBA_NUM_THREADS / numba.set_num_threads
+    return max(1, int(numba.config.NUMBA_NUM_THREADS))
+
+
+def _pool(n: int) -> ThreadPoolExecutor:
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None or _POOL._max_workers < n:  # noqa: SLF001
+            _POOL = ThreadPoolExecutor(max_workers=n, thread_name_prefix="tensor-stats")
+        return _POOL
+
+
+def _block_size(n: int, nt: int, chunk_elements: int | None) -> int:
+    if chunk_elements is not None:
+        if int(chunk_elements) < 1:
+            raise ValueError("chunk_elements must be positive")
+        return min(int(chunk_elements), 2**31)
+    return max(1, min(CHUNK_ELEMENTS, max(MIN_BLOCK_ELEMENTS, -(-n // nt))))
+
+
+def _run_blocks(n: int, block: int, make_state: Callable[[], Any], work: Callable[[Any, int, int, int], None]) -> list:
+    """Call work(state, block_index, lo, hi) for every block of [0, n), one state per worker thread.
+
+    Workers take blocks from a shared counter (a thread that gets less CPU takes fewer blocks) and
+    release the GIL inside the kernels. Returns the workers' states.
+    """
+    nblocks = -(-n // block)
+    nt = min(threads(), nblocks)
+    if nt <= 1:
+        state = make_state()
+        for i in range(nblocks):
+            work(state, i, i * block, min(n, (i + 1) * block))
+        return [state]
+    counter = itertools.count()
+
+    def worker():
+        state = make_state()
+        while (i := next(counter)) < nblocks:
+            work(state, i, i * block, min(n, (i + 1) * block))
+        return state
+
+    futures = [_pool(nt).submit(worker) for _ in range(nt)]
+    return [f.result() for f in futures]
+
+
+class _Counts32:
+    """A worker's uint32 counting table, flushed into int64 before it could overflow."""
+
+    __slots__ = ("c32", "total", "pending")
+
+    def __init__(self, size: int) -> None:
+        self.c32 = np.zeros(size, np.uint32)
+        self.total: np.ndarray | None = None
+        self.pending = 0
+
+    def reserve(self, m: int) -> np.ndarray:
+        if self.pending + m > 0xFFFFFFFF:
+            self.flush()
+        self.pending += m
+        return self.c32
+
+    def flush(self) -> np.ndarray:
+        if self.total is None:
+            self.total = np.zeros(self.c32.size, np.int64)
+        self.total += self.c32
+        self.c32[:] = 0
+        self.pending = 0
+        return self.total
 
 
 def _f(x: Any) -> float | None:
@@ -322,22 +395,13 @@ def _typed_view(raw: Any, info: DtypeInfo, shape: tuple[int, ...]) -> tuple[np.n
     return typed, numel
 
 
-def _chunks(x: np.ndarray, chunk: int):
-    """Contiguous views of at most `chunk` elements; unaligned data is copied chunk by chunk."""
-    aligned = x.flags.aligned
-    for lo in range(0, x.size, chunk):
-        part = x[lo:lo + chunk]
-        if not aligned:
-            part = np.array(part)  # aligned copy, bounded by the chunk
-            part.flags.writeable = False
-        yield part
-
-
-def _chunk_size(chunk_elements: int | None, nt: int) -> int:
-    c = CHUNK_ELEMENTS if chunk_elements is None else int(chunk_elements)
-    if c < 1:
-        raise ValueError("chunk_elements must be positive")
-    return min(c, nt * (2**31))  # per-thread uint32 counters never overflow
+def _block_view(x: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """x[lo:hi]; copied when the data is not aligned for its dtype (bounded by the block)."""
+    part = x[lo:hi]
+    if not part.flags.aligned:
+        part = np.array(part)
+        part.flags.writeable = False
+    return part
 
 
 # --------------------------------------------------------------------------------------------------
@@ -353,14 +417,17 @@ def count_patterns(raw: Any, dtype: str, shape: tuple[int, ...] | None = None, n
     if shape is None:
         shape = (_as_bytes(raw).size // info.itemsize,)
     typed, _ = _typed_view(raw, info, tuple(shape))
-    total = np.zeros(1 << info.pattern_bits, np.int64)
-    if typed.size:
+    size = 1 << info.pattern_bits
+    total = np.zeros(size, np.int64)
+    n = typed.size
+    if n:
         k = _kernels()
-        nt = _threads()
-        chunk = _chunk_size(chunk_elements, nt)
-        with _KERNEL_LOCK:
-            for part in _chunks(typed, chunk):
-                k.count_patterns(part, total, nt)
+
+        def work(st: _Counts32, _i: int, lo: int, hi: int) -> None:
+            k.count_block(_block_view(typed, lo, hi), st.reserve(hi - lo))
+
+        for st in _run_blocks(n, _block_size(n, threads(), chunk_elements), lambda: _Counts32(size), work):
+            total += st.flush()
     return PatternCounts(info.code, total, tuple(int(s) for s in shape), name)
 
 
@@ -401,9 +468,10 @@ def tensor_histogram(raw: Any, dtype: str, shape: tuple[int, ...], bins: int = 6
         st = _wide_stats(typed, info, shape, numel, bins, "", chunk_elements)
         return np.asarray(st.histogram_edges), np.asarray(st.histogram_counts, np.int64)
     edges, first, last = histogram_edges(range[0], range[1], bins)
-    hist = np.zeros(bins, np.int64)
-    _WidePasses(typed, info, chunk_elements).pass2(
-        moments=False, mean=0.0, edges=edges, first=first, last=last, hist=hist)
+    if numel == 0:
+        return edges, np.zeros(bins, np.int64)
+    _, hist, _ = _WidePasses(typed, info, chunk_elements).pass2(
+        moments=False, mean=0.0, edges=edges, first=first, last=last, bins=bins)
     return edges, hist
 
 
@@ -412,62 +480,75 @@ def tensor_histogram(raw: Any, dtype: str, shape: tuple[int, ...], bins: int = 6
 
 
 class _WidePasses:
-    """Runs the chunked kernels over a tensor; integers are converted to float64 chunk by chunk."""
+    """Runs the block kernels over a tensor; integers are converted to float64 block by block."""
 
     def __init__(self, typed: np.ndarray, info: DtypeInfo, chunk_elements: int | None) -> None:
         self.k = _kernels()
-        self.nt = _threads()
         self.typed = typed
         self.info = info
-        chunk = _chunk_size(chunk_elements, self.nt)
-        if info.kind != "float":
-            chunk = min(chunk, INT_CHUNK_ELEMENTS) if chunk_elements is None else chunk
-            self.nbits = 64
-        else:
-            self.nbits = info.itemsize * 8
-        self.chunk = chunk
-        self.empty_i32 = np.full(65536, -1, np.int32)
-        self.empty_u64 = np.zeros(0, np.uint64)
-        self.empty_ref = np.zeros((0, 65536), np.int64)
+        self.n = typed.size
+        self.block = _block_size(self.n, threads(), chunk_elements)
+        self.is_float = info.kind == "float"
+        self.nbits = info.itemsize * 8 if self.is_float else 64
+        self.bits_dtype = np.uint32 if self.nbits == 32 else np.uint64
 
-    def parts(self):
-        """(float view, bits view) per chunk."""
-        if self.info.kind == "float":
-            bits = np.uint32 if self.nbits == 32 else np.uint64
-            for part in _chunks(self.typed, self.chunk):
-                yield part, part.view(bits)
-        else:
-            buf = np.empty(min(self.chunk, self.typed.size), np.float64)
-            for part in _chunks(self.typed, self.chunk):
-                x = buf[:part.size]
-                np.copyto(x, part, casting="unsafe")
-                yield x, x.view(np.uint64)
+    def _views(self, state: dict, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        """(float view, bits view) of one block."""
+        part = _block_view(self.typed, lo, hi)
+        if self.is_float:
+            return part, part.view(self.bits_dtype)
+        buf = state.get("buf")
+        if buf is None:
+            buf = state["buf"] = np.empty(min(self.block, self.n), np.float64)
+        x = buf[: hi - lo]
+        np.copyto(x, part, casting="unsafe")
+        return x, x.view(np.uint64)
 
     def pass1(self):
-        counts = np.zeros(4, np.int64)
-        sums = np.zeros(8, np.float64)
-        sums[3], sums[4] = np.inf, -np.inf
-        top = np.zeros(65536, np.int64)
-        with _KERNEL_LOCK:
-            for x, u in self.parts():
-                self.k.float_pass1(x, u, self.nbits, self.nt, counts, sums, top)
-        return counts, sums, top
+        nblocks = -(-self.n // self.block)
+        partial = np.zeros((nblocks, 9), np.float64)
+        k = self.k
 
-    def pass2(self, *, moments: bool, mean: float, edges=None, first=0.0, last=0.0, hist=None,
-              prefix_shift=0, digit_shift=0, table16=None, slot_top=None, slot_prefix=None, refine=None):
-        central = np.zeros(6, np.float64)
-        if hist is None:
-            hist = np.zeros(0, np.int64)
-            edges = np.zeros(1, np.float64)
-        denom = last - first
+        def work(st: dict, i: int, lo: int, hi: int) -> None:
+            x, u = self._views(st, lo, hi)
+            partial[i] = k.pass1_block(x, u, self.nbits, st["top"].reserve(hi - lo))
+
+        states = _run_blocks(self.n, self.block, lambda: {"top": _Counts32(65536)}, work)
+        top = np.zeros(65536, np.int64)
+        for st in states:
+            top += st["top"].flush()
+        counts = [int(c) for c in partial[:, :4].sum(axis=0)]  # exact: each below 2**53
+        sums = [math.fsum(partial[:, j]) for j in (4, 5, 6)]  # exact sum of the block partials
+        return counts, sums, float(partial[:, 7].min()), float(partial[:, 8].max()), top
+
+    def pass2(self, *, moments: bool, mean: float, edges=None, first=0.0, last=0.0, bins=0,
+              prefix_shift=0, digit_shift=0, table16=None, slot_top=None, slot_prefix=None):
+        """Returns (central sums [d, d^2, d^4], histogram int64[bins], refine int64[slots, 65536])."""
+        nblocks = -(-self.n // self.block)
+        partial = np.zeros((nblocks, 3), np.float64)
         if slot_prefix is None:
-            table16, slot_top, slot_prefix, refine = self.empty_i32, self.empty_u64, self.empty_u64, self.empty_ref
-        with _KERNEL_LOCK:
-            for x, u in self.parts():
-                self.k.float_pass2(x, u, self.nbits, self.nt, moments, float(mean), float(first), float(last),
-                                   float(denom), edges, hist, central, int(prefix_shift), int(digit_shift),
-                                   table16, slot_top, slot_prefix, refine)
-        return central
+            table16 = np.full(65536, -1, np.int32)
+            slot_top = slot_prefix = np.zeros(0, np.uint64)
+        if edges is None:
+            edges = np.zeros(1, np.float64)
+        nslots = slot_prefix.size
+        denom = float(last) - float(first)
+        k = self.k
+
+        def make_state() -> dict:
+            return {"hist": np.zeros(bins, np.int64), "refine": np.zeros((nslots, 65536), np.int64)}
+
+        def work(st: dict, i: int, lo: int, hi: int) -> None:
+            x, u = self._views(st, lo, hi)
+            partial[i] = k.pass2_block(x, u, self.nbits, moments, float(mean), float(first), float(last), denom,
+                                       edges, st["hist"], int(prefix_shift), int(digit_shift), table16,
+                                       slot_top, slot_prefix, st["refine"])
+
+        states = _run_blocks(self.n, self.block, make_state, work)
+        hist = sum(st["hist"] for st in states)
+        refine = sum(st["refine"] for st in states)
+        central = [math.fsum(partial[:, j]) for j in range(3)]
+        return central, hist, refine
 
     def decode_key(self, key: int) -> float:
         sign = 1 << (self.nbits - 1)
@@ -499,37 +580,33 @@ def _select(counts: np.ndarray, rank: int) -> tuple[int, int]:
 
 def _wide_stats(typed: np.ndarray, info: DtypeInfo, shape, numel: int, bins: int, name: str,
                 chunk_elements: int | None) -> TensorStats:
+    if numel == 0:
+        edges, hist = histogram_from_counts(np.zeros(0), np.zeros(0, np.int64), bins)
+        return _empty_stats(name, shape, info, numel, 0, 0, edges, hist)
     p = _WidePasses(typed, info, chunk_elements)
-    counts, sums, top = p.pass1()
-    nfin, nan, inf, zeros = (int(c) for c in counts)
+    (nfin, nan, inf, zeros), (s1, sa, sq), mn, mx, top = p.pass1()
     if nfin == 0:
         edges, hist = histogram_from_counts(np.zeros(0), np.zeros(0, np.int64), bins)
         return _empty_stats(name, shape, info, numel, nan, inf, edges, hist)
-    s1 = sums[0] + sums[5]
-    sa = sums[1] + sums[6]
-    sq = sums[2] + sums[7]
-    mn, mx = float(sums[3]), float(sums[4])
     mean = mn if mn == mx else s1 / nfin  # a constant tensor: exact mean, std 0
 
-    # exact order statistics: radix select, 16 key bits per level (F32: 2 levels, 64-bit: 4)
+    # exact order statistics by radix select, 16 key bits per level (32-bit keys: 2 levels, 64-bit: 4);
+    # level 0 comes from pass 1, level 1 rides along with pass 2 (moments and histogram)
     ranks = _quantile_ranks(nfin)
     wanted = sorted({r for _, a, b, _ in ranks for r in (a, b)})
-    state = {r: _select(top, r) for r in wanted}  # rank -> (key prefix, rank within prefix)
-    levels = p.nbits // 16
+    state = {r: _select(top, r) for r in wanted}  # rank -> (key prefix, rank within that prefix)
     edges, first, last = histogram_edges(mn, mx, bins)
-    hist = np.zeros(bins, np.int64)
-    central = None
-    for level in range(1, levels):
+    hist = central = None
+    for level in range(1, p.nbits // 16):
         prefix_bits = 16 * level
         uniq, slot_prefix, slot_top, table16 = _radix_slots([state[r][0] for r in wanted], prefix_bits)
-        refine = np.zeros((len(uniq), 65536), np.int64)
         first_level = level == 1
-        c = p.pass2(moments=first_level, mean=mean, edges=edges if first_level else None, first=first,
-                    last=last, hist=hist if first_level else None,
-                    prefix_shift=p.nbits - prefix_bits, digit_shift=p.nbits - prefix_bits - 16,
-                    table16=table16, slot_top=slot_top, slot_prefix=slot_prefix, refine=refine)
+        c, h, refine = p.pass2(moments=first_level, mean=mean, edges=edges if first_level else None,
+                               first=first, last=last, bins=bins if first_level else 0,
+                               prefix_shift=p.nbits - prefix_bits, digit_shift=p.nbits - prefix_bits - 16,
+                               table16=table16, slot_top=slot_top, slot_prefix=slot_prefix)
         if first_level:
-            central = c
+            central, hist = c, h
         slot_of = {pre: j for j, pre in enumerate(uniq)}
         for r in wanted:
             pre, within = state[r]
@@ -538,13 +615,9 @@ def _wide_stats(typed: np.ndarray, info: DtypeInfo, shape, numel: int, bins: int
     value = {r: p.decode_key(state[r][0]) for r in wanted}
     quantiles = {key: _lerp(value[a], value[b], g) for key, a, b, g in ranks}
 
-    c1 = central[0] + central[3]
-    c2 = central[1] + central[4]
-    c4 = central[2] + central[5]
-    m2 = max(0.0, (c2 - c1 * c1 / nfin) / nfin)
+    c1, c2, c4 = central
+    m2 = 0.0 if mn == mx else max(0.0, (c2 - c1 * c1 / nfin) / nfin)
     m4 = c4 / nfin
-    if mn == mx:
-        m2 = 0.0
     return TensorStats(
         name=name, shape=tuple(shape), dtype=info.name, numel=numel,
         mean=mean, std=math.sqrt(m2), min=mn, max=mx, abs_mean=sa / nfin, rms=math.sqrt(sq / nfin),

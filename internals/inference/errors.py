@@ -1,0 +1,59 @@
+"""Errors of the inference functions, typed so that the worker can send them as one line to the UI.
+
+Running out of accelerator memory is the one failure a user meets in normal use (a long prompt, a big model in
+float32): it must reach the UI as a `UserError` with advice, never as a traceback, and the worker must survive it.
+This module does not import torch, so the UI side can import the error classes cheaply.
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from internals.errors import UserError
+
+OOM_MESSAGE = "out of GPU memory: try a shorter prompt or --dtype bfloat16"
+
+
+class OutOfMemory(UserError):
+    """The accelerator (or the CPU allocator) ran out of memory during a forward pass or while loading."""
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for torch's OOM errors (`torch.cuda.OutOfMemoryError`, `torch.OutOfMemoryError`) and the plain
+    RuntimeErrors that older torch versions and other backends raise with 'out of memory' in the message."""
+    if type(exc).__name__ == "OutOfMemoryError":
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+@contextmanager
+def translate_oom(message: str = OOM_MESSAGE) -> Iterator[None]:
+    """Re-raise an out-of-memory error as `OutOfMemory(message)` and free the cached accelerator memory.
+
+    Usable as `with translate_oom(): ...` or as a decorator `@translate_oom()` (not on generator functions:
+    there, wrap each step). The original error stays attached as `__cause__` for the worker's log.
+    """
+    try:
+        yield
+    except Exception as exc:
+        if not is_out_of_memory(exc) or isinstance(exc, OutOfMemory):
+            raise
+        _release_cached_memory(exc)
+        raise OutOfMemory(message) from exc
+
+
+def _release_cached_memory(exc: BaseException) -> None:
+    """Give the failed request's memory back, so that the next (shorter) request can succeed.
+
+    The traceback's frames hold the request's tensors; clearing their locals (line numbers stay for the log)
+    is what lets `empty_cache` return the blocks.
+    """
+    traceback.clear_frames(exc.__traceback__)
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -1,0 +1,245 @@
+"""The one client interface the explorer (and the CLI) use to talk to a model, and its two implementations.
+
+`ExplorerClient` has one typed method per request. `SocketClient` sends them to a worker process over a
+Unix socket; `InProcessClient` runs them on a `ModelService` in this process (tests, `--no-worker`). Both
+pass every message through the same wire codec, so they return identical data. Torch-free.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from internals.errors import UserError
+from internals.worker.protocol import ConnectionClosed, ProtocolError, decode, encode, read_frame
+
+Progress = Callable[[float, str], None]
+
+
+class RemoteError(UserError):
+    """The worker refused a request (bad input, out of memory...): the message says what to do."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class Cancelled(Exception):
+    """A newer request of the same group replaced this one."""
+
+
+class WorkerCrashed(Exception):
+    """The worker process died or the connection broke; `restart()` (managed workers) starts a new one."""
+
+
+class ExplorerClient:
+    """Typed requests. Subclasses implement `_request`, which yields the response frames of one request."""
+
+    # --- transport (subclasses) ---------------------------------------------------------------------
+    def _request(self, method: str, params: dict[str, Any], group: str | None) -> Iterator[tuple[dict, Any]]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the connection (and the worker, when this client owns it)."""
+
+    # --- generic call -------------------------------------------------------------------------------
+    def call(self, method: str, params: dict[str, Any] | None = None, *, group: str | None = None,
+             on_progress: Progress | None = None) -> Any:
+        for header, body in self._request(method, params or {}, group):
+            kind = header.get("kind")
+            if kind == "progress":
+                if on_progress:
+                    on_progress(float(body.get("fraction", 0.0)), str(body.get("message", "")))
+            elif kind == "response":
+                return body
+            elif kind == "error":
+                _raise(body)
+        raise WorkerCrashed("the worker closed the request without an answer")
+
+    def stream(self, method: str, params: dict[str, Any] | None = None, *, group: str | None = None,
+               on_progress: Progress | None = None) -> Iterator[Any]:
+        for header, body in self._request(method, params or {}, group):
+            kind = header.get("kind")
+            if kind == "item":
+                yield body
+            elif kind == "progress":
+                if on_progress:
+                    on_progress(float(body.get("fraction", 0.0)), str(body.get("message", "")))
+            elif kind == "response":
+                return
+            elif kind == "error":
+                _raise(body)
+
+    # --- typed requests (see internals/worker/service.py for what each returns) --------------------
+    def status(self) -> dict[str, Any]:
+        return self.call("status")
+
+    def summary(self) -> dict[str, Any]:
+        return self.call("summary")
+
+    def tree(self) -> list[dict[str, Any]]:
+        return self.call("tree")
+
+    def tensor_stats(self, name: str, bins: int = 64, clip: bool = False, group: str | None = "tensor") -> dict[str, Any]:
+        return self.call("tensor_stats", {"name": name, "bins": bins, "clip": clip}, group=group)
+
+    def matrix_preview(self, name: str, rows: int = 64, cols: int = 128, group: str | None = "matrix") -> dict[str, Any]:
+        return self.call("matrix_preview", {"name": name, "rows": rows, "cols": cols}, group=group)
+
+    def cross_layer(self, on_progress: Progress | None = None, group: str | None = "cross-layer") -> dict[str, Any]:
+        return self.call("cross_layer", {}, group=group, on_progress=on_progress)
+
+    def load(self, on_progress: Progress | None = None) -> dict[str, Any]:
+        return self.call("load", {}, group="load", on_progress=on_progress)
+
+    def tokenize(self, text: str, group: str | None = "tokens") -> dict[str, Any]:
+        return self.call("tokenize", {"text": text}, group=group)
+
+    def attention(self, prompt: str, layer: int, bins: int | None = None, group: str | None = "attention",
+                  on_progress: Progress | None = None) -> dict[str, Any]:
+        return self.call("attention", {"prompt": prompt, "layer": layer, "bins": bins}, group=group, on_progress=on_progress)
+
+    def lens(self, prompt: str, top_k: int = 5, group: str | None = "lens", on_progress: Progress | None = None) -> dict[str, Any]:
+        return self.call("lens", {"prompt": prompt, "top_k": top_k}, group=group, on_progress=on_progress)
+
+    def residual_norms(self, prompt: str, group: str | None = "residual") -> dict[str, Any]:
+        return self.call("residual_norms", {"prompt": prompt}, group=group)
+
+    def activation_stats(self, prompt: str, group: str | None = "activations") -> dict[str, Any]:
+        return self.call("activation_stats", {"prompt": prompt}, group=group)
+
+    def next_tokens(self, prompt: str, k: int = 10, group: str | None = "next") -> dict[str, Any]:
+        return self.call("next_tokens", {"prompt": prompt, "k": k}, group=group)
+
+    def generate(self, prompt: str, max_new_tokens: int = 32, temperature: float = 0.0, seed: int = 0,
+                 group: str | None = "generate", on_progress: Progress | None = None) -> Iterator[dict[str, Any]]:
+        return self.stream("generate", {"prompt": prompt, "max_new_tokens": max_new_tokens,
+                                        "temperature": temperature, "seed": seed}, group=group, on_progress=on_progress)
+
+    def neighbours(self, token_id: int, k: int = 10, group: str | None = "neighbours") -> dict[str, Any]:
+        return self.call("neighbours", {"token_id": token_id, "k": k}, group=group)
+
+    def run_demo(self, name: str, params: dict[str, Any] | None = None, on_progress: Progress | None = None,
+                 group: str | None = "demo") -> Iterator[dict[str, Any]]:
+        return self.stream("run_demo", {"name": name, "params": params or {}}, group=group, on_progress=on_progress)
+
+
+def _raise(body: Any) -> None:
+    kind = (body or {}).get("type", "InternalError")
+    message = (body or {}).get("message", "the worker failed")
+    if kind == "Cancelled":
+        raise Cancelled(message)
+    raise RemoteError(kind, message)
+
+
+class SocketClient(ExplorerClient):
+    """Talks to a worker over its Unix socket. Thread-safe: requests from several threads interleave."""
+
+    def __init__(self, path: str, timeout: float = 10.0) -> None:
+        self.path = path
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._sock.settimeout(timeout)
+        try:
+            self._sock.connect(path)
+        except OSError as exc:
+            self._sock.close()
+            raise WorkerCrashed(f"cannot connect to the worker at {path}: {exc.strerror or exc}") from None
+        self._sock.settimeout(None)
+        self._send_lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._inbox: dict[int, queue.Queue] = {}
+        self._inbox_lock = threading.Lock()
+        self._closed = False
+        self._reader = threading.Thread(target=self._read_loop, name="llm-internals-client", daemon=True)
+        self._reader.start()
+
+    def _read_loop(self) -> None:
+        try:
+            while True:
+                header, body = read_frame(self._sock)
+                with self._inbox_lock:
+                    box = self._inbox.get(int(header.get("id", -1)))
+                if box is not None:
+                    box.put((header, body))
+        except (ConnectionClosed, ProtocolError, OSError):
+            pass
+        finally:
+            self._closed = True
+            with self._inbox_lock:
+                for box in self._inbox.values():
+                    box.put(None)
+
+    def _request(self, method: str, params: dict[str, Any], group: str | None) -> Iterator[tuple[dict, Any]]:
+        if self._closed:
+            raise WorkerCrashed("the worker connection is closed")
+        rid = next(self._ids)
+        box: queue.Queue = queue.Queue()
+        with self._inbox_lock:
+            self._inbox[rid] = box
+        try:
+            frame = encode({"id": rid, "kind": "request", "method": method, "group": group}, params)
+            try:
+                with self._send_lock:
+                    self._sock.sendall(frame)
+            except OSError:
+                raise WorkerCrashed("the worker is gone (connection broken)") from None
+            while True:
+                item = box.get()
+                if item is None:
+                    raise WorkerCrashed("the worker stopped while answering (see its log)")
+                yield item
+                if item[0].get("kind") in ("response", "error"):
+                    return
+        finally:
+            with self._inbox_lock:
+                self._inbox.pop(rid, None)
+
+    def close(self) -> None:
+        self._closed = True
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._sock.close()
+
+
+class InProcessClient(ExplorerClient):
+    """Runs requests on a `ModelService` in this process, through the same codec as the socket."""
+
+    def __init__(self, service) -> None:
+        self.service = service
+
+    def _request(self, method: str, params: dict[str, Any], group: str | None) -> Iterator[tuple[dict, Any]]:
+        frames: queue.Queue = queue.Queue()
+
+        def send(header: dict, body: Any) -> None:
+            frame = encode(header, body)
+            hlen = int.from_bytes(frame[:4], "little")
+            frames.put(decode(frame[12 : 12 + hlen], frame[12 + hlen :]))
+
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                self.service.handle({"id": 0, "method": method, "group": group, "client": id(self)}, params, send)
+            finally:
+                done.set()
+                frames.put(None)
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        while True:
+            item = frames.get()
+            if item is None:
+                return
+            yield item
+            if item[0].get("kind") in ("response", "error"):
+                done.wait()
+                return
+
+    def close(self) -> None:
+        self.service.close()

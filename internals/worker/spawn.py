@@ -1,0 +1,135 @@
+"""Start and own a worker process for one explorer (the default), and reconnect to it after a crash.
+
+The worker is a fresh Python (`subprocess.Popen`, never `fork`: CUDA must not be forked), in its own
+session, with stdin detached and its output in a log file, so it never competes with Textual for the
+terminal. It watches our pid and exits when we are gone; `close()` stops it. Torch-free.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from internals.worker.client import ExplorerClient, SocketClient, WorkerCrashed
+
+
+@dataclass
+class WorkerOptions:
+    model: str | None = None
+    revision: str | None = None
+    trust_remote_code: bool = False
+    device: str | None = None
+    dtype: str | None = None
+    max_memory: str | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+def _runtime_dir() -> Path:
+    from internals.worker.runtime_dir import private_runtime_dir
+
+    return private_runtime_dir()
+
+
+class ManagedWorker(ExplorerClient):
+    """A client that owns its worker process: starts it, reports a crash, restarts it on demand."""
+
+    def __init__(self, options: WorkerOptions, start_timeout: float = 120.0) -> None:
+        self.options = options
+        self.start_timeout = start_timeout
+        self.proc: subprocess.Popen | None = None
+        self.client: SocketClient | None = None
+        folder = _runtime_dir()
+        token = secrets.token_hex(4)
+        self.socket_path = str(folder / f"worker-{os.getpid()}-{token}.sock")
+        self.log_path = str(folder / f"worker-{os.getpid()}-{token}.log")
+        self.crashed: str | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------------------
+    def start(self) -> None:
+        o = self.options
+        cmd = [sys.executable, "-m", "internals.cli", "worker"]
+        if o.model:
+            cmd.append(o.model)
+        cmd += ["--socket", self.socket_path, "--log", self.log_path, "--parent-pid", str(os.getpid())]
+        for flag, value in (("--revision", o.revision), ("--device", o.device), ("--dtype", o.dtype),
+                            ("--max-memory", o.max_memory)):
+            if value:
+                cmd += [flag, value]
+        if o.trust_remote_code:
+            cmd.append("--trust-remote-code")
+        env = {**os.environ, **o.extra_env}
+        log = open(self.log_path, "ab")
+        try:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                         start_new_session=True, env=env, close_fds=True)
+        finally:
+            log.close()
+        self.crashed = None
+        deadline = time.monotonic() + self.start_timeout
+        while True:
+            if self.proc.poll() is not None:
+                self.crashed = self.log_tail() or f"the worker exited with status {self.proc.returncode}"
+                raise WorkerCrashed(self.crashed)
+            if os.path.exists(self.socket_path):
+                try:
+                    self.client = SocketClient(self.socket_path)
+                    return
+                except WorkerCrashed:
+                    pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise WorkerCrashed(f"the worker did not start within {self.start_timeout:.0f} s (log: {self.log_path})")
+            time.sleep(0.05)
+
+    def log_tail(self, lines: int = 1) -> str:
+        try:
+            text = Path(self.log_path).read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        errors = [t for t in text if t.startswith("error:")]
+        return (errors[-1] if errors else "\n".join(text[-lines:])).strip()
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None and self.client is not None and not self.client._closed
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def stop(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        try:
+            os.unlink(self.socket_path)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.stop()
+
+    # --- requests -----------------------------------------------------------------------------------
+    def _request(self, method: str, params: dict[str, Any], group: str | None) -> Iterator[tuple[dict, Any]]:
+        if self.client is None:
+            raise WorkerCrashed(self.crashed or "the worker is not running: press r to restart it")
+        try:
+            yield from self.client._request(method, params, group)
+        except WorkerCrashed:
+            code = self.proc.poll() if self.proc else None
+            self.crashed = f"the worker crashed (exit status {code})" if code is not None else "the worker connection broke"
+            raise WorkerCrashed(self.crashed) from None

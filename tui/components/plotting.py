@@ -1,0 +1,165 @@
+"""The one module that imports textual-plotext / plotext.
+
+Why: textual-plotext 1.0.1 (Nov 2024, unmaintained) imports plotext's private modules and breaks
+with plotext 6, and `PlotextPlot.render()` rebuilds the whole plot on every refresh. Widgets of
+ours describe *what* to draw as a plain, frozen `PlotSpec` (bars at integer positions, line
+series, points, explicit tick labels) built for the current canvas size; `PlotCanvas` turns the
+spec into plotext calls and caches the rendered text until the spec, the size or the theme
+changes. Replacing the plotting backend means rewriting this module only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.app import RenderResult
+from textual_plotext import PlotextPlot
+
+RGB = tuple[int, int, int]
+
+#: Distinct series colours that read on dark and light themes (q, k, v, o, gate, up, down, ...).
+SERIES_COLORS: tuple[RGB, ...] = (
+    (0, 130, 200), (60, 180, 75), (230, 25, 75), (255, 225, 25), (245, 130, 48),
+    (145, 30, 180), (70, 240, 240), (240, 50, 230), (180, 225, 40), (250, 190, 212),
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class LineSeries:
+    """One line: points `(x[i], y[i])` drawn with braille dots."""
+
+    label: str
+    x: tuple[float, ...]
+    y: tuple[float, ...]
+    color: RGB
+
+
+@dataclass(frozen=True)
+class PlotPoint:
+    """A highlighted point (the selected layer) drawn as a marker character."""
+
+    x: float
+    y: float
+    color: RGB
+    marker: str = "●"
+
+
+@dataclass(frozen=True)
+class PlotSpec:
+    """Everything one plot shows; built by the owning widget for a given canvas size.
+
+    Tick positions should be integers (bar indices, layer numbers): plotext prints float
+    positions as raw floats, so labels are always given explicitly.
+    """
+
+    bars: tuple[float, ...] = ()
+    bar_color: RGB = SERIES_COLORS[0]
+    bar_marker: str = "sd"  # full blocks: one bar never shares a column with its neighbour
+    lines: tuple[LineSeries, ...] = ()
+    points: tuple[PlotPoint, ...] = ()
+    vline: float | None = None
+    vline_color: RGB = (128, 128, 128)
+    xticks: tuple[tuple[float, str], ...] = ()
+    yticks: tuple[tuple[float, str], ...] = ()
+    xlim: tuple[float, float] | None = None
+    ylim: tuple[float, float] | None = None
+    xlabel: str = ""
+    ylabel: str = ""
+
+
+SpecBuilder = Callable[[int, int], "PlotSpec | None"]
+"""Called with the canvas `(width, height)`; returns what to draw (None: nothing to draw)."""
+
+
+class PlotCanvas(PlotextPlot):
+    """A plotext canvas that draws a `PlotSpec` and caches the result.
+
+    The owner calls `set_builder(fn)` once and `invalidate()` whenever its data changes; the
+    builder is asked for a spec at the current size on the next render only.
+    """
+
+    DEFAULT_CSS = """
+    PlotCanvas {
+        width: 1fr;
+        height: 1fr;
+        min-height: 5;
+    }
+    """
+
+    can_focus = False
+
+    def __init__(
+        self,
+        builder: SpecBuilder | None = None,
+        *,
+        empty_text: str = "no data",
+        name: str | None = None,
+        id: str | None = None,  # noqa: A002
+        classes: str | None = None,
+        disabled: bool = False,
+    ) -> None:
+        super().__init__(name=name, id=id, classes=classes, disabled=disabled)
+        self._builder = builder
+        self._empty_text = empty_text
+        self._version = 0
+        self._cache_key: tuple[object, ...] | None = None
+        self._cache: RenderResult | None = None
+        self.last_spec: PlotSpec | None = None
+        """The spec drawn last (for tests and for owners that need the drawn ticks)."""
+
+    def set_builder(self, builder: SpecBuilder | None) -> None:
+        """Set the function that builds the spec for a size."""
+        self._builder = builder
+        self.invalidate()
+
+    def invalidate(self) -> None:
+        """The data changed: rebuild the spec and the plot on the next render."""
+        self._version += 1
+        self.refresh()
+
+    def render(self) -> RenderResult:
+        """Build the plot from the spec (cached until data, size or theme change)."""
+        width, height = self.size
+        key = (self._version, width, height, self.app.theme, self.theme)
+        if key == self._cache_key and self._cache is not None:
+            return self._cache
+        spec = self._builder(width, height) if self._builder is not None and width > 0 and height > 0 else None
+        self.last_spec = spec
+        if spec is None or not (spec.bars or spec.lines):
+            result: RenderResult = Text(self._empty_text, style="dim")
+        else:
+            self._apply(spec)
+            result = super().render()
+        self._cache_key, self._cache = key, result
+        return result
+
+    def _apply(self, spec: PlotSpec) -> None:
+        plt = self.plt
+        plt.clear_figure()
+        if spec.bars:
+            positions = list(range(len(spec.bars)))
+            plt.bar(positions, list(spec.bars), color=spec.bar_color, width=1.0, marker=spec.bar_marker)
+        for series in spec.lines:
+            if series.x:
+                plt.plot(list(series.x), list(series.y), color=series.color, marker="braille")
+        if spec.vline is not None:
+            plt.vertical_line(spec.vline, color=spec.vline_color)
+        for point in spec.points:
+            plt.scatter([point.x], [point.y], color=point.color, marker=point.marker)
+        if spec.xticks:
+            plt.xticks([p for p, _ in spec.xticks], [label for _, label in spec.xticks])
+        if spec.yticks:
+            plt.yticks([p for p, _ in spec.yticks], [label for _, label in spec.yticks])
+        if spec.xlim is not None:
+            plt.xlim(*spec.xlim)
+        if spec.ylim is not None:
+            plt.ylim(*spec.ylim)
+        if spec.xlabel:
+            plt.xlabel(spec.xlabel)
+        if spec.ylabel:
+            plt.ylabel(spec.ylabel)
+
+
+__all__ = ["LineSeries", "PlotCanvas", "PlotPoint", "PlotSpec", "SERIES_COLORS", "SpecBuilder"]
