@@ -321,8 +321,8 @@ def lesson_facts(summary: dict | None, tree: list[dict] | None) -> dict[str, obj
     f["vocab_pow2_divisor"] = pow2 if V else None
     f["uniform_loss"] = math.log(V) if V else None
     f["uniform_loss_bits"] = math.log2(V) if V else None
-    f["tie_desc"] = ("tied: the LM head reuses the embedding matrix" if tied
-                     else "untied: the LM head is a separate matrix")
+    f["tie_desc"] = ("tied (the LM head reuses the embedding matrix)" if tied
+                     else "untied (the LM head is a separate matrix)")
     f["lm_head_params"] = by.get("lm_head") if by else None
 
     # --- memory and compute -------------------------------------------------------------------------------------------
@@ -376,7 +376,7 @@ def lesson_facts(summary: dict | None, tree: list[dict] | None) -> dict[str, obj
         if p["_layer"] is not None:
             names_by_layer.setdefault(p["_layer"], []).append(p)
     positions = {"first": 0, "middle": f["middle_layer"], "last": f["last_layer"]}
-    fallback = {"q": ("qkv",), "k": ("qkv",), "v": ("qkv",), "gate": ("gate_up", "experts"),
+    fallback = {"q": ("qkv",), "k": ("qkv",), "v": ("qkv",), "gate": ("gate_up", "experts", "up"),
                 "up": ("gate_up", "experts"), "down": ("experts",)}
     for pos, idx in positions.items():
         ps = names_by_layer.get(idx, []) if idx is not None else []

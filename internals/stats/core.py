@@ -23,6 +23,9 @@ QUANTILES: tuple[tuple[str, float], ...] = (
 CHUNK_ELEMENTS = 4 * 1024 * 1024
 #: Tensors are split into at least this many elements per block, so small tensors stay on one thread.
 MIN_BLOCK_ELEMENTS = 512 * 1024
+#: Mid-size tensors are cut into up to this many blocks (spread over the threads). The block layout never
+#: depends on the thread count, so neither do the (floating-point) results.
+TARGET_BLOCKS = 8
 
 _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
@@ -52,12 +55,12 @@ def _pool(n: int) -> ThreadPoolExecutor:
         return _POOL
 
 
-def _block_size(n: int, nt: int, chunk_elements: int | None) -> int:
+def _block_size(n: int, chunk_elements: int | None) -> int:
     if chunk_elements is not None:
         if int(chunk_elements) < 1:
             raise ValueError("chunk_elements must be positive")
         return min(int(chunk_elements), 2**31)
-    return max(1, min(CHUNK_ELEMENTS, max(MIN_BLOCK_ELEMENTS, -(-n // nt))))
+    return max(1, min(CHUNK_ELEMENTS, max(MIN_BLOCK_ELEMENTS, -(-n // TARGET_BLOCKS))))
 
 
 def _run_blocks(n: int, block: int, make_state: Callable[[], Any], work: Callable[[Any, int, int, int], None]) -> list:
@@ -426,7 +429,7 @@ def count_patterns(raw: Any, dtype: str, shape: tuple[int, ...] | None = None, n
         def work(st: _Counts32, _i: int, lo: int, hi: int) -> None:
             k.count_block(_block_view(typed, lo, hi), st.reserve(hi - lo))
 
-        for st in _run_blocks(n, _block_size(n, threads(), chunk_elements), lambda: _Counts32(size), work):
+        for st in _run_blocks(n, _block_size(n, chunk_elements), lambda: _Counts32(size), work):
             total += st.flush()
     return PatternCounts(info.code, total, tuple(int(s) for s in shape), name)
 
@@ -487,7 +490,7 @@ class _WidePasses:
         self.typed = typed
         self.info = info
         self.n = typed.size
-        self.block = _block_size(self.n, threads(), chunk_elements)
+        self.block = _block_size(self.n, chunk_elements)
         self.is_float = info.kind == "float"
         self.nbits = info.itemsize * 8 if self.is_float else 64
         self.bits_dtype = np.uint32 if self.nbits == 32 else np.uint64

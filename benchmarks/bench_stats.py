@@ -1,0 +1,222 @@
+"""Benchmark: exact statistics of every tensor of a 1.5B checkpoint versus memory bandwidth and the naive way.
+
+    python -m benchmarks.bench_stats              # full DeepSeek-R1-Distill-Qwen-1.5B shapes (~3.5 GB bf16)
+    python -m benchmarks.bench_stats --layers 2   # quick run
+    nice -n 5 python benchmarks/bench_stats.py    # the machine is shared: be nice
+
+A synthetic bf16 checkpoint with the real parameter names and shapes is written once under
+benchmarks/.cache/ (gitignored) and reused. Reported (JSON to stdout and benchmarks/out/stats.json):
+
+- stats pass: seconds for `compute_tensor_stats` on every tensor (memory-mapped bytes, page cache warm);
+- bandwidth: seconds for a numpy reduction over the same bytes in the same run, and the ratio;
+- naive: `naive_stats` (torch .float(), histc, moments, numpy quantile) on a subset of tensors (or all with
+  --naive full), against our time on the same subset; the full-model naive time is extrapolated per byte;
+- memory: peak RssAnon of the process tree during the stats pass minus the baseline, as a fraction of the
+  checkpoint size.
+Targets: stats <= 3x the bandwidth time, >= 10x faster than naive, peak anon < 10% of the checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+from benchmarks.common import (  # noqa: E402
+    DEFAULT_CACHE,
+    REFERENCE_CONFIG,
+    RssAnonSampler,
+    machine,
+    measure_bandwidth,
+    synthetic_checkpoint,
+    target,
+    tensor_bytes,
+    write_report,
+)
+
+FULL_LAYERS = 28
+BANDWIDTH_RATIO_TARGET = 3.0
+NAIVE_SPEEDUP_TARGET = 10.0
+PEAK_ANON_FRACTION_TARGET = 0.10
+
+
+def log(msg: str) -> None:
+    print(f"[bench_stats] {msg}", file=sys.stderr, flush=True)
+
+
+def naive_subset(names: list[str]) -> list[str]:
+    """Every tensor of layer 0, the final norm and the embedding: all tensor kinds and sizes (~16% of bytes)."""
+    keep = [n for n in names if n.startswith("model.layers.0.") or n in ("model.norm.weight", "model.embed_tokens.weight")]
+    return keep or names
+
+
+def run(args: argparse.Namespace) -> dict:
+    from internals.stats import compute_tensor_stats, naive_stats
+    from internals.stats.core import threads
+
+    layers = None if args.layers is None or args.layers >= FULL_LAYERS else args.layers
+    path, generated, gen_seconds = synthetic_checkpoint(REFERENCE_CONFIG, layers, Path(args.cache_dir), log=log)
+    tensors = list(tensor_bytes(path))
+    names = [t[0] for t in tensors]
+    total_bytes = int(sum(t[3].size for t in tensors))
+    total_params = int(sum(int(np.prod(t[2])) for t in tensors))
+    log(f"{path.name}: {len(tensors)} tensors, {total_params:,} parameters, {total_bytes / 1e9:.2f} GB")
+
+    # JIT compile / cache load, then warm the page cache and this process's page tables
+    t0 = time.perf_counter()
+    compute_tensor_stats(np.zeros(8, np.uint8), "BF16", (4,))
+    jit_seconds = time.perf_counter() - t0
+    arrays = [t[3] for t in tensors]
+    for a in arrays:
+        np.add.reduce(a.view(np.uint16), dtype=np.uint64)
+
+    def stats_pass() -> list[float]:
+        per_tensor = []
+        for name, dtype, shape, raw in tensors:
+            t1 = time.perf_counter()
+            compute_tensor_stats(raw, dtype, shape, bins=args.bins, name=name)
+            per_tensor.append(time.perf_counter() - t1)
+        return per_tensor
+
+    # interleave the measurements so that load from other users hits both alike
+    bandwidth_runs, stats_runs, per_tensor_best = [], [], None
+    sampler = RssAnonSampler(0.01)
+    for rep in range(args.repeats):
+        bw = measure_bandwidth(arrays, repeats=1)
+        bandwidth_runs.append(bw)
+        if rep == 0:
+            with sampler:
+                t1 = time.perf_counter()
+                per_tensor = stats_pass()
+                stats_runs.append(time.perf_counter() - t1)
+        else:
+            t1 = time.perf_counter()
+            per_tensor = stats_pass()
+            stats_runs.append(time.perf_counter() - t1)
+        if per_tensor_best is None or sum(per_tensor) < sum(per_tensor_best):
+            per_tensor_best = per_tensor
+        log(f"run {rep + 1}: stats {stats_runs[-1]:.3f} s, bandwidth {bw['seconds']:.3f} s")
+    variants = {}
+    for bw in bandwidth_runs:
+        for k, v in bw["variants"].items():
+            variants.setdefault(k, []).append(v["seconds"])
+    ref_name = min(variants, key=lambda k: min(variants[k]))
+    bw_seconds = min(variants[ref_name])
+    stats_seconds = min(stats_runs)
+    ratio = stats_seconds / bw_seconds
+
+    # naive baseline
+    subset = names if args.naive == "full" else naive_subset(names)
+    naive = None
+    if args.naive != "skip":
+        idx = [names.index(n) for n in subset]
+        sub_bytes = int(sum(tensors[i][3].size for i in idx))
+        ours_sub = sum(per_tensor_best[i] for i in idx)
+        with RssAnonSampler(0.01) as naive_mem:
+            t1 = time.perf_counter()
+            worst = {}
+            for i in idx:
+                name, dtype, shape, raw = tensors[i]
+                ref = naive_stats(raw, dtype, shape, bins=args.bins, name=name)
+                ours = compute_tensor_stats(raw, dtype, shape, bins=args.bins, name=name).to_dict()
+                for key in ("mean", "std", "rms", "kurtosis"):
+                    a, b = ours[key], ref[key]
+                    if a is not None and b is not None:
+                        err = abs(a - b) / max(abs(a), abs(b), 1e-12)
+                        worst[key] = max(worst.get(key, 0.0), err)
+                for key in ("nan", "inf", "zeros", "min", "max", "numel"):
+                    if ours[key] != ref[key]:
+                        worst[f"{key}_mismatches"] = worst.get(f"{key}_mismatches", 0) + 1
+            naive_seconds_with_check = time.perf_counter() - t1
+        # time the naive way alone (the check above also ran ours once more)
+        t1 = time.perf_counter()
+        for i in idx:
+            name, dtype, shape, raw = tensors[i]
+            naive_stats(raw, dtype, shape, bins=args.bins, name=name)
+        naive_seconds = time.perf_counter() - t1
+        naive = {
+            "measured_on": "all tensors" if len(idx) == len(tensors) else
+            "subset (layer 0, final norm, embedding); full-model time extrapolated per byte",
+            "tensors": len(idx),
+            "bytes": sub_bytes,
+            "fraction_of_checkpoint": sub_bytes / total_bytes,
+            "seconds": naive_seconds,
+            "ours_seconds_same_tensors": ours_sub,
+            "speedup": naive_seconds / ours_sub,
+            "extrapolated_full_seconds": naive_seconds * total_bytes / sub_bytes,
+            "speedup_vs_extrapolated_full": naive_seconds * total_bytes / sub_bytes / stats_seconds,
+            "peak_anon_extra_bytes": naive_mem.extra,
+            "peak_anon_fraction_of_subset_bytes": naive_mem.extra / sub_bytes,
+            "agreement_with_naive": {"max_relative_difference": {k: v for k, v in worst.items()
+                                                                if not k.endswith("mismatches")},
+                                     "mismatches": {k: v for k, v in worst.items() if k.endswith("mismatches")},
+                                     "note": "naive moments are float32 torch reductions; ours are exact float64"},
+            "seconds_including_agreement_check": naive_seconds_with_check,
+        }
+
+    peak_fraction = sampler.extra / total_bytes
+    biggest = sorted(range(len(tensors)), key=lambda i: -tensors[i][3].size)[:3]
+    return {
+        "benchmark": "stats",
+        "what": "exact statistics (moments, 7 quantiles, histogram, zeros/nan/inf) of every tensor",
+        "checkpoint": {
+            "path": str(path), "config": REFERENCE_CONFIG.name, "layers": layers or FULL_LAYERS,
+            "tensors": len(tensors), "parameters": total_params, "bytes": total_bytes, "dtype": "bfloat16",
+            "values": "synthetic normal(0, 0.02) (norm weights mean 1) with outliers, seed 0",
+            "generated_this_run": generated, "generation_seconds": gen_seconds if generated else None,
+        },
+        "machine": machine(),
+        "threads": threads(),
+        "bins": args.bins,
+        "jit_or_cache_load_seconds": jit_seconds,
+        "stats": {
+            "seconds": stats_seconds, "seconds_runs": stats_runs, "seconds_median": statistics.median(stats_runs),
+            "bytes_per_s": total_bytes / stats_seconds,
+            "largest_tensors": [{"name": tensors[i][0], "bytes": int(tensors[i][3].size),
+                                 "seconds": per_tensor_best[i],
+                                 "bytes_per_s": tensors[i][3].size / per_tensor_best[i]} for i in biggest],
+        },
+        "bandwidth": {
+            "reference": ref_name, "seconds": bw_seconds, "bytes_per_s": total_bytes / bw_seconds, "threads": 1,
+            "variants_seconds_runs": variants,
+            "note": "numpy reduction over the same memory-mapped bytes, page cache warm, interleaved with the "
+                    "stats runs; best of the runs",
+        },
+        "ratio_to_bandwidth": ratio,
+        "naive": naive,
+        "memory": {**sampler.report(), "checkpoint_bytes": total_bytes, "fraction_of_checkpoint": peak_fraction,
+                   "measured": "RssAnon of the process tree during the first stats pass, minus the baseline"},
+        "targets": {
+            "stats_within_3x_bandwidth": target(ratio, BANDWIDTH_RATIO_TARGET, "<="),
+            "naive_speedup_at_least_10x": target(naive["speedup"] if naive else None, NAIVE_SPEEDUP_TARGET, ">="),
+            "peak_anon_below_10pct": target(peak_fraction, PEAK_ANON_FRACTION_TARGET, "<="),
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--layers", type=int, default=None, help=f"decoder layers (default: all {FULL_LAYERS})")
+    p.add_argument("--scale", type=float, default=None, help="fraction of the layers (e.g. 0.1); overrides --layers")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--bins", type=int, default=64)
+    p.add_argument("--naive", choices=("subset", "full", "skip"), default="subset")
+    p.add_argument("--cache-dir", default=str(DEFAULT_CACHE))
+    p.add_argument("--out-name", default="stats", help="report name under benchmarks/out/")
+    args = p.parse_args(argv)
+    if args.scale is not None:
+        args.layers = max(1, round(FULL_LAYERS * args.scale))
+    report = run(args)
+    write_report(report, args.out_name)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

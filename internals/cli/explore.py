@@ -1,0 +1,56 @@
+"""`llm-internals [MODEL]`: connect to (or start) a model worker, then open the Textual explorer."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from internals.errors import UserError
+
+
+def make_client(args: argparse.Namespace):
+    """The explorer's client: an existing worker (--connect), this process (--no-worker), or its own worker."""
+    from internals.worker.client import InProcessClient, SocketClient, WorkerCrashed
+    from internals.worker.spawn import ManagedWorker, WorkerOptions
+
+    if getattr(args, "connect", None):
+        if not os.path.exists(args.connect):
+            raise UserError(f"no worker socket at {args.connect}: start one with `llm-internals worker MODEL --socket {args.connect}`")
+        try:
+            return SocketClient(args.connect)
+        except WorkerCrashed as exc:
+            raise UserError(str(exc)) from None
+    if getattr(args, "no_worker", False):
+        from internals.model import open_model
+        from internals.worker.service import ModelService, RuntimeOptions
+
+        opened = open_model(args.model, revision=args.revision, trust_remote_code=args.trust_remote_code)
+        return InProcessClient(ModelService(opened, RuntimeOptions(args.device, args.dtype, args.max_memory)))
+    # Check the model here, so that a bad MODEL is one error line before any screen opens.
+    from internals.sources import resolve_source
+
+    resolve_source(args.model, args.revision)
+    worker = ManagedWorker(WorkerOptions(model=args.model, revision=args.revision, trust_remote_code=args.trust_remote_code,
+                                         device=args.device, dtype=args.dtype, max_memory=args.max_memory))
+    try:
+        worker.start()
+    except WorkerCrashed as exc:
+        worker.close()
+        message = str(exc)
+        raise UserError(message[len("error: "):] if message.startswith("error: ") else message) from None
+    return worker
+
+
+def run_explorer(args: argparse.Namespace) -> int:
+    if not sys.stdout.isatty() and not os.environ.get("LLM_INTERNALS_FORCE_TUI"):
+        raise UserError("the explorer needs a terminal; for scripts use `llm-internals summary|stats|attention|lens --json`")
+    client = make_client(args)
+    try:
+        from tui.app import ExplorerApp
+
+        app = ExplorerApp(client, model_label=args.model or "demo model")
+        app.run()
+    finally:
+        client.close()
+    return 0

@@ -1,0 +1,300 @@
+"""The explorer: a sidebar tree of the real model, a main area of views, a lessons pane, a status bar.
+
+The app never computes on tensors. Every question goes to the model worker through one `ExplorerClient`,
+from Textual thread workers that only post results back; handlers on the views own the state. Moving the
+selection starts a new request in the same group, which cancels the stale one (here and in the worker).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.widgets import ContentSwitcher, Footer, Input
+
+from tui.model_tree import ModelTree
+from tui.palette import ExplorerCommands
+from tui.status_bar import StatusBar
+from tui.views.attention import AttentionView
+from tui.views.cross_layer import CrossLayerView
+from tui.views.lens import LensView
+from tui.views.lessons import LessonsPane
+from tui.views.module import ModuleView
+from tui.views.summary import SummaryView
+from tui.views.tensor import TensorView
+from tui.views.tokens import TokensView
+
+VIEWS = ("summary", "tensor", "module", "cross-layer", "attention", "tokens", "lens")
+
+
+class ExplorerApp(App[None]):
+    """`llm-internals [MODEL]`."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "llm-internals"
+    COMMANDS = App.COMMANDS | {ExplorerCommands}
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("question_mark", "help", "Help", id="app.help"),
+        Binding("slash", "search", "Search", id="tree.search"),
+        Binding("1", "view('summary')", "Model", id="view.summary"),
+        Binding("2", "view('cross-layer')", "Layers", id="view.cross_layer"),
+        Binding("3", "view('attention')", "Attention", id="view.attention"),
+        Binding("4", "view('tokens')", "Tokens", id="view.tokens"),
+        Binding("5", "view('lens')", "Lens", id="view.lens"),
+        Binding("f2", "toggle_lessons", "Lessons", id="app.lessons"),
+        Binding("left_square_bracket", "back", "Back", id="nav.back"),
+        Binding("right_square_bracket", "forward", "Forward", id="nav.forward"),
+        Binding("ctrl+s", "export", "Export", id="app.export"),
+        Binding("r", "restart_worker", "Restart worker", show=False, id="worker.restart"),
+        Binding("ctrl+t", "toggle_dark", "Theme", show=False, id="app.theme"),
+        Binding("q", "quit", "Quit", id="app.quit"),
+    ]
+
+    def __init__(self, client, model_label: str = "", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.client = client
+        self.model_label = model_label
+        self.summary: dict[str, Any] | None = None
+        self.nodes: list[dict[str, Any]] = []
+        self.node_by_name: dict[str, dict[str, Any]] = {}
+        self.history: list[str] = []
+        self.future: list[str] = []
+        self.current_view = "summary"
+
+    # --- layout -------------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="body"):
+            with Vertical(id="sidebar"):
+                yield Input(placeholder="search tensors (Enter: next match)", id="search")
+                yield ModelTree(id="tree")
+            with ContentSwitcher(initial="summary", id="views"):
+                yield SummaryView(id="summary")
+                yield TensorView(id="tensor")
+                yield ModuleView(id="module")
+                yield CrossLayerView(id="cross-layer")
+                yield AttentionView(id="attention")
+                yield TokensView(id="tokens")
+                yield LensView(id="lens")
+            yield LessonsPane(id="lessons")
+        yield StatusBar(id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#search").display = False
+        self.query_one("#lessons").display = False
+        self.query_one(StatusBar).set_model(self.model_label)
+        self.load_model_info()
+        self.set_interval(2.0, self.poll_status)
+
+    # --- model info ---------------------------------------------------------------------------------
+    @work(thread=True, exclusive=True, group="model-info", exit_on_error=False)
+    def load_model_info(self) -> None:
+        try:
+            summary = self.client.summary()
+            nodes = self.client.tree()
+        except Exception as exc:  # noqa: BLE001 - shown, not raised
+            self.call_from_thread(self.worker_failed, exc)
+            return
+        self.call_from_thread(self._model_info_loaded, summary, nodes)
+
+    def _model_info_loaded(self, summary: dict[str, Any], nodes: list[dict[str, Any]]) -> None:
+        self.summary = summary
+        self.nodes = nodes
+        self.node_by_name = {n["name"]: n for n in nodes}
+        self.query_one(ModelTree).populate(nodes, summary)
+        self.query_one(SummaryView).show(summary)
+        self.query_one(StatusBar).set_model(f"{summary.get('architecture') or 'model'} · {self.model_label}")
+        self.query_one(LessonsPane).set_model(summary, nodes)
+        self.query_one(AttentionView).set_model(summary)
+        self.query_one(LensView).set_model(summary)
+        self.query_one(ModelTree).focus()
+
+    @work(thread=True, exclusive=True, group="status", exit_on_error=False)
+    def poll_status(self) -> None:
+        try:
+            status = self.client.status()
+        except Exception as exc:  # noqa: BLE001
+            self.call_from_thread(self.worker_failed, exc)
+            return
+        self.call_from_thread(self.query_one(StatusBar).set_status, status)
+
+    def worker_failed(self, exc: BaseException) -> None:
+        from internals.worker.client import WorkerCrashed
+
+        if isinstance(exc, WorkerCrashed):
+            self.query_one(StatusBar).set_crashed(str(exc))
+        else:
+            self.notify(str(exc), severity="error", timeout=6)
+
+    def action_restart_worker(self) -> None:
+        restart = getattr(self.client, "restart", None)
+        if restart is None:
+            self.notify("this explorer is attached to a shared worker: restart it where it runs", severity="warning")
+            return
+        self.query_one(StatusBar).set_state("starting")
+        self._restart()
+
+    @work(thread=True, exclusive=True, group="restart", exit_on_error=False)
+    def _restart(self) -> None:
+        try:
+            self.client.restart()
+        except Exception as exc:  # noqa: BLE001
+            self.call_from_thread(self.worker_failed, exc)
+            return
+        self.call_from_thread(self.notify, "worker restarted")
+        self.call_from_thread(self.poll_status)
+
+    # --- navigation ---------------------------------------------------------------------------------
+    @on(ModelTree.NodePicked)
+    def _node_picked(self, event: ModelTree.NodePicked) -> None:
+        self.open_node(event.name, record=True)
+
+    def open_node(self, name: str, record: bool = True, select_in_tree: bool = False) -> None:
+        node = self.node_by_name.get(name)
+        if node is None:
+            self.notify(f"no node named {name}", severity="warning")
+            return
+        if record and (not self.history or self.history[-1] != name):
+            self.history.append(name)
+            self.future.clear()
+        if select_in_tree:
+            self.query_one(ModelTree).select_name(name)
+        if name == "":
+            self.show_view("summary")
+        elif node["kind"] == "parameter":
+            self.query_one(TensorView).show(node)
+            self.show_view("tensor")
+        else:
+            children = [n for n in self.nodes if n["parent"] == name]
+            self.query_one(ModuleView).show(node, children, self.summary or {})
+            self.show_view("module")
+
+    def show_view(self, view: str) -> None:
+        self.current_view = view
+        self.query_one("#views", ContentSwitcher).current = view
+        target = self.query_one(f"#{view}")
+        activate = getattr(target, "activate", None)
+        if activate:
+            activate()
+
+    def action_view(self, view: str) -> None:
+        self.show_view(view)
+
+    def action_back(self) -> None:
+        if len(self.history) > 1:
+            self.future.append(self.history.pop())
+            self.open_node(self.history[-1], record=False, select_in_tree=True)
+
+    def action_forward(self) -> None:
+        if self.future:
+            name = self.future.pop()
+            self.history.append(name)
+            self.open_node(name, record=False, select_in_tree=True)
+
+    def action_search(self) -> None:
+        search = self.query_one("#search", Input)
+        search.display = True
+        search.focus()
+
+    @on(Input.Submitted, "#search")
+    def _search(self, event: Input.Submitted) -> None:
+        name = self.query_one(ModelTree).find_next(event.value)
+        if name is None:
+            self.notify(f"nothing matches {event.value!r}", severity="warning")
+        else:
+            self.open_node(name)
+
+    @on(Input.Changed, "#search")
+    def _search_live(self, event: Input.Changed) -> None:
+        if event.value:
+            self.query_one(ModelTree).find_next(event.value, restart=True)
+
+    def key_escape(self) -> None:
+        search = self.query_one("#search", Input)
+        if search.display:
+            search.display = False
+            self.query_one(ModelTree).focus()
+
+    def action_toggle_lessons(self) -> None:
+        pane = self.query_one(LessonsPane)
+        pane.display = not pane.display
+        if pane.display:
+            pane.focus_list()
+
+    def open_lesson(self, lesson_id: str) -> None:
+        pane = self.query_one(LessonsPane)
+        pane.display = True
+        pane.open(lesson_id)
+
+    def follow_link(self, target: str) -> None:
+        """Move the explorer to an `llm:` link target (lessons, palette)."""
+        from lessons.catalog import parse_link
+
+        try:
+            link = parse_link(target)
+        except ValueError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        if link.kind in ("tensor", "node"):
+            self.open_node(link.name, select_in_tree=True)
+        elif link.kind == "view":
+            self.show_view(link.view)
+        elif link.kind == "attention":
+            self.show_view("attention")
+            self.query_one(AttentionView).focus_on(prompt=link.prompt, layer=link.layer, head=link.head)
+        elif link.kind == "lesson":
+            self.open_lesson(link.lesson)
+
+    def action_help(self) -> None:
+        from tui.screens import HelpScreen
+
+        self.push_screen(HelpScreen(self))
+
+    def action_toggle_dark(self) -> None:
+        self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"
+
+    # --- export -------------------------------------------------------------------------------------
+    def action_export(self) -> None:
+        from tui.screens import ExportScreen
+
+        self.push_screen(ExportScreen(default=f"llm-internals-{self.current_view}"), self._export_to)
+
+    def _export_to(self, stem: str | None) -> None:
+        if not stem:
+            return
+        from tui.screens import ConfirmScreen
+
+        base = Path(stem).expanduser()
+        targets = [base.with_suffix(".svg"), base.with_suffix(".json")]
+        existing = [str(t) for t in targets if t.exists()]
+        if existing:
+            self.push_screen(ConfirmScreen(f"{', '.join(existing)} exists. Overwrite?"),
+                             lambda ok: self._write_export(base) if ok else self.notify("export cancelled"))
+        else:
+            self._write_export(base)
+
+    def _write_export(self, base: Path) -> None:
+        import json
+
+        view = self.query_one(f"#{self.current_view}")
+        data = getattr(view, "export_data", lambda: None)()
+        try:
+            base.parent.mkdir(parents=True, exist_ok=True)
+            self.save_screenshot(filename=base.with_suffix(".svg").name, path=str(base.parent))
+            with open(base.with_suffix(".json"), "w") as fh:
+                json.dump({"view": self.current_view, "data": data}, fh, default=_json_default)
+        except OSError as exc:
+            self.notify(f"export failed: {exc}", severity="error")
+            return
+        self.notify(f"saved {base.with_suffix('.svg')} and {base.with_suffix('.json')}")
+
+
+def _json_default(value: Any) -> Any:
+    tolist = getattr(value, "tolist", None)
+    if tolist:
+        return tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")

@@ -1,0 +1,360 @@
+"""Logit-lens grid: for every layer (row) and position (column), the top next-token guess.
+
+Why a grid of text cells instead of a heatmap: the point of the logit lens is *which* token a
+layer predicts, so each cell shows the top token piece (cut to the column width, whitespace made
+visible) on a background that encodes its probability (sequential ramp 0..1). The view pans with
+the cursor when there are more layers or positions than fit; the input token of each position is
+shown in the header. The engine computes everything; this widget only lays it out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+import numpy as np
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.binding import Binding, BindingType
+from textual.message import Message
+from textual.strip import Strip
+from textual.widget import Widget
+
+from tui.components.theme import Ramp, contrast_text, fit_cells, format_value, get_ramp, visible_piece
+
+
+class LensMessage(Message):
+    """Base of the grid's messages: the cell at `row` (index into the rows), `position`.
+
+    `layer` is the layer label of the row (e.g. 12, or "final"), `piece` the top token piece and
+    `prob` its probability (NaN if unknown).
+    """
+
+    def __init__(self, grid: LensGrid, row: int, position: int, layer: int | str, piece: str, prob: float) -> None:
+        super().__init__()
+        self.grid = grid
+        self.row = row
+        self.position = position
+        self.layer = layer
+        self.piece = piece
+        self.prob = prob
+
+    @property
+    def control(self) -> LensGrid:
+        """The sender."""
+        return self.grid
+
+
+class LensGrid(Widget, can_focus=True):
+    """Rows = layers, columns = positions, cell = top token piece on a probability colour."""
+
+    DEFAULT_CSS = """
+    LensGrid {
+        width: 1fr;
+        height: 1fr;
+        min-height: 4;
+    }
+    LensGrid > .lens-grid--title { text-style: bold; }
+    LensGrid:focus > .lens-grid--title { color: $accent; }
+    LensGrid > .lens-grid--status { color: $text-muted; }
+    LensGrid > .lens-grid--header { color: $text-muted; }
+    LensGrid > .lens-grid--label { color: $text-muted; }
+    LensGrid > .lens-grid--label-cursor { color: $text; text-style: bold reverse; }
+    """
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "lens-grid--title",
+        "lens-grid--status",
+        "lens-grid--header",
+        "lens-grid--label",
+        "lens-grid--label-cursor",
+    }
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("up,k", "move(-1, 0)", "Up", show=False, id="lens_grid.up"),
+        Binding("down,j", "move(1, 0)", "Down", show=False, id="lens_grid.down"),
+        Binding("left,h", "move(0, -1)", "Left", show=False, id="lens_grid.left"),
+        Binding("right,l", "move(0, 1)", "Right", show=False, id="lens_grid.right"),
+        Binding("home", "move_to_column(0)", "First position", show=False, id="lens_grid.home"),
+        Binding("end", "move_to_column(-1)", "Last position", show=False, id="lens_grid.end"),
+        Binding("pageup", "page(-1)", "Page up", show=False, id="lens_grid.page_up"),
+        Binding("pagedown", "page(1)", "Page down", show=False, id="lens_grid.page_down"),
+        Binding("enter", "select", "Select", show=False, id="lens_grid.select"),
+    ]
+
+    class CursorMoved(LensMessage):
+        """The cursor moved to another cell (keys or click)."""
+
+    class CellSelected(LensMessage):
+        """Enter or a click on a cell."""
+
+    def __init__(
+        self,
+        pieces: Sequence[Sequence[str]] | None = None,
+        probs: object | None = None,
+        *,
+        layers: Sequence[int | str] | None = None,
+        input_pieces: Sequence[str] | None = None,
+        title: str = "logit lens",
+        cell_width: int = 8,
+        ramp: Ramp | str = "sequential",
+        name: str | None = None,
+        id: str | None = None,  # noqa: A002
+        classes: str | None = None,
+        disabled: bool = False,
+    ) -> None:
+        """Create the grid.
+
+        Args:
+            pieces: `rows × positions` top-token pieces (decoded text).
+            probs: `rows × positions` probabilities of those tokens (0..1; NaN = unknown).
+            layers: Label of each row (default 0..rows-1), e.g. layer numbers and "final".
+            input_pieces: The prompt's token piece at each position (header line).
+            title: Title line text.
+            cell_width: Columns per position, including a 1-column gap.
+            ramp: Colour ramp for probabilities (0..1).
+        """
+        super().__init__(name=name, id=id, classes=classes, disabled=disabled)
+        self._title = title
+        self.cell_width = max(2, cell_width)
+        self._ramp = get_ramp(ramp)
+        self._pieces: list[list[str]] = []
+        self._probs = np.zeros((0, 0))
+        self._levels = np.zeros((0, 0), dtype=np.int16)
+        self._layers: list[int | str] = []
+        self._inputs: list[str] | None = None
+        self._cursor = (0, 0)
+        self._origin = (0, 0)
+        self._lines: dict[int, Strip] = {}
+        self._cell_styles: dict[tuple[int, bool], Style] = {}
+        if pieces is not None and probs is not None:
+            self._store(pieces, probs, layers, input_pieces)
+
+    # ------------------------------------------------------------------ data
+
+    @property
+    def cursor(self) -> tuple[int, int]:
+        """`(row, position)` of the cursor."""
+        return self._cursor
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """`(rows, positions)`."""
+        return (len(self._pieces), len(self._pieces[0]) if self._pieces else 0)
+
+    def _store(
+        self,
+        pieces: Sequence[Sequence[str]],
+        probs: object,
+        layers: Sequence[int | str] | None,
+        input_pieces: Sequence[str] | None,
+    ) -> None:
+        grid = [list(row) for row in pieces]
+        rows = len(grid)
+        cols = len(grid[0]) if grid else 0
+        if any(len(row) != cols for row in grid):
+            raise ValueError("every row of pieces must have one length")
+        prob_array = np.array(probs, dtype=np.float64).reshape(rows, cols) if rows else np.zeros((0, 0))
+        if layers is not None and len(layers) != rows:
+            raise ValueError(f"{len(layers)} layer labels for {rows} rows")
+        if input_pieces is not None and len(input_pieces) != cols:
+            raise ValueError(f"{len(input_pieces)} input pieces for {cols} positions")
+        self._pieces = grid
+        self._probs = prob_array
+        self._levels = self._ramp.quantise(prob_array, 0.0, 1.0)
+        self._layers = list(layers) if layers is not None else list(range(rows))
+        self._inputs = list(input_pieces) if input_pieces is not None else None
+        self._cursor = (min(self._cursor[0], max(0, rows - 1)), min(self._cursor[1], max(0, cols - 1)))
+
+    def set_data(
+        self,
+        pieces: Sequence[Sequence[str]],
+        probs: object,
+        *,
+        layers: Sequence[int | str] | None = None,
+        input_pieces: Sequence[str] | None = None,
+        title: str | None = None,
+    ) -> None:
+        """Show another lens result (cursor kept where valid)."""
+        self._store(pieces, probs, layers, input_pieces)
+        if title is not None:
+            self._title = title
+        self._invalidate()
+        if self.is_mounted:
+            self._post(self.CursorMoved)
+
+    # -------------------------------------------------------------- geometry
+
+    def _invalidate(self) -> None:
+        self._lines.clear()
+        self._clamp_origin()
+        self.refresh()
+
+    def notify_style_update(self) -> None:
+        """Theme/focus changed: drop cached lines."""
+        super().notify_style_update()
+        self._lines.clear()
+
+    def on_resize(self, event: events.Resize) -> None:
+        """The visible window depends on the size."""
+        self._invalidate()
+
+    @property
+    def _gutter(self) -> int:
+        widest = max((len(str(label)) for label in self._layers), default=1)
+        return min(10, widest) + 1
+
+    @property
+    def _visible(self) -> tuple[int, int]:
+        """How many rows and positions fit."""
+        width, height = self.size
+        return max(1, height - 2), max(1, (width - self._gutter) // self.cell_width)
+
+    def _clamp_origin(self) -> None:
+        rows, cols = self.shape
+        vis_rows, vis_cols = self._visible
+        (r, c), (orow, ocol) = self._cursor, self._origin
+        orow = max(0, min(max(orow, r - vis_rows + 1), r, max(0, rows - vis_rows)))
+        ocol = max(0, min(max(ocol, c - vis_cols + 1), c, max(0, cols - vis_cols)))
+        self._origin = (orow, ocol)
+
+    # ------------------------------------------------------------- rendering
+
+    def render_line(self, y: int) -> Strip:
+        """Title, header (input tokens) or one layer row."""
+        strip = self._lines.get(y)
+        if strip is None:
+            strip = self._render_line(y).apply_style(self.rich_style)
+            self._lines[y] = strip
+        return strip
+
+    def _render_line(self, y: int) -> Strip:
+        width = self.size.width
+        if y == 0:
+            return self._render_title(width)
+        rows, cols = self.shape
+        if rows == 0 or cols == 0:
+            return Strip.blank(width)
+        if y == 1:
+            return self._render_header(width)
+        row = self._origin[0] + y - 2
+        if row >= min(rows, self._origin[0] + self._visible[0]):
+            return Strip.blank(width)
+        return self._render_row(row, width)
+
+    def _render_title(self, width: int) -> Strip:
+        title_style = self.get_component_rich_style("lens-grid--title")
+        status_style = self.get_component_rich_style("lens-grid--status")
+        status = self._status_text()
+        left = fit_cells(self._title, max(0, width - len(status) - 2)) if width > len(status) + 2 else ""
+        segments = [Segment(left, title_style), Segment(fit_cells(status, width - len(left), align="right"), status_style)]
+        return Strip(segments).adjust_cell_length(width)
+
+    def _status_text(self) -> str:
+        rows, cols = self.shape
+        if rows == 0 or cols == 0:
+            return ""
+        r, c = self._cursor
+        text = f"layer {self._layers[r]} · pos {c}"
+        if self._inputs is not None:
+            text += f" '{visible_piece(self._inputs[c])}'"
+        return text + f" → '{visible_piece(self._pieces[r][c])}' p={format_value(float(self._probs[r, c]))}"
+
+    def _render_header(self, width: int) -> Strip:
+        style = self.get_component_rich_style("lens-grid--header")
+        _, vis_cols = self._visible
+        ocol = self._origin[1]
+        cols = self.shape[1]
+        parts = [" " * self._gutter]
+        for c in range(ocol, min(cols, ocol + vis_cols)):
+            label = visible_piece(self._inputs[c]) if self._inputs is not None else str(c)
+            parts.append(fit_cells(label, self.cell_width - 1) + " ")
+        return Strip([Segment("".join(parts), style)]).adjust_cell_length(width)
+
+    def _cell_style(self, level: int, cursor: bool) -> Style:
+        key = (level, cursor)
+        style = self._cell_styles.get(key)
+        if style is None:
+            background = self._ramp.color(level)
+            assert background is not None
+            style = Style(color=contrast_text(background), bgcolor=background, bold=cursor, reverse=cursor)
+            self._cell_styles[key] = style
+        return style
+
+    def _render_row(self, row: int, width: int) -> Strip:
+        _, vis_cols = self._visible
+        ocol = self._origin[1]
+        cols = self.shape[1]
+        on_cursor_row = row == self._cursor[0]
+        label_style = self.get_component_rich_style("lens-grid--label-cursor" if on_cursor_row else "lens-grid--label")
+        segments = [Segment(fit_cells(str(self._layers[row]), self._gutter - 1, align="right"), label_style), Segment(" ")]
+        for c in range(ocol, min(cols, ocol + vis_cols)):
+            text = fit_cells(visible_piece(self._pieces[row][c]), self.cell_width - 1)
+            is_cursor = on_cursor_row and c == self._cursor[1]
+            segments.append(Segment(text, self._cell_style(int(self._levels[row, c]), is_cursor)))
+            segments.append(Segment(" "))
+        return Strip(segments).adjust_cell_length(width)
+
+    # --------------------------------------------------------------- cursor
+
+    def _message(self, kind: type[LensMessage]) -> LensMessage:
+        r, c = self._cursor
+        return kind(self, r, c, self._layers[r], self._pieces[r][c], float(self._probs[r, c]))
+
+    def _post(self, kind: type[LensMessage]) -> None:
+        rows, cols = self.shape
+        if rows and cols:
+            self.post_message(self._message(kind))
+
+    def move_cursor(self, row: int, position: int) -> None:
+        """Put the cursor on a cell (clamped; negative position counts from the end)."""
+        rows, cols = self.shape
+        if not rows or not cols:
+            return
+        position = position if position >= 0 else cols + position
+        new = (max(0, min(rows - 1, row)), max(0, min(cols - 1, position)))
+        if new == self._cursor:
+            return
+        self._cursor = new
+        self._invalidate()
+        self._post(self.CursorMoved)
+
+    def action_move(self, d_row: int, d_col: int) -> None:
+        """Move the cursor by one cell."""
+        r, c = self._cursor
+        self.move_cursor(r + d_row, max(0, c + d_col))
+
+    def action_move_to_column(self, position: int) -> None:
+        """First (0) / last (-1) position."""
+        self.move_cursor(self._cursor[0], position)
+
+    def action_page(self, direction: int) -> None:
+        """Move a screenful of layers up/down."""
+        self.move_cursor(max(0, self._cursor[0] + direction * self._visible[0]), self._cursor[1])
+
+    def action_select(self) -> None:
+        """Post `CellSelected` for the cursor cell."""
+        self._post(self.CellSelected)
+
+    def cell_at(self, x: int, y: int) -> tuple[int, int] | None:
+        """The `(row, position)` drawn at content coordinates `(x, y)`, if any."""
+        rows, cols = self.shape
+        if y < 2 or x < self._gutter:
+            return None
+        row = self._origin[0] + y - 2
+        col = self._origin[1] + (x - self._gutter) // self.cell_width
+        if row < min(rows, self._origin[0] + self._visible[0]) and col < min(cols, self._origin[1] + self._visible[1]):
+            return row, col
+        return None
+
+    def on_click(self, event: events.Click) -> None:
+        """A click moves the cursor to the cell and selects it."""
+        offset = event.get_content_offset(self)
+        cell = self.cell_at(offset.x, offset.y) if offset is not None else None
+        if cell is not None:
+            self.move_cursor(*cell)
+            self._post(self.CellSelected)
+
+
+__all__ = ["LensGrid", "LensMessage"]

@@ -1,0 +1,46 @@
+"""Command palette entries that read "group: action": go to any tensor, switch views, open lessons."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+
+class ExplorerCommands(Provider):
+    def _commands(self) -> list[tuple[str, object, str]]:
+        app = self.app
+        out: list[tuple[str, object, str]] = []
+        for view, label in (("summary", "model card"), ("cross-layer", "cross-layer statistics"),
+                            ("attention", "attention"), ("tokens", "tokens"), ("lens", "logit lens")):
+            out.append((f"view: {label}", partial(app.show_view, view), f"show the {label} view"))
+        for node in getattr(app, "nodes", []):
+            name = node["name"]
+            if not name:
+                continue
+            short = name.rsplit(".", 1)[-1] if node["kind"] == "module" else ".".join(name.split(".")[-2:])
+            layer = node.get("layer")
+            title = f"go: layer {layer} {short}" if layer is not None else f"go: {name}"
+            out.append((title, partial(app.open_node, name, True, True), name))
+        try:
+            from lessons.catalog import load_lessons
+
+            for lesson in load_lessons():
+                out.append((f"lesson: {lesson.title}", partial(app.open_lesson, lesson.id), f"open the lesson {lesson.id}"))
+        except Exception:  # noqa: BLE001 - lessons are optional in the palette
+            pass
+        out.append(("worker: restart", app.action_restart_worker, "restart the model worker"))
+        out.append(("app: export view", app.action_export, "save the view as SVG and its data as JSON"))
+        return out
+
+    async def discover(self) -> Hits:
+        for title, callback, help_text in self._commands():
+            if title.startswith(("view:", "lesson:", "worker:", "app:")):
+                yield DiscoveryHit(title, callback, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for title, callback, help_text in self._commands():
+            score = matcher.match(title)
+            if score > 0:
+                yield Hit(score, matcher.highlight(title), callback, help=help_text)

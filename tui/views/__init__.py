@@ -1,0 +1,1 @@
+"""The explorer's main-area views: each asks the worker for its data and draws it with tui.components."""

@@ -1,0 +1,131 @@
+"""Attention: a prompt, the selected head's token-labelled heatmap, and all heads as small multiples
+grouped by the KV head they share (grouped-query attention made visible)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from textual import on
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.widgets import Input, Static
+
+from tui.components.heatmap import Heatmap
+from tui.components.heatmap_grid import SmallMultiples, gqa_groups
+from tui.views.base import RemoteView
+
+DEFAULT_PROMPT = "def add(self, value):\n    self.total = self.total + value\n    return self.total"
+MAX_EXACT_TOKENS = 96
+
+
+class AttentionView(RemoteView):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("comma", "layer(-1)", "Layer -", id="attention.layer_prev"),
+        Binding("full_stop", "layer(1)", "Layer +", id="attention.layer_next"),
+        Binding("minus", "head(-1)", "Head -", id="attention.head_prev"),
+        Binding("equals_sign", "head(1)", "Head +", id="attention.head_next"),
+    ]
+    DEFAULT_CSS = """
+    AttentionView #attention-prompt { height: 3; }
+    AttentionView #attention-info { height: 1; padding: 0 1; }
+    AttentionView #attention-main { height: 1fr; }
+    AttentionView #attention-head { width: 3fr; }
+    AttentionView #attention-all { width: 2fr; }
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.prompt = DEFAULT_PROMPT
+        self.layer_idx = 0
+        self.head_idx = 0
+        self.num_layers = 1
+        self.loaded_key: tuple[str, int] | None = None
+
+    def compose(self):
+        yield Input(value=self.prompt.replace("\n", "⏎"), placeholder="prompt (Enter runs it)", id="attention-prompt")
+        yield Static("", classes="view-message")
+        yield Static("", id="attention-info")
+        with Horizontal(id="attention-main"):
+            yield Heatmap(title="attention", ramp="sequential", vmin=0.0, vmax=1.0, row_axis="query", col_axis="key",
+                          id="attention-head")
+            yield SmallMultiples(ramp="sequential", vmin=0.0, vmax=1.0, id="attention-all")
+
+    def set_model(self, summary: dict[str, Any]) -> None:
+        self.num_layers = summary.get("num_layers") or 1
+
+    def activate(self) -> None:
+        if self.loaded_key != (self.prompt, self.layer_idx):
+            self._request()
+
+    def focus_on(self, prompt: str | None = None, layer: int | None = None, head: int | None = None) -> None:
+        if prompt:
+            self.prompt = prompt
+            self.query_one("#attention-prompt", Input).value = prompt.replace("\n", "⏎")
+        if layer is not None:
+            self.layer_idx = layer % max(1, self.num_layers)
+        if head is not None:
+            self.head_idx = head
+        self._request()
+
+    @on(Input.Submitted, "#attention-prompt")
+    def _prompt(self, event: Input.Submitted) -> None:
+        self.prompt = event.value.replace("⏎", "\n")
+        self._request()
+        self.query_one("#attention-head", Heatmap).focus()
+
+    def _request(self) -> None:
+        prompt, layer = self.prompt, self.layer_idx
+        self.fetch("attention", lambda: self.app.client.attention(prompt, layer, bins=None, on_progress=self._progress),
+                   self._show, loading=f"running the model on the prompt (layer {layer})…")
+
+    def _progress(self, fraction: float, message: str) -> None:
+        self.app.call_from_thread(self.set_message, f"{message} {100 * fraction:.0f}%")
+
+    def _show(self, data: dict[str, Any]) -> None:
+        self.data = data
+        self.loaded_key = (self.prompt, self.layer_idx)
+        weights = data["weights"]
+        heads = data["num_heads"]
+        self.head_idx = min(self.head_idx, heads - 1)
+        groups = gqa_groups(heads, data["num_key_value_heads"])
+        self.query_one("#attention-all", SmallMultiples).set_matrices(
+            weights, groups=groups, titles=[f"h{h}" for h in range(heads)])
+        self.query_one("#attention-all", SmallMultiples).highlight(self.head_idx)
+        self._draw_head()
+
+    def _draw_head(self) -> None:
+        data = self.data
+        if not data:
+            return
+        tokens = data["tokens"]
+        kv = data["kv_head_of"][self.head_idx]
+        self.query_one("#attention-head", Heatmap).set_matrix(
+            data["weights"][self.head_idx], row_labels=tokens, col_labels=tokens, vmin=0.0, vmax=1.0,
+            title=f"layer {data['layer']} head {self.head_idx} (reads KV head {kv})")
+        self.query_one("#attention-info", Static).update(
+            f"layer {data['layer']}/{self.num_layers - 1}  head {self.head_idx}/{data['num_heads'] - 1}  "
+            f"{data['num_heads']} query heads share {data['num_key_value_heads']} KV heads  ·  , . layer  - = head")
+
+    @on(Heatmap.CursorMoved, "#attention-head")
+    def _cursor(self, event: Heatmap.CursorMoved) -> None:
+        if not self.data or event.masked:
+            return
+        tokens = self.data["tokens"]
+        q, k = event.row, event.col
+        self.query_one("#attention-info", Static).update(
+            f"query {q} {tokens[q]!r} → key {k} {tokens[k]!r}: {event.value:.4f}   (layer {self.data['layer']} head {self.head_idx})")
+
+    @on(SmallMultiples.Selected)
+    def _pick_head(self, event: SmallMultiples.Selected) -> None:
+        self.head_idx = event.index
+        self._draw_head()
+
+    def action_layer(self, step: int) -> None:
+        self.layer_idx = (self.layer_idx + step) % max(1, self.num_layers)
+        self._request()
+
+    def action_head(self, step: int) -> None:
+        if self.data:
+            self.head_idx = (self.head_idx + step) % self.data["num_heads"]
+            self.query_one("#attention-all", SmallMultiples).highlight(self.head_idx)
+            self._draw_head()

@@ -1,0 +1,83 @@
+"""Cross-layer statistics: for each of q, k, v, o, gate, up, down, a line across layers, and a heat strip.
+
+The seed notebook's aggregate weight plots, made cheap: the worker computes exact statistics tensor by
+tensor (cached on disk), and only a few numbers per tensor come back.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+from textual import on
+from textual.binding import Binding, BindingType
+from textual.widgets import Static
+
+from tui.components.heat_strip import HeatStrip
+from tui.components.lineplot import LinePlot
+from tui.views.base import RemoteView
+
+METRICS = ("std", "rms", "kurtosis", "abs_mean", "max_abs")
+
+
+class CrossLayerView(RemoteView):
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("m", "next_metric", "Statistic", id="cross_layer.metric")]
+    DEFAULT_CSS = """
+    CrossLayerView LinePlot { height: 2fr; min-height: 10; }
+    CrossLayerView HeatStrip { height: 1fr; min-height: 6; }
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.metric = "std"
+        self.loaded = False
+
+    def compose(self):
+        yield Static("", classes="view-message")
+        yield LinePlot(title="std across layers", id="cross-plot")
+        yield HeatStrip(id="cross-strip")
+
+    def activate(self) -> None:
+        if not self.loaded:
+            self.fetch("data", lambda: self.app.client.cross_layer(on_progress=self._progress), self._show,
+                       loading="computing statistics of every layer's weights (cached after the first time)…")
+
+    def _progress(self, fraction: float, message: str) -> None:
+        self.app.call_from_thread(self.set_message, f"computing statistics… {100 * fraction:.0f}%  {message}")
+
+    def _show(self, data: dict[str, Any]) -> None:
+        self.data = data
+        self.loaded = True
+        self._draw()
+        self.query_one(LinePlot).focus()
+
+    def _matrix(self) -> tuple[list[str], np.ndarray]:
+        comps = [c for c in self.data["components"] if c != "norm"]
+        values = self.data["metrics"][self.metric]
+        mat = np.array([[np.nan if v is None else v for v in values[c]] for c in comps], dtype=np.float64)
+        return comps, mat
+
+    def _draw(self) -> None:
+        if not self.data:
+            return
+        comps, mat = self._matrix()
+        self.query_one(LinePlot).set_series({c: mat[i] for i, c in enumerate(comps)},
+                                            title=f"{self.metric} of each weight across layers (m: next statistic, Enter: open)")
+        self.query_one(HeatStrip).set_values(mat, components=comps, layers=list(range(mat.shape[1])), metric=self.metric)
+
+    def action_next_metric(self) -> None:
+        self.metric = METRICS[(METRICS.index(self.metric) + 1) % len(METRICS)]
+        self._draw()
+
+    def _open(self, component: str, layer: int) -> None:
+        name = (self.data or {}).get("names", {}).get(component, [None] * (layer + 1))[layer]
+        if name:
+            self.app.open_node(name, select_in_tree=True)
+
+    @on(LinePlot.PointOpened)
+    def _point(self, event: LinePlot.PointOpened) -> None:
+        self._open(event.series, int(event.index))
+
+    @on(HeatStrip.TensorPicked)
+    def _cell(self, event: HeatStrip.TensorPicked) -> None:
+        self._open(event.component, int(event.layer))

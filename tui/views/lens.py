@@ -1,0 +1,72 @@
+"""Logit lens: for every layer and position, the top next token when the final norm and LM head are
+applied to that layer's residual stream; colour is its probability."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from textual import on
+from textual.widgets import Input, Static
+
+from tui.components.lens_grid import LensGrid
+from tui.views.base import RemoteView
+
+DEFAULT_PROMPT = "import numpy as np\nx = np.zeros"
+
+
+class LensView(RemoteView):
+    DEFAULT_CSS = """
+    LensView #lens-info { height: 1; padding: 0 1; }
+    LensView LensGrid { height: 1fr; }
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.prompt = DEFAULT_PROMPT
+        self.loaded = False
+
+    def compose(self):
+        yield Input(value=self.prompt.replace("\n", "⏎"), placeholder="prompt (Enter runs it)", id="lens-prompt")
+        yield Static("", classes="view-message")
+        yield Static("", id="lens-info")
+        yield LensGrid(id="lens-grid")
+
+    def set_model(self, summary: dict[str, Any]) -> None:
+        pass
+
+    def activate(self) -> None:
+        if not self.loaded:
+            self._request()
+
+    @on(Input.Submitted, "#lens-prompt")
+    def _submit(self, event: Input.Submitted) -> None:
+        self.prompt = event.value.replace("⏎", "\n")
+        self._request()
+
+    def _request(self) -> None:
+        prompt = self.prompt
+        self.fetch("lens", lambda: self.app.client.lens(prompt, top_k=5), self._show, loading="running the logit lens…")
+
+    def _show(self, data: dict[str, Any]) -> None:
+        self.data = data
+        self.loaded = True
+        layers = data["layers"]
+        pieces = [[row[0] for row in entry["top_tokens"]] for entry in layers]
+        probs = np.array([[row[0] for row in np.asarray(entry["top_probs"]).tolist()] for entry in layers], dtype=np.float32)
+        labels: list[int | str] = [entry.get("layer", i) for i, entry in enumerate(layers)]
+        labels[-1] = "output"
+        grid = self.query_one(LensGrid)
+        grid.set_data(pieces, probs, layers=labels, input_pieces=data["tokens"])
+        grid.focus()
+
+    @on(LensGrid.CursorMoved)
+    def _cursor(self, event: LensGrid.CursorMoved) -> None:
+        if not self.data:
+            return
+        entry = self.data["layers"][event.row]
+        tops = entry["top_tokens"][event.position]
+        probs = np.asarray(entry["top_probs"])[event.position]
+        alts = "  ".join(f"{t!r} {p:.2f}" for t, p in zip(tops, probs))
+        self.query_one("#lens-info", Static).update(
+            f"layer {event.layer}, after {self.data['tokens'][event.position]!r}: {alts}")

@@ -1,0 +1,128 @@
+"""The lessons pane: markdown lessons with numbers from the open model, links that move the explorer,
+and demos that run in the worker with a live plot."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+from textual import on, work
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.widgets import Markdown, OptionList, Static
+from textual.widgets.option_list import Option
+
+from tui.components.lineplot import LinePlot
+
+
+class LessonsPane(Vertical):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("d", "run_demo", "Run demo", id="lessons.demo"),
+        Binding("escape", "close", "Close lessons", show=False, id="lessons.close"),
+    ]
+    DEFAULT_CSS = """
+    LessonsPane { width: 60; border-left: solid $accent; }
+    LessonsPane OptionList { height: 12; }
+    LessonsPane Markdown { height: 1fr; }
+    LessonsPane #demo-status { height: auto; max-height: 8; padding: 0 1; }
+    LessonsPane LinePlot { height: 12; display: none; }
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.facts: dict[str, Any] = {}
+        self.current: str | None = None
+        self.points: dict[str, list[tuple[float, float]]] = {}
+
+    def compose(self):
+        yield OptionList(id="lesson-list")
+        yield Markdown("Pick a lesson.", id="lesson-body", open_links=False)
+        yield Static("", id="demo-status")
+        yield LinePlot(title="demo", id="demo-plot")
+
+    def on_mount(self) -> None:
+        from lessons.catalog import load_lessons
+
+        lst = self.query_one("#lesson-list", OptionList)
+        for lesson in load_lessons():
+            part = "A" if lesson.part == "architecture" else "T"
+            lst.add_option(Option(f"{part}{lesson.order:02d} {lesson.title}", id=lesson.id))
+
+    def set_model(self, summary: dict[str, Any], nodes: list[dict[str, Any]]) -> None:
+        from lessons.facts import lesson_facts
+
+        self.facts = lesson_facts(summary, nodes)
+        if self.current:
+            self.open(self.current)
+
+    def focus_list(self) -> None:
+        self.query_one("#lesson-list", OptionList).focus()
+
+    @on(OptionList.OptionSelected, "#lesson-list")
+    def _picked(self, event: OptionList.OptionSelected) -> None:
+        self.open(str(event.option.id))
+
+    def open(self, lesson_id: str) -> None:
+        from lessons.catalog import get_lesson, render_lesson
+
+        try:
+            lesson = get_lesson(lesson_id)
+        except Exception as exc:  # noqa: BLE001
+            self.app.notify(str(exc), severity="error")
+            return
+        self.current = lesson_id
+        text = render_lesson(lesson, self.facts, strict=False) if self.facts else lesson.raw
+        if lesson.demo:
+            text += f"\n\n---\n**Demo:** press `d` to run `{lesson.demo}` on the open model."
+        self.query_one("#lesson-body", Markdown).update(text)
+        self.query_one("#demo-status", Static).update("")
+
+    @on(Markdown.LinkClicked)
+    def _link(self, event: Markdown.LinkClicked) -> None:
+        event.stop()
+        if event.href.startswith("llm:"):
+            self.app.follow_link(event.href)
+        else:
+            self.app.notify(f"external link (open it in a browser): {event.href}")
+
+    def action_close(self) -> None:
+        self.display = False
+
+    def action_run_demo(self) -> None:
+        from lessons.catalog import get_lesson
+
+        if not self.current:
+            return
+        demo = get_lesson(self.current).demo
+        if not demo:
+            self.app.notify("this lesson has no demo")
+            return
+        self.points = {}
+        plot = self.query_one("#demo-plot", LinePlot)
+        plot.display = True
+        self.query_one("#demo-status", Static).update(f"running demo {demo!r} in the worker…")
+        self._run(demo)
+
+    @work(thread=True, exclusive=True, group="demo", exit_on_error=False)
+    def _run(self, demo: str) -> None:
+        client = self.app.client
+        try:
+            for item in client.run_demo(demo, {}, on_progress=lambda f, m: self.app.call_from_thread(self._status, f"{m} {100 * f:.0f}%")):
+                self.app.call_from_thread(self._point, item)
+        except Exception as exc:  # noqa: BLE001 - shown in the pane
+            self.app.call_from_thread(self._status, f"demo failed: {exc}")
+            return
+        self.app.call_from_thread(self._status, "demo finished")
+
+    def _status(self, text: str) -> None:
+        self.query_one("#demo-status", Static).update(text)
+
+    def _point(self, item: dict[str, Any]) -> None:
+        if "series" in item and "y" in item:
+            self.points.setdefault(str(item["series"]), []).append((float(item.get("x", 0)), float(item["y"])))
+            series = {k: np.array([p[1] for p in v]) for k, v in self.points.items()}
+            longest = max(len(v) for v in series.values())
+            padded = {k: np.concatenate([v, np.full(longest - len(v), np.nan)]) for k, v in series.items()}
+            self.query_one("#demo-plot", LinePlot).set_series(padded, title="live")
+        elif "message" in item:
+            self._status(str(item["message"]))

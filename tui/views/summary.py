@@ -1,0 +1,75 @@
+"""Model root: the architecture card, the parameter breakdown as a bar chart, tying and memory."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from internals.cli.render import summary_rows
+
+
+def breakdown_chart(summary: dict[str, Any], width: int = 40) -> Table:
+    total = summary["total_parameters"] or 1
+    table = Table(title="Parameters by component", title_justify="left", show_header=False, box=None)
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_column(justify="right")
+    for comp, n in summary["parameters_by_component"].items():
+        if not n:
+            continue
+        share = n / total
+        bar = Text("█" * max(1, round(share * width)), style="cyan")
+        table.add_row(comp, bar, f"{n:,} ({100 * share:.1f}%)")
+    return table
+
+
+def layer_chart(summary: dict[str, Any], width: int = 30) -> Table:
+    layers = summary.get("layers") or []
+    table = Table(title="Per layer (attention | MLP)", title_justify="left", show_header=False, box=None)
+    table.add_column(justify="right", style="dim")
+    table.add_column()
+    biggest = max((layer["parameters"] for layer in layers), default=1) or 1
+    for layer in layers[:64]:
+        attn = round(width * layer["attention"] / biggest)
+        mlp = round(width * layer["mlp"] / biggest)
+        table.add_row(str(layer["index"]), Text("▇" * attn, style="magenta") + Text("▇" * mlp, style="green"))
+    if len(layers) > 64:
+        table.add_row("…", Text(f"{len(layers) - 64} more layers"))
+    return table
+
+
+class SummaryView(VerticalScroll):
+    DEFAULT_CSS = "SummaryView { padding: 0 1; }"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.data: dict[str, Any] | None = None
+
+    def compose(self):
+        yield Static("loading the model's facts…", id="summary-body")
+
+    def show(self, summary: dict[str, Any]) -> None:
+        self.data = summary
+        card = Table(title="Architecture", title_justify="left", show_header=False)
+        card.add_column(style="bold cyan", no_wrap=True)
+        card.add_column()
+        for key, value in summary_rows(summary):
+            card.add_row(key, value)
+        tied = summary.get("tie_word_embeddings")
+        shared = summary.get("embeddings_shared")
+        check = Text("tied-embeddings check: ", style="bold")
+        if shared is None:
+            check.append("no weights to check", style="dim")
+        elif bool(tied) == bool(shared):
+            check.append(f"config says {'tied' if tied else 'untied'}, stored tensors agree", style="green")
+        else:
+            check.append(f"config says {'tied' if tied else 'untied'} but the stored tensors are {'shared' if shared else 'separate'}", style="yellow")
+        self.query_one("#summary-body", Static).update(Group(card, check, Text(""), breakdown_chart(summary), Text(""), layer_chart(summary)))
+
+    def export_data(self) -> Any:
+        return self.data

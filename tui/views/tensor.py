@@ -1,0 +1,110 @@
+"""A tensor: exact statistics, the histogram (bins from the engine), and a heatmap of a 2-D weight."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+from textual import on
+from textual.containers import Horizontal
+from textual.widgets import Static
+
+from tui.components.heatmap import Heatmap
+from tui.components.histogram import Histogram
+from tui.views.base import RemoteView
+
+
+def stats_table(s: dict[str, Any]) -> Table:
+    def f(v: Any) -> str:
+        return "-" if v is None else f"{v:.6g}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v)
+
+    table = Table(show_header=False, box=None, padding=(0, 1))
+    table.add_column(style="bold cyan", no_wrap=True)
+    table.add_column(justify="right")
+    rows = [("numel", s["numel"]), ("mean", s["mean"]), ("std", s["std"]), ("min", s["min"]), ("max", s["max"]),
+            ("mean |x|", s["abs_mean"]), ("RMS", s["rms"]), ("L2 norm", s["l2_norm"]), ("kurtosis", s["kurtosis"]),
+            ("zeros", s["zeros"]), ("NaN", s["nan"]), ("Inf", s["inf"])]
+    rows += [(k, v) for k, v in (s.get("quantiles") or {}).items()]
+    for key, value in rows:
+        table.add_row(key, f(value))
+    return table
+
+
+class TensorView(RemoteView):
+    DEFAULT_CSS = """
+    TensorView #tensor-title { height: auto; padding: 0 1; }
+    TensorView #tensor-top { height: 1fr; }
+    TensorView #tensor-stats { width: 30; height: auto; }
+    TensorView Histogram { width: 1fr; height: 1fr; min-height: 10; }
+    TensorView Heatmap { height: 1fr; min-height: 6; }
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.node: dict[str, Any] | None = None
+        self.clip = False
+        self.preview: dict[str, Any] | None = None
+
+    def compose(self):
+        yield Static("", classes="view-message")
+        yield Static("", id="tensor-title")
+        with Horizontal(id="tensor-top"):
+            yield Static("", id="tensor-stats")
+            yield Histogram(title="histogram", id="tensor-hist")
+        yield Heatmap(title="weight matrix (mean |x| per block)", ramp="sequential", id="tensor-heatmap",
+                      row_axis="row", col_axis="col", show_row_labels=False)
+
+    def show(self, node: dict[str, Any]) -> None:
+        self.node = node
+        self.preview = None
+        name = node["name"]
+        shape = "×".join(map(str, node["shape"]))
+        stored = node.get("stored") or []
+        where = ""
+        if node.get("tied_to"):
+            where = f"  (tied: the same tensor as {node['tied_to']})"
+        elif node.get("converted"):
+            where = f"  (built at load time from {len(stored)} stored tensors, e.g. {stored[0] if stored else '?'})"
+        self.query_one("#tensor-title", Static).update(f"[b]{name}[/b]  [{shape}]  {node.get('dtype') or ''}{where}")
+        heatmap = self.query_one("#tensor-heatmap", Heatmap)
+        heatmap.display = len(node["shape"]) >= 2
+        self._request_stats()
+        if len(node["shape"]) >= 2 and not node.get("converted"):
+            self.fetch("preview", lambda: self.app.client.matrix_preview(name, rows=48, cols=160), self._show_preview,
+                       loading="loading statistics…")
+
+    def _request_stats(self) -> None:
+        node = self.node
+        if node is None:
+            return
+        if node.get("converted") and len(node.get("stored") or []) != 1:
+            self.set_message("this parameter is built at load time from several stored tensors: open them from `llm-internals stats` (their statistics are per stored tensor)")
+            self.query_one("#tensor-stats", Static).update("")
+            return
+        name = node["tied_to"] or node["name"]
+        clip = self.clip
+        self.fetch("stats", lambda: self.app.client.tensor_stats(name, bins=64, clip=clip), self._show_stats,
+                   loading="computing exact statistics…")
+
+    def _show_stats(self, stats: dict[str, Any]) -> None:
+        self.data = stats
+        self.query_one("#tensor-stats", Static).update(stats_table(stats))
+        hist = stats["histogram"]
+        rng = stats.get("histogram_range")
+        sub = f"clipped to [p1, p99] = [{rng[0]:.4g}, {rng[1]:.4g}]" if rng else f"{stats['numel']:,} values, exact"
+        self.query_one("#tensor-hist", Histogram).set_bins(hist["edges"], hist["counts"], title=stats["name"], subtitle=sub,
+                                                         clip_outliers=bool(rng))
+
+    def _show_preview(self, preview: dict[str, Any]) -> None:
+        self.preview = preview
+        shape = preview["shape"]
+        self.query_one("#tensor-heatmap", Heatmap).set_matrix(
+            preview["values"], title=f"{'×'.join(map(str, shape))} as {preview['values'].shape[0]}×{preview['values'].shape[1]} blocks, mean |x|")
+
+    @on(Histogram.ClipToggled)
+    def _clip(self, event: Histogram.ClipToggled) -> None:
+        self.clip = event.clip
+        self._request_stats()
+
+    def export_data(self) -> Any:
+        return {"stats": self.data, "matrix_preview": self.preview}

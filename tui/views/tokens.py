@@ -1,0 +1,74 @@
+"""Tokens: the prompt split into its pieces with ids; pick one to see its embedding's nearest neighbours."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+from textual import on
+from textual.widgets import Input, Static
+
+from tui.components.tokens import TokenStrip
+from tui.views.base import RemoteView
+
+DEFAULT_TEXT = "def __init__(self, name):\n    self.name = name  # café 中文"
+
+
+class TokensView(RemoteView):
+    DEFAULT_CSS = """
+    TokensView #tokens-strip { height: auto; max-height: 50%; }
+    TokensView #tokens-neighbours { height: auto; padding: 0 1; }
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.text = DEFAULT_TEXT
+        self.loaded = False
+        self.neighbours: dict[str, Any] | None = None
+
+    def compose(self):
+        yield Input(value=self.text.replace("\n", "⏎"), placeholder="text to tokenize (Enter)", id="tokens-input")
+        yield Static("", classes="view-message")
+        yield TokenStrip(id="tokens-strip")
+        yield Static("Enter on a token shows its nearest neighbours in the embedding matrix.", id="tokens-neighbours")
+
+    def activate(self) -> None:
+        if not self.loaded:
+            self._request()
+
+    @on(Input.Submitted, "#tokens-input")
+    def _submit(self, event: Input.Submitted) -> None:
+        self.text = event.value.replace("⏎", "\n")
+        self._request()
+
+    def _request(self) -> None:
+        text = self.text
+        self.fetch("tokenize", lambda: self.app.client.tokenize(text), self._show, loading="tokenizing…")
+
+    def _show(self, data: dict[str, Any]) -> None:
+        self.data = data
+        self.loaded = True
+        strip = self.query_one(TokenStrip)
+        strip.set_tokens(data["pieces"], data["ids"], special=data.get("special"))
+        strip.focus()
+
+    @on(TokenStrip.TokenPicked)
+    def _picked(self, event: TokenStrip.TokenPicked) -> None:
+        if event.token_id is None:
+            return
+        token_id, piece = int(event.token_id), event.piece
+        self.fetch("neighbours", lambda: self.app.client.neighbours(token_id, k=12),
+                   lambda d: self._show_neighbours(piece, token_id, d), loading="searching the embedding matrix…")
+
+    def _show_neighbours(self, piece: str, token_id: int, data: dict[str, Any]) -> None:
+        self.neighbours = data
+        table = Table(title=f"nearest input embeddings to {piece!r} (id {token_id}), cosine", title_justify="left")
+        table.add_column("token")
+        table.add_column("id", justify="right")
+        table.add_column("cosine", justify="right")
+        for tid, p, c in zip(data["ids"], data["pieces"], data["cosine"]):
+            table.add_row(repr(p), str(tid), f"{c:.3f}")
+        self.query_one("#tokens-neighbours", Static).update(table)
+
+    def export_data(self) -> Any:
+        return {"tokens": self.data, "neighbours": self.neighbours}
