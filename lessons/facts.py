@@ -198,7 +198,8 @@ def lesson_facts(summary: dict | None, tree: list[dict] | None) -> dict[str, obj
     f["norm_kind"] = norm.get("kind")
     f["norm_eps"] = norm.get("eps")
     rope = summary.get("rope")
-    f["rope_theta"] = rope.get("theta") if isinstance(rope, dict) else None
+    theta = rope.get("theta") if isinstance(rope, dict) else None
+    f["rope_theta"] = theta if isinstance(theta, (int, float)) and not isinstance(theta, bool) else None
     scaling = rope.get("scaling") if isinstance(rope, dict) else None
     if isinstance(scaling, dict):
         kind = scaling.get("rope_type") or scaling.get("type") or "scaled"

@@ -6,7 +6,7 @@ tensor (one sub-histogram per thread) and reduces the workers' tables at the end
 by Python threads compile in a fraction of the time of `parallel=True` ones and do not depend on numba's
 threading layers (the "workqueue" layer aborts on concurrent launches, GNU OpenMP breaks across fork).
 
-- `count_block`: counts of every bit pattern of an 8/16-bit block.
+- `count_block` / `count_block_words`: counts of every bit pattern of an 8/16-bit block.
 - `pass1_block`: finite/nan/inf/zero counts, sum, sum|x|, sum x^2, min, max over finite values, plus
   the counts of the top 16 bits of the order-preserving key of each finite value (first radix digit).
 - `pass2_block`: with the mean known, sum d, d^2, d^4 (d = x - mean); the numpy-compatible histogram;
@@ -37,6 +37,18 @@ def count_block(x, c):
     """c[p] += number of elements of x (uint8/uint16) equal to p; c: uint32 (the caller flushes)."""
     for i in range(x.size):
         c[x[i]] += 1
+
+
+@_jit
+def count_block_words(w, c):
+    """count_block for 16-bit patterns read four at a time from uint64 words (little-endian); ~15% faster."""
+    m = np.uint64(0xFFFF)
+    for i in range(w.size):
+        a = w[i]
+        c[a & m] += 1
+        c[(a >> np.uint64(16)) & m] += 1
+        c[(a >> np.uint64(32)) & m] += 1
+        c[a >> np.uint64(48)] += 1
 
 
 @_jit
@@ -140,3 +152,75 @@ def pass2_block(x, u, nbits, moments, mean, first, last, denom, edges, hist,
                         break
                     j += 1
     return s1, s2, s4
+
+
+@_jit
+def summarize_counts(counts, order, values, ranks, edges, first, last, hist, ranked):
+    """Statistics of a multiset given by pattern counts, in one sweep over the finite patterns by value.
+
+    counts int64[patterns]; order: finite patterns sorted by value; values: float64 per pattern;
+    ranks: sorted 0-based order statistics wanted (their values go to `ranked`); hist int64[bins] over
+    [first, last] with `edges` (numpy.histogram's rule). Returns (n, sum, sum|x|, sum x^2, sum d^2,
+    sum d^4, min, max) with d = x - mean; sums of count x value products are Neumaier-compensated.
+    """
+    m = order.size
+    n = 0
+    s = 0.0
+    cs = 0.0
+    sa = 0.0
+    sq = 0.0
+    mn = np.inf
+    mx = -np.inf
+    for j in range(m):
+        p = order[j]
+        c = counts[p]
+        if c == 0:
+            continue
+        v = values[p]
+        if n == 0:
+            mn = v
+        mx = v
+        n += c
+        w = c * v
+        t = s + w
+        if abs(s) >= abs(w):
+            cs += (s - t) + w
+        else:
+            cs += (w - t) + s
+        s = t
+        sa += c * abs(v)
+        sq += c * v * v
+    if n == 0:
+        return 0, 0.0, 0.0, 0.0, 0.0, 0.0, mn, mx
+    s += cs
+    mean = mn if mn == mx else s / n
+    s2 = 0.0
+    s4 = 0.0
+    nbins = hist.size
+    cum = 0
+    r = 0
+    nr = ranks.size
+    for j in range(m):
+        p = order[j]
+        c = counts[p]
+        if c == 0:
+            continue
+        v = values[p]
+        d = v - mean
+        d2 = d * d
+        s2 += c * d2
+        s4 += c * d2 * d2
+        cum += c
+        while r < nr and ranks[r] < cum:
+            ranked[r] = v
+            r += 1
+        if nbins > 0 and v >= first and v <= last:
+            idx = int(((v - first) / (last - first)) * nbins)
+            if idx == nbins:
+                idx -= 1
+            if v < edges[idx]:
+                idx -= 1
+            if idx != nbins - 1 and v >= edges[idx + 1]:
+                idx += 1
+            hist[idx] += c
+    return n, s, sa, sq, s2, s4, mn, mx

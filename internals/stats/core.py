@@ -317,6 +317,7 @@ class PatternCounts:
         return _lerp(float(a), float(b), gamma)
 
     def stats(self, bins: int = 64) -> TensorStats:
+        """Every statistic of `TensorStats`, derived exactly from the counts (about 0.1 ms)."""
         bins = _check_bins(bins)
         t = self._tables
         counts = self.counts
@@ -324,31 +325,29 @@ class PatternCounts:
         nan = int(counts[t.nan_patterns].sum())
         inf = int(counts[t.inf_patterns].sum())
         zeros = int(counts[t.zero_patterns].sum())
-        vals, cnt = self.sorted_finite()
-        n = int(cnt.sum())
         shape = tuple(self.shape) if self.shape else (numel,)
+        n = numel - nan - inf
         if n == 0:
-            edges, hist = histogram_from_counts(vals, cnt, bins)
+            edges, hist = histogram_from_counts(np.zeros(0), np.zeros(0, np.int64), bins)
             return _empty_stats(self.name, shape, self._info, numel, nan, inf, edges, hist)
-        w = cnt.astype(np.float64)
-        # bf16/f16 values times counts below 2**40 are exact float64 products; sums are pairwise
-        s1 = float(np.sum(w * vals))
-        sa = float(np.sum(w * np.abs(vals)))
-        sq = float(np.sum(w * vals * vals))
-        mean = s1 / n
-        d = vals - mean
-        d2 = d * d
-        m2 = float(np.sum(w * d2)) / n
-        m4 = float(np.sum(w * d2 * d2)) / n
-        cum = np.cumsum(cnt)
-        quantiles = {}
-        for key, prev, nxt, gamma in _quantile_ranks(n):
-            a, b = vals[np.searchsorted(cum, [prev, nxt], side="right")]
-            quantiles[key] = _lerp(float(a), float(b), gamma)
-        edges, hist = histogram_from_counts(vals, cnt, bins)
+        # min and max first (for the histogram range), then one compiled sweep for everything else
+        nz = t.finite_order[counts[t.finite_order] > 0]
+        lo, hi = float(t.values[nz[0]]), float(t.values[nz[-1]])
+        edges, first, last = histogram_edges(lo, hi, bins)
+        hist = np.zeros(bins, np.int64)
+        qranks = _quantile_ranks(n)
+        ranks = np.array(sorted({r for _, a, b, _ in qranks for r in (a, b)}), np.int64)
+        ranked = np.zeros(ranks.size, np.float64)
+        _n, s1, sa, sq, s2, s4, mn, mx = _kernels().summarize_counts(
+            counts, t.finite_order, t.values, ranks, edges, first, last, hist, ranked)
+        value = dict(zip(ranks.tolist(), ranked.tolist()))
+        quantiles = {key: _lerp(value[a], value[b], g) for key, a, b, g in qranks}
+        mean = mn if mn == mx else s1 / n
+        m2 = s2 / n
+        m4 = s4 / n
         return TensorStats(
             name=self.name, shape=shape, dtype=self._info.name, numel=numel,
-            mean=mean, std=math.sqrt(m2), min=float(vals[0]), max=float(vals[-1]),
+            mean=mean, std=math.sqrt(m2), min=mn, max=mx,
             abs_mean=sa / n, rms=math.sqrt(sq / n), l2_norm=math.sqrt(sq),
             zeros=zeros, nan=nan, inf=inf, quantiles=quantiles,
             kurtosis=(m4 / (m2 * m2) - 3.0) if m2 > 0 else None,
@@ -398,6 +397,18 @@ def _typed_view(raw: Any, info: DtypeInfo, shape: tuple[int, ...]) -> tuple[np.n
     return typed, numel
 
 
+def _count_block(k, part: np.ndarray, table: np.ndarray) -> None:
+    """Count one block; 16-bit data is read as aligned uint64 words (four patterns each) where possible."""
+    if part.itemsize == 2 and part.size >= 64:
+        head = (-(part.ctypes.data >> 1)) % 4  # elements up to the next 8-byte boundary (data is 2-aligned)
+        body = (part.size - head) // 4 * 4
+        k.count_block(part[:head], table)
+        k.count_block_words(part[head:head + body].view(np.uint64), table)
+        k.count_block(part[head + body:], table)
+    else:
+        k.count_block(part, table)
+
+
 def _block_view(x: np.ndarray, lo: int, hi: int) -> np.ndarray:
     """x[lo:hi]; copied when the data is not aligned for its dtype (bounded by the block)."""
     part = x[lo:hi]
@@ -423,13 +434,16 @@ def count_patterns(raw: Any, dtype: str, shape: tuple[int, ...] | None = None, n
     size = 1 << info.pattern_bits
     total = np.zeros(size, np.int64)
     n = typed.size
-    if n:
+    block = _block_size(n, chunk_elements)
+    if 0 < n <= block:  # one block: count straight into the int64 table on this thread
+        _count_block(_kernels(), _block_view(typed, 0, n), total)
+    elif n:
         k = _kernels()
 
         def work(st: _Counts32, _i: int, lo: int, hi: int) -> None:
-            k.count_block(_block_view(typed, lo, hi), st.reserve(hi - lo))
+            _count_block(k, _block_view(typed, lo, hi), st.reserve(hi - lo))
 
-        for st in _run_blocks(n, _block_size(n, chunk_elements), lambda: _Counts32(size), work):
+        for st in _run_blocks(n, block, lambda: _Counts32(size), work):
             total += st.flush()
     return PatternCounts(info.code, total, tuple(int(s) for s in shape), name)
 

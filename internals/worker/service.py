@@ -234,11 +234,6 @@ class ModelService:
                         progress=report)
         return self._loaded
 
-    def _prompt_ids(self, ctx: RequestContext, prompt: str) -> list[int]:
-        from internals.inference.tokens import encode_prompt
-
-        return encode_prompt(self.loaded(ctx), prompt)
-
     def op_load(self, ctx: RequestContext) -> dict[str, Any]:
         self.loaded(ctx)
         return self.op_status(ctx)
@@ -262,7 +257,7 @@ class ModelService:
 
     def op_lens(self, ctx: RequestContext, prompt: str, top_k: int = 5) -> dict[str, Any]:
         from internals.inference.lens import logit_lens
-        from internals.inference.tokens import piece_of, tokenize
+        from internals.inference.tokens import tokenize
 
         loaded = self.loaded(ctx)
         toks = tokenize(loaded.tokenizer, prompt)
@@ -270,7 +265,7 @@ class ModelService:
             ctx.check()
             result = logit_lens(loaded, toks["ids"], top_k)
         for entry in result["layers"]:
-            entry["top_tokens"] = [[piece_of(loaded.tokenizer, int(i)) for i in row] for row in np.asarray(entry["top_ids"]).tolist()]
+            entry["top_tokens"] = entry.pop("top_labels")
         result.update({"tokens": toks["pieces"], "token_ids": toks["ids"]})
         return result
 

@@ -11,15 +11,12 @@ import sys
 
 import pytest
 
-from conftest import DATA, REPO
+from conftest import DATA
+from tests_helpers import run_cli
 
 REFERENCE_CONFIG = DATA / "deepseek-r1-distill-qwen-1.5b.config.json"
 
 
-def run_cli(*args: str, env: dict | None = None, timeout: int = 120) -> subprocess.CompletedProcess:
-    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "internals.cli", *args], capture_output=True, text=True,
-                          cwd=REPO, env=full_env, timeout=timeout)
 
 
 def assert_user_error(proc: subprocess.CompletedProcess, *words: str) -> None:

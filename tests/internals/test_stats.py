@@ -432,3 +432,15 @@ def test_respects_numba_num_threads_env():
     env = dict(os.environ, NUMBA_NUM_THREADS="1")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
     assert out.split() == ["1", "10"]
+
+
+@pytest.mark.parametrize("offset", [0, 2, 4, 6])
+def test_bf16_any_even_offset(offset):
+    # 16-bit data is counted as aligned 64-bit words plus a head and a tail
+    x = to_bf16(specials(weights_like(1001, offset)))
+    buf = np.zeros(x.nbytes + 16, np.uint8)
+    buf[offset:offset + x.nbytes] = x.view(np.uint8)
+    raw = buf[offset:offset + x.nbytes]
+    got = compute_tensor_stats(raw, "BF16", x.shape, chunk_elements=333).to_dict()
+    assert got == compute_tensor_stats(x.view(np.uint8), "BF16", x.shape).to_dict()
+    check(x, "BF16")

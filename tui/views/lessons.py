@@ -71,7 +71,7 @@ class LessonsPane(Vertical):
             self.app.notify(str(exc), severity="error")
             return
         self.current = lesson_id
-        text = render_lesson(lesson, self.facts, strict=False) if self.facts else lesson.raw
+        text = render_lesson(lesson, self.facts, strict=False)
         if lesson.demo:
             text += f"\n\n---\n**Demo:** press `d` to run `{lesson.demo}` on the open model."
         self.query_one("#lesson-body", Markdown).update(text)

@@ -6,7 +6,8 @@ import time
 
 import numpy as np
 import pytest
-from rich.console import Console
+from rich.color import ColorSystem
+from textual.strip import Strip
 
 from tui.components.heatmap import Heatmap, fit_grid
 from tui.components.reduce import block_reduce
@@ -149,17 +150,28 @@ async def test_mouse_hover_moves_cursor_and_click_selects(host) -> None:  # noqa
 
 
 async def test_renders_with_a_256_colour_console(host) -> None:  # noqa: ANN001
+    """Colours are Rich truecolor `Color`s, which Rich/Textual downgrade for 256/16-colour terminals.
+
+    `Strip.render_ansi(style, system)` is what Textual's output uses per colour system (cached per
+    system; `Strip.render` would reuse the first system's codes cached on the style).
+    """
     m = np.random.default_rng(0).normal(size=(16, 16))
     hm = Heatmap(m, ramp="diverging")
     app = host(hm)
     async with app.run_host() as pilot:
         await pilot.pause()
         strip = hm.render_line(hm._get_geometry().grid_y + 1)
-        truecolor = strip.render(Console(color_system="truecolor", force_terminal=True))
-        assert "38;2;" in truecolor
-        for system, marker in (("256", "38;5;"), ("standard", "\x1b[3")):
-            ansi = strip.render(Console(color_system=system, force_terminal=True))
-            assert marker in ansi and "38;2;" not in ansi and "48;2;" not in ansi
+        blocks = [seg.style for seg in strip if seg.text.startswith("▀") and seg.style is not None]
+        assert blocks
+        for style in blocks:
+            assert "38;2;" in Strip.render_ansi(style, ColorSystem.TRUECOLOR)
+            eight_bit = Strip.render_ansi(style, ColorSystem.EIGHT_BIT)
+            assert "38;5;" in eight_bit and "48;5;" in eight_bit and ";2;" not in eight_bit
+            standard = Strip.render_ansi(style, ColorSystem.STANDARD)
+            assert "38;5;" not in standard and ";2;" not in standard
+        # the 256-colour fallback still tells values apart
+        downgraded = {c.downgrade(ColorSystem.EIGHT_BIT).number for c in DIVERGING.colors}
+        assert len(downgraded) >= 16
         assert hm.limits[0] == -hm.limits[1]  # diverging: symmetric
         assert hm.ramp is DIVERGING
 
