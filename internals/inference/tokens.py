@@ -92,12 +92,19 @@ class IncrementalDecoder:
         before = self._decode(self._ids[self._prefix:self._read])
         after = self._decode(self._ids[self._prefix:])
         self._read = len(self._ids)
-        return after[len(before):] if after.startswith(before) else after
+        return after[_common_prefix(before, after):]
 
     def _decode(self, ids: list[int]) -> str:
         if not ids:
             return ""
         return self._tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
+
+def _common_prefix(a: str, b: str) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
 
 
 def token_label(tokenizer: Any, token_id: int) -> str:

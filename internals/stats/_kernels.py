@@ -155,31 +155,37 @@ def pass2_block(x, u, nbits, moments, mean, first, last, denom, edges, hist,
 
 
 @_jit
-def summarize_counts(counts, order, values, ranks, edges, first, last, hist, ranked):
-    """Statistics of a multiset given by pattern counts, in one sweep over the finite patterns by value.
+def nonzero_in_order(counts, order, out):
+    """Write the patterns of `order` whose count is not zero to out[:k], keeping the order; returns k."""
+    k = 0
+    for j in range(order.size):
+        p = order[j]
+        if counts[p] != 0:
+            out[k] = p
+            k += 1
+    return k
 
-    counts int64[patterns]; order: finite patterns sorted by value; values: float64 per pattern;
-    ranks: sorted 0-based order statistics wanted (their values go to `ranked`); hist int64[bins] over
-    [first, last] with `edges` (numpy.histogram's rule). Returns (n, sum, sum|x|, sum x^2, sum d^2,
-    sum d^4, min, max) with d = x - mean; sums of count x value products are Neumaier-compensated.
+
+@_jit
+def summarize_counts(counts, pats, values, ranks, edges, first, last, hist, ranked):
+    """Statistics of a multiset given by pattern counts, from its distinct patterns sorted by value.
+
+    counts int64[patterns]; pats: the finite patterns with a non-zero count, ascending by value;
+    values float64 per pattern; ranks: sorted 0-based order statistics wanted (values to `ranked`);
+    hist int64[bins] over [first, last] with `edges` (numpy.histogram's rule).
+    Returns (n, sum, sum|x|, sum x^2, sum d^2, sum d^4) with d = x - mean (mean = sum / n, or the value
+    itself when there is only one); the sum of count x value products is Neumaier-compensated.
     """
-    m = order.size
+    m = pats.size
     n = 0
     s = 0.0
     cs = 0.0
     sa = 0.0
     sq = 0.0
-    mn = np.inf
-    mx = -np.inf
     for j in range(m):
-        p = order[j]
+        p = pats[j]
         c = counts[p]
-        if c == 0:
-            continue
         v = values[p]
-        if n == 0:
-            mn = v
-        mx = v
         n += c
         w = c * v
         t = s + w
@@ -190,10 +196,8 @@ def summarize_counts(counts, order, values, ranks, edges, first, last, hist, ran
         s = t
         sa += c * abs(v)
         sq += c * v * v
-    if n == 0:
-        return 0, 0.0, 0.0, 0.0, 0.0, 0.0, mn, mx
     s += cs
-    mean = mn if mn == mx else s / n
+    mean = values[pats[0]] if m == 1 else s / n
     s2 = 0.0
     s4 = 0.0
     nbins = hist.size
@@ -201,10 +205,8 @@ def summarize_counts(counts, order, values, ranks, edges, first, last, hist, ran
     r = 0
     nr = ranks.size
     for j in range(m):
-        p = order[j]
+        p = pats[j]
         c = counts[p]
-        if c == 0:
-            continue
         v = values[p]
         d = v - mean
         d2 = d * d
@@ -223,4 +225,4 @@ def summarize_counts(counts, order, values, ranks, edges, first, last, hist, ran
             if idx != nbins - 1 and v >= edges[idx + 1]:
                 idx += 1
             hist[idx] += c
-    return n, s, sa, sq, s2, s4, mn, mx
+    return n, s, sa, sq, s2, s4

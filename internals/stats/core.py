@@ -330,20 +330,21 @@ class PatternCounts:
         if n == 0:
             edges, hist = histogram_from_counts(np.zeros(0), np.zeros(0, np.int64), bins)
             return _empty_stats(self.name, shape, self._info, numel, nan, inf, edges, hist)
-        # min and max first (for the histogram range), then one compiled sweep for everything else
-        nz = t.finite_order[counts[t.finite_order] > 0]
-        lo, hi = float(t.values[nz[0]]), float(t.values[nz[-1]])
-        edges, first, last = histogram_edges(lo, hi, bins)
+        # distinct finite patterns by value (min and max give the histogram range), then one sweep
+        k = _kernels()
+        buf = np.empty(t.finite_order.size, np.int64)
+        pats = buf[:k.nonzero_in_order(counts, t.finite_order, buf)]
+        mn, mx = float(t.values[pats[0]]), float(t.values[pats[-1]])
+        edges, first, last = histogram_edges(mn, mx, bins)
         hist = np.zeros(bins, np.int64)
         qranks = _quantile_ranks(n)
         ranks = np.array(sorted({r for _, a, b, _ in qranks for r in (a, b)}), np.int64)
         ranked = np.zeros(ranks.size, np.float64)
-        _n, s1, sa, sq, s2, s4, mn, mx = _kernels().summarize_counts(
-            counts, t.finite_order, t.values, ranks, edges, first, last, hist, ranked)
+        _n, s1, sa, sq, s2, s4 = k.summarize_counts(counts, pats, t.values, ranks, edges, first, last, hist, ranked)
         value = dict(zip(ranks.tolist(), ranked.tolist()))
         quantiles = {key: _lerp(value[a], value[b], g) for key, a, b, g in qranks}
         mean = mn if mn == mx else s1 / n
-        m2 = s2 / n
+        m2 = 0.0 if mn == mx else s2 / n
         m4 = s4 / n
         return TensorStats(
             name=self.name, shape=shape, dtype=self._info.name, numel=numel,

@@ -76,7 +76,7 @@ DEMOS: dict[str, DemoInfo] = {
                 "(and greedy completions of the initial and trained models are compared); for other models the "
                 "initialisation is the model class's own _init_weights applied to a fresh copy of that one module."
             ),
-            params=dict(tensor="", bins=50, prompt="def __init__(self", max_new_tokens=24, completions=True),
+            params=dict(tensor="", bins=50, prompt="def __init__(self", max_new_tokens=24, completions=True, seed=0),
             quick=dict(bins=20, max_new_tokens=6),
             module="before_after",
         ),

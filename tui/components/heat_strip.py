@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 from textual.message import Message
 
-from tui.components.heatmap import CellMessage, Heatmap
+from tui.components.heatmap import CellMessage, Heatmap, _Geometry
 from tui.components.reduce import BlockReduce
 from tui.components.theme import Ramp, format_value
 
@@ -129,10 +129,11 @@ class HeatStrip(Heatmap):
         fr = math.ceil(rows / max(1, avail_half // 2))
         return fr, fc, sx, 2
 
-    def _status_text(self, geo: object) -> str:
-        if self._data is None or self._geometry is None:
+    def _status_text(self, geo: _Geometry) -> str:
+        """"k · layer 12: 0.0213" (or "layers 12-14" when layers are merged)."""
+        if self._data is None:
             return ""
-        message = self._cell_message(self.CursorMoved, self._geometry)
+        message = self._cell_message(self.CursorMoved, geo)
         component = self._components[message.row]
         first = self._layer_of(message.col_span.start)
         last = self._layer_of(message.col_span.stop - 1)

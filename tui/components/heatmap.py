@@ -96,7 +96,7 @@ def half_block_segments(upper: np.ndarray, lower: np.ndarray, repeat: int, style
         up, low = int(upper[start]), int(lower[start])
         length = end - start
         if up == empty and low == empty:
-            append(Segment(" " * length))
+            append(Segment(" " * length, styles.base))
         elif up == empty:
             append(Segment(LOWER_HALF * length, styles.get(low, empty)))
         else:
@@ -264,7 +264,7 @@ class Heatmap(Widget, can_focus=True):
         """
         super().__init__(name=name, id=id, classes=classes, disabled=disabled)
         self._ramp = get_ramp(ramp)
-        self._styles = HalfBlockStyles(self._ramp)
+        self._half_blocks: HalfBlockStyles | None = None
         self._title = title
         self._row_axis = row_axis
         self._col_axis = col_axis
@@ -366,7 +366,7 @@ class Heatmap(Widget, can_focus=True):
     def set_ramp(self, ramp: Ramp | str) -> None:
         """Change the colour ramp (and the default block reduction with it)."""
         self._ramp = get_ramp(ramp)
-        self._styles = HalfBlockStyles(self._ramp)
+        self._half_blocks = None
         if self._data is not None:
             self._limits = self._ramp.limits(self._data, self._vmin, self._vmax)
         self._invalidate()
@@ -384,9 +384,17 @@ class Heatmap(Widget, can_focus=True):
         self.refresh()
 
     def notify_style_update(self) -> None:
-        """CSS (theme, focus) changed: drop cached lines, their styles are baked in."""
+        """CSS (theme, focus) changed: drop cached lines and styles, the old colours are baked in."""
         super().notify_style_update()
         self._lines.clear()
+        self._half_blocks = None
+
+    @property
+    def _styles(self) -> HalfBlockStyles:
+        """Half-block styles on top of the widget's own style (rebuilt after a style change)."""
+        if self._half_blocks is None:
+            self._half_blocks = HalfBlockStyles(self._ramp, self.rich_style)
+        return self._half_blocks
 
     def on_resize(self, event: events.Resize) -> None:
         """Geometry depends on the size: recompute lazily."""
@@ -459,18 +467,20 @@ class Heatmap(Widget, can_focus=True):
         """One line of the widget (title, header, or two pixel rows of the grid)."""
         strip = self._lines.get(y)
         if strip is None:
-            # content segments carry no widget colours by themselves: apply the widget's base style
-            strip = self._render_line(y).apply_style(self.rich_style)
+            # every segment carries a full style (the widget's base is folded into the cached
+            # styles): Textual adds nothing to a Line-API widget's segments
+            strip = self._render_line(y)
             self._lines[y] = strip
         return strip
 
     def _render_line(self, y: int) -> Strip:
         width = self.size.width
+        base = self._styles.base
         geo = self._get_geometry()
         if geo is None:
             if y == 0 and self.show_title and self._title:
                 return Strip([Segment(fit_cells(self._title, width), self.get_component_rich_style("heatmap--title"))])
-            return Strip.blank(width)
+            return Strip.blank(width, base)
         if self.show_title and y == 0:
             return self._render_title(geo)
         if self.show_header and y == geo.grid_y - 1:
@@ -478,7 +488,7 @@ class Heatmap(Widget, can_focus=True):
         grid_line = y - geo.grid_y
         if 0 <= grid_line < geo.grid_lines:
             return self._render_grid_line(geo, grid_line)
-        return Strip.blank(width)
+        return Strip.blank(width, base)
 
     def _status_text(self, geo: _Geometry) -> str:
         if not (self.show_status and self.show_cursor):
@@ -518,7 +528,7 @@ class Heatmap(Widget, can_focus=True):
         segments = [Segment(left_text[: len(title)], title_style), Segment(left_text[len(title) :], status_style)]
         if status:
             segments.append(Segment(fit_cells(status, width - cell_len(left_text), align="right"), status_style))
-        return Strip(segments).adjust_cell_length(width)
+        return Strip(segments).adjust_cell_length(width, self._styles.base)
 
     def _render_header(self, geo: _Geometry) -> Strip:
         width = self.size.width
@@ -547,8 +557,8 @@ class Heatmap(Widget, can_focus=True):
                 chars[x : x + len(label)] = label
                 last_end = x + len(label)
         text = "".join(chars)
-        segments = [Segment(" " * geo.gutter), Segment(text, tick_style)]
-        return Strip(segments).adjust_cell_length(width)
+        segments = [Segment(" " * geo.gutter, self._styles.base), Segment(text, tick_style)]
+        return Strip(segments).adjust_cell_length(width, self._styles.base)
 
     def _row_label_for_line(self, geo: _Geometry, line: int) -> tuple[str, bool]:
         """Gutter text for a grid line, and whether it is the cursor's row.
@@ -597,7 +607,7 @@ class Heatmap(Widget, can_focus=True):
         upper = geo.levels[pr0, cols].copy() if pr0 < top else empty_row
         lower = geo.levels[pr1, cols].copy() if pr1 < top else empty_row.copy()
         if pr0 >= top:
-            return Strip.blank(width)
+            return Strip.blank(width, self._styles.base)
         if self.show_cursor:
             cr, cc = self._cursor_pixel(geo)
             if ocol <= cc < ocol + geo.vis_cols:
@@ -610,9 +620,9 @@ class Heatmap(Widget, can_focus=True):
             label, on_cursor = self._row_label_for_line(geo, line)
             style = self.get_component_rich_style("heatmap--label-cursor" if on_cursor else "heatmap--label")
             segments.append(Segment(label, style))
-            segments.append(Segment(" "))
+            segments.append(Segment(" ", self._styles.base))
         segments.extend(half_block_segments(upper, lower, geo.sx, self._styles))
-        return Strip(segments).adjust_cell_length(width)
+        return Strip(segments).adjust_cell_length(width, self._styles.base)
 
     # --------------------------------------------------------------- cursor
 

@@ -157,7 +157,7 @@ class SmallMultiples(ScrollView, can_focus=True):
         """
         super().__init__(name=name, id=id, classes=classes, disabled=disabled)
         self._ramp = get_ramp(ramp)
-        self._styles = HalfBlockStyles(self._ramp)
+        self._half_blocks: HalfBlockStyles | None = None
         self._vmin, self._vmax = vmin, vmax
         self._reduce = reduce
         self._tile_width = tile_width
@@ -254,9 +254,17 @@ class SmallMultiples(ScrollView, can_focus=True):
             self.call_after_refresh(self._ensure_layout)
 
     def notify_style_update(self) -> None:
-        """Theme/focus changed: cached lines have old colours baked in."""
+        """Theme/focus changed: cached lines and styles have the old colours baked in."""
         super().notify_style_update()
         self._lines.clear()
+        self._half_blocks = None
+
+    @property
+    def _styles(self) -> HalfBlockStyles:
+        """Half-block styles on top of the widget's own style."""
+        if self._half_blocks is None:
+            self._half_blocks = HalfBlockStyles(self._ramp, self.rich_style)
+        return self._half_blocks
 
     def on_mount(self) -> None:
         """Lay out once the size is known."""
@@ -327,28 +335,29 @@ class SmallMultiples(ScrollView, can_focus=True):
         virtual_y = y + int(self.scroll_offset.y)
         strip = self._lines.get(virtual_y)
         if strip is None:
-            strip = self._render_virtual_line(virtual_y).apply_style(self.rich_style)
+            strip = self._render_virtual_line(virtual_y)  # segments carry full styles
             self._lines[virtual_y] = strip
         return strip
 
     def _render_virtual_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width or self.size.width
+        base = self._styles.base
         layout = self._ensure_layout()
         if layout is None:
-            return Strip.blank(width)
+            return Strip.blank(width, base)
         caption = layout.captions.get(y)
         if caption is not None:
             style = self.get_component_rich_style("small-multiples--caption")
-            return Strip([Segment(fit_cells(caption, width), style)]).adjust_cell_length(width)
+            return Strip([Segment(fit_cells(caption, width), style)]).adjust_cell_length(width, base)
         r = bisect.bisect_right(layout.row_tops, y) - 1
         if r < 0 or y >= layout.row_tops[r] + layout.outer_h:
-            return Strip.blank(width)
+            return Strip.blank(width, base)
         offset = y - layout.row_tops[r]
         segments: list[Segment] = []
         for tile in layout.rows[r]:
             segments.extend(self._tile_line(layout, tile, offset))
-            segments.append(Segment(" "))
-        return Strip(segments).adjust_cell_length(width)
+            segments.append(Segment(" ", base))
+        return Strip(segments).adjust_cell_length(width, base)
 
     def _tile_line(self, layout: _Layout, tile: int, offset: int) -> list[Segment]:
         highlighted = tile == self._highlighted

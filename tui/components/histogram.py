@@ -24,13 +24,9 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Static
 
-from tui.components.plotting import SERIES_COLORS, PlotCanvas, PlotSpec
+from tui.components.plotting import SERIES_COLORS, PlotCanvas, PlotSpec, plot_columns
 from tui.components.reduce import merge_bins
 from tui.components.theme import format_tick, format_value
-
-#: Columns taken by plotext's y tick labels and frame, which bars cannot use.
-_Y_AXIS_COLUMNS = 12
-
 
 class Histogram(Widget, can_focus=True):
     """Bars from precomputed histogram bins, with a log-count toggle and a clip toggle."""
@@ -219,34 +215,33 @@ class Histogram(Widget, can_focus=True):
         return text
 
     def _build_spec(self, width: int, height: int) -> PlotSpec | None:
-        """Bars fill whole columns: `k` columns per bar exactly, so no bar is wider than another.
+        """Merge bins to fit, then give every bar the same whole number of columns.
 
-        plotext's plot area is the canvas width minus the y tick labels and 2 frame columns; the
-        labels depend on the merged peak, so the merge is done twice at most.
+        The plot area is the canvas minus the y tick labels, which depend on the merged peak,
+        so the merge is done twice at most.
         """
         if self._counts.size == 0:
             return None
-        label_width = 5
+        yticks: tuple[tuple[float, str], ...] = ((0.0, "00000"),)
         for _ in range(2):
-            inner = max(1, width - label_width - 2)
-            max_bars = min(self._max_bars or inner, inner)
+            columns = plot_columns(width, yticks)
+            max_bars = min(self._max_bars or columns, columns)
             edges, counts = merge_bins(self._edges, self._counts, max_bars)
-            heights, yticks, ylim = self._heights(counts)
-            new_width = max(len(label) for _, label in yticks)
-            if new_width == label_width:
+            heights, new_yticks, ylim = self._heights(counts)
+            if plot_columns(width, new_yticks) == columns:
+                yticks = new_yticks
                 break
-            label_width = new_width
-        inner = max(1, width - label_width - 2)
+            yticks = new_yticks
+        columns = plot_columns(width, yticks)
         self.shown_edges, self.shown_counts = edges, counts
         n = counts.size
-        columns_per_bar = max(1, inner // n)
-        slots = max(2, inner // 9)  # one x label per ~9 columns
+        slots = max(2, columns // 9)  # one x label per ~9 columns
         stride = max(1, math.ceil(n / slots))
         centres = (edges[:-1] + edges[1:]) / 2
         xticks = tuple((float(i), format_tick(float(centres[i]))) for i in range(0, n, stride))
         return PlotSpec(
-            bars=tuple(heights.tolist()), bar_color=SERIES_COLORS[0], xticks=xticks, yticks=yticks,
-            xlim=(-0.5, -0.5 + inner / columns_per_bar), ylim=ylim,
+            bars=tuple(heights.tolist()), bar_columns=max(1, columns // n), bar_color=SERIES_COLORS[0],
+            xticks=xticks, yticks=yticks, ylim=ylim,
         )  # fmt: skip
 
     def _heights(self, counts: np.ndarray) -> tuple[np.ndarray, tuple[tuple[float, str], ...], tuple[float, float]]:

@@ -54,19 +54,25 @@ class PlotSpec:
     positions as raw floats, so labels are always given explicitly.
     """
 
-    bars: tuple[float, ...] = ()
+    bars: tuple[float, ...] = ()  # heights of bars 0..n-1, each exactly `bar_columns` columns wide
+    bar_columns: int = 1
     bar_color: RGB = SERIES_COLORS[0]
-    bar_marker: str = "sd"  # full blocks: one bar never shares a column with its neighbour
     lines: tuple[LineSeries, ...] = ()
     points: tuple[PlotPoint, ...] = ()
     vline: float | None = None
     vline_color: RGB = (128, 128, 128)
     xticks: tuple[tuple[float, str], ...] = ()
     yticks: tuple[tuple[float, str], ...] = ()
-    xlim: tuple[float, float] | None = None
+    xlim: tuple[float, float] | None = None  # ignored with bars: the bar layout fixes x
     ylim: tuple[float, float] | None = None
     xlabel: str = ""
     ylabel: str = ""
+
+
+def plot_columns(width: int, yticks: tuple[tuple[float, str], ...]) -> int:
+    """Columns of plotext's plot area: the canvas minus the y tick labels and the two frame lines."""
+    label_width = max((len(label) for _, label in yticks), default=0)
+    return max(1, width - label_width - 2)
 
 
 SpecBuilder = Callable[[int, int], "PlotSpec | None"]
@@ -139,8 +145,7 @@ class PlotCanvas(PlotextPlot):
         plt = self.plt
         plt.clear_figure()
         if spec.bars:
-            positions = list(range(len(spec.bars)))
-            plt.bar(positions, list(spec.bars), color=spec.bar_color, width=1.0, marker=spec.bar_marker)
+            self._draw_bars(spec)
         for series in spec.lines:
             if series.x:
                 plt.plot(list(series.x), list(series.y), color=series.color, marker="braille")
@@ -152,7 +157,7 @@ class PlotCanvas(PlotextPlot):
             plt.xticks([p for p, _ in spec.xticks], [label for _, label in spec.xticks])
         if spec.yticks:
             plt.yticks([p for p, _ in spec.yticks], [label for _, label in spec.yticks])
-        if spec.xlim is not None:
+        if spec.xlim is not None and not spec.bars:
             plt.xlim(*spec.xlim)
         if spec.ylim is not None:
             plt.ylim(*spec.ylim)
@@ -161,5 +166,28 @@ class PlotCanvas(PlotextPlot):
         if spec.ylabel:
             plt.ylabel(spec.ylabel)
 
+    def _draw_bars(self, spec: PlotSpec) -> None:
+        """Bars `0..n-1`, each exactly `k = spec.bar_columns` plot columns, none overlapping.
 
-__all__ = ["LineSeries", "PlotCanvas", "PlotPoint", "PlotSpec", "SERIES_COLORS", "SpecBuilder"]
+        plotext maps x to column `floor(0.5 + (cols - 1) * (x - lo) / (hi - lo))` and draws a bar
+        as a rectangle whose both edges are inclusive; it scales the bar width by the mean spacing
+        of the positions and draws zero-height bars as blanks that erase their neighbours. So:
+        zero bars are left out, the width is divided by the spacing, and with
+        `lo = -(k - 1) / 2k`, `hi = lo + (cols - 1) / k`, `width = (k - 1) / k`, bar `i` covers
+        columns `k·i .. k·i + k - 1` exactly (checked for k = 1..5 and several widths).
+        """
+        k = max(1, spec.bar_columns)
+        cols = plot_columns(self.size.width, spec.yticks)
+        drawn = [i for i, height in enumerate(spec.bars) if height > 0]
+        lo = -(k - 1) / (2 * k)
+        self.plt.xlim(lo, lo + (cols - 1) / k)
+        if not drawn:
+            return
+        spacing = (drawn[-1] - drawn[0]) / (len(drawn) - 1) if len(drawn) > 1 else 1.0
+        self.plt.bar(
+            drawn, [spec.bars[i] for i in drawn], width=(k - 1) / k / spacing, marker="sd",
+            color=spec.bar_color, reset_ticks=False,
+        )  # fmt: skip
+
+
+__all__ = ["LineSeries", "PlotCanvas", "PlotPoint", "PlotSpec", "SERIES_COLORS", "SpecBuilder", "plot_columns"]

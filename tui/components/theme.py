@@ -10,7 +10,7 @@ terminal.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -145,23 +145,26 @@ def get_ramp(ramp: Ramp | str) -> Ramp:
         raise ValueError(f"unknown ramp {ramp!r}; expected one of {sorted(RAMPS)}") from None
 
 
-@dataclass
 class HalfBlockStyles:
-    """Cache of `Style(color=upper, bgcolor=lower)` per pair of ramp indices.
+    """Cache of `base + Style(color=upper, bgcolor=lower)` per pair of ramp indices.
 
     Why: a heatmap line is drawn as runs of `▀` whose foreground is the upper pixel and background
-    the lower one; building a Rich `Style` per cell is the slow part, so each pair is built once.
+    the lower one; building (and combining) a Rich `Style` per cell is the slow part of drawing,
+    so each pair is built once. `base` is the widget's own style (its background shows where a
+    half has no pixel); make a new cache when it changes (theme switch).
     """
 
-    ramp: Ramp
-    _cache: dict[tuple[int, int], Style] = field(default_factory=dict)
+    def __init__(self, ramp: Ramp, base: Style | None = None) -> None:
+        self.ramp = ramp
+        self.base = base or Style()
+        self._cache: dict[tuple[int, int], Style] = {}
 
     def get(self, upper: int, lower: int) -> Style:
         """Style for a half-block cell whose upper half is `upper` and lower half `lower`."""
         key = (upper, lower)
         style = self._cache.get(key)
         if style is None:
-            style = Style(color=self.ramp.color(upper), bgcolor=self.ramp.color(lower))
+            style = self.base + Style(color=self.ramp.color(upper), bgcolor=self.ramp.color(lower))
             self._cache[key] = style
         return style
 

@@ -1,0 +1,311 @@
+"""Shared torch helpers of the demos: loading the open model, the text they train on, batches, log-probabilities,
+greedy completions, histograms and moments, and resized copies of a config."""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from internals.errors import UserError
+from lessons.demos._context import DemoContext
+
+#: Vocabularies above this size are remapped to the tokens the demo text uses when a copy is trained from scratch.
+BIG_VOCAB = 32768
+
+
+# --- the model --------------------------------------------------------------------------------------------
+def pick_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def load_model(opened: Any, ctx: DemoContext, start: float = 0.0, end: float = 0.1):
+    """The open model (float32, eval mode, on CUDA when there is one) and its tokenizer, as a `Loaded`."""
+    from internals.inference.loading import load_for_inference
+
+    ctx.progress(start, "loading the model")
+    loaded = load_for_inference(opened.source, device=str(pick_device()), dtype="float32",
+                                trust_remote_code=getattr(opened, "trust_remote_code", False),
+                                progress=ctx.sub(start, end))
+    loaded.model.eval()
+    for p in loaded.model.parameters():
+        p.requires_grad_(False)
+    if loaded.tokenizer.pad_token_id is None and loaded.tokenizer.eos_token is not None:
+        loaded.tokenizer.pad_token = loaded.tokenizer.eos_token
+    return loaded
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    """Unique parameters (tied ones counted once)."""
+    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+
+
+def model_folder(opened: Any) -> Path | None:
+    path = Path(opened.source.path)
+    if path.is_dir():
+        return path
+    return path.parent if path.parent.is_dir() else None
+
+
+def eos_ids(tokenizer: Any, model: torch.nn.Module | None = None) -> set[int]:
+    found: set[int] = set()
+    for value in (getattr(tokenizer, "eos_token_id", None),
+                  getattr(getattr(model, "generation_config", None), "eos_token_id", None)):
+        if isinstance(value, int):
+            found.add(value)
+        elif isinstance(value, (list, tuple)):
+            found.update(v for v in value if isinstance(v, int))
+    return found
+
+
+def pad_id(tokenizer: Any) -> int:
+    for value in (tokenizer.pad_token_id, tokenizer.eos_token_id):
+        if isinstance(value, int):
+            return value
+    return 0
+
+
+def encode(tokenizer: Any, text: str) -> list[int]:
+    """Token ids of `text`, without special tokens (the fast backend directly: no length warnings)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        return list(backend.encode(text, add_special_tokens=False).ids)
+    return list(tokenizer.encode(text, add_special_tokens=False))
+
+
+def decode(tokenizer: Any, ids: list[int]) -> str:
+    return tokenizer.decode(ids, skip_special_tokens=False)
+
+
+# --- text -------------------------------------------------------------------------------------------------
+@lru_cache(maxsize=4)
+def _stdlib_split() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    try:
+        from internals.demo_model_training import corpus
+
+        train, heldout = corpus.split_files(corpus.stdlib_files())
+        return tuple(str(f.path) for f in train), tuple(str(f.path) for f in heldout)
+    except Exception:  # noqa: BLE001 - no readable stdlib sources: the demos fall back to the shipped sample
+        return (), ()
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_bytes().decode("utf-8", errors="replace").replace("\r\n", "\n")
+    except OSError:
+        return ""
+
+
+def _gather(paths: tuple[str, ...], max_chars: int, per_file: int, seed: int) -> list[str]:
+    order = list(paths)
+    random.Random(seed).shuffle(order)
+    texts, total = [], 0
+    for path in order:
+        if total >= max_chars:
+            break
+        text = _read(path)[:per_file]
+        if len(text.strip()) < 200:
+            continue
+        texts.append(text)
+        total += len(text)
+    return texts
+
+
+def demo_texts(opened: Any, max_chars: int) -> tuple[list[str], list[str], dict[str, str]]:
+    """(training texts, held-out texts, where they came from).
+
+    Training text: Python standard-library files of the demo model's training split (the demo model's corpus),
+    shuffled with a fixed seed, at most 20k characters a file, about `max_chars` in all. Held-out text: the
+    `heldout_sample.txt` shipped with the open model or the demo model, else held-out standard-library files.
+    """
+    from internals.demo_path import demo_model_path
+
+    train_paths, heldout_paths = _stdlib_split()
+    train = _gather(train_paths, max_chars, 20_000, seed=0)
+    heldout, heldout_source = [], ""
+    for folder in (model_folder(opened), demo_model_path()):
+        sample = folder / "heldout_sample.txt" if folder is not None else None
+        if sample is not None and sample.is_file():
+            heldout = [_read(str(sample))]
+            heldout_source = str(sample)
+            break
+    if not heldout and heldout_paths:
+        heldout = _gather(heldout_paths, max(20_000, max_chars // 10), 5_000, seed=1)
+        heldout_source = "held-out Python standard-library files"
+    train_source = f"Python {'.'.join(map(str, __import__('sys').version_info[:2]))} standard-library sources " \
+                   f"(training split of the demo model's corpus)"
+    if not train:  # pragma: no cover - a Python without its .py sources
+        train, train_source = list(heldout), f"{heldout_source} (no standard-library sources found)"
+    if not train:
+        raise UserError("no text to train on: neither the Python standard-library sources nor the demo model's "
+                        "heldout_sample.txt could be read")
+    if not heldout:  # pragma: no cover
+        heldout, heldout_source = train[-1:], "the last training file"
+    return train, heldout, {"train": train_source, "heldout": heldout_source}
+
+
+def token_stream(tokenizer: Any, texts: list[str], eos: int | None) -> torch.Tensor:
+    ids: list[int] = []
+    for text in texts:
+        ids.extend(encode(tokenizer, text))
+        if eos is not None:
+            ids.append(eos)
+    return torch.tensor(ids, dtype=torch.long)
+
+
+def random_windows(ids: torch.Tensor, batch: int, length: int, gen: torch.Generator) -> torch.Tensor:
+    """`batch` random windows of `length` tokens (a training batch)."""
+    if ids.numel() <= length:
+        raise UserError(f"the demo text has only {ids.numel()} tokens: need more than {length}")
+    starts = torch.randint(0, ids.numel() - length, (batch,), generator=gen)
+    return torch.stack([ids[s: s + length] for s in starts.tolist()])
+
+
+def fixed_windows(ids: torch.Tensor, count: int, length: int) -> torch.Tensor:
+    """`count` evenly spaced windows of `length` tokens (a fixed evaluation batch)."""
+    length = min(length, ids.numel())
+    last = ids.numel() - length
+    starts = np.linspace(0, last, count).astype(int) if count > 1 else [0]
+    return torch.stack([ids[s: s + length] for s in starts])
+
+
+def lm_loss(model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy over a [B, T] batch."""
+    logits = model(input_ids=batch).logits[:, :-1].float()
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
+
+
+def token_logprobs(model: torch.nn.Module, input_ids: torch.Tensor,
+                   attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """log p(token_t | tokens_<t) for t = 1..T-1: shape [B, T-1]."""
+    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1].float()
+    return torch.log_softmax(logits, dim=-1).gather(-1, input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+
+
+@torch.no_grad()
+def greedy(model: torch.nn.Module, prompt_ids: list[int], max_new_tokens: int, stop: set[int]) -> list[int]:
+    """Greedy continuation (argmax each step, full recompute: short prompts only), stopping at a stop id."""
+    device = model_device(model)
+    ids = torch.tensor([prompt_ids], dtype=torch.long, device=device)
+    out: list[int] = []
+    for _ in range(max_new_tokens):
+        token = int(model(input_ids=ids).logits[0, -1].argmax())
+        out.append(token)
+        if token in stop:
+            break
+        ids = torch.cat([ids, torch.tensor([[token]], device=device)], dim=1)
+    return out
+
+
+def completion(model: torch.nn.Module, tokenizer: Any, prompt: str, max_new_tokens: int) -> dict[str, Any]:
+    prompt_ids = encode(tokenizer, prompt) or [pad_id(tokenizer)]
+    new = greedy(model, prompt_ids, max_new_tokens, eos_ids(tokenizer, model))
+    return {"prompt": prompt, "completion": decode(tokenizer, new), "token_ids": new}
+
+
+# --- statistics -------------------------------------------------------------------------------------------
+def moments(values: torch.Tensor) -> dict[str, Any]:
+    """numel, mean, std (population), excess kurtosis (None for a constant), min, max, abs_mean, rms."""
+    x = values.detach().to(torch.float64).reshape(-1).cpu()
+    x = x[torch.isfinite(x)]
+    n = x.numel()
+    if n == 0:
+        return {"numel": 0, "mean": None, "std": None, "kurtosis": None, "min": None, "max": None,
+                "abs_mean": None, "rms": None}
+    mean = float(x.mean())
+    centred = x - mean
+    var = float((centred ** 2).mean())
+    kurt = float((centred ** 4).mean()) / var ** 2 - 3.0 if var > 0 else None
+    return {"numel": int(values.numel()), "mean": mean, "std": math.sqrt(var), "kurtosis": kurt,
+            "min": float(x.min()), "max": float(x.max()), "abs_mean": float(x.abs().mean()),
+            "rms": float(x.pow(2).mean().sqrt())}
+
+
+def histograms(tensors: list[torch.Tensor], bins: int) -> dict[str, Any]:
+    """Histograms of several tensors over shared bin edges spanning all their finite values.
+
+    {"edges": [bins+1 floats], "counts": [[bins ints] per tensor]}; each count list sums to that tensor's
+    number of finite values."""
+    arrays = [t.detach().to(torch.float64).reshape(-1).cpu().numpy() for t in tensors]
+    arrays = [a[np.isfinite(a)] for a in arrays]
+    lo = min((float(a.min()) for a in arrays if a.size), default=0.0)
+    hi = max((float(a.max()) for a in arrays if a.size), default=1.0)
+    if hi <= lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    edges = np.linspace(lo, hi, int(bins) + 1)
+    counts = [np.histogram(a, bins=edges)[0].astype(int).tolist() for a in arrays]
+    return {"edges": edges.tolist(), "counts": counts}
+
+
+# --- configs ----------------------------------------------------------------------------------------------
+def _set(config: Any, name: str, value: Any) -> None:
+    if hasattr(config, name) or name in getattr(config, "attribute_map", {}):
+        setattr(config, name, value)
+
+
+def resized_config(config: Any, *, layers: int, heads: int, kv_heads: int, head_dim: int,
+                   intermediate: int) -> Any:
+    """A copy of `config` with fewer layers / a smaller width (same architecture, same vocabulary)."""
+    cfg = copy.deepcopy(config)
+    hidden = heads * head_dim
+    _set(cfg, "num_hidden_layers", layers)
+    _set(cfg, "hidden_size", hidden)
+    _set(cfg, "num_attention_heads", heads)
+    if getattr(cfg, "num_key_value_heads", None) is not None:
+        cfg.num_key_value_heads = kv_heads
+    if getattr(cfg, "head_dim", None) is not None:
+        cfg.head_dim = head_dim
+    for name in ("intermediate_size", "moe_intermediate_size", "shared_expert_intermediate_size"):
+        if getattr(cfg, name, None) is not None:
+            setattr(cfg, name, intermediate)
+    if getattr(cfg, "n_inner", None) is not None:
+        cfg.n_inner = intermediate
+    for name in ("num_local_experts", "num_experts", "n_routed_experts"):
+        if isinstance(getattr(cfg, name, None), int):
+            setattr(cfg, name, min(getattr(cfg, name), 4))
+    if isinstance(getattr(cfg, "num_experts_per_tok", None), int):
+        cfg.num_experts_per_tok = min(cfg.num_experts_per_tok, 2)
+    layer_types = getattr(cfg, "layer_types", None)
+    if isinstance(layer_types, list) and layer_types:
+        cfg.layer_types = (layer_types * layers)[:layers]
+    return cfg
+
+
+def config_dims(config: Any) -> dict[str, int]:
+    heads = int(getattr(config, "num_attention_heads"))
+    hidden = int(getattr(config, "hidden_size"))
+    kv = getattr(config, "num_key_value_heads", None) or heads
+    head_dim = getattr(config, "head_dim", None) or hidden // heads
+    inter = getattr(config, "intermediate_size", None) or getattr(config, "n_inner", None) or 4 * hidden
+    return {"layers": int(getattr(config, "num_hidden_layers")), "hidden": hidden, "heads": heads,
+            "kv_heads": int(kv), "head_dim": int(head_dim), "intermediate": int(inter),
+            "vocab": int(getattr(config, "vocab_size"))}
+
+
+def new_model(config: Any, seed: int) -> torch.nn.Module:
+    """A randomly initialised model for `config` (transformers' own init, seeded), float32."""
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config, attn_implementation="eager")
+    return model.to(torch.float32)
+
+
+def meta_parameter_count(config: Any) -> int:
+    from accelerate import init_empty_weights
+    from transformers import AutoModelForCausalLM
+
+    with init_empty_weights():
+        model = AutoModelForCausalLM.from_config(config)
+    return count_parameters(model)

@@ -1,0 +1,160 @@
+"""The explorer driven with Pilot, on tiny real models through the in-process client (same codec as the socket)."""
+
+from __future__ import annotations
+
+import pytest
+
+from internals.model import open_model
+from internals.worker.client import InProcessClient, WorkerCrashed
+from internals.worker.service import ModelService
+from tui.app import ExplorerApp
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+def make_app(folder) -> ExplorerApp:
+    return ExplorerApp(InProcessClient(ModelService(open_model(str(folder)))), model_label="tiny")
+
+
+async def settle(app, pilot) -> None:
+    await pilot.pause()
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+@pytest.mark.parametrize("kind", ["qwen2", "llama"])
+async def test_every_view_renders(tiny_models, kind):
+    app = make_app(tiny_models(kind))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        assert app.summary["architecture"].endswith("ForCausalLM")
+        assert app.query_one("#summary").data == app.summary and "Architecture" in app.export_screenshot()
+        app.open_node("model.layers.1.self_attn.q_proj.weight", select_in_tree=True)
+        await settle(app, pilot)
+        assert app.current_view == "tensor"
+        tensor_view = app.query_one("#tensor")
+        assert tensor_view.data["name"] == "model.layers.1.self_attn.q_proj.weight"
+        assert tensor_view.preview["values"].ndim == 2
+        for key, view in (("2", "cross-layer"), ("3", "attention"), ("4", "tokens"), ("5", "lens")):
+            app.query_one("#tree").focus()
+            await pilot.press(key)
+            await settle(app, pilot)
+            assert app.current_view == view
+            data = app.query_one(f"#{view}").data
+            assert data, f"{view} has no data"
+            assert not app.query_one(f"#{view}").query_one(".view-message").has_class("error")
+        attention = app.query_one("#attention").data
+        assert attention["weights"].shape[0] == app.summary["num_attention_heads"]
+
+
+async def test_navigation_back_forward_and_search(tiny_models):
+    app = make_app(tiny_models("qwen2"))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(app, pilot)
+        app.open_node("model.layers.0.mlp.up_proj.weight")
+        app.open_node("model.layers.2.mlp")
+        await settle(app, pilot)
+        assert app.current_view == "module"
+        await pilot.press("left_square_bracket")
+        await settle(app, pilot)
+        assert app.current_view == "tensor" and app.history[-1] == "model.layers.0.mlp.up_proj.weight"
+        await pilot.press("right_square_bracket")
+        await settle(app, pilot)
+        assert app.history[-1] == "model.layers.2.mlp"
+        await pilot.press("slash")
+        for ch in "down_proj":
+            await pilot.press(ch)
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert app.history[-1].endswith("down_proj") or app.history[-1].endswith("down_proj.weight")
+
+
+async def test_attention_keys_step_layer_and_head(tiny_models):
+    app = make_app(tiny_models("qwen2"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("3")
+        await settle(app, pilot)
+        view = app.query_one("#attention")
+        view.query_one("#attention-head").focus()
+        await pilot.press("full_stop")
+        await settle(app, pilot)
+        assert view.data["layer"] == 1
+        await pilot.press("equals_sign")
+        await pilot.pause()
+        assert view.head_idx == 1
+        await pilot.press("down", "right")
+        await pilot.pause()
+        assert "→ key" in str(view.query_one("#attention-info").render())
+
+
+async def test_lessons_pane_and_links(tiny_models):
+    app = make_app(tiny_models("qwen2"))
+    async with app.run_test(size=(140, 40)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("f2")
+        await pilot.pause()
+        app.open_lesson("gqa")
+        await pilot.pause()
+        pane = app.query_one("#lessons")
+        assert pane.display and pane.current == "gqa"
+        app.follow_link("llm:tensor/model.layers.1.self_attn.k_proj.weight")
+        await settle(app, pilot)
+        assert app.current_view == "tensor" and app.history[-1] == "model.layers.1.self_attn.k_proj.weight"
+        app.follow_link("llm:attention?layer=2&head=1&prompt=hello%20hello")
+        await settle(app, pilot)
+        assert app.current_view == "attention" and app.query_one("#attention").data["layer"] == 2
+
+
+async def test_small_terminal_and_light_theme(tiny_models):
+    app = make_app(tiny_models("llama"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("ctrl+t")
+        app.open_node("model.layers.0.mlp.down_proj.weight")
+        await settle(app, pilot)
+        assert app.theme == "textual-light"
+        assert app.query_one("#tensor").data is not None
+
+
+async def test_export_writes_svg_and_json_and_never_overwrites_silently(tiny_models, tmp_path):
+    app = make_app(tiny_models("llama"))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(app, pilot)
+        app.open_node("model.norm.weight")
+        await settle(app, pilot)
+        app._export_to(str(tmp_path / "view"))
+        await pilot.pause()
+        assert (tmp_path / "view.svg").exists() and (tmp_path / "view.json").exists()
+        before = (tmp_path / "view.json").read_text()
+        app._export_to(str(tmp_path / "view"))
+        await pilot.pause()
+        await pilot.press("n")
+        await pilot.pause()
+        assert (tmp_path / "view.json").read_text() == before
+
+
+class CrashingClient(InProcessClient):
+    crash = False
+
+    def _request(self, method, params, group):
+        if self.crash:
+            raise WorkerCrashed("the worker crashed (exit status -9)")
+        yield from super()._request(method, params, group)
+
+
+async def test_worker_crash_is_reported(tiny_models):
+    client = CrashingClient(ModelService(open_model(str(tiny_models("llama")))))
+    app = ExplorerApp(client, model_label="tiny")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(app, pilot)
+        client.crash = True
+        app.open_node("model.layers.0.mlp.up_proj.weight")
+        await settle(app, pilot)
+        bar = app.query_one("#status")
+        assert bar.state == "crashed" and "press r" in str(bar.render())
