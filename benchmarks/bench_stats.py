@@ -58,8 +58,7 @@ def naive_subset(names: list[str]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from internals.stats import compute_tensor_stats, naive_stats
-    from internals.stats.core import threads
+    from internals.stats import compute_tensor_stats, naive_stats, set_threads, threads
 
     layers = None if args.layers is None or args.layers >= FULL_LAYERS else args.layers
     path, generated, gen_seconds = synthetic_checkpoint(REFERENCE_CONFIG, layers, Path(args.cache_dir), log=log)
@@ -112,6 +111,28 @@ def run(args: argparse.Namespace) -> dict:
     stats_seconds = min(stats_runs)
     ratio = stats_seconds / bw_seconds
     pair_ratios = [st / bw["seconds"] for st, bw in zip(stats_runs, bandwidth_runs)]
+
+    # per thread: the largest tensor with one worker thread against the (single-threaded) numpy reduction;
+    # less sensitive to other users' load than the all-threads figure
+    big = max(range(len(tensors)), key=lambda i: tensors[i][3].size)
+    name_b, dtype_b, shape_b, raw_b = tensors[big]
+    one_thread, one_bw = [], []
+    set_threads(1)
+    try:
+        for _ in range(args.repeats):
+            one_bw.append(measure_bandwidth([raw_b], repeats=1)["variants"][ref_name]["seconds"])
+            t1 = time.perf_counter()
+            compute_tensor_stats(raw_b, dtype_b, shape_b, bins=args.bins, name=name_b)
+            one_thread.append(time.perf_counter() - t1)
+    finally:
+        set_threads(None)
+    per_thread = {
+        "tensor": name_b, "bytes": int(raw_b.size), "stats_seconds_runs": one_thread, "bandwidth_seconds_runs": one_bw,
+        "ratio": min(one_thread) / min(one_bw),
+        "note": "one worker thread vs the same numpy reduction; ratio / threads is what the all-threads ratio "
+                "would be with that many otherwise idle cores (derived, not measured)",
+    }
+    per_thread["derived_ratio_with_idle_cores"] = per_thread["ratio"] / threads()
 
     # naive baseline
     subset = names if args.naive == "full" else naive_subset(names)
@@ -190,6 +211,7 @@ def run(args: argparse.Namespace) -> dict:
         "ratio_to_bandwidth": ratio,
         "ratio_to_bandwidth_per_run": pair_ratios,
         "ratio_to_other_bandwidth_variants": {k: stats_seconds / min(v) for k, v in variants.items()},
+        "one_thread": per_thread,
         "naive": naive,
         "memory": {**sampler.report(), "checkpoint_bytes": total_bytes, "fraction_of_checkpoint": peak_fraction,
                    "measured": "RssAnon of the process tree during the first stats pass, minus the baseline"},

@@ -54,9 +54,10 @@ def resolve_source(spec: str | None, revision: str | None = None) -> ModelSource
         from internals.demo_path import demo_model_path
 
         path = demo_model_path()
-        if not (path / "config.json").is_file():
+        if not (path / "model.safetensors").is_file():
             raise ModelSourceError(
-                f"the bundled demo model is missing from {path}; reinstall llm-internals or pass a MODEL"
+                f"the bundled demo model is not in {path} yet: train it with `python -m internals.demo_model_training.train "
+                f"--out {path}` (about 25 minutes on 2 CPU cores) or pass a MODEL"
             )
         src = _from_folder(path, spec="")
         src.kind = "demo"

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from tests_helpers import REPO
 
 ENGINE_MODULES = ["internals", "internals.model", "internals.cli", "internals.cli.commands", "internals.facts",
                   "internals.structure", "internals.stats_service"]

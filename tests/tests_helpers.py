@@ -1,12 +1,15 @@
-"""Helpers shared by tests (importable because tests/ is on sys.path via conftest's rootdir)."""
+"""Helpers shared by tests. (Not in conftest.py: several conftest modules exist, and `import conftest`
+would get whichever was loaded last.)"""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from pathlib import Path
 
-from conftest import REPO
+REPO = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data"
 
 
 def run_cli(*args: str, env: dict | None = None, timeout: int = 180) -> subprocess.CompletedProcess:

@@ -10,6 +10,7 @@ Public API
 - `tensor_histogram(raw, dtype, shape, bins=64, range=None) -> (edges, counts)` for any dtype.
 - `histogram_from_counts(values, counts, bins=64, range=None)`: numpy.histogram of a weighted multiset.
 - `readable_dtype("BF16") -> "bfloat16"`; `naive_stats(...)`: the torch baseline (benchmark only).
+- `threads()` / `set_threads(n)`: worker threads per tensor (default NUMBA_NUM_THREADS or the CPUs).
 
 Method (exact, no sampling)
 ---------------------------
@@ -49,7 +50,9 @@ from internals.stats.core import (
     compute_tensor_stats,
     count_patterns,
     histogram_from_counts,
+    set_threads,
     tensor_histogram,
+    threads,
 )
 
 
@@ -72,5 +75,7 @@ __all__ = [
     "histogram_from_counts",
     "naive_stats",
     "readable_dtype",
+    "set_threads",
     "tensor_histogram",
+    "threads",
 ]

@@ -28,6 +28,7 @@ MIN_BLOCK_ELEMENTS = 512 * 1024
 TARGET_BLOCKS = 8
 
 _POOL: ThreadPoolExecutor | None = None
+_POOL_PID = 0
 _POOL_LOCK = threading.Lock()
 
 
@@ -37,8 +38,21 @@ def _kernels():
     return k
 
 
+_THREADS_OVERRIDE: int | None = None
+
+
+def set_threads(n: int | None) -> None:
+    """Use `n` worker threads per tensor from now on (None: back to NUMBA_NUM_THREADS / the default)."""
+    global _THREADS_OVERRIDE
+    if n is not None and int(n) < 1:
+        raise ValueError("threads must be at least 1")
+    _THREADS_OVERRIDE = None if n is None else int(n)
+
+
 def threads() -> int:
-    """Worker threads per tensor: NUMBA_NUM_THREADS when set, else numba's default (the usable CPUs)."""
+    """Worker threads per tensor: `set_threads`, else NUMBA_NUM_THREADS, else numba's default (usable CPUs)."""
+    if _THREADS_OVERRIDE is not None:
+        return _THREADS_OVERRIDE
     env = os.environ.get("NUMBA_NUM_THREADS", "").strip()
     if env.isdigit() and int(env) > 0:
         return int(env)
@@ -48,10 +62,15 @@ def threads() -> int:
 
 
 def _pool(n: int) -> ThreadPoolExecutor:
-    global _POOL
+    """The shared worker pool (recreated when more threads are wanted, or in a forked child)."""
+    global _POOL, _POOL_PID
     with _POOL_LOCK:
-        if _POOL is None or _POOL._max_workers < n:  # noqa: SLF001
+        if _POOL is None or _POOL_PID != os.getpid() or _POOL._max_workers < n:  # noqa: SLF001
+            old = _POOL if _POOL_PID == os.getpid() else None
             _POOL = ThreadPoolExecutor(max_workers=n, thread_name_prefix="tensor-stats")
+            _POOL_PID = os.getpid()
+            if old is not None:
+                old.shutdown(wait=False)
         return _POOL
 
 
@@ -210,6 +229,8 @@ def _quantile_ranks(n: int) -> list[tuple[str, int, int, float]]:
 def histogram_edges(lo: float, hi: float, bins: int) -> tuple[np.ndarray, float, float]:
     """numpy.histogram's edges for the range [lo, hi]: (edges, first, last); an empty range is widened by ±0.5."""
     first, last = float(lo), float(hi)
+    if not (math.isfinite(first) and math.isfinite(last)) or first > last:
+        raise UserError(f"histogram range [{lo}, {hi}] must be finite with min <= max")
     if first == last:
         first -= 0.5
         last += 0.5
@@ -264,7 +285,7 @@ class PatternCounts:
 
     dtype: str  # safetensors code
     counts: np.ndarray
-    shape: tuple[int, ...] = ()
+    shape: tuple[int, ...] | None = None  # None: 1-D of numel
     name: str = ""
 
     def __post_init__(self) -> None:
@@ -325,7 +346,7 @@ class PatternCounts:
         nan = int(counts[t.nan_patterns].sum())
         inf = int(counts[t.inf_patterns].sum())
         zeros = int(counts[t.zero_patterns].sum())
-        shape = tuple(self.shape) if self.shape else (numel,)
+        shape = tuple(self.shape) if self.shape is not None else (numel,)
         n = numel - nan - inf
         if n == 0:
             edges, hist = histogram_from_counts(np.zeros(0), np.zeros(0, np.int64), bins)
@@ -482,14 +503,16 @@ def tensor_histogram(raw: Any, dtype: str, shape: tuple[int, ...], bins: int = 6
     if info.pattern_bits:
         return count_patterns(raw, info.code, shape, chunk_elements=chunk_elements).histogram(bins, range)
     typed, numel = _typed_view(raw, info, shape)
-    if range is None:
-        st = _wide_stats(typed, info, shape, numel, bins, "", chunk_elements)
-        return np.asarray(st.histogram_edges), np.asarray(st.histogram_counts, np.int64)
-    edges, first, last = histogram_edges(range[0], range[1], bins)
     if numel == 0:
-        return edges, np.zeros(bins, np.int64)
-    _, hist, _ = _WidePasses(typed, info, chunk_elements).pass2(
-        moments=False, mean=0.0, edges=edges, first=first, last=last, bins=bins)
+        return histogram_from_counts(np.zeros(0), np.zeros(0, np.int64), bins, range)
+    passes = _WidePasses(typed, info, chunk_elements)
+    if range is None:
+        (nfin, *_), _, mn, mx, _ = passes.pass1()
+        if nfin == 0:
+            return histogram_from_counts(np.zeros(0), np.zeros(0, np.int64), bins)
+        range = (mn, mx)
+    edges, first, last = histogram_edges(range[0], range[1], bins)
+    _, hist, _ = passes.pass2(moments=False, mean=0.0, edges=edges, first=first, last=last, bins=bins)
     return edges, hist
 
 

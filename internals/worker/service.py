@@ -252,7 +252,7 @@ class ModelService:
         with self._compute_lock:
             ctx.check()
             result = attention_for_layer(loaded, toks["ids"], layer, bins=bins)
-        result.update({"tokens": toks["pieces"], "token_ids": toks["ids"]})
+        result.update({"tokens": toks["labels"], "token_ids": toks["ids"]})
         return result
 
     def op_lens(self, ctx: RequestContext, prompt: str, top_k: int = 5) -> dict[str, Any]:
@@ -266,7 +266,7 @@ class ModelService:
             result = logit_lens(loaded, toks["ids"], top_k)
         for entry in result["layers"]:
             entry["top_tokens"] = entry.pop("top_labels")
-        result.update({"tokens": toks["pieces"], "token_ids": toks["ids"]})
+        result.update({"tokens": toks["labels"], "token_ids": toks["ids"]})
         return result
 
     def op_residual_norms(self, ctx: RequestContext, prompt: str) -> dict[str, Any]:

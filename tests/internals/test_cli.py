@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from conftest import DATA
+from tests_helpers import DATA
 from tests_helpers import run_cli
 
 REFERENCE_CONFIG = DATA / "deepseek-r1-distill-qwen-1.5b.config.json"

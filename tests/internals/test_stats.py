@@ -269,6 +269,12 @@ def test_single_element(code):
     assert got["min"] == got["max"] == got["quantiles"]["p50"] and got["std"] == 0.0
 
 
+def test_scalar_shape():
+    for code, raw in (("BF16", to_bf16(np.float32([0.25]))), ("F32", np.float32([0.25]))):
+        got = check(raw, code, shape=())
+        assert got["shape"] == [] and got["numel"] == 1 and got["mean"] == 0.25
+
+
 @pytest.mark.parametrize("code", ["BF16", "F32", "F64", "I32", "BOOL"])
 @pytest.mark.parametrize("shape", [(0,), (3, 0)])
 def test_empty(code, shape):
@@ -314,6 +320,10 @@ def test_errors():
         compute_tensor_stats(np.zeros(7, np.uint8), "BF16", (4,))
     with pytest.raises(UserError, match="bins"):
         compute_tensor_stats(np.zeros(8, np.uint8), "BF16", (4,), bins=0)
+    with pytest.raises(UserError, match="range"):
+        count_patterns(np.zeros(8, np.uint8), "BF16").histogram(4, range=(1.0, 0.0))
+    with pytest.raises(UserError, match="range"):
+        tensor_histogram(np.zeros(8, np.uint8), "F32", (2,), 4, range=(0.0, float("inf")))
 
 
 def same_up_to_rounding(a: dict, b: dict) -> None:
@@ -339,6 +349,34 @@ def test_results_do_not_depend_on_threads_or_blocks(monkeypatch):
             for g, e in zip(again, base):
                 same_up_to_rounding(g, e)
             assert again[1] == base[1]  # 16-bit: counts only, bit-identical
+
+
+def test_set_threads_and_fork():
+    from internals.stats import set_threads, threads
+
+    x = to_bf16(weights_like(100_000, 61))
+    base = compute_tensor_stats(x.view(np.uint8), "BF16", x.shape, chunk_elements=10_000).to_dict()
+    set_threads(3)
+    try:
+        assert threads() == 3
+        assert compute_tensor_stats(x.view(np.uint8), "BF16", x.shape, chunk_elements=10_000).to_dict() == base
+    finally:
+        set_threads(None)
+    if hasattr(os, "fork"):  # the worker pool is recreated in a forked child instead of hanging
+        import warnings
+
+        r, w = os.pipe()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads alive
+            pid = os.fork()
+        if pid == 0:  # pragma: no cover - child
+            ok = compute_tensor_stats(x.view(np.uint8), "BF16", x.shape, chunk_elements=10_000).to_dict() == base
+            os.write(w, b"1" if ok else b"0")
+            os._exit(0)
+        os.close(w)
+        assert os.read(r, 1) == b"1"
+        os.waitpid(pid, 0)
+        os.close(r)
 
 
 def test_concurrent_calls_from_threads():
@@ -383,11 +421,20 @@ def test_histogram_from_counts_and_tensor_histogram():
     np.testing.assert_array_equal(counts, ref_counts)
     x = specials(weights_like(20_000, 41))
     fin = x[np.isfinite(x)].astype(np.float64)
-    for rng in (None, (-0.03, 0.01)):
-        edges, counts = tensor_histogram(x.view(np.uint8), "F32", x.shape, 12, rng, chunk_elements=999)
-        ref_counts, ref_edges = np.histogram(fin, 12, range=rng)
-        np.testing.assert_array_equal(edges, ref_edges)
-        np.testing.assert_array_equal(counts, ref_counts)
+    for code, raw in (("F32", x), ("F64", x.astype(np.float64)), ("BF16", None)):
+        if raw is None:  # bf16: compare with its own decoded values
+            raw = to_bf16(x)
+            values = decode(raw, "BF16")
+            values = values[np.isfinite(values)]
+        else:
+            values = fin
+        for rng in (None, (-0.03, 0.01)):
+            edges, counts = tensor_histogram(raw.view(np.uint8), code, raw.shape, 12, rng, chunk_elements=999)
+            ref_counts, ref_edges = np.histogram(values, 12, range=rng)
+            np.testing.assert_array_equal(edges, ref_edges)
+            np.testing.assert_array_equal(counts, ref_counts)
+    empty = tensor_histogram(np.zeros(0, np.uint8), "F32", (0,), 4)
+    np.testing.assert_array_equal(empty[0], np.linspace(0, 1, 5))
 
 
 # ------------------------------------------------------------------------------------------------

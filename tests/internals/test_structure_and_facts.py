@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from conftest import DATA
+from tests_helpers import DATA
 from internals.model import open_model
 
 REFERENCE_CONFIG = DATA / "deepseek-r1-distill-qwen-1.5b.config.json"

@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from conftest import REPO
+from tests_helpers import REPO
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
