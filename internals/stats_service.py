@@ -70,15 +70,23 @@ def _save(key: str) -> None:
 def compute_stats(store: WeightStore, name: str, bins: int = 64,
                   value_range: tuple[float, float] | None = None) -> dict[str, Any]:
     """Exact statistics of one stored tensor, computed now (no cache). With `value_range`, the histogram
-    covers only that range (values outside are left out of its counts), e.g. [p1, p99] to see the bulk."""
-    from internals.stats import compute_tensor_stats, tensor_histogram
+    covers only that range (values outside are left out of its counts), e.g. [p1, p99] to see the bulk.
+    8/16-bit tensors are read once: every statistic and both binnings derive from their pattern counts."""
+    from internals.stats import compute_tensor_stats, count_patterns, dtype_info, tensor_histogram
 
     entry = store.entry(name)
     raw = store.raw(name)
-    result = compute_tensor_stats(raw, entry.dtype, entry.shape, bins=bins, name=name).to_dict()
+    if dtype_info(entry.dtype).pattern_bits:
+        counts = count_patterns(raw, entry.dtype, entry.shape, name=name)
+        result = counts.stats(bins).to_dict()
+        if value_range is not None:
+            edges, hist = counts.histogram(bins, range=value_range)
+    else:
+        result = compute_tensor_stats(raw, entry.dtype, entry.shape, bins=bins, name=name).to_dict()
+        if value_range is not None:
+            edges, hist = tensor_histogram(raw, entry.dtype, entry.shape, bins=bins, range=value_range)
     if value_range is not None:
-        edges, counts = tensor_histogram(raw, entry.dtype, entry.shape, bins=bins, range=value_range)
-        result["histogram"] = {"edges": [float(e) for e in edges], "counts": [int(c) for c in counts]}
+        result["histogram"] = {"edges": [float(e) for e in edges], "counts": [int(c) for c in hist]}
         result["histogram_range"] = [float(value_range[0]), float(value_range[1])]
     return result
 
