@@ -33,6 +33,7 @@ class OpenedModel:
     store: WeightStore | None
     trust_remote_code: bool = False
     _summary: dict[str, Any] | None = field(default=None, repr=False)
+    _tree: list[dict[str, Any]] | None = field(default=None, repr=False)
 
     @property
     def config(self):
@@ -44,9 +45,11 @@ class OpenedModel:
         return self._summary
 
     def tree(self) -> list[dict[str, Any]]:
-        from internals.tree import tree_nodes
+        if self._tree is None:
+            from internals.tree import tree_nodes
 
-        return tree_nodes(self.structure, self.store)
+            self._tree = tree_nodes(self.structure, self.store)
+        return self._tree
 
     # --- statistics -------------------------------------------------------------------------------------
     def tensor_names(self, pattern: str | None = None) -> list[str]:

@@ -54,9 +54,10 @@ class ExplorerApp(App[None]):
         Binding("q", "quit", "Quit", id="app.quit"),
     ]
 
-    def __init__(self, client, model_label: str = "", **kwargs: Any) -> None:
+    def __init__(self, client, model_label: str = "", initial_info: dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.client = client
+        self.initial_info = initial_info
         self.model_label = model_label
         self.summary: dict[str, Any] | None = None
         self.nodes: list[dict[str, Any]] = []
@@ -87,6 +88,8 @@ class ExplorerApp(App[None]):
         self.query_one("#search").display = False
         self.query_one("#lessons").display = False
         self.query_one(StatusBar).set_model(self.model_label)
+        if self.initial_info:  # from the on-disk cache: the tree is drawn before the worker answers
+            self._model_info_loaded(self.initial_info["summary"], self.initial_info["tree"])
         self.load_model_info()
         self.set_interval(2.0, self.poll_status)
 
@@ -102,6 +105,8 @@ class ExplorerApp(App[None]):
         self.call_from_thread(self._model_info_loaded, summary, nodes)
 
     def _model_info_loaded(self, summary: dict[str, Any], nodes: list[dict[str, Any]]) -> None:
+        if summary == self.summary and nodes == self.nodes:
+            return  # the worker confirmed what the cache showed: keep the tree as the user left it
         self.summary = summary
         self.nodes = nodes
         self.node_by_name = {n["name"]: n for n in nodes}

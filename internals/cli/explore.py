@@ -9,7 +9,7 @@ import sys
 from internals.errors import UserError
 
 
-def make_client(args: argparse.Namespace):
+def make_client(args: argparse.Namespace, source=None):
     """The explorer's client: an existing worker (--connect), this process (--no-worker), or its own worker."""
     from internals.worker.client import InProcessClient, SocketClient, WorkerCrashed
     from internals.worker.spawn import ManagedWorker, WorkerOptions
@@ -27,10 +27,10 @@ def make_client(args: argparse.Namespace):
 
         opened = open_model(args.model, revision=args.revision, trust_remote_code=args.trust_remote_code)
         return InProcessClient(ModelService(opened, RuntimeOptions(args.device, args.dtype, args.max_memory)))
-    # Check the model here, so that a bad MODEL is one error line before any screen opens.
-    from internals.sources import resolve_source
+    if source is None:  # checked here, so that a bad MODEL is one error line before any screen opens
+        from internals.sources import resolve_source
 
-    resolve_source(args.model, args.revision)
+        resolve_source(args.model, args.revision)
     worker = ManagedWorker(WorkerOptions(model=args.model, revision=args.revision, trust_remote_code=args.trust_remote_code,
                                          device=args.device, dtype=args.dtype, max_memory=args.max_memory))
     try:
@@ -45,11 +45,19 @@ def make_client(args: argparse.Namespace):
 def run_explorer(args: argparse.Namespace) -> int:
     if not sys.stdout.isatty() and not os.environ.get("LLM_INTERNALS_FORCE_TUI"):
         raise UserError("the explorer needs a terminal; for scripts use `llm-internals summary|stats|attention|lens --json`")
-    client = make_client(args)
+    initial = None
+    source = None
+    if not args.connect:
+        from internals.info_cache import load_model_info
+        from internals.sources import resolve_source
+
+        source = resolve_source(args.model, args.revision)
+        initial = load_model_info(source)
+    client = make_client(args, source)
     try:
         from tui.app import ExplorerApp
 
-        app = ExplorerApp(client, model_label=args.model or "demo model")
+        app = ExplorerApp(client, model_label=args.model or "demo model", initial_info=initial)
         app.run()
     finally:
         client.close()

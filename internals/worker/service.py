@@ -76,6 +76,7 @@ class ModelService:
         self._active: dict[tuple[Any, str], RequestContext] = {}
         self._active_lock = threading.Lock()
         self.started = time.time()
+        self._info_saved = False
 
     # --- dispatch -----------------------------------------------------------------------------------
     def handle(self, header: dict[str, Any], params: dict[str, Any], send: Send) -> None:
@@ -153,7 +154,13 @@ class ModelService:
         return self.opened.summary()
 
     def op_tree(self, ctx: RequestContext) -> list[dict[str, Any]]:
-        return self.opened.tree()
+        tree = self.opened.tree()
+        if not self._info_saved:  # lets the next explorer on this model draw its tree before the worker is up
+            from internals.info_cache import save_model_info
+
+            save_model_info(self.opened.source, self.opened.summary(), tree)
+            self._info_saved = True
+        return tree
 
     def op_tensor_stats(self, ctx: RequestContext, name: str, bins: int = 64, clip: bool = False) -> dict[str, Any]:
         stats = self.opened.tensor_stats(name, bins=bins)

@@ -158,3 +158,29 @@ async def test_worker_crash_is_reported(tiny_models):
         await settle(app, pilot)
         bar = app.query_one("#status")
         assert bar.state == "crashed" and "press r" in str(bar.render())
+
+
+class BlockedClient(InProcessClient):
+    """A worker that has not answered yet."""
+
+    def __init__(self, service):
+        super().__init__(service)
+        import threading
+
+        self.release = threading.Event()
+
+    def _request(self, method, params, group):
+        self.release.wait(10)
+        yield from super()._request(method, params, group)
+
+
+async def test_cached_tree_is_drawn_before_the_worker_answers(tiny_models):
+    service = ModelService(open_model(str(tiny_models("llama"))))
+    info = {"summary": service.opened.summary(), "tree": service.opened.tree()}
+    client = BlockedClient(service)
+    app = ExplorerApp(client, model_label="tiny", initial_info=info)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        assert app.summary == info["summary"] and len(app.query_one("#tree")._by_name) == len(info["tree"])
+        client.release.set()
+        await settle(app, pilot)
