@@ -9,7 +9,7 @@ import sys
 from internals.errors import UserError
 
 
-def make_client(args: argparse.Namespace, source=None):
+def make_client(args: argparse.Namespace, source=None, wait: bool = True):
     """The explorer's client: an existing worker (--connect), this process (--no-worker), or its own worker."""
     from internals.worker.client import InProcessClient, SocketClient, WorkerCrashed
     from internals.worker.spawn import ManagedWorker, WorkerOptions
@@ -34,7 +34,7 @@ def make_client(args: argparse.Namespace, source=None):
     worker = ManagedWorker(WorkerOptions(model=args.model, revision=args.revision, trust_remote_code=args.trust_remote_code,
                                          device=args.device, dtype=args.dtype, max_memory=args.max_memory))
     try:
-        worker.start()
+        worker.start(wait=wait)
     except WorkerCrashed as exc:
         worker.close()
         message = str(exc)
@@ -53,7 +53,9 @@ def run_explorer(args: argparse.Namespace) -> int:
 
         source = resolve_source(args.model, args.revision)
         initial = load_model_info(source)
-    client = make_client(args, source)
+    # With a cached tree the explorer opens at once and the worker finishes starting behind it; without
+    # one, wait for the worker so that a model it cannot open is one error line, not a broken screen.
+    client = make_client(args, source, wait=initial is None)
     try:
         from tui.app import ExplorerApp
 

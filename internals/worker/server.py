@@ -26,7 +26,7 @@ log = logging.getLogger("llm_internals.worker")
 
 
 class WorkerServer:
-    def __init__(self, service: ModelService, path: str | os.PathLike[str]) -> None:
+    def __init__(self, service: ModelService | None, path: str | os.PathLike[str]) -> None:
         self.service = service
         self.path = str(path)
         self._sock: socket.socket | None = None
@@ -61,7 +61,7 @@ class WorkerServer:
         self._sock = sock
 
     def serve_forever(self) -> None:
-        assert self._sock is not None, "bind() first"
+        assert self._sock is not None and self.service is not None, "bind() and set the service first"
         log.info("listening on %s (pid %d)", self.path, os.getpid())
         while not self._stopping.is_set():
             try:
@@ -133,10 +133,15 @@ def serve_from_args(args: argparse.Namespace) -> int:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logging.getLogger("llm_internals").addHandler(handler)
     logging.getLogger("llm_internals").setLevel(logging.INFO)
-    opened = open_model(args.model, revision=args.revision, trust_remote_code=args.trust_remote_code)
+    server = WorkerServer(None, args.socket)
+    server.bind()  # first: a socket already in use is reported before seconds of model opening
+    try:
+        opened = open_model(args.model, revision=args.revision, trust_remote_code=args.trust_remote_code)
+    except BaseException:
+        server.stop()
+        raise
     service = ModelService(opened, RuntimeOptions(device=args.device, dtype=args.dtype, max_memory=args.max_memory))
-    server = WorkerServer(service, args.socket)
-    server.bind()
+    server.service = service
     parent = getattr(args, "parent_pid", None)
     if parent:
         threading.Thread(target=_watch_parent, args=(int(parent), server), daemon=True).start()

@@ -11,6 +11,7 @@ import os
 import secrets
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -50,9 +51,12 @@ class ManagedWorker(ExplorerClient):
         self.socket_path = str(folder / f"worker-{os.getpid()}-{token}.sock")
         self.log_path = str(folder / f"worker-{os.getpid()}-{token}.log")
         self.crashed: str | None = None
+        self._ready_lock = threading.Lock()
+        self._started_at = 0.0
 
     # --- lifecycle ----------------------------------------------------------------------------------
-    def start(self) -> None:
+    def start(self, wait: bool = True) -> None:
+        """Launch the worker; with `wait`, return once it answers (else the first request waits for it)."""
         o = self.options
         cmd = [sys.executable, "-m", "internals.cli", "worker"]
         if o.model:
@@ -72,17 +76,43 @@ class ManagedWorker(ExplorerClient):
         finally:
             log.close()
         self.crashed = None
-        deadline = time.monotonic() + self.start_timeout
+        self._started_at = time.monotonic()
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self) -> None:
+        """Block until the worker accepts connections; raise `WorkerCrashed` if it died or timed out."""
+        with self._ready_lock:
+            self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        if self.client is not None:
+            return
+        if self.proc is None:
+            raise WorkerCrashed(self.crashed or "the worker is not running: press r to restart it")
+        deadline = self._started_at + self.start_timeout
         while True:
             if self.proc.poll() is not None:
                 self.crashed = self.log_tail() or f"the worker exited with status {self.proc.returncode}"
                 raise WorkerCrashed(self.crashed)
             if os.path.exists(self.socket_path):
                 try:
-                    self.client = SocketClient(self.socket_path)
-                    return
+                    client = SocketClient(self.socket_path)
                 except WorkerCrashed:
-                    pass
+                    client = None
+                if client is not None:
+                    try:
+                        client.call("ping")  # answered once the model is open (the socket comes first)
+                    except WorkerCrashed:
+                        client.close()
+                        try:
+                            self.proc.wait(timeout=5)
+                        except subprocess.TimeoutExpired:
+                            pass
+                        self.crashed = self.log_tail() or "the worker stopped while opening the model"
+                        raise WorkerCrashed(self.crashed) from None
+                    self.client = client
+                    return
             if time.monotonic() > deadline:
                 self.stop()
                 raise WorkerCrashed(f"the worker did not start within {self.start_timeout:.0f} s (log: {self.log_path})")
@@ -126,7 +156,9 @@ class ManagedWorker(ExplorerClient):
     # --- requests -----------------------------------------------------------------------------------
     def _request(self, method: str, params: dict[str, Any], group: str | None) -> Iterator[tuple[dict, Any]]:
         if self.client is None:
-            raise WorkerCrashed(self.crashed or "the worker is not running: press r to restart it")
+            if self.crashed is not None:
+                raise WorkerCrashed(self.crashed)
+            self.wait_ready()
         try:
             yield from self.client._request(method, params, group)
         except WorkerCrashed:

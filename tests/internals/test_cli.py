@@ -182,3 +182,15 @@ def test_bad_arguments_are_one_line():
 
 def test_glob_matching_nothing(tiny_models):
     assert_user_error(run_cli("stats", str(tiny_models("llama")), "--tensor", "nothing.*"), "no stored tensor matches")
+
+
+def test_explorer_reports_a_model_its_worker_cannot_open(tmp_path):
+    folder = tmp_path / "weird"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "no-such-arch-xyz"}))
+    proc = run_cli(str(folder), env={"LLM_INTERNALS_FORCE_TUI": "1"})
+    assert_user_error(proc, "unknown architecture")
+
+
+def test_explorer_without_a_terminal_says_what_to_use():
+    assert_user_error(run_cli(str(DATA / "deepseek-r1-distill-qwen-1.5b.config.json")), "needs a terminal")

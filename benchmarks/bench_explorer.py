@@ -1,0 +1,230 @@
+"""Explorer benchmarks (issue 7, items 3 and 5), JSON to stdout and benchmarks/out/explorer.json.
+
+3. Time from the command to an interactive tree, cold Python imports included, for a checkpoint with the
+   DeepSeek-R1-Distill-Qwen-1.5B shapes and for the demo model: a fresh process starts the explorer (headless,
+   its own worker process, as `llm-internals MODEL` does) and stops the clock when the tree is drawn.
+   First open (empty caches) and second open (summary/tree cache). Baseline in the same run: a process
+   that only imports textual and draws an empty app (the floor for any Textual program here).
+   Also: whole-model statistics read back from the on-disk statistics cache.
+5. Keypress to redrawn frame (Pilot, p50/p95): moving through the tree and switching views, against a
+   trivial Textual app's keypress to frame measured in the same run.
+
+Usage: python benchmarks/bench_explorer.py [--layers N] [--repeats K]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.common import DEFAULT_CACHE, REFERENCE_CONFIG, machine, synthetic_checkpoint, target, write_report  # noqa: E402
+
+_OPEN_SCRIPT = r"""
+import sys, time
+t0 = time.perf_counter()
+import asyncio
+sys.path.insert(0, {root!r})
+mode, model = sys.argv[1], sys.argv[2]
+
+async def main():
+    if mode == "baseline":
+        from textual.app import App
+        from textual.widgets import Tree
+        class A(App):
+            def compose(self):
+                yield Tree("x")
+        app = A()
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause()
+            return time.perf_counter() - t0
+    from internals.info_cache import load_model_info
+    from internals.sources import resolve_source
+    from internals.worker.spawn import ManagedWorker, WorkerOptions
+    source = resolve_source(model or None)
+    initial = load_model_info(source)
+    worker = ManagedWorker(WorkerOptions(model=model or None))
+    worker.start(wait=initial is None)  # as `llm-internals MODEL` does
+    from tui.app import ExplorerApp
+    app = ExplorerApp(worker, model_label="bench", initial_info=initial)
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            while not app.nodes:
+                await asyncio.sleep(0.005)
+            await pilot.pause()
+            elapsed = time.perf_counter() - t0
+            await app.workers.wait_for_complete()
+            return elapsed
+    finally:
+        worker.close()
+
+print(asyncio.run(main()))
+"""
+
+
+def open_seconds(mode: str, model: str, cache: Path) -> float:
+    env = {**os.environ, "LLM_INTERNALS_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-c", _OPEN_SCRIPT.format(root=str(ROOT)), mode, model],
+                         capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-2000:])
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def model_folder(layers: int | None) -> Path:
+    """A folder with the reference config and a synthetic bf16 checkpoint (shared with bench_stats)."""
+    path, _, _ = synthetic_checkpoint(REFERENCE_CONFIG, layers=layers, cache_dir=DEFAULT_CACHE)
+    folder = DEFAULT_CACHE / (path.stem + "-folder")
+    folder.mkdir(exist_ok=True)
+    cfg = json.loads(REFERENCE_CONFIG.read_text())
+    if layers is not None:
+        cfg["num_hidden_layers"] = layers
+    (folder / "config.json").write_text(json.dumps(cfg))
+    link = folder / "model.safetensors"
+    if not link.exists():
+        link.symlink_to(path)
+    return folder
+
+
+def bench_open(model: str, repeats: int) -> dict:
+    cold, warm = [], []
+    for _ in range(repeats):
+        cache = Path(tempfile.mkdtemp(prefix="llmi-bench-cache-"))
+        try:
+            cold.append(open_seconds("explorer", model, cache))
+            warm.append(open_seconds("explorer", model, cache))
+        finally:
+            shutil.rmtree(cache, ignore_errors=True)
+    return {"first_open_s": min(cold), "first_open_runs": cold, "second_open_s": min(warm), "second_open_runs": warm}
+
+
+def bench_stats_cache(model: str) -> dict:
+    from internals import stats_service
+    from internals.model import open_model
+
+    cache = Path(tempfile.mkdtemp(prefix="llmi-bench-stats-"))
+    os.environ["LLM_INTERNALS_CACHE"] = str(cache)
+    try:
+        opened = open_model(model)
+        names = opened.tensor_names()
+        t0 = time.perf_counter()
+        list(opened.iter_stats(names))
+        compute = time.perf_counter() - t0
+        stats_service._MEMORY.clear()  # what a new process sees: only the files on disk
+        t0 = time.perf_counter()
+        list(opened.iter_stats(names))
+        cached = time.perf_counter() - t0
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+    return {"tensors": len(names), "compute_s": compute, "from_cache_s": cached, "speedup": compute / cached}
+
+
+async def _press_times(app, keys: list[str]) -> list[float]:
+    """Per key: seconds from the key press to the first frame the compositor produces after it."""
+    frames: list[float] = []
+    display = app._display
+
+    def record(screen, renderable):
+        if renderable is not None:
+            frames.append(time.perf_counter())
+        return display(screen, renderable)
+
+    app._display = record
+    times = []
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        for key in keys:
+            t0 = time.perf_counter()
+            await pilot.press(key)
+            await pilot.pause()
+            after = [f for f in frames if f > t0]
+            if after:
+                times.append(after[0] - t0)
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+    return times
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def bench_keys(model: str) -> dict:
+    from textual.app import App
+    from textual.widgets import Tree
+
+    from internals.model import open_model
+    from internals.worker.client import InProcessClient
+    from internals.worker.service import ModelService
+    from tui.app import ExplorerApp
+
+    class Trivial(App):
+        def compose(self):
+            tree = Tree("root")
+            for i in range(60):
+                tree.root.add_leaf(f"leaf {i}")
+            tree.root.expand()
+            yield tree
+
+    baseline = asyncio.run(_press_times(Trivial(), ["down"] * 40))
+    client = InProcessClient(ModelService(open_model(model)))
+    tree_keys = ["down"] * 40 + ["up"] * 10
+    explorer_tree = asyncio.run(_press_times(ExplorerApp(client, model_label="bench"), tree_keys))
+    view_keys = ["1", "3", "1", "4", "1", "5", "1"] * 3
+    explorer_views = asyncio.run(_press_times(ExplorerApp(client, model_label="bench"), view_keys))
+    out = {}
+    for name, values in (("trivial_app_tree", baseline), ("explorer_tree", explorer_tree), ("explorer_switch_views", explorer_views)):
+        out[name] = {"p50_ms": 1000 * statistics.median(values), "p95_ms": 1000 * _pct(values, 0.95), "presses": len(values)}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--layers", type=int, default=None, help="layers of the synthetic 1.5B-shaped checkpoint (default: all 28)")
+    p.add_argument("--repeats", type=int, default=2)
+    args = p.parse_args(argv)
+
+    big = model_folder(args.layers)
+    from internals.demo_path import demo_model_path
+
+    demo = str(demo_model_path()) if (demo_model_path() / "model.safetensors").exists() else None
+    report: dict = {"benchmark": "explorer", "machine": machine(), "model_1_5b_shapes": str(big), "demo_model": demo}
+    base_cache = Path(tempfile.mkdtemp(prefix="llmi-bench-base-"))
+    report["baseline_textual_app_s"] = min(open_seconds("baseline", "", base_cache) for _ in range(args.repeats))
+    report["open_1_5b"] = bench_open(str(big), args.repeats)
+    if demo:
+        report["open_demo"] = bench_open(demo, args.repeats)
+    report["stats_cache_1_5b"] = bench_stats_cache(str(big))
+    report["keys"] = bench_keys(demo or str(big))
+    opens = [report["open_1_5b"]] + ([report["open_demo"]] if demo else [])
+    report["targets"] = {
+        "interactive_tree_first_open_s": target(max(o["first_open_s"] for o in opens), 1.5, "<="),
+        "interactive_tree_second_open_s": target(max(o["second_open_s"] for o in opens), 1.5, "<="),
+        "whole_model_stats_from_cache_s": target(report["stats_cache_1_5b"]["from_cache_s"], 0.2, "<="),
+        "keypress_to_frame_p95_ms": target(max(report["keys"][k]["p95_ms"] for k in ("explorer_tree", "explorer_switch_views")), 50.0, "<="),
+    }
+    report["ratios"] = {
+        "first_open_vs_bare_textual_app": report["open_1_5b"]["first_open_s"] / report["baseline_textual_app_s"],
+        "second_open_vs_bare_textual_app": report["open_1_5b"]["second_open_s"] / report["baseline_textual_app_s"],
+        "tree_key_p50_vs_trivial_app": report["keys"]["explorer_tree"]["p50_ms"] / report["keys"]["trivial_app_tree"]["p50_ms"],
+    }
+    write_report(report, "explorer")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
