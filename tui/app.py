@@ -91,6 +91,7 @@ class ExplorerApp(App[None]):
         if self.initial_info:  # from the on-disk cache: the tree is drawn before the worker answers
             self._model_info_loaded(self.initial_info["summary"], self.initial_info["tree"])
         self.load_model_info()
+        self.poll_status()
         self.set_interval(2.0, self.poll_status)
 
     # --- model info ---------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ class StatusBar(Static):
     def set_status(self, status: dict[str, Any]) -> None:
         self.status = status
         if self.state in ("starting", "crashed") or self.state.startswith("loading") and status.get("loaded"):
-            self.state = "ready" if status.get("loaded") else "ready (model loads on first forward pass)"
+            self.state = "ready" if status.get("loaded") else "ready (model not loaded yet)"
         self._draw()
 
     def set_crashed(self, message: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import math
 import random
+import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -143,8 +144,8 @@ def demo_texts(opened: Any, max_chars: int) -> tuple[list[str], list[str], dict[
     if not heldout and heldout_paths:
         heldout = _gather(heldout_paths, max(20_000, max_chars // 10), 5_000, seed=1)
         heldout_source = "held-out Python standard-library files"
-    train_source = f"Python {'.'.join(map(str, __import__('sys').version_info[:2]))} standard-library sources " \
-                   f"(training split of the demo model's corpus)"
+    version = ".".join(map(str, sys.version_info[:2]))
+    train_source = f"Python {version} standard-library sources (training split of the demo model's corpus)"
     if not train:  # pragma: no cover - a Python without its .py sources
         train, train_source = list(heldout), f"{heldout_source} (no standard-library sources found)"
     if not train:

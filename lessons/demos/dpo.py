@@ -189,7 +189,7 @@ def trl_loss(policy: torch.nn.Module, reference: torch.nn.Module, tok: Any, exam
         args = DPOConfig(output_dir=out, beta=beta, loss_type=["sigmoid"], bf16=False, fp16=False, use_cpu=on_cpu,
                          gradient_checkpointing=False, report_to="none", save_strategy="no",
                          per_device_train_batch_size=len(examples), disable_tqdm=True, max_length=None,
-                         precompute_ref_log_probs=False)
+                         precompute_ref_log_probs=False, **_no_aux_loss(DPOConfig))
         dataset = Dataset.from_list([dict(p) for p in PAIRS])
         trainer = DPOTrainer(model=policy, ref_model=reference, args=args, train_dataset=dataset,
                              processing_class=tok)
@@ -207,6 +207,13 @@ def trl_loss(policy: torch.nn.Module, reference: torch.nn.Module, tok: Any, exam
             "code_path": "trl.DPOTrainer(model=policy, ref_model=reference, loss_type=['sigmoid']).compute_loss on "
                          "the batch from trl's DataCollatorForPreference (trl 1.16 has no standalone dpo_loss)",
             "message": f"hand {hand_loss:.8f} vs trl {value:.8f}: difference {difference:.2e}"}
+
+
+def _no_aux_loss(config_class: Any) -> dict[str, Any]:
+    """Mixture-of-experts models: trl adds the router load-balancing loss to the DPO loss unless its coefficient
+    is 0; the comparison is about the DPO term."""
+    fields = getattr(config_class, "__dataclass_fields__", {})
+    return {"router_aux_loss_coef": 0.0} if "router_aux_loss_coef" in fields else {}
 
 
 def _last(values: Any) -> float | None:

@@ -16,6 +16,7 @@ Streams {"series": "loss", "x": step, "y": loss}. Result keys:
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
@@ -66,7 +67,9 @@ def run(opened: Any, params: dict[str, Any], ctx: DemoContext) -> dict[str, Any]
     config = LoraConfig(r=r, lora_alpha=alpha, target_modules=[t["name"] for t in targets], lora_dropout=0.0,
                         bias="none", fan_in_fan_out=conv1d)
     torch.manual_seed(int(params["seed"]))
-    peft_model = get_peft_model(model, config)
+    with warnings.catch_warnings():  # peft reads transformers' deprecated is_gradient_checkpointing
+        warnings.filterwarnings("ignore", category=FutureWarning, message=".*is_gradient_checkpointing.*")
+        peft_model = get_peft_model(model, config)
     trainable, total = peft_model.get_nb_trainable_parameters()
     formula = sum(r * (t["in"] + t["out"]) for t in targets)
     layer = peft_model.base_model.model.get_submodule(chosen)
@@ -110,6 +113,7 @@ def run(opened: Any, params: dict[str, Any], ctx: DemoContext) -> dict[str, Any]
                    "A_init": a_init, "B_after": C.moments(b_weight),
                    "B_nonzero_after": int(torch.count_nonzero(b_weight))},
         "identical_at_init": init_diff == 0.0, "max_logit_diff_at_init": init_diff,
+        "steps": len(losses),
         "training": {"sentences": SENTENCES, "steps": len(losses), "lr": lr,
                      "initial_loss": losses[0][1] if losses else None,
                      "final_loss": losses[-1][1] if losses else None, "loss": losses},

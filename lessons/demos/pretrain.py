@@ -53,7 +53,7 @@ def run(opened: Any, params: dict[str, Any], ctx: DemoContext) -> dict[str, Any]
     model, init = _initial_model(opened, config, seed, shrunk=bool(notes))
     device = C.pick_device()
     model.to(device).train()
-    train_ids, heldout_ids = train_ids.to(device), heldout_ids.to(device)
+    heldout_ids = heldout_ids.to(device)
     steps, batch, seq_len = int(params["steps"]), int(params["batch"]), int(params["seq_len"])
     eval_batch = C.fixed_windows(heldout_ids, max(4, batch), seq_len + 1)
     lr, warmup = float(params["lr"]), max(0, int(params["warmup"]))
@@ -77,7 +77,7 @@ def run(opened: Any, params: dict[str, Any], ctx: DemoContext) -> dict[str, Any]
                                                           int(params["sample_tokens"]), eos)})
         if step == steps or ctx.stop_requested():
             break
-        batch_ids = C.random_windows(train_ids.cpu(), batch, seq_len + 1, gen).to(device)
+        batch_ids = C.random_windows(train_ids, batch, seq_len + 1, gen).to(device)
         loss = C.lm_loss(model, batch_ids)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -108,8 +108,8 @@ DEMOS: dict[str, DemoInfo] = {
                 "implicit rewards beta*(log pi - log ref) at 0). The final value is recomputed by trl's own "
                 "DPOTrainer loss code when trl is installed, and the two must agree to 1e-5."
             ),
-            params=dict(beta=0.1, steps=10, lr=1e-3, seed=0),
-            quick=dict(steps=2),
+            params=dict(beta=0.1, steps=10, lr=1e-4, seed=0),
+            quick=dict(steps=2, lr=1e-3),
             module="dpo",
         ),
         DemoInfo(
@@ -123,7 +123,7 @@ DEMOS: dict[str, DemoInfo] = {
                 "takes one policy-gradient step on the clipped GRPO objective (ratio = 1 at the first step) and "
                 "shows how each completion's log-probability moved: up for positive advantages, down for negative."
             ),
-            params=dict(prompt="def ", group=8, max_new_tokens=16, temperature=1.0, seed=0, lr=0.05, clip=0.2,
+            params=dict(prompt="def ", group=8, max_new_tokens=16, temperature=1.0, seed=0, lr=0.005, clip=0.2,
                         updates=1),
             quick=dict(group=6, max_new_tokens=8),
             module="grpo",
@@ -140,7 +140,7 @@ DEMOS: dict[str, DemoInfo] = {
             ),
             params=dict(temperature=2.0, steps=150, batch=8, seq_len=64, lr=3e-3, seed=0, eval_every=10,
                         student_layers=0, student_hidden=0, max_chars=200_000),
-            quick=dict(steps=15, batch=4, seq_len=32, lr=1e-2, eval_every=5, max_chars=30_000),
+            quick=dict(steps=15, batch=4, seq_len=32, eval_every=5, max_chars=30_000),
             module="distill",
         ),
     ]

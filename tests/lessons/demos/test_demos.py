@@ -1,0 +1,322 @@
+"""The lesson demos, each in quick mode on tiny models (and on the real demo model where it is installed).
+
+A "fake demo model" folder stands in for internals/demo_model: a tiny Qwen2 built by the demo model's own
+`build_initial_model` with an init.json, then "trained" (every weight moved; the LM head scaled up so the
+teacher's next-token distributions are peaked), with a training_log.csv and a tokenizer.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+torch = pytest.importorskip("torch")
+
+from internals.errors import UserError  # noqa: E402
+from internals.model import open_model  # noqa: E402
+from lessons.demos import DEMOS, TRAIN_EXTRA_HINT, MissingExtraError, demo_params, run_demo  # noqa: E402
+
+DEMO_WEIGHTS = REPO / "internals" / "demo_model" / "model.safetensors"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """One torch thread: on a shared, busy 2-core machine several threads only spin against each other."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny_qwen2(tiny_models):
+    return open_model(str(tiny_models("qwen2")))
+
+
+@pytest.fixture(scope="module")
+def fake_demo(tiny_models, tmp_path_factory):
+    from transformers import AutoConfig
+
+    from internals.demo_model_training.init_weights import build_initial_model, checksums
+
+    source = tiny_models("qwen2")
+    folder = tmp_path_factory.mktemp("fake-demo-model")
+    config = AutoConfig.from_pretrained(source)
+    model = build_initial_model(config, seed=7)
+    (folder / "init.json").write_text(json.dumps({"seed": 7, **checksums(model)}))
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.mul_(1.5).add_(torch.randn(p.shape, generator=gen) * 0.01)
+        model.lm_head.weight.mul_(15.0)
+    model.save_pretrained(folder)
+    for f in source.iterdir():
+        if f.name.startswith(("tokenizer", "special_tokens")):
+            shutil.copy(f, folder / f.name)
+    rows = ["step,loss,lr,tokens_seen,heldout_loss"] + [
+        f"{s},{6.0 - s / 100:.3f},0.001,{s * 512},{'' if s % 200 else f'{6.1 - s / 100:.3f}'}" for s in range(100, 501, 100)]
+    (folder / "training_log.csv").write_text("\n".join(rows) + "\n")
+    return open_model(str(folder))
+
+
+class Recorder:
+    def __init__(self, stop_after: int | None = None) -> None:
+        self.points: list[dict] = []
+        self.progress: list[tuple[float, str]] = []
+        self.polls = 0
+        self.stop_after = stop_after
+
+    def emit(self, point: dict) -> None:
+        self.points.append(point)
+
+    def on_progress(self, fraction: float, message: str) -> None:
+        self.progress.append((fraction, message))
+
+    def should_stop(self) -> bool:
+        self.polls += 1
+        return self.stop_after is not None and self.polls > self.stop_after
+
+    def run(self, name: str, opened, **params):
+        result = run_demo(name, opened, {"quick": True, **params}, emit=self.emit, progress=self.on_progress,
+                          should_stop=self.should_stop)
+        json.dumps(result)  # the worker sends it as JSON
+        for point in self.points:
+            assert set(point) == {"series", "x", "y"} and isinstance(point["series"], str)
+            assert isinstance(point["y"], float) and math.isfinite(point["y"])
+        assert all(0.0 <= f <= 1.0 for f, _ in self.progress)
+        return result
+
+    def series(self, name: str) -> list[float]:
+        return [p["y"] for p in self.points if p["series"] == name]
+
+
+# --- registry ---------------------------------------------------------------------------------------------
+def test_importing_demos_does_not_import_torch():
+    code = "import sys, lessons.demos; print('torch' in sys.modules, 'transformers' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
+def test_registry_matches_the_lessons_demo_ids():
+    assert list(DEMOS) == ["pretrain", "before-after", "lora", "dpo", "grpo", "distill"]
+    catalog = pytest.importorskip("lessons.catalog")
+    if hasattr(catalog, "DEMO_IDS"):
+        assert set(DEMOS) == set(catalog.DEMO_IDS)
+    for info in DEMOS.values():
+        assert info.title and info.description and isinstance(info.requires, list)
+    assert DEMOS["lora"].requires == ["peft"] and DEMOS["dpo"].optional == ["trl"]
+
+
+def test_unknown_demo_and_bad_parameters_are_user_errors(tiny_qwen2):
+    with pytest.raises(UserError, match="unknown demo 'sft'"):
+        run_demo("sft", tiny_qwen2, {})
+    with pytest.raises(UserError, match="no parameter 'stepz'"):
+        run_demo("pretrain", tiny_qwen2, {"stepz": 3})
+    with pytest.raises(UserError, match="must be a int"):
+        demo_params("pretrain", {"steps": "many"})
+    assert demo_params("pretrain", {"quick": True, "steps": "7"})["steps"] == 7
+
+
+# --- pretrain ---------------------------------------------------------------------------------------------
+def test_pretrain_loss_goes_down_and_ships_the_training_log(fake_demo):
+    rec = Recorder()
+    result = rec.run("pretrain", fake_demo)
+    assert result["steps"] == DEMOS["pretrain"].quick["steps"] and not result["stopped"]
+    assert abs(result["initial_loss"] - result["ln_vocab"]) < 0.5  # starts near ln V
+    assert result["final_loss"] < result["initial_loss"] - 0.5
+    assert result["heldout_loss"][-1][1] < result["heldout_loss"][0][1]
+    assert rec.series("loss") == [loss for _, loss in result["loss"]]
+    assert "init.json" in result["model"]["init"] and not result["model"]["shrunk"]
+    log = result["shipped_log"]
+    assert log["columns"] == ["step", "loss", "lr", "tokens_seen", "heldout_loss"]
+    assert log["rows"][0] == {"step": 100, "loss": 5.0, "lr": 0.001, "tokens_seen": 51200, "heldout_loss": None}
+    assert log["rows"][1]["heldout_loss"] == pytest.approx(4.1)
+    assert [s["step"] for s in result["samples"]] == [0, result["steps"] // 2, result["steps"]]
+
+
+def test_pretrain_shrinks_big_models_and_has_no_log_elsewhere(tiny_qwen2):
+    result = Recorder().run("pretrain", tiny_qwen2, steps=2, max_params=10_000)
+    assert result["model"]["shrunk"] and result["model"]["layers"] == 2 and "shrunk copy" in result["notes"][0]
+    assert result["shipped_log"] is None
+
+
+@pytest.mark.skipif(not (REPO / "internals" / "demo_model" / "training_log.csv").is_file(),
+                    reason="the demo model has no training log yet")
+def test_the_real_demo_models_training_log_is_read():
+    from types import SimpleNamespace
+
+    from lessons.demos.pretrain import read_training_log
+
+    log = read_training_log(SimpleNamespace(source=SimpleNamespace(path=REPO / "internals" / "demo_model")))
+    assert {"step", "loss"} <= set(log["columns"]) and log["rows"]
+    assert all(isinstance(row["step"], int) and isinstance(row["loss"], float) for row in log["rows"])
+
+
+# --- before-after -----------------------------------------------------------------------------------------
+def _check_histograms(result):
+    hist = result["histogram"]
+    assert len(hist["edges"]) == len(hist["init"]) + 1 == len(hist["trained"]) + 1
+    numel = math.prod(result["shape"])
+    assert sum(hist["init"]) == numel == sum(hist["trained"])
+    assert result["init"]["numel"] == result["trained"]["numel"] == numel
+    for side in ("init", "trained"):
+        assert result[side]["std"] > 0 and result[side]["kurtosis"] is not None
+
+
+def test_before_after_rebuilds_the_demo_models_initial_weights(fake_demo):
+    rec = Recorder()
+    result = rec.run("before-after", fake_demo)
+    assert result["tensor"] == "model.layers.1.mlp.down_proj.weight" and result["init_source"] == "init.json"
+    assert result["init_check"]["ok"]
+    _check_histograms(result)
+    assert result["init"]["std"] == pytest.approx(0.02, rel=0.1)
+    assert result["trained"]["std"] > result["init"]["std"] * 1.3
+    assert set(result["completions"]) == {"prompt", "initial", "trained"}
+    assert any(t["name"] == "lm_head.weight" and t["trained_std"] > 10 * t["init_std"] for t in result["tensors"])
+    assert sum(rec.series("init")) == sum(rec.series("trained")) == math.prod(result["shape"])
+
+
+def test_before_after_uses_init_weights_for_other_models(tiny_qwen2):
+    result = Recorder().run("before-after", tiny_qwen2)
+    assert result["init_source"] == "_init_weights" and "_init_weights" in result["notes"][0]
+    _check_histograms(result)
+    assert result["init"]["std"] == pytest.approx(tiny_qwen2.config.initializer_range, rel=0.1)
+    norm = Recorder().run("before-after", tiny_qwen2, tensor="model.layers.0.input_layernorm.weight")
+    assert norm["init"]["min"] == norm["init"]["max"] == 1.0 and sum(norm["histogram"]["init"]) == 96
+    with pytest.raises(UserError, match="no tensor named"):
+        run_demo("before-after", tiny_qwen2, {"tensor": "model.nothing.weight"})
+
+
+@pytest.mark.skipif(not DEMO_WEIGHTS.is_file(), reason="the demo model's weights are not built yet")
+def test_before_after_on_the_real_demo_model():
+    result = Recorder().run("before-after", open_model(None), completions=False)
+    assert result["init_source"] == "init.json" and result["init_check"]["ok"]
+    _check_histograms(result)
+
+
+# --- lora -------------------------------------------------------------------------------------------------
+def test_lora_counts_init_training_and_merged_update(tiny_qwen2):
+    pytest.importorskip("peft")
+    rec = Recorder()
+    result = rec.run("lora", tiny_qwen2)
+    counts = result["counts"]
+    assert counts["formula_matches_peft"] and counts["frozen_matches_base"]
+    # r*(in+out) per q, k, v, o: hidden 96, 6 heads of 16, 2 KV heads -> k/v out 32; 3 layers
+    assert counts["trainable"] == 3 * 8 * ((96 + 96) + 2 * (96 + 32) + (96 + 96)) == counts["formula"]
+    assert counts["total"] - counts["trainable"] == counts["base_parameters"]
+    module = result["module"]
+    assert module["A_shape"] == [8, module["weight_shape"][1]] and module["B_shape"] == [module["weight_shape"][0], 8]
+    assert module["B_zero_at_init"] and result["identical_at_init"]
+    assert module["B_nonzero_after"] > 0
+    training = result["training"]
+    assert training["final_loss"] < training["initial_loss"]
+    assert result["completion"]["changed"] or training["final_loss"] < training["initial_loss"]
+    delta = result["delta_w"]
+    assert delta["rank"] <= 8 and delta["max_abs_diff_vs_peft"] < 1e-6
+    assert sum(delta["histogram"]["counts"]) == math.prod(delta["shape"])
+    assert rec.series("loss") == [loss for _, loss in training["loss"]]
+
+
+def test_lora_on_all_linear_projections(tiny_qwen2):
+    pytest.importorskip("peft")
+    result = Recorder().run("lora", tiny_qwen2, targets="all", steps=1)
+    per_layer = 8 * ((96 + 96) + 2 * (96 + 32) + (96 + 96) + 2 * (96 + 160) + (160 + 96))
+    assert result["counts"]["trainable"] == 3 * per_layer == result["counts"]["formula"]
+    assert len(result["target_modules"]) == 3 * 7
+
+
+def test_lora_without_peft_says_how_to_install(tiny_qwen2, monkeypatch):
+    monkeypatch.setitem(sys.modules, "peft", None)
+    with pytest.raises(MissingExtraError) as info:
+        run_demo("lora", tiny_qwen2, {"quick": True})
+    assert TRAIN_EXTRA_HINT in str(info.value) and "pip install 'llm-internals[train]'" in str(info.value)
+    assert isinstance(info.value, UserError)
+
+
+# --- dpo --------------------------------------------------------------------------------------------------
+def test_dpo_by_hand_matches_trl(tiny_qwen2):
+    rec = Recorder()
+    result = rec.run("dpo", tiny_qwen2)
+    beta = result["beta"]
+    assert result["initial_loss"] == pytest.approx(math.log(2), abs=1e-6)
+    assert result["history"][-1]["loss"] < result["initial_loss"]
+    losses = []
+    for pair in result["final"]["per_pair"]:  # the formula, recomputed from the reported log-probabilities
+        chosen = pair["policy_chosen"] - pair["ref_chosen"]
+        rejected = pair["policy_rejected"] - pair["ref_rejected"]
+        assert pair["reward_chosen"] == pytest.approx(beta * chosen, abs=1e-5)
+        assert pair["reward_rejected"] == pytest.approx(beta * rejected, abs=1e-5)
+        losses.append(-math.log(1 / (1 + math.exp(-beta * (chosen - rejected)))))
+    assert result["final"]["loss"] == pytest.approx(sum(losses) / len(losses), abs=1e-5)
+    trl = result["trl"]
+    if trl["available"] is False:
+        pytest.skip("trl is not installed")
+    assert trl["same_batch"] and trl["agree"]
+    assert abs(trl["loss"] - result["final"]["loss"]) <= 1e-5
+    assert rec.series("loss")[0] == pytest.approx(math.log(2), abs=1e-6)
+
+
+def test_dpo_without_trl_still_computes_by_hand(tiny_qwen2, monkeypatch):
+    monkeypatch.setitem(sys.modules, "trl", None)
+    result = Recorder().run("dpo", tiny_qwen2, steps=0)
+    assert result["trl"]["available"] is False and TRAIN_EXTRA_HINT in result["trl"]["message"]
+    assert result["final"]["loss"] == pytest.approx(math.log(2), abs=1e-6)
+
+
+# --- grpo -------------------------------------------------------------------------------------------------
+def test_grpo_advantages_and_update_direction(tiny_qwen2):
+    rec = Recorder()
+    result = rec.run("grpo", tiny_qwen2)
+    completions = result["completions"]
+    assert len(completions) == DEMOS["grpo"].quick["group"] and not result["std_zero"]
+    advantages = [c["advantage"] for c in completions]
+    assert sum(advantages) / len(advantages) == pytest.approx(0.0, abs=1e-9)
+    rewards = [c["reward"] for c in completions]
+    mean = sum(rewards) / len(rewards)
+    std = math.sqrt(sum((r - mean) ** 2 for r in rewards) / (len(rewards) - 1))
+    assert advantages == pytest.approx([(r - mean) / std for r in rewards])
+    assert result["objective"] == [pytest.approx(0.0, abs=1e-6)]  # ratio = 1 at the first step
+    best = max(completions, key=lambda c: c["advantage"])
+    worst = min(completions, key=lambda c: c["advantage"])
+    assert best["change"] > 0 > worst["change"]
+    assert result["weighted_change"] > 0 and result["agreement"] >= 0.5
+    assert rec.series("advantage") == pytest.approx(advantages)
+
+
+def test_grpo_equal_rewards_give_zero_advantages():
+    from lessons.demos.grpo import advantages, reward
+
+    adv, zero = advantages(torch.tensor([1.0, 1.0, 1.0]))
+    assert zero and adv.tolist() == [0.0, 0.0, 0.0]
+    assert reward("self.x)") == pytest.approx(2 + 5 / 7) and reward("") == 0.0
+
+
+# --- distill ----------------------------------------------------------------------------------------------
+def test_distillation_kl_decreases(fake_demo):
+    rec = Recorder()
+    result = rec.run("distill", fake_demo)
+    assert result["student"]["parameters"] < result["teacher"]["parameters"]
+    assert result["student"]["layers"] < result["teacher"]["layers"]
+    heldout = [v for _, v in result["heldout_kl"]]
+    assert heldout[-1] < 0.95 * heldout[0] and min(heldout) < heldout[0]
+    kl = [v for _, v in result["kl"]]
+    assert sum(kl[-3:]) / 3 < sum(kl[:3]) / 3
+    assert rec.series("kl") == kl
+
+
+# --- cancellation -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["pretrain", "distill", "lora", "dpo"])
+def test_should_stop_ends_a_demo_early(name, fake_demo):
+    if name == "lora":
+        pytest.importorskip("peft")
+    rec = Recorder(stop_after=2)
+    result = rec.run(name, fake_demo, steps=50)
+    assert result["stopped"] is True
+    assert result["steps"] < 50
