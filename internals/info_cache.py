@@ -17,15 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from internals import __version__
+from internals.cache_paths import cache_root
 from internals.sources import ModelSource
 
 
 def _cache_dir() -> Path:
-    root = os.environ.get("LLM_INTERNALS_CACHE")
-    if root:
-        return Path(root) / "info"
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "llm-internals" / "info"
+    return cache_root() / "info"
 
 
 def _key(source: ModelSource) -> str | None:

@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from internals.cache_paths import cache_root
 from internals.weights import WeightStore
 
 _ENABLED = True
@@ -29,11 +30,7 @@ def use_cache(enabled: bool) -> None:
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("LLM_INTERNALS_CACHE")
-    if root:
-        return Path(root) / "stats"
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "llm-internals" / "stats"
+    return cache_root() / "stats"
 
 
 def _file_key(path: Path, bins: int, value_range: tuple[float, float] | None) -> str:

@@ -9,14 +9,7 @@ from textual.message import Message
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-
-def human_count(n: int | None) -> str:
-    if not n:
-        return "0"
-    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if n >= size:
-            return f"{n / size:.1f}{unit}"
-    return str(n)
+from internals.cli.render import human_count
 
 
 def node_label(node: dict[str, Any]) -> Text:
@@ -25,11 +18,11 @@ def node_label(node: dict[str, Any]) -> Text:
     if node["kind"] == "module":
         if node.get("class") and node["class"] != "?":
             label.append(f" {node['class']}", style="dim")
-        label.append(f" {human_count(node['numel'])}", style="cyan")
+        label.append(f" {human_count(node['numel'], 1)}", style="cyan")
     else:
         shape = "×".join(str(d) for d in node["shape"] or [])
         label.append(f" [{shape}]", style="green")
-        label.append(f" {human_count(node['numel'])}", style="cyan")
+        label.append(f" {human_count(node['numel'], 1)}", style="cyan")
         if node.get("tied_to"):
             label.append(" tied", style="magenta")
         if node.get("converted"):
@@ -57,7 +50,7 @@ class ModelTree(Tree[str]):
         self._order = []
         root_info = nodes[0]
         label = Text(summary.get("architecture") or "model", style="bold")
-        label.append(f" {human_count(root_info['numel'])} params", style="cyan")
+        label.append(f" {human_count(root_info['numel'], 1)} params", style="cyan")
         self.root.set_label(label)
         self.root.data = ""
         for node in nodes[1:]:

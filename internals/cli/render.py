@@ -10,12 +10,12 @@ from rich.console import Console
 from rich.table import Table
 
 
-def human_count(n: int | None) -> str:
+def human_count(n: int | None, digits: int = 2) -> str:
     if n is None:
         return "-"
     for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
         if abs(n) >= size:
-            return f"{n / size:.2f}{unit}"
+            return f"{n / size:.{digits}f}{unit}"
     return str(n)
 
 

@@ -9,7 +9,7 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from tui.model_tree import human_count
+from internals.cli.render import human_count
 
 
 class ModuleView(VerticalScroll):
