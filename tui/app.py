@@ -46,6 +46,7 @@ class ExplorerApp(App[None]):
         Binding("4", "view('tokens')", "Tokens", id="view.tokens"),
         Binding("5", "view('lens')", "Lens", id="view.lens"),
         Binding("f2", "toggle_lessons", "Lessons", id="app.lessons"),
+        Binding("ctrl+b", "toggle_sidebar", "Tree", show=False, id="app.sidebar"),
         Binding("left_square_bracket", "back", "Back", id="nav.back"),
         Binding("right_square_bracket", "forward", "Forward", id="nav.forward"),
         Binding("ctrl+s", "export", "Export", id="app.export"),
@@ -230,6 +231,10 @@ class ExplorerApp(App[None]):
         pane.display = not pane.display
         if pane.display:
             pane.focus_list()
+
+    def action_toggle_sidebar(self) -> None:
+        sidebar = self.query_one("#sidebar")
+        sidebar.display = not sidebar.display
 
     def open_lesson(self, lesson_id: str) -> None:
         pane = self.query_one(LessonsPane)

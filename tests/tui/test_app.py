@@ -184,3 +184,18 @@ async def test_cached_tree_is_drawn_before_the_worker_answers(tiny_models):
         assert app.summary == info["summary"] and len(app.query_one("#tree")._by_name) == len(info["tree"])
         client.release.set()
         await settle(app, pilot)
+
+
+async def test_long_prompt_attention_is_binned(tiny_models):
+    app = make_app(tiny_models("qwen2"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("3")
+        await settle(app, pilot)
+        view = app.query_one("#attention")
+        view.focus_on(prompt="abc " * 30, layer=0)  # 120 characters: more tokens than MAX_EXACT_TOKENS
+        await settle(app, pilot)
+        data = view.data
+        assert data["bin_edges"] and data["weights"].shape[-1] == len(data["bin_edges"]) - 1 < data["num_tokens"]
+        assert abs(float(data["weights"][0].sum(-1).mean()) - 1) < 1e-4
+        assert len(view.labels()) == data["weights"].shape[-1]

@@ -75,7 +75,7 @@ class AttentionView(RemoteView):
 
     def _request(self) -> None:
         prompt, layer = self.prompt, self.layer_idx
-        self.fetch("attention", lambda: self.app.client.attention(prompt, layer, bins=None, on_progress=self._progress),
+        self.fetch("attention", lambda: self.app.client.attention(prompt, layer, bins=MAX_EXACT_TOKENS, on_progress=self._progress),
                    self._show, loading=f"running the model on the prompt (layer {layer})…")
 
     def _progress(self, fraction: float, message: str) -> None:
@@ -93,24 +93,33 @@ class AttentionView(RemoteView):
         self.query_one("#attention-all", SmallMultiples).highlight(self.head_idx)
         self._draw_head()
 
+    def labels(self) -> list[str]:
+        """One label per matrix row: the token, or for a binned long prompt the block's span and first token."""
+        data = self.data
+        edges = data.get("bin_edges")
+        if not edges:
+            return list(data["tokens"])
+        return [f"{a}-{b - 1} {data['tokens'][a]}" for a, b in zip(edges, edges[1:])]
+
     def _draw_head(self) -> None:
         data = self.data
         if not data:
             return
-        tokens = data["tokens"]
+        tokens = self.labels()
         kv = data["kv_head_of"][self.head_idx]
         self.query_one("#attention-head", Heatmap).set_matrix(
             data["weights"][self.head_idx], row_labels=tokens, col_labels=tokens, vmin=0.0, vmax=1.0,
             title=f"layer {data['layer']} head {self.head_idx} (reads KV head {kv})")
+        binned = f"  ·  {data['num_tokens']} tokens shown as {len(tokens)} blocks (block means)" if data.get("bin_edges") else ""
         self.query_one("#attention-info", Static).update(
             f"layer {data['layer']}/{self.num_layers - 1}  head {self.head_idx}/{data['num_heads'] - 1}  "
-            f"{data['num_heads']} query heads share {data['num_key_value_heads']} KV heads  ·  , . layer  - = head")
+            f"{data['num_heads']} query heads share {data['num_key_value_heads']} KV heads  ·  , . layer  - = head{binned}")
 
     @on(Heatmap.CursorMoved, "#attention-head")
     def _cursor(self, event: Heatmap.CursorMoved) -> None:
         if not self.data or event.masked:
             return
-        tokens = self.data["tokens"]
+        tokens = self.labels()
         q, k = event.row, event.col
         self.query_one("#attention-info", Static).update(
             f"query {q} {tokens[q]!r} → key {k} {tokens[k]!r}: {event.value:.4f}   (layer {self.data['layer']} head {self.head_idx})")

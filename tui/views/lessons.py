@@ -21,7 +21,7 @@ class LessonsPane(Vertical):
         Binding("escape", "close", "Close lessons", show=False, id="lessons.close"),
     ]
     DEFAULT_CSS = """
-    LessonsPane { width: 60; border-left: solid $accent; }
+    LessonsPane { width: 45%; min-width: 40; border-left: solid $accent; }
     LessonsPane OptionList { height: 12; }
     LessonsPane Markdown { height: 1fr; }
     LessonsPane #demo-status { height: auto; max-height: 8; padding: 0 1; }

@@ -49,7 +49,7 @@ class TokensView(RemoteView):
         self.data = data
         self.loaded = True
         strip = self.query_one(TokenStrip)
-        strip.set_tokens(data["pieces"], data["ids"], special=data.get("special"))
+        strip.set_tokens(data.get("labels") or data["pieces"], data["ids"], special=data.get("special"))
         strip.focus()
 
     @on(TokenStrip.TokenPicked)
