@@ -76,6 +76,7 @@ def plot_columns(width: int, yticks: tuple[tuple[float, str], ...]) -> int:
 
 
 SpecBuilder = Callable[[int, int], "PlotSpec | None"]
+MIN_WIDTH, MIN_HEIGHT = 16, 5  # below this plotext cannot lay out axes and ticks
 """Called with the canvas `(width, height)`; returns what to draw (None: nothing to draw)."""
 
 
@@ -131,13 +132,21 @@ class PlotCanvas(PlotextPlot):
         key = (self._version, width, height, self.app.theme, self.theme)
         if key == self._cache_key and self._cache is not None:
             return self._cache
-        spec = self._builder(width, height) if self._builder is not None and width > 0 and height > 0 else None
+        if width < MIN_WIDTH or height < MIN_HEIGHT:  # plotext divides by the plot area: nothing to draw in
+            self.last_spec = None
+            result: RenderResult = Text("(too small to plot)", style="dim")
+            self._cache_key, self._cache = key, result
+            return result
+        spec = self._builder(width, height) if self._builder is not None else None
         self.last_spec = spec
         if spec is None or not (spec.bars or spec.lines):
-            result: RenderResult = Text(self._empty_text, style="dim")
+            result = Text(self._empty_text, style="dim")
         else:
             self._apply(spec)
-            result = super().render()
+            try:
+                result = super().render()
+            except (ZeroDivisionError, ValueError, IndexError):  # plotext's layout arithmetic at odd sizes
+                result = Text("(the plot does not fit this size)", style="dim")
         self._cache_key, self._cache = key, result
         return result
 
