@@ -129,6 +129,10 @@ class ExplorerApp(App[None]):
             return
         self.call_from_thread(self.query_one(StatusBar).set_status, status)
 
+    def show_progress(self, fraction: float, message: str) -> None:
+        """Loading progress reported by a request: drawn in the status bar until the next status poll."""
+        self.query_one(StatusBar).set_state(f"loading {100 * fraction:.0f}%", message)
+
     def worker_failed(self, exc: BaseException) -> None:
         from internals.worker.client import WorkerCrashed
 

@@ -34,8 +34,9 @@ class StatusBar(Static):
 
     def set_status(self, status: dict[str, Any]) -> None:
         self.status = status
-        if self.state in ("starting", "crashed") or self.state.startswith("loading") and status.get("loaded"):
-            self.state = "ready" if status.get("loaded") else "ready (model not loaded yet)"
+        loaded = bool(status.get("loaded"))
+        if self.state in ("starting", "crashed") or self.state.startswith("ready") or (self.state.startswith("loading") and loaded):
+            self.state, self.detail = ("ready" if loaded else "ready (model not loaded yet)"), ""
         self._draw()
 
     def set_crashed(self, message: str) -> None:

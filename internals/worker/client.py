@@ -96,8 +96,8 @@ class ExplorerClient:
     def load(self, on_progress: Progress | None = None) -> dict[str, Any]:
         return self.call("load", {}, group="load", on_progress=on_progress)
 
-    def tokenize(self, text: str, group: str | None = "tokens") -> dict[str, Any]:
-        return self.call("tokenize", {"text": text}, group=group)
+    def tokenize(self, text: str, group: str | None = "tokens", on_progress: Progress | None = None) -> dict[str, Any]:
+        return self.call("tokenize", {"text": text}, group=group, on_progress=on_progress)
 
     def attention(self, prompt: str, layer: int, bins: int | None = None, group: str | None = "attention",
                   on_progress: Progress | None = None) -> dict[str, Any]:

@@ -199,3 +199,18 @@ async def test_long_prompt_attention_is_binned(tiny_models):
         assert data["bin_edges"] and data["weights"].shape[-1] == len(data["bin_edges"]) - 1 < data["num_tokens"]
         assert abs(float(data["weights"][0].sum(-1).mean()) - 1) < 1e-4
         assert len(view.labels()) == data["weights"].shape[-1]
+
+
+async def test_status_bar_shows_loading_progress_then_ready(tiny_models):
+    app = make_app(tiny_models("llama"))
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(app, pilot)
+        bar = app.query_one("#status")
+        app.show_progress(0.4, "loading weights")
+        await pilot.pause()
+        assert "loading 40%" in str(bar.render())
+        await pilot.press("4")  # the tokens view needs the model: it loads in the worker
+        await settle(app, pilot)
+        app.poll_status()
+        await settle(app, pilot)
+        assert bar.state == "ready" and bar.status["loaded"] is True

@@ -75,11 +75,8 @@ class AttentionView(RemoteView):
 
     def _request(self) -> None:
         prompt, layer = self.prompt, self.layer_idx
-        self.fetch("attention", lambda: self.app.client.attention(prompt, layer, bins=MAX_EXACT_TOKENS, on_progress=self._progress),
+        self.fetch("attention", lambda: self.app.client.attention(prompt, layer, bins=MAX_EXACT_TOKENS, on_progress=self.progress),
                    self._show, loading=f"running the model on the prompt (layer {layer})…")
-
-    def _progress(self, fraction: float, message: str) -> None:
-        self.app.call_from_thread(self.set_message, f"{message} {100 * fraction:.0f}%")
 
     def _show(self, data: dict[str, Any]) -> None:
         self.data = data

@@ -65,6 +65,17 @@ class RemoteView(Vertical):
         if worker_failed:
             worker_failed(exc)
 
+    def progress(self, fraction: float, message: str) -> None:
+        """Progress of a request (e.g. the model loading on first use), from a thread worker: shown here
+        and in the status bar."""
+        self.app.call_from_thread(self._show_progress, fraction, message)
+
+    def _show_progress(self, fraction: float, message: str) -> None:
+        self.set_message(f"{message} {100 * fraction:.0f}%")
+        show = getattr(self.app, "show_progress", None)
+        if show:
+            show(fraction, message)
+
     def export_data(self) -> Any:
         """The data behind the view (what Export writes as JSON)."""
         return self.data

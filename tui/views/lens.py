@@ -46,7 +46,7 @@ class LensView(RemoteView):
 
     def _request(self) -> None:
         prompt = self.prompt
-        self.fetch("lens", lambda: self.app.client.lens(prompt, top_k=5), self._show, loading="running the logit lens…")
+        self.fetch("lens", lambda: self.app.client.lens(prompt, top_k=5, on_progress=self.progress), self._show, loading="running the logit lens…")
 
     def _show(self, data: dict[str, Any]) -> None:
         self.data = data

@@ -43,7 +43,7 @@ class TokensView(RemoteView):
 
     def _request(self) -> None:
         text = self.text
-        self.fetch("tokenize", lambda: self.app.client.tokenize(text), self._show, loading="tokenizing…")
+        self.fetch("tokenize", lambda: self.app.client.tokenize(text, on_progress=self.progress), self._show, loading="tokenizing…")
 
     def _show(self, data: dict[str, Any]) -> None:
         self.data = data
