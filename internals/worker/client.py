@@ -61,7 +61,8 @@ class ExplorerClient:
         raise WorkerCrashed("the worker closed the request without an answer")
 
     def stream(self, method: str, params: dict[str, Any] | None = None, *, group: str | None = None,
-               on_progress: Progress | None = None) -> Iterator[Any]:
+               on_progress: Progress | None = None, final: bool = False) -> Iterator[Any]:
+        """The streamed items of a request; with `final`, the response itself comes last as {"result": ...}."""
         for header, body in self._request(method, params or {}, group):
             kind = header.get("kind")
             if kind == "item":
@@ -70,6 +71,8 @@ class ExplorerClient:
                 if on_progress:
                     on_progress(float(body.get("fraction", 0.0)), str(body.get("message", "")))
             elif kind == "response":
+                if final:
+                    yield {"result": body}
                 return
             elif kind == "error":
                 _raise(body)
@@ -125,7 +128,9 @@ class ExplorerClient:
 
     def run_demo(self, name: str, params: dict[str, Any] | None = None, on_progress: Progress | None = None,
                  group: str | None = "demo") -> Iterator[dict[str, Any]]:
-        return self.stream("run_demo", {"name": name, "params": params or {}}, group=group, on_progress=on_progress)
+        """Streamed points ({"series", "x", "y"}), then {"result": the demo's result}."""
+        return self.stream("run_demo", {"name": name, "params": params or {}}, group=group, on_progress=on_progress,
+                           final=True)
 
 
 def _raise(body: Any) -> None:

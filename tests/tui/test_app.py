@@ -214,3 +214,21 @@ async def test_status_bar_shows_loading_progress_then_ready(tiny_models):
         app.poll_status()
         await settle(app, pilot)
         assert bar.state == "ready" and bar.status["loaded"] is True
+
+
+async def test_lesson_demo_runs_in_the_worker_and_shows_its_result(tiny_models):
+    app = make_app(tiny_models("qwen2"))
+    async with app.run_test(size=(140, 40)) as pilot:
+        await settle(app, pilot)
+        app.open_lesson("peft")
+        await pilot.pause()
+        pane = app.query_one("#lessons")
+        from lessons.demos.registry import DEMOS
+
+        pane.demo_params = dict(DEMOS["lora"].quick)
+        pane.query_one("#lesson-list").focus()
+        await pilot.press("d")
+        await settle(app, pilot)
+        status = str(pane.query_one("#demo-status").render())
+        assert "demo finished" in status and "counts.trainable" in status, status
+        assert pane.points.get("loss"), "no live points were plotted"

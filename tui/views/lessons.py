@@ -15,6 +15,21 @@ from textual.widgets.option_list import Option
 from tui.components.lineplot import LinePlot
 
 
+def result_summary(result: dict[str, Any], limit: int = 12) -> str:
+    """The demo's headline numbers: its scalar results and those one level down (e.g. counts.trainable)."""
+    lines = []
+    for key, value in result.items():
+        if key in ("params", "demo"):
+            continue
+        if isinstance(value, (int, float, str, bool)) and len(str(value)) < 60:
+            lines.append(f"{key}: {value:.4g}" if isinstance(value, float) else f"{key}: {value}")
+        elif isinstance(value, dict):
+            for sub, v in value.items():
+                if isinstance(v, (int, float, bool)):
+                    lines.append(f"{key}.{sub}: {v:.4g}" if isinstance(v, float) else f"{key}.{sub}: {v}")
+    return "demo finished\n" + "\n".join(lines[:limit])
+
+
 class LessonsPane(Vertical):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("d", "run_demo", "Run demo", id="lessons.demo"),
@@ -33,6 +48,7 @@ class LessonsPane(Vertical):
         self.facts: dict[str, Any] = {}
         self.current: str | None = None
         self.points: dict[str, list[tuple[float, float]]] = {}
+        self.demo_params: dict[str, Any] = {}  # overrides of the demo's defaults (tests use its quick mode)
 
     def compose(self):
         yield OptionList(id="lesson-list")
@@ -107,12 +123,10 @@ class LessonsPane(Vertical):
     def _run(self, demo: str) -> None:
         client = self.app.client
         try:
-            for item in client.run_demo(demo, {}, on_progress=lambda f, m: self.app.call_from_thread(self._status, f"{m} {100 * f:.0f}%")):
+            for item in client.run_demo(demo, dict(self.demo_params), on_progress=lambda f, m: self.app.call_from_thread(self._status, f"{m} {100 * f:.0f}%")):
                 self.app.call_from_thread(self._point, item)
         except Exception as exc:  # noqa: BLE001 - shown in the pane
             self.app.call_from_thread(self._status, f"demo failed: {exc}")
-            return
-        self.app.call_from_thread(self._status, "demo finished")
 
     def _status(self, text: str) -> None:
         self.query_one("#demo-status", Static).update(text)
@@ -124,5 +138,7 @@ class LessonsPane(Vertical):
             longest = max(len(v) for v in series.values())
             padded = {k: np.concatenate([v, np.full(longest - len(v), np.nan)]) for k, v in series.items()}
             self.query_one("#demo-plot", LinePlot).set_series(padded, title="live")
+        elif "result" in item:
+            self._status(result_summary(item["result"]))
         elif "message" in item:
             self._status(str(item["message"]))
