@@ -35,7 +35,9 @@ def cmd_stats(args: argparse.Namespace) -> int:
     with stats_progress(len(names), enabled=len(names) > 1) as progress:
         results = list(model.iter_stats(names, bins=args.bins, progress=progress))
     if args.json:
-        print_json({"tensors": results})
+        from internals.aggregates import aggregate
+
+        print_json({"tensors": results, "aggregates": aggregate(model.structure, results, model.summary()["num_layers"])})
     else:
         print_stats_table(results)
     return 0

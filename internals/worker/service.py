@@ -197,33 +197,29 @@ class ModelService:
                 "col_edges": c_edges.tolist(), "reduce": "mean |x|"}
 
     def op_cross_layer(self, ctx: RequestContext) -> dict[str, Any]:
-        """Per component kind (q, k, v, o, gate, up, down, ...) and layer: std, RMS, kurtosis... of the weight."""
-        from internals.stats_service import flush
+        """Per component kind (q, k, v, o, gate, up, down, ...) and layer: std, RMS, kurtosis... of the weights."""
+        from internals.aggregates import aggregate
+        from internals.stats_service import flush, stats_for
 
         params = [p for p in self.opened.structure.unique_params
-                  if p.layer is not None and p.component in LAYER_COMPONENTS and len(p.shape) >= 1
-                  and not p.name.endswith("bias") and p.direct]
+                  if p.layer is not None and p.component in LAYER_COMPONENTS and p.direct and not p.name.endswith("bias")]
         num_layers = self.opened.summary()["num_layers"] or 0
-        comps = [c for c in LAYER_COMPONENTS if any(p.component == c for p in params)]
-        metrics = {m: {c: [None] * num_layers for c in comps} for m in CROSS_LAYER_METRICS}
-        names = {c: [None] * num_layers for c in comps}
-        from internals.stats_service import stats_for
-
+        stats = []
         for i, p in enumerate(params):
             ctx.check()
             ctx.progress(i / max(1, len(params)), p.name)
-            s = stats_for(self.opened.store, p.direct, bins=64, save=False)
-            if names[p.component][p.layer] is not None:  # e.g. several norms per layer: keep the first
-                continue
-            names[p.component][p.layer] = p.name
-            for m in CROSS_LAYER_METRICS:
-                if m == "max_abs":
-                    lo, hi = s["min"], s["max"]
-                    value = None if lo is None else max(abs(lo), abs(hi))
-                else:
-                    value = s[m]
-                metrics[m][p.component][p.layer] = value
+            stats.append(stats_for(self.opened.store, p.direct, bins=64, save=False))
         flush(self.opened.store, 64)
+        cells = aggregate(self.opened.structure, stats, num_layers)["by_component_and_layer"]
+        comps = [c for c in LAYER_COMPONENTS if c in cells]
+        names: dict[str, list[str | None]] = {c: [None] * num_layers for c in comps}
+        for p in params:
+            if names[p.component][p.layer] is None:
+                names[p.component][p.layer] = p.name
+        metrics: dict[str, dict[str, list]] = {m: {} for m in CROSS_LAYER_METRICS}
+        for c in comps:
+            for m in CROSS_LAYER_METRICS:
+                metrics[m][c] = [_metric(cell, m) for cell in cells[c]]
         return {"num_layers": num_layers, "components": comps, "metrics": metrics, "names": names}
 
     # --- forward passes -----------------------------------------------------------------------------
@@ -334,6 +330,14 @@ class ModelService:
             result = run_demo(name, self.opened, params or {}, emit=ctx.emit, progress=ctx.progress,
                               should_stop=lambda: ctx.cancelled)
         return result or {}
+
+
+def _metric(cell: dict[str, Any] | None, metric: str) -> float | None:
+    if cell is None:
+        return None
+    if metric == "max_abs":
+        return None if cell["min"] is None else max(abs(cell["min"]), abs(cell["max"]))
+    return cell.get(metric)
 
 
 def _as_oom(exc: BaseException) -> str | None:
