@@ -49,7 +49,7 @@ def test_explorer_in_tmux(tiny_models):
         assert started, "the explorer did not start its own worker"
         subprocess.run(["tmux", "send-keys", "-t", session, "3"], check=True)
         screen = wait_for(session, "╭h1")  # the small multiples, one tile per head
-        assert "╭h0" in screen
+        assert "h0" in screen and "KV head 0" in screen
         subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=True)
         deadline = time.time() + 20
         while time.time() < deadline and (worker_pids() & started):
