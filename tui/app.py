@@ -117,7 +117,6 @@ class ExplorerApp(App[None]):
         self.query_one(StatusBar).set_model(f"{summary.get('architecture') or 'model'} · {self.model_label}")
         self.query_one(LessonsPane).set_model(summary, nodes)
         self.query_one(AttentionView).set_model(summary)
-        self.query_one(LensView).set_model(summary)
         self.query_one(ModelTree).focus()
 
     @work(thread=True, exclusive=True, group="status", exit_on_error=False)

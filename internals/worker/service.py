@@ -201,14 +201,16 @@ class ModelService:
         from internals.aggregates import aggregate
         from internals.stats_service import flush, stats_for
 
+        # Weights only; a parameter fused at load time (MoE experts) counts as the group of its stored tensors.
         params = [p for p in self.opened.structure.unique_params
-                  if p.layer is not None and p.component in LAYER_COMPONENTS and p.direct and not p.name.endswith("bias")]
+                  if p.layer is not None and p.component in LAYER_COMPONENTS and p.stored and not p.name.endswith("bias")]
         num_layers = self.opened.summary()["num_layers"] or 0
+        stored = [name for p in params for name in p.stored]
         stats = []
-        for i, p in enumerate(params):
+        for i, name in enumerate(stored):
             ctx.check()
-            ctx.progress(i / max(1, len(params)), p.name)
-            stats.append(stats_for(self.opened.store, p.direct, bins=64, save=False))
+            ctx.progress(i / max(1, len(stored)), name)
+            stats.append(stats_for(self.opened.store, name, bins=64, save=False))
         flush(self.opened.store, 64)
         cells = aggregate(self.opened.structure, stats, num_layers)["by_component_and_layer"]
         comps = [c for c in LAYER_COMPONENTS if c in cells]

@@ -232,3 +232,19 @@ async def test_lesson_demo_runs_in_the_worker_and_shows_its_result(tiny_models):
         status = str(pane.query_one("#demo-status").render())
         assert "demo finished" in status and "counts.trainable" in status, status
         assert pane.points.get("loss"), "no live points were plotted"
+
+
+async def test_moe_model_views(tiny_models):
+    app = make_app(tiny_models("mixtral"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        app.open_node("model.layers.0.mlp.gate.weight")  # the router: renamed on load, one stored tensor
+        await settle(app, pilot)
+        view = app.query_one("#tensor")
+        assert view.data["name"] == "model.layers.0.block_sparse_moe.gate.weight" and view.preview is not None
+        app.open_node("model.layers.0.mlp.experts.gate_up_proj")  # fused from 8 stored tensors
+        await settle(app, pilot)
+        assert "several stored tensors" in str(view.query_one(".view-message").render())
+        await pilot.press("2")
+        await settle(app, pilot)
+        assert "router" in app.query_one("#cross-layer").data["components"]

@@ -32,9 +32,6 @@ class LensView(RemoteView):
         yield Static("", id="lens-info")
         yield LensGrid(id="lens-grid")
 
-    def set_model(self, summary: dict[str, Any]) -> None:
-        pass
-
     def activate(self) -> None:
         if not self.loaded:
             self._request()

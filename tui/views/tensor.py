@@ -67,9 +67,10 @@ class TensorView(RemoteView):
             where = f"  (built at load time from {len(stored)} stored tensors, e.g. {stored[0] if stored else '?'})"
         self.query_one("#tensor-title", Static).update(f"[b]{name}[/b]  [{shape}]  {node.get('dtype') or ''}{where}")
         heatmap = self.query_one("#tensor-heatmap", Heatmap)
-        heatmap.display = len(node["shape"]) >= 2
+        readable = not node.get("converted") or len(stored) == 1  # fused at load time: no single stored matrix
+        heatmap.display = len(node["shape"]) >= 2 and readable
         self._request_stats()
-        if len(node["shape"]) >= 2 and not node.get("converted"):
+        if heatmap.display:
             self.fetch("preview", lambda: self.app.client.matrix_preview(name, rows=48, cols=160), self._show_preview,
                        loading="loading statistics…")
 
