@@ -99,6 +99,8 @@ def test_config_matches_reference_family(folder, loaded):
 
 def test_tokenizer_round_trip(loaded, sample_text):
     _, tokenizer = loaded
+    # AutoTokenizer builds a Qwen2Tokenizer for a qwen2 folder; the shipped tokenizer was trained with its pipeline
+    assert type(tokenizer).__name__ == "Qwen2Tokenizer"
     assert len(tokenizer) == 4096
     assert tokenizer.eos_token == "<|endoftext|>"
     ids = tokenizer(sample_text, add_special_tokens=False)["input_ids"]

@@ -101,15 +101,38 @@ def test_two_clients_share_one_worker(worker):
         other.close()
 
 
-def test_killed_worker_is_reported_and_restarted(worker):
-    worker.summary()
-    os.kill(worker.proc.pid, signal.SIGKILL)
-    worker.proc.wait(timeout=5)
-    with pytest.raises(WorkerCrashed) as err:
-        worker.summary()
-    assert "crashed" in str(err.value) or "broke" in str(err.value) or "stopped" in str(err.value)
-    worker.restart()
-    assert worker.summary()["num_layers"] == 2
+def test_worker_killed_mid_request_is_reported_and_restarted(tiny_models):
+    import threading
+
+    worker = ManagedWorker(WorkerOptions(model=str(tiny_models("llama-long"))))  # can generate for minutes
+    worker.start()
+    try:
+        streaming = threading.Event()
+        outcome = {}
+
+        def long_request():
+            try:
+                for _ in worker.generate("def", max_new_tokens=60_000, group="long"):
+                    streaming.set()
+                outcome["finished"] = True
+            except WorkerCrashed as exc:
+                outcome["crashed"] = str(exc)
+
+        thread = threading.Thread(target=long_request)
+        thread.start()
+        assert streaming.wait(60)
+        os.kill(worker.proc.pid, signal.SIGKILL)
+        worker.proc.wait(timeout=5)
+        thread.join(timeout=30)
+        assert "crashed" in outcome, "the request in flight was not told that the worker died"
+        with pytest.raises(WorkerCrashed) as err:
+            worker.summary()
+        assert "crashed" in str(err.value) or "broke" in str(err.value) or "stopped" in str(err.value)
+        worker.restart()
+        assert worker.summary()["num_layers"] == 2
+    finally:
+        worker.close()
+    assert worker.proc.poll() is not None
 
 
 def test_worker_exits_when_its_parent_dies(tiny_models, tmp_path):
