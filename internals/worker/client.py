@@ -226,25 +226,24 @@ class InProcessClient(ExplorerClient):
             hlen = int.from_bytes(frame[:4], "little")
             frames.put(decode(frame[12 : 12 + hlen], frame[12 + hlen :]))
 
-        done = threading.Event()
-
         def run() -> None:
             try:
                 self.service.handle({"id": 0, "method": method, "group": group, "client": id(self)}, params, send)
             finally:
-                done.set()
                 frames.put(None)
 
         thread = threading.Thread(target=run, daemon=True)
         thread.start()
-        while True:
-            item = frames.get()
-            if item is None:
-                return
-            yield item
-            if item[0].get("kind") in ("response", "error"):
-                done.wait()
-                return
+        try:
+            while True:
+                item = frames.get()
+                if item is None:
+                    return
+                yield item
+                if item[0].get("kind") in ("response", "error"):
+                    return
+        finally:
+            thread.join()  # never leave a request thread running (e.g. inside torch) when the caller is done
 
     def close(self) -> None:
         self.service.close()
