@@ -15,7 +15,8 @@ ENGINE_MODULES = ["internals", "internals.model", "internals.cli", "internals.cl
 
 def _loaded_after(imports: list[str]) -> set[str]:
     code = "import sys\n" + "".join(f"import {m}\n" for m in imports) + "print('\\n'.join(sorted(sys.modules)))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0, out.stderr[-3000:]
     return set(out.stdout.split())
 
 
