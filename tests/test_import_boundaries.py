@@ -5,8 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import pytest
-
 from tests_helpers import REPO
 
 ENGINE_MODULES = ["internals", "internals.model", "internals.cli", "internals.cli.commands", "internals.facts",
@@ -26,12 +24,15 @@ def test_engine_never_imports_textual():
 
 
 def test_ui_never_imports_torch():
-    import pkgutil
-
-    import tui
-
-    modules = ["tui"] + [f"tui.{m.name}" for m in pkgutil.walk_packages(tui.__path__, prefix="") if not m.name.startswith("_")]
-    loaded = _loaded_after(modules)
+    # The package walk runs in the child too: pytest's own module names must not leak into the list.
+    code = ("import importlib, pkgutil, sys, tui\n"
+            "for m in pkgutil.walk_packages(tui.__path__, prefix='tui.'):\n"
+            "    importlib.import_module(m.name)\n"
+            "print('\\n'.join(sorted(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0, out.stderr[-3000:]
+    loaded = set(out.stdout.split())
+    assert "tui.app" in loaded and "tui.components.heatmap" in loaded
     assert "torch" not in loaded and "transformers" not in loaded
 
 
