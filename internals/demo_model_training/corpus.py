@@ -8,6 +8,7 @@ Every machine with Python has these files, so no network is needed. The list dep
 from __future__ import annotations
 
 import hashlib
+import json
 import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,15 +93,21 @@ def heldout_sample(texts: list[str], n_files: int = 8, chars_per_file: int = 100
 
 
 def train_tokenizer(texts: list[str], vocab_size: int = 4096):
-    """A byte-level BPE (GPT-2 style pre-tokenizer, no prefix space) trained on `texts`, wrapped in
-    `PreTrainedTokenizerFast` so that `AutoTokenizer` loads and decodes it."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
+    """A byte-level BPE trained on `texts`, returned as a `Qwen2Tokenizer`.
 
+    The normalizer and pre-tokenizer are taken from transformers' own `Qwen2Tokenizer` (NFC, the Qwen2 split
+    regex, byte-level without prefix space): `AutoTokenizer` rebuilds that pipeline for any folder whose
+    config says `model_type: qwen2`, so training with it is what makes the saved tokenizer encode exactly as
+    it did during training.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import Qwen2Tokenizer
+
+    template = Qwen2Tokenizer().backend_tokenizer
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.normalizer = template.normalizer
+    tok.pre_tokenizer = template.pre_tokenizer
     tok.decoder = decoders.ByteLevel()
-    tok.post_processor = processors.ByteLevel(trim_offsets=False)
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
         min_frequency=2,
@@ -109,12 +116,14 @@ def train_tokenizer(texts: list[str], vocab_size: int = 4096):
         show_progress=False,
     )
     tok.train_from_iterator(texts, trainer=trainer, length=len(texts))
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
+    bpe = json.loads(tok.to_str())["model"]
+    merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in bpe["merges"]]
+    return Qwen2Tokenizer(
+        vocab=bpe["vocab"],
+        merges=merges,
+        unk_token=ENDOFTEXT,
         bos_token=ENDOFTEXT,
         eos_token=ENDOFTEXT,
         pad_token=ENDOFTEXT,
-        unk_token=None,
         clean_up_tokenization_spaces=False,
     )
-    return fast

@@ -73,10 +73,14 @@ def random_repeated_tokens(
     n_seqs: int = INDUCTION_N_SEQS,
     seq_len: int = INDUCTION_SEQ_LEN,
     seed: int = INDUCTION_SEED,
+    token_ids: Sequence[int] | None = None,
 ) -> torch.Tensor:
-    """[n_seqs, 2 * seq_len]: uniform random non-special tokens, each row the same sequence twice."""
-    vocab = len(tokenizer)
-    allowed = torch.tensor([i for i in range(vocab) if i not in special_ids(tokenizer)], dtype=torch.long)
+    """[n_seqs, 2 * seq_len]: uniform random tokens (all non-special ones, or `token_ids`), each row the same
+    sequence twice."""
+    if token_ids is None:
+        specials = special_ids(tokenizer)
+        token_ids = [i for i in range(len(tokenizer)) if i not in specials]
+    allowed = torch.tensor(list(token_ids), dtype=torch.long)
     gen = torch.Generator().manual_seed(seed)
     first = allowed[torch.randint(0, len(allowed), (n_seqs, seq_len), generator=gen)]
     return torch.cat([first, first], dim=1)
@@ -88,9 +92,10 @@ def induction_scores(
     n_seqs: int = INDUCTION_N_SEQS,
     seq_len: int = INDUCTION_SEQ_LEN,
     seed: int = INDUCTION_SEED,
+    token_ids: Sequence[int] | None = None,
 ) -> torch.Tensor:
     """[layers, heads]: mean attention from position i of the second copy to i - seq_len + 1."""
-    ids = random_repeated_tokens(tokenizer, n_seqs, seq_len, seed)
+    ids = random_repeated_tokens(tokenizer, n_seqs, seq_len, seed, token_ids)
     att = attentions(model, ids)  # L, B, H, 2S, 2S
     diag = torch.diagonal(att, offset=-(seq_len - 1), dim1=-2, dim2=-1)  # att[..., i, i-S+1], i = S-1 .. 2S-1
     return diag[..., 1:].mean(dim=(1, 3))  # keep i = S .. 2S-1 (the second copy)
