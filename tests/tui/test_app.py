@@ -81,7 +81,7 @@ async def test_attention_keys_step_layer_and_head(tiny_models):
         await pilot.press("3")
         await settle(app, pilot)
         view = app.query_one("#attention")
-        view.query_one("#attention-head").focus()
+        assert app.focused is view.query_one("#attention-head")  # the keys work right after switching
         await pilot.press("full_stop")
         await settle(app, pilot)
         assert view.data["layer"] == 1

@@ -54,6 +54,7 @@ class AttentionView(RemoteView):
         self.num_layers = summary.get("num_layers") or 1
 
     def activate(self) -> None:
+        self.query_one("#attention-head", Heatmap).focus()  # so , . - = step layer and head at once
         if self.loaded_key != (self.prompt, self.layer_idx):
             self._request()
 
