@@ -3,7 +3,9 @@
 3. Time from the command to an interactive tree, cold Python imports included, for a checkpoint with the
    DeepSeek-R1-Distill-Qwen-1.5B shapes and for the demo model: a fresh process starts the explorer (headless,
    its own worker process, as `llm-internals MODEL` does) and stops the clock when the tree is drawn.
-   First open (empty caches) and second open (summary/tree cache). Baseline in the same run: a process
+   First open (empty caches: the provisional tree read from the file headers is interactive first; the
+   exact transformers tree replaces it when the worker has built it, reported as `*_exact_tree_s`) and
+   second open (summary/tree cache). Baseline in the same run: a process
    that only imports textual and draws an empty app (the floor for any Textual program here).
    Also: whole-model statistics read back from the on-disk statistics cache.
 5. Keypress to redrawn frame (Pilot, p50/p95): moving through the tree and switching views, against a
@@ -48,12 +50,13 @@ async def main():
         app = A()
         async with app.run_test(size=(120, 40)) as pilot:
             await pilot.pause()
-            return time.perf_counter() - t0
-    from internals.info_cache import load_model_info
+            elapsed = time.perf_counter() - t0
+            return elapsed, elapsed
+    from internals.cli.explore import first_screen_info
     from internals.sources import resolve_source
     from internals.worker.spawn import ManagedWorker, WorkerOptions
     source = resolve_source(model or None)
-    initial = load_model_info(source)
+    initial = first_screen_info(source)
     worker = ManagedWorker(WorkerOptions(model=model or None))
     worker.start(wait=initial is None)  # as `llm-internals MODEL` does
     from tui.app import ExplorerApp
@@ -63,26 +66,32 @@ async def main():
             while not app.nodes:
                 await asyncio.sleep(0.005)
             await pilot.pause()
-            elapsed = time.perf_counter() - t0
+            interactive = time.perf_counter() - t0
+            while app.info_provisional:
+                await asyncio.sleep(0.005)
+            await pilot.pause()
+            exact = time.perf_counter() - t0
             try:
                 await app.workers.wait_for_complete()
             except Exception:  # a superseded request (WorkerCancelled) is not a failure here
                 pass
-            return elapsed
+            return interactive, exact
     finally:
         worker.close()
 
-print(asyncio.run(main()))
+print(*asyncio.run(main()))
 """
 
 
-def open_seconds(mode: str, model: str, cache: Path) -> float:
+def open_seconds(mode: str, model: str, cache: Path) -> tuple[float, float]:
+    """(seconds to an interactive tree, seconds to the exact transformers tree) for one fresh process."""
     env = {**os.environ, "LLM_INTERNALS_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
     out = subprocess.run([sys.executable, "-c", _OPEN_SCRIPT.format(root=str(ROOT)), mode, model],
                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-2000:])
-    return float(out.stdout.strip().splitlines()[-1])
+    interactive, exact = out.stdout.strip().splitlines()[-1].split()
+    return float(interactive), float(exact)
 
 
 def model_folder(layers: int | None) -> Path:
@@ -101,6 +110,7 @@ def model_folder(layers: int | None) -> Path:
 
 
 def bench_open(model: str, repeats: int) -> dict:
+    """First open (empty caches: the provisional tree from headers, then the exact one) and second open."""
     cold, warm = [], []
     for _ in range(repeats):
         cache = Path(tempfile.mkdtemp(prefix="llmi-bench-cache-"))
@@ -109,7 +119,12 @@ def bench_open(model: str, repeats: int) -> dict:
             warm.append(open_seconds("explorer", model, cache))
         finally:
             shutil.rmtree(cache, ignore_errors=True)
-    return {"first_open_s": min(cold), "first_open_runs": cold, "second_open_s": min(warm), "second_open_runs": warm}
+    return {
+        "first_open_s": min(c[0] for c in cold), "first_open_exact_tree_s": min(c[1] for c in cold),
+        "first_open_runs": cold,
+        "second_open_s": min(w[0] for w in warm), "second_open_exact_tree_s": min(w[1] for w in warm),
+        "second_open_runs": warm,
+    }
 
 
 def bench_stats_cache(model: str) -> dict:
@@ -135,6 +150,8 @@ def bench_stats_cache(model: str) -> dict:
 
 async def _press_times(app, keys: list[str]) -> list[float]:
     """Per key: seconds from the key press to the first frame the compositor produces after it."""
+    from textual.widgets import Tree
+
     frames: list[float] = []
     display = app._display
 
@@ -148,6 +165,13 @@ async def _press_times(app, keys: list[str]) -> list[float]:
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         await app.workers.wait_for_complete()
+        await pilot.pause()
+        timer = getattr(app, "status_timer", None)
+        if timer is not None:  # a status poll's own frame would be taken for a keypress's
+            timer.stop()
+        tree = app.query_one(Tree)
+        tree.root.expand_all()  # every arrow press moves the cursor (and so must redraw)
+        tree.move_cursor(tree.root)
         await pilot.pause()
         for key in keys:
             t0 = time.perf_counter()
@@ -183,11 +207,11 @@ def bench_keys(model: str) -> dict:
             tree.root.expand()
             yield tree
 
-    baseline = asyncio.run(_press_times(Trivial(), ["down"] * 40))
+    baseline = asyncio.run(_press_times(Trivial(), ["down"] * 50))
     client = InProcessClient(ModelService(open_model(model)))
-    tree_keys = ["down"] * 40 + ["up"] * 10
+    tree_keys = ["down"] * 50 + ["up"] * 10
     explorer_tree = asyncio.run(_press_times(ExplorerApp(client, model_label="bench"), tree_keys))
-    view_keys = ["1", "3", "1", "4", "1", "5", "1"] * 3
+    view_keys = ["1", "3", "1", "4", "1", "5", "2"] * 6
     explorer_views = asyncio.run(_press_times(ExplorerApp(client, model_label="bench"), view_keys))
     out = {}
     for name, values in (("trivial_app_tree", baseline), ("explorer_tree", explorer_tree), ("explorer_switch_views", explorer_views)):
@@ -207,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     demo = str(demo_model_path()) if (demo_model_path() / "model.safetensors").exists() else None
     report: dict = {"benchmark": "explorer", "machine": machine(), "model_1_5b_shapes": str(big), "demo_model": demo}
     base_cache = Path(tempfile.mkdtemp(prefix="llmi-bench-base-"))
-    report["baseline_textual_app_s"] = min(open_seconds("baseline", "", base_cache) for _ in range(args.repeats))
+    report["baseline_textual_app_s"] = min(open_seconds("baseline", "", base_cache)[0] for _ in range(args.repeats))
     report["open_1_5b"] = bench_open(str(big), args.repeats)
     if demo:
         report["open_demo"] = bench_open(demo, args.repeats)

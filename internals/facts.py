@@ -53,8 +53,9 @@ def rope_facts(config) -> dict[str, Any] | None:
     return {"theta": float(theta) if theta is not None else None, "scaling": scaling}
 
 
-def summarize(structure: ModelStructure, store: WeightStore | None, *, path: str, source_kind: str) -> dict[str, Any]:
-    """The `summary --json` object."""
+def summarize(structure: ModelStructure, store: WeightStore | None, *, path: str, source_kind: str,
+              check_shared: bool = True) -> dict[str, Any]:
+    """The `summary --json` object; `check_shared=False` skips comparing the embedding and head bytes."""
     config = text_config(structure.config)
     unique = structure.unique_params
     total = sum(p.numel for p in unique)
@@ -123,7 +124,7 @@ def summarize(structure: ModelStructure, store: WeightStore | None, *, path: str
         "num_experts_per_token": _cfg(config, "num_experts_per_tok", "moe_topk", "num_experts_per_token"),
         "stored_dtype": stored_dtype,
         "tie_word_embeddings": bool(_cfg(structure.config, "tie_word_embeddings", default=False)) if structure.config is not None else None,
-        "embeddings_shared": embeddings_shared(structure, store),
+        "embeddings_shared": embeddings_shared(structure, store) if check_shared else None,
         "total_parameters": total,
         "parameters_by_component": by_group,
         "layers": layers,

@@ -45,6 +45,9 @@ class ModelTree(Tree[str]):
         self._search_pos = -1
 
     def populate(self, nodes: list[dict[str, Any]], summary: dict[str, Any]) -> None:
+        """Draw `nodes`; when replacing a tree (provisional → exact), keep what was expanded and the cursor."""
+        expanded = [name for name, node in self._by_name.items() if node.is_expanded and name]
+        cursor = self.cursor_node.data if self.cursor_node is not None and self._by_name else None
         self.clear()
         self._by_name = {"": self.root}
         self._order = []
@@ -60,9 +63,11 @@ class ModelTree(Tree[str]):
             self._by_name[node["name"]] = child
             self._order.append(node["name"])
         self.root.expand()
-        for name in ("model", "transformer", "model.layers", "transformer.h"):
+        for name in ("model", "transformer", "model.layers", "transformer.h", *expanded):
             if name in self._by_name:
                 self._by_name[name].expand()
+        if cursor and cursor in self._by_name:
+            self.call_after_refresh(self.move_cursor, self._by_name[cursor])
 
     def on_tree_node_selected(self, event: Tree.NodeSelected[str]) -> None:
         event.stop()

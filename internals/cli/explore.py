@@ -42,6 +42,15 @@ def make_client(args: argparse.Namespace, source=None, wait: bool = True):
     return worker
 
 
+def first_screen_info(source, trust_remote_code: bool = False) -> dict | None:
+    """What the explorer draws before its worker answers: the cached exact tree, else a provisional one
+    read from the file headers (internals.provisional_info), else None (then it waits for the worker)."""
+    from internals.info_cache import load_model_info
+    from internals.provisional_info import provisional_model_info
+
+    return load_model_info(source) or provisional_model_info(source, trust_remote_code)
+
+
 def run_explorer(args: argparse.Namespace) -> int:
     if not sys.stdout.isatty() and not os.environ.get("LLM_INTERNALS_FORCE_TUI"):
         raise UserError("the explorer needs a terminal; for scripts use `llm-internals summary|stats|attention|lens --json`")
@@ -52,9 +61,10 @@ def run_explorer(args: argparse.Namespace) -> int:
         from internals.sources import resolve_source
 
         source = resolve_source(args.model, args.revision)
-        initial = load_model_info(source)
-    # With a cached tree the explorer opens at once and the worker finishes starting behind it; without
-    # one, wait for the worker so that a model it cannot open is one error line, not a broken screen.
+        initial = load_model_info(source) if args.no_worker else first_screen_info(source, args.trust_remote_code)
+    # With a cached or provisional tree the explorer opens at once and the worker finishes starting behind
+    # it (a model the worker then refuses closes the explorer with its error line); with neither, wait for
+    # the worker so that a model it cannot open is one error line before any screen is drawn.
     client = make_client(args, source, wait=initial is None)
     try:
         from tui.app import ExplorerApp
@@ -63,4 +73,6 @@ def run_explorer(args: argparse.Namespace) -> int:
         app.run()
     finally:
         client.close()
+    if app.startup_error:
+        raise UserError(app.startup_error)
     return 0

@@ -37,6 +37,8 @@ def summary_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
     bias = s.get("attention_bias") or {}
     tied = "yes" if s.get("tie_word_embeddings") else "no"
     shared = {True: "shared", False: "separate", None: "unknown (no weights)"}[s.get("embeddings_shared")]
+    if s.get("provisional"):
+        shared = "being checked"
     rows = [
         ("architecture", f"{s.get('architecture') or '?'} ({s.get('model_type') or '?'})"),
         ("parameters", f"{s['total_parameters']:,} ({human_count(s['total_parameters'])})"),

@@ -192,5 +192,24 @@ def test_explorer_reports_a_model_its_worker_cannot_open(tmp_path):
     assert_user_error(proc, "unknown architecture")
 
 
+def test_explorer_closes_with_the_error_when_its_worker_refuses_a_provisional_tree(tmp_path):
+    """Headers and config look fine (so the tree is drawn at once), but transformers cannot build a causal LM."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    folder = tmp_path / "vit"
+    folder.mkdir()
+    save_file({"embeddings.patch_embeddings.projection.weight": np.zeros((8, 3, 4, 4), np.float32)}, folder / "model.safetensors")
+    (folder / "config.json").write_text(json.dumps({"model_type": "vit", "hidden_size": 8,  # no "architectures"
+                                                    "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 16}))
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in folder.iterdir())
+    proc = run_cli(str(folder), env={"LLM_INTERNALS_FORCE_TUI": "1"})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    after_screen = proc.stderr.rsplit("\x1b[", 1)[-1].split("l", 1)[-1]  # after the last restore sequence
+    assert after_screen.startswith("error: ") and after_screen.count("\n") <= 1, proc.stderr[-300:]
+    assert "not a causal language model" in after_screen
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in folder.iterdir()) == before
+
+
 def test_explorer_without_a_terminal_says_what_to_use():
     assert_user_error(run_cli(str(DATA / "deepseek-r1-distill-qwen-1.5b.config.json")), "needs a terminal")

@@ -186,6 +186,51 @@ async def test_cached_tree_is_drawn_before_the_worker_answers(tiny_models):
         await settle(app, pilot)
 
 
+async def test_provisional_tree_is_replaced_by_the_exact_one_keeping_the_cursor(tiny_models):
+    from internals.provisional_info import provisional_model_info
+    from internals.sources import resolve_source
+
+    folder = tiny_models("qwen2")
+    service = ModelService(open_model(str(folder)))
+    client = BlockedClient(service)
+    app = ExplorerApp(client, model_label="tiny", initial_info=provisional_model_info(resolve_source(str(folder))))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        tree = app.query_one("#tree")
+        assert app.info_provisional and "provisional" in app.summary["layout"]
+        assert "provisional:" in app.export_screenshot()  # the model card says so
+        assert "starting" in str(app.query_one("#status").render())
+        tree.select_name("model.layers.1.mlp.up_proj.weight")  # the user moves while the worker starts
+        await pilot.pause()
+        client.release.set()
+        await settle(app, pilot)
+        assert not app.info_provisional and app.summary == service.opened.summary()
+        assert tree.cursor_node.data == "model.layers.1.mlp.up_proj.weight"
+        assert "Qwen2DecoderLayer" in str(tree._by_name["model.layers.1"].label)  # classes come from transformers
+
+
+class RefusingClient(InProcessClient):
+    """A worker that exited because it could not open the model."""
+
+    def _request(self, method, params, group):
+        raise WorkerCrashed("error: ViTConfig is not a causal language model that transformers can build")
+        yield  # pragma: no cover
+
+
+async def test_a_refused_model_closes_the_provisional_screen_with_its_error(tiny_models):
+    from internals.provisional_info import provisional_model_info
+    from internals.sources import resolve_source
+
+    folder = tiny_models("llama")
+    app = ExplorerApp(RefusingClient(ModelService(open_model(str(folder)))), model_label="tiny",
+                      initial_info=provisional_model_info(resolve_source(str(folder))))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+    assert app.return_code == 2 and app.startup_error.startswith("ViTConfig is not")
+
+
 async def test_long_prompt_attention_is_binned(tiny_models):
     app = make_app(tiny_models("qwen2"))
     async with app.run_test(size=(120, 40)) as pilot:

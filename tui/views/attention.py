@@ -50,6 +50,10 @@ class AttentionView(RemoteView):
                           id="attention-head")
             yield SmallMultiples(ramp="sequential", vmin=0.0, vmax=1.0, id="attention-all")
 
+    def on_mount(self) -> None:
+        if getattr(self.app, "summary", None):  # mounted after the app read the model (textual.lazy)
+            self.set_model(self.app.summary)
+
     def set_model(self, summary: dict[str, Any]) -> None:
         self.num_layers = summary.get("num_layers") or 1
 

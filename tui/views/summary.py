@@ -63,13 +63,19 @@ class SummaryView(VerticalScroll):
         tied = summary.get("tie_word_embeddings")
         shared = summary.get("embeddings_shared")
         check = Text("tied-embeddings check: ", style="bold")
-        if shared is None:
+        if summary.get("provisional"):
+            check.append("waiting for the worker", style="dim")
+        elif shared is None:
             check.append("no weights to check", style="dim")
         elif bool(tied) == bool(shared):
             check.append(f"config says {'tied' if tied else 'untied'}, stored tensors agree", style="green")
         else:
             check.append(f"config says {'tied' if tied else 'untied'} but the stored tensors are {'shared' if shared else 'separate'}", style="yellow")
-        self.query_one("#summary-body", Static).update(Group(card, check, Text(""), breakdown_chart(summary), Text(""), layer_chart(summary)))
+        parts = [card, check, Text(""), breakdown_chart(summary), Text(""), layer_chart(summary)]
+        if summary.get("provisional"):
+            parts.insert(0, Text("provisional: read from the weight files' headers; the exact card follows "
+                                 "as soon as the worker has built the model with transformers", style="yellow"))
+        self.query_one("#summary-body", Static).update(Group(*parts))
 
     def export_data(self) -> Any:
         return self.data
