@@ -158,7 +158,11 @@ class ExplorerApp(App[None]):
 
     def show_progress(self, fraction: float, message: str) -> None:
         """Loading progress reported by a request: drawn in the status bar until the next status poll."""
-        self.query_one(StatusBar).set_state(f"loading {100 * fraction:.0f}%", message)
+        bar = self.query_one(StatusBar)
+        if fraction >= 1.0:
+            bar.set_state("ready", message)
+        else:
+            bar.set_state(f"loading {100 * fraction:.0f}%", message)
 
     def worker_failed(self, exc: BaseException) -> None:
         from internals.worker.client import WorkerCrashed
@@ -229,6 +233,23 @@ class ExplorerApp(App[None]):
         activate = getattr(target, "activate", None)
         if activate:
             activate()
+        self.call_after_refresh(self._settle_focus, target)
+
+    def _settle_focus(self, view: Widget) -> None:
+        """Focus the view's own key target (attention heatmap, token strip, lens grid, cross-layer plot), else
+        keep it in the sidebar: never leave it in a prompt box, where the view keys 1-5 would be typed."""
+        focus_target = getattr(view, "focus_target", None)
+        widget = focus_target() if focus_target else None
+        if widget is not None:
+            widget.focus()
+            return
+        focused = self.focused
+        sidebar = self.query_one("#sidebar")
+        lessons = self.query("#lessons")
+        keep = focused is not None and (sidebar in focused.ancestors_with_self
+                                        or any(pane in focused.ancestors_with_self for pane in lessons))
+        if not keep and sidebar.display:
+            self.query_one(ModelTree).focus()
 
     def action_view(self, view: str) -> None:
         self.show_view(view)

@@ -21,15 +21,22 @@ def make_app(folder) -> ExplorerApp:
     return ExplorerApp(InProcessClient(ModelService(open_model(str(folder)))), model_label="tiny")
 
 
+def model_folder(tiny_models, kind: str):
+    """A tiny fixture model, or the shipped demo model for kind "demo"."""
+    from internals.demo_path import demo_model_path
+
+    return demo_model_path() if kind == "demo" else tiny_models(kind)
+
+
 async def settle(app, pilot) -> None:
     await pilot.pause()
     await app.workers.wait_for_complete()
     await pilot.pause()
 
 
-@pytest.mark.parametrize("kind", ["qwen2", "llama"])
+@pytest.mark.parametrize("kind", ["demo", "qwen2", "llama"])
 async def test_every_view_renders(tiny_models, kind):
-    app = make_app(tiny_models(kind))
+    app = make_app(model_folder(tiny_models, kind))
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot)
         assert app.summary["architecture"].endswith("ForCausalLM")
@@ -50,6 +57,47 @@ async def test_every_view_renders(tiny_models, kind):
             assert not app.query_one(f"#{view}").query_one(".view-message").has_class("error")
         attention = app.query_one("#attention").data
         assert attention["weights"].shape[0] == app.summary["num_attention_heads"]
+
+
+async def test_a_100_layer_tree_opens_and_moves(tmp_path):
+    """The 1.5B reference config at 100 layers, from config alone: ~1,200 tree nodes, navigated by keys."""
+    import json
+
+    from tests_helpers import DATA
+
+    config = json.loads((DATA / "deepseek-r1-distill-qwen-1.5b.config.json").read_text())
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({**config, "num_hidden_layers": 100}))
+    app = make_app(path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(app, pilot)
+        tree = app.query_one("#tree")
+        assert app.summary["num_layers"] == 100 and "model.layers.99.mlp.down_proj.weight" in tree._by_name
+        tree.root.expand_all()
+        await pilot.pause()
+        for _ in range(30):
+            await pilot.press("down")
+        await pilot.press("end")
+        await pilot.pause()
+        assert tree.cursor_node.data == "lm_head.weight"
+        app.open_node("model.layers.73.self_attn.k_proj.weight", select_in_tree=True)
+        await settle(app, pilot)
+        assert tree.cursor_node.data == "model.layers.73.self_attn.k_proj.weight"
+
+
+async def test_view_keys_are_never_typed_into_a_prompt_box(tiny_models):
+    """Each view focuses its own key target (or the tree), so 1-5 keep switching views."""
+    app = make_app(tiny_models("llama"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        expected = {"3": ("attention", "attention-head"), "4": ("tokens", "tokens-strip"), "5": ("lens", "lens-grid"),
+                    "2": ("cross-layer", "cross-plot"), "1": ("summary", "tree")}
+        for key in ["3", "1", "4", "1", "5", "2", "4", "3", "1"]:
+            await pilot.press(key)
+            await settle(app, pilot)
+            view, focus_id = expected[key]
+            assert app.current_view == view and app.focused is not None and app.focused.id == focus_id, (key, app.focused)
+        assert app.query_one("#tokens-input").value == app.query_one("#tokens").text.replace("\n", "⏎")
 
 
 async def test_navigation_back_forward_and_search(tiny_models):

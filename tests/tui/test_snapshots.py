@@ -33,7 +33,8 @@ class StableClient(InProcessClient):
     """Memory figures and temporary paths change from run to run; a snapshot must not."""
 
     def status(self):
-        return {"model": "tiny", "pid": 1, "loaded": False, "device": "cpu", "dtype": "float32", "rss_bytes": 2**30}
+        loaded = bool(super().status().get("loaded"))
+        return {"model": "tiny", "pid": 1, "loaded": loaded, "device": "cpu", "dtype": "float32", "rss_bytes": 2**30}
 
     def summary(self):
         return {**super().summary(), "path": "tiny-llama"}
@@ -47,6 +48,7 @@ async def snapshot(folder, name: str, action=None) -> None:
     app = ExplorerApp(StableClient(ModelService(open_model(str(folder)))), model_label="tiny llama")
     async with app.run_test(size=(120, 40)) as pilot:
         app.theme = "textual-dark"
+        app.status_timer.stop()  # the status bar is drawn from one poll at the end, not from a race with one
         for _ in range(2):
             await pilot.pause()
             await app.workers.wait_for_complete()
@@ -55,6 +57,8 @@ async def snapshot(folder, name: str, action=None) -> None:
             for _ in range(2):
                 await pilot.pause()
                 await app.workers.wait_for_complete()
+        app.poll_status()
+        await app.workers.wait_for_complete()
         await pilot.pause()
         svg = normalise(app.export_screenshot())
     path = SNAPSHOTS / f"{name}.svg"
@@ -71,6 +75,20 @@ async def snapshot(folder, name: str, action=None) -> None:
 
 async def test_model_card(tiny_models):
     await snapshot(tiny_models("llama"), "model_card")
+
+
+async def test_attention_view_of_the_demo_model():
+    """Layer 1 of the shipped demo model: its induction heads, grouped by the KV head they share."""
+    from internals.demo_path import demo_model_path
+
+    async def attention(app, pilot):
+        await pilot.press("3")
+        for _ in range(2):
+            await pilot.pause()
+            await app.workers.wait_for_complete()
+        await pilot.press("full_stop")  # next layer
+
+    await snapshot(demo_model_path(), "attention_view_demo", attention)
 
 
 async def test_cross_layer_view(tiny_models):

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 from textual import on
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
+from textual.widget import Widget
 from textual.widgets import Input, Static
 
 from tui.components.heatmap import Heatmap
@@ -57,8 +58,10 @@ class AttentionView(RemoteView):
     def set_model(self, summary: dict[str, Any]) -> None:
         self.num_layers = summary.get("num_layers") or 1
 
+    def focus_target(self) -> Widget:
+        return self.query_one("#attention-head", Heatmap)  # so , . - = step layer and head at once
+
     def activate(self) -> None:
-        self.query_one("#attention-head", Heatmap).focus()  # so , . - = step layer and head at once
         if self.loaded_key != (self.prompt, self.layer_idx):
             self._request()
 

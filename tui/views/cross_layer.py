@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 import numpy as np
 from textual import on
 from textual.binding import Binding, BindingType
+from textual.widget import Widget
 from textual.widgets import Static
 
 from tui.components.heat_strip import HeatStrip
@@ -36,6 +37,9 @@ class CrossLayerView(RemoteView):
         yield Static("", classes="view-message")
         yield LinePlot(title="std across layers", id="cross-plot")
         yield HeatStrip(id="cross-strip")
+
+    def focus_target(self) -> Widget:
+        return self.query_one(LinePlot)  # arrows walk the layers, Enter opens that tensor
 
     def activate(self) -> None:
         if not self.loaded:

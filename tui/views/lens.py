@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 from textual import on
+from textual.widget import Widget
 from textual.widgets import Input, Static
 
 from tui.components.lens_grid import LensGrid
@@ -31,6 +32,9 @@ class LensView(RemoteView):
         yield Static("", classes="view-message")
         yield Static("", id="lens-info")
         yield LensGrid(id="lens-grid")
+
+    def focus_target(self) -> Widget:
+        return self.query_one(LensGrid)
 
     def activate(self) -> None:
         if not self.loaded:

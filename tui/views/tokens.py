@@ -6,6 +6,7 @@ from typing import Any
 
 from rich.table import Table
 from textual import on
+from textual.widget import Widget
 from textual.widgets import Input, Static
 
 from tui.components.tokens import TokenStrip
@@ -31,6 +32,9 @@ class TokensView(RemoteView):
         yield Static("", classes="view-message")
         yield TokenStrip(id="tokens-strip")
         yield Static("Enter on a token shows its nearest neighbours in the embedding matrix.", id="tokens-neighbours")
+
+    def focus_target(self) -> Widget:
+        return self.query_one(TokenStrip)  # arrows pick a token, Enter shows its neighbours
 
     def activate(self) -> None:
         if not self.loaded:

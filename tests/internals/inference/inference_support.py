@@ -16,8 +16,14 @@ _LOADED: dict[Path, Loaded] = {}
 
 
 def load_tiny(tiny_models: Any, kind: str, dtype: str = "float32") -> Loaded:
-    """A tiny model of `kind` loaded for inference on CPU (cached: tests must not modify it)."""
-    folder = tiny_models(kind, dtype)
+    """A tiny model of `kind` (or "demo", the shipped demo model) loaded for inference on CPU (cached: tests
+    must not modify it)."""
+    if kind == "demo":
+        from internals.demo_path import demo_model_path
+
+        folder = demo_model_path()
+    else:
+        folder = tiny_models(kind, dtype)
     if folder not in _LOADED:
         _LOADED[folder] = load_for_inference(resolve_source(str(folder)), device="cpu")
     return _LOADED[folder]

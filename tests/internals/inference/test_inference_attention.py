@@ -18,9 +18,9 @@ def _reference(loaded, ids):
     return [a[0].float().numpy() for a in out.attentions]
 
 
-@pytest.mark.parametrize("kind", ["llama", "qwen2", "gpt2"])
+@pytest.mark.parametrize("kind", ["llama", "qwen2", "gpt2", "demo"])
 def test_every_layer_equals_transformers_eager_attention(tiny_models, kind):
-    loaded = load_tiny(tiny_models, kind)
+    loaded = load_tiny(tiny_models, kind)  # "demo": the shipped demo model (GQA, 6 query / 2 KV heads)
     ids = prompt_ids(loaded, 17)
     reference = _reference(loaded, ids)
     for layer, expected in enumerate(reference):

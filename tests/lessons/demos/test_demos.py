@@ -23,7 +23,6 @@ from internals.errors import UserError  # noqa: E402
 from internals.model import open_model  # noqa: E402
 from lessons.demos import DEMOS, TRAIN_EXTRA_HINT, MissingExtraError, demo_params, run_demo  # noqa: E402
 
-DEMO_WEIGHTS = REPO / "internals" / "demo_model" / "model.safetensors"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -147,8 +146,6 @@ def test_pretrain_shrinks_big_models_and_has_no_log_elsewhere(tiny_qwen2):
     assert result["shipped_log"] is None
 
 
-@pytest.mark.skipif(not (REPO / "internals" / "demo_model" / "training_log.csv").is_file(),
-                    reason="the demo model has no training log yet")
 def test_the_real_demo_models_training_log_is_read():
     from types import SimpleNamespace
 
@@ -194,7 +191,6 @@ def test_before_after_uses_init_weights_for_other_models(tiny_qwen2):
         run_demo("before-after", tiny_qwen2, {"tensor": "model.nothing.weight"})
 
 
-@pytest.mark.skipif(not DEMO_WEIGHTS.is_file(), reason="the demo model's weights are not built yet")
 def test_before_after_on_the_real_demo_model():
     result = Recorder().run("before-after", open_model(None), completions=False)
     assert result["init_source"] == "init.json" and result["init_check"]["ok"]
