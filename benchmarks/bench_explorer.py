@@ -166,6 +166,8 @@ async def _press_times(app, keys: list[str]) -> list[float]:
         await pilot.pause()
         await app.workers.wait_for_complete()
         await pilot.pause()
+        while not getattr(app, "all_views_mounted", True):  # views mount in idle time after the first frame
+            await asyncio.sleep(0.02)
         timer = getattr(app, "status_timer", None)
         if timer is not None:  # a status poll's own frame would be taken for a keypress's
             timer.stop()

@@ -7,6 +7,9 @@ selection starts a new request in the same group, which cancels the stale one (h
 
 from __future__ import annotations
 
+import importlib
+import threading
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -14,23 +17,26 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.lazy import Lazy
 from textual.widget import Widget
 from textual.widgets import ContentSwitcher, Footer, Input
 
 from tui.model_tree import ModelTree
 from tui.palette import ExplorerCommands
 from tui.status_bar import StatusBar
-from tui.views.attention import AttentionView
-from tui.views.cross_layer import CrossLayerView
-from tui.views.lens import LensView
-from tui.views.lessons import LessonsPane
-from tui.views.module import ModuleView
 from tui.views.summary import SummaryView
-from tui.views.tensor import TensorView
-from tui.views.tokens import TokensView
 
 VIEWS = ("summary", "tensor", "module", "cross-layer", "attention", "tokens", "lens")
+#: Everything but the first screen, by widget id: imported and mounted when first needed, or in idle time
+#: after the first frame (so the tree is interactive sooner: plotext, Markdown and the views' widgets wait).
+DEFERRED: dict[str, tuple[str, str]] = {
+    "tensor": ("tui.views.tensor", "TensorView"),
+    "module": ("tui.views.module", "ModuleView"),
+    "cross-layer": ("tui.views.cross_layer", "CrossLayerView"),
+    "attention": ("tui.views.attention", "AttentionView"),
+    "tokens": ("tui.views.tokens", "TokensView"),
+    "lens": ("tui.views.lens", "LensView"),
+    "lessons": ("tui.views.lessons", "LessonsPane"),
+}
 
 
 class ExplorerApp(App[None]):
@@ -66,6 +72,9 @@ class ExplorerApp(App[None]):
         #: Set when the worker refuses the model after a provisional tree was drawn: the app exits with it.
         self.startup_error: str | None = None
         self.model_label = model_label
+        self._mounting: set[str] = set()
+        self._imported: set[str] = set()  # DEFERRED modules imported by the background import thread
+        self._import_thread: threading.Thread | None = None
         self.summary: dict[str, Any] | None = None
         self.nodes: list[dict[str, Any]] = []
         self.node_by_name: dict[str, dict[str, Any]] = {}
@@ -79,17 +88,9 @@ class ExplorerApp(App[None]):
             with Vertical(id="sidebar"):
                 yield Input(placeholder="search tensors (Enter: next match)", id="search")
                 yield ModelTree(id="tree")
-            # Only the first screen is built before the first frame; the hidden views follow right after
-            # it (textual.lazy), which keeps the first open under the benchmark's target.
+            # Only the first screen is built before the first frame; the other views (DEFERRED) follow.
             with ContentSwitcher(initial="summary", id="views"):
                 yield SummaryView(id="summary")
-                yield Lazy(_hidden(TensorView(id="tensor")))
-                yield Lazy(_hidden(ModuleView(id="module")))
-                yield Lazy(_hidden(CrossLayerView(id="cross-layer")))
-                yield Lazy(_hidden(AttentionView(id="attention")))
-                yield Lazy(_hidden(TokensView(id="tokens")))
-                yield Lazy(_hidden(LensView(id="lens")))
-            yield Lazy(_hidden(LessonsPane(id="lessons")))
         yield StatusBar(id="status")
         yield Footer()
 
@@ -103,6 +104,8 @@ class ExplorerApp(App[None]):
         self.load_model_info()
         self.poll_status()
         self.status_timer = self.set_interval(2.0, self.poll_status)
+        # the other views follow once the first frame is out and the loop has been idle a moment
+        self.call_after_refresh(self.set_timer, 0.3, self._mount_next_deferred)
 
     # --- model info ---------------------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="model-info", exit_on_error=False)
@@ -116,8 +119,9 @@ class ExplorerApp(App[None]):
         self.call_from_thread(self._model_info_loaded, summary, nodes, True)
 
     def _model_info_failed(self, exc: BaseException) -> None:
-        if self._wait_for_views(self._model_info_failed, exc):
-            return  # exiting while the lazy views mount would fail their mount
+        if self._mounting - self._mounted_views():
+            self.set_timer(0.05, partial(self._model_info_failed, exc))
+            return  # exiting while a view mounts would fail its mount
         message = str(exc)
         if self.info_provisional and message.startswith("error: "):
             # The worker refused the model (unknown architecture, damaged file...): the same one error line
@@ -141,9 +145,10 @@ class ExplorerApp(App[None]):
         self.query_one(ModelTree).populate(nodes, summary)
         self.query_one(SummaryView).show(summary)
         self.query_one(StatusBar).set_model(f"{summary.get('architecture') or 'model'} · {self.model_label}")
-        if not self.query(Lazy):  # else they read the model from the app when they mount
-            self.query_one(LessonsPane).set_model(summary, nodes)
-            self.query_one(AttentionView).set_model(summary)
+        for view_id, args in (("lessons", (summary, nodes)), ("attention", (summary,))):
+            view = self.view(view_id, mount=False)
+            if view is not None:  # else it reads the model from the app when it mounts
+                view.set_model(*args)
         if not replacing:
             self.query_one(ModelTree).focus()
 
@@ -195,16 +200,58 @@ class ExplorerApp(App[None]):
     def _node_picked(self, event: ModelTree.NodePicked) -> None:
         self.open_node(event.name, record=True)
 
-    def _wait_for_views(self, callback, *args: Any) -> bool:
-        """True (and `callback(*args)` called again after the next frame) while the lazy views still mount."""
-        if self.query(Lazy):
-            self.call_after_refresh(callback, *args)
-            return True
-        return False
+    # --- views, mounted on demand ---------------------------------------------------------------------
+    def view(self, view_id: str, mount: bool = True) -> Widget | None:
+        """The mounted view (or lessons pane) `view_id`; None while it is not mounted yet, and then, with
+        `mount`, start mounting it (its module is imported on first use)."""
+        for widget in self.query(f"#{view_id}"):
+            return widget if widget.is_mounted else None
+        if mount and view_id in DEFERRED and view_id not in self._mounting:
+            parent = self.query("#body" if view_id == "lessons" else "#views")
+            if not parent:  # another screen is up (help, export) or the app is closing: later
+                return None
+            module, name = DEFERRED[view_id]
+            widget = getattr(importlib.import_module(module), name)(id=view_id)
+            widget.display = False  # the content switcher shows one view; the lessons pane opens with F2
+            self._mounting.add(view_id)
+            parent.first().mount(widget)
+        return None
+
+    def _mounted_views(self) -> set[str]:
+        return {view_id for view_id in DEFERRED if self.view(view_id, mount=False) is not None}
+
+    def _once_mounted(self, view_id: str, callback, *args: Any) -> bool:
+        """False when `view_id` is mounted; else mount it, call `callback(*args)` again shortly, return True."""
+        if self.view(view_id) is not None:
+            return False
+        self.set_timer(0.02, partial(callback, *args))
+        return True
+
+    @property
+    def all_views_mounted(self) -> bool:
+        return self._mounted_views() == set(DEFERRED)
+
+    def _mount_next_deferred(self) -> None:
+        """After the first frame: import the deferred views' modules in a thread (the event loop stays free),
+        then mount one view per idle moment, so that the first switch to each is as fast as the next."""
+        if self._import_thread is None:
+            self._import_thread = threading.Thread(target=self._import_deferred, name="import-views", daemon=True)
+            self._import_thread.start()
+        missing = [view_id for view_id in DEFERRED if view_id not in self._mounting]
+        if missing and self.is_running:
+            if DEFERRED[missing[0]][0] in self._imported:
+                self.view(missing[0])
+            self.set_timer(0.05, self._mount_next_deferred)
+
+    def _import_deferred(self) -> None:
+        for module, _ in DEFERRED.values():
+            try:
+                importlib.import_module(module)
+            except Exception:  # noqa: BLE001 - the main thread's own import will raise it where it is shown
+                pass
+            self._imported.add(module)
 
     def open_node(self, name: str, record: bool = True, select_in_tree: bool = False) -> None:
-        if self._wait_for_views(self.open_node, name, record, select_in_tree):
-            return
         node = self.node_by_name.get(name)
         if node is None:
             self.notify(f"no node named {name}", severity="warning")
@@ -214,18 +261,18 @@ class ExplorerApp(App[None]):
             self.future.clear()
         if select_in_tree:
             self.query_one(ModelTree).select_name(name)
-        if name == "":
-            self.show_view("summary")
-        elif node["kind"] == "parameter":
-            self.query_one(TensorView).show(node)
-            self.show_view("tensor")
-        else:
+        view_id = "summary" if name == "" else "tensor" if node["kind"] == "parameter" else "module"
+        if view_id != "summary" and self._once_mounted(view_id, self.open_node, name, False, select_in_tree):
+            return
+        if view_id == "tensor":
+            self.view("tensor").show(node)
+        elif view_id == "module":
             children = [n for n in self.nodes if n["parent"] == name]
-            self.query_one(ModuleView).show(node, children, self.summary or {})
-            self.show_view("module")
+            self.view("module").show(node, children, self.summary or {})
+        self.show_view(view_id)
 
     def show_view(self, view: str) -> None:
-        if self._wait_for_views(self.show_view, view):
+        if view != "summary" and self._once_mounted(view, self.show_view, view):
             return
         self.current_view = view
         self.query_one("#views", ContentSwitcher).current = view
@@ -290,9 +337,9 @@ class ExplorerApp(App[None]):
             self.query_one(ModelTree).focus()
 
     def action_toggle_lessons(self) -> None:
-        if self._wait_for_views(self.action_toggle_lessons):
+        if self._once_mounted("lessons", self.action_toggle_lessons):
             return
-        pane = self.query_one(LessonsPane)
+        pane = self.view("lessons")
         pane.display = not pane.display
         if pane.display:
             pane.focus_list()
@@ -302,9 +349,9 @@ class ExplorerApp(App[None]):
         sidebar.display = not sidebar.display
 
     def open_lesson(self, lesson_id: str) -> None:
-        if self._wait_for_views(self.open_lesson, lesson_id):
+        if self._once_mounted("lessons", self.open_lesson, lesson_id):
             return
-        pane = self.query_one(LessonsPane)
+        pane = self.view("lessons")
         pane.display = True
         pane.open(lesson_id)
 
@@ -322,10 +369,10 @@ class ExplorerApp(App[None]):
         elif link.kind == "view":
             self.show_view(link.view)
         elif link.kind == "attention":
-            if self._wait_for_views(self.follow_link, target):
+            if self._once_mounted("attention", self.follow_link, target):
                 return
             self.show_view("attention")
-            self.query_one(AttentionView).focus_on(prompt=link.prompt, layer=link.layer, head=link.head)
+            self.view("attention").focus_on(prompt=link.prompt, layer=link.layer, head=link.head)
         elif link.kind == "lesson":
             self.open_lesson(link.lesson)
 
@@ -371,12 +418,6 @@ class ExplorerApp(App[None]):
             self.notify(f"export failed: {exc}", severity="error")
             return
         self.notify(f"saved {base.with_suffix('.svg')} and {base.with_suffix('.json')}")
-
-
-def _hidden(widget: Widget) -> Widget:
-    """A view that starts hidden (the content switcher shows one view; the lessons pane opens with F2)."""
-    widget.display = False
-    return widget
 
 
 def _json_default(value: Any) -> Any:

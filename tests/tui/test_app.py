@@ -85,6 +85,27 @@ async def test_a_100_layer_tree_opens_and_moves(tmp_path):
         assert tree.cursor_node.data == "model.layers.73.self_attn.k_proj.weight"
 
 
+async def test_views_mount_on_demand_and_then_in_idle_time(tiny_models):
+    """A view asked for as soon as the app runs (before its idle-time mount) is mounted at once, and soon every
+    view is."""
+    import asyncio
+
+    app = make_app(tiny_models("llama"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        while not app.nodes:  # the tree has arrived; the idle-time mounts start 0.3 s after the first frame
+            await asyncio.sleep(0.005)
+        app.open_node("model.layers.0.mlp.down_proj.weight", select_in_tree=True)
+        await settle(app, pilot)
+        await asyncio.sleep(0.1)
+        await settle(app, pilot)
+        assert app.current_view == "tensor" and app.query_one("#tensor").data["name"] == "model.layers.0.mlp.down_proj.weight"
+        for _ in range(100):
+            if app.all_views_mounted:
+                break
+            await asyncio.sleep(0.05)
+        assert app.all_views_mounted and not app.query_one("#lessons").display
+
+
 async def test_view_keys_are_never_typed_into_a_prompt_box(tiny_models):
     """Each view focuses its own key target (or the tree), so 1-5 keep switching views."""
     app = make_app(tiny_models("llama"))
