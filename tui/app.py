@@ -151,6 +151,13 @@ class ExplorerApp(App[None]):
                 view.set_model(*args)
         if not replacing:
             self.query_one(ModelTree).focus()
+        elif self.current_view in ("tensor", "module") and self.history:
+            # redraw the open node from the exact tree (module classes, tied and converted parameters)
+            name = self.history[-1]
+            if name in self.node_by_name:
+                self.open_node(name, record=False)
+            else:
+                self.show_view("summary")
 
     @work(thread=True, exclusive=True, group="status", exit_on_error=False)
     def poll_status(self) -> None:

@@ -256,6 +256,8 @@ async def test_cached_tree_is_drawn_before_the_worker_answers(tiny_models):
 
 
 async def test_provisional_tree_is_replaced_by_the_exact_one_keeping_the_cursor(tiny_models):
+    import asyncio
+
     from internals.provisional_info import provisional_model_info
     from internals.sources import resolve_source
 
@@ -269,13 +271,21 @@ async def test_provisional_tree_is_replaced_by_the_exact_one_keeping_the_cursor(
         assert app.info_provisional and "provisional" in app.summary["layout"]
         assert "provisional:" in app.export_screenshot()  # the model card says so
         assert "starting" in str(app.query_one("#status").render())
-        tree.select_name("model.layers.1.mlp.up_proj.weight")  # the user moves while the worker starts
+        app.open_node("model.layers.1.mlp", select_in_tree=True)  # the user moves while the worker starts
+        for _ in range(100):
+            if app.current_view == "module":
+                break
+            await asyncio.sleep(0.02)
+        await pilot.pause()
+        assert "model.layers.1.mlp&#160;(?)" in app.export_screenshot()  # no module class before transformers
+        tree.select_name("model.layers.1.mlp.up_proj.weight")
         await pilot.pause()
         client.release.set()
         await settle(app, pilot)
         assert not app.info_provisional and app.summary == service.opened.summary()
         assert tree.cursor_node.data == "model.layers.1.mlp.up_proj.weight"
         assert "Qwen2DecoderLayer" in str(tree._by_name["model.layers.1"].label)  # classes come from transformers
+        assert "model.layers.1.mlp&#160;(Qwen2MLP)" in app.export_screenshot()  # the open view is redrawn too
 
 
 class RefusingClient(InProcessClient):

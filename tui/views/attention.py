@@ -114,7 +114,7 @@ class AttentionView(RemoteView):
         kv = data["kv_head_of"][self.head_idx]
         self.query_one("#attention-head", Heatmap).set_matrix(
             data["weights"][self.head_idx], row_labels=tokens, col_labels=tokens, vmin=0.0, vmax=1.0,
-            title=f"layer {data['layer']} head {self.head_idx} (reads KV head {kv})")
+            title=f"L{data['layer']} H{self.head_idx} (KV {kv})")
         binned = f"  ·  {data['num_tokens']} tokens shown as {len(tokens)} blocks (block means)" if data.get("bin_edges") else ""
         self.query_one("#attention-info", Static).update(
             f"layer {data['layer']}/{self.num_layers - 1}  head {self.head_idx}/{data['num_heads'] - 1}  "
