@@ -69,7 +69,7 @@ def run_explorer(args: argparse.Namespace) -> int:
     try:
         from tui.app import ExplorerApp
 
-        app = ExplorerApp(client, model_label=args.model or "demo model", initial_info=initial)
+        app = ExplorerApp(client, model_label=args.model or "demo model", initial_info=initial, tune_gc=True)
         app.run()
     finally:
         client.close()

@@ -106,6 +106,24 @@ async def test_views_mount_on_demand_and_then_in_idle_time(tiny_models):
         assert app.all_views_mounted and not app.query_one("#lessons").display
 
 
+async def test_tune_gc_freezes_what_the_built_app_holds(tiny_models):
+    import asyncio
+    import gc
+
+    before = gc.get_threshold()
+    app = ExplorerApp(InProcessClient(ModelService(open_model(str(tiny_models("llama"))))), tune_gc=True)
+    try:
+        async with app.run_test(size=(100, 30)):
+            for _ in range(200):
+                if gc.get_freeze_count():
+                    break
+                await asyncio.sleep(0.05)
+            assert app.all_views_mounted and gc.get_freeze_count() > 0 and gc.get_threshold() == (5_000, 10, 100)
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
+
+
 async def test_view_keys_are_never_typed_into_a_prompt_box(tiny_models):
     """Each view focuses its own key target (or the tree), so 1-5 keep switching views."""
     app = make_app(tiny_models("llama"))
