@@ -60,6 +60,7 @@ class ExplorerApp(App[None]):
         Binding("right_square_bracket", "forward", "Forward", id="nav.forward"),
         Binding("ctrl+s", "export", "Export", id="app.export"),
         Binding("r", "restart_worker", "Restart worker", show=False, id="worker.restart"),
+        Binding("ctrl+l", "worker_log", "Worker log", show=False, id="worker.log"),
         Binding("ctrl+t", "toggle_dark", "Theme", show=False, id="app.theme"),
         Binding("q", "quit", "Quit", id="app.quit"),
     ]
@@ -188,6 +189,16 @@ class ExplorerApp(App[None]):
             self.query_one(StatusBar).set_crashed(str(exc))
         else:
             self.notify(str(exc), severity="error", timeout=6)
+
+    def action_worker_log(self) -> None:
+        path = getattr(self.client, "log_path", None)
+        if not path:
+            self.notify("this explorer's model runs in a shared worker or in this process: its log is where it was started",
+                        severity="warning")
+            return
+        from tui.screens import LogScreen
+
+        self.push_screen(LogScreen(path))
 
     def action_restart_worker(self) -> None:
         restart = getattr(self.client, "restart", None)

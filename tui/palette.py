@@ -30,6 +30,7 @@ class ExplorerCommands(Provider):
         except Exception:  # noqa: BLE001 - lessons are optional in the palette
             pass
         out.append(("worker: restart", app.action_restart_worker, "restart the model worker"))
+        out.append(("worker: show log", app.action_worker_log, "the model worker's log file"))
         out.append(("app: export view", app.action_export, "save the view as SVG and its data as JSON"))
         return out
 

@@ -1,7 +1,8 @@
-"""Modal screens: key help, export path, overwrite confirmation."""
+"""Modal screens: key help, the worker's log, export path, overwrite confirmation."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from rich.table import Table
@@ -49,6 +50,36 @@ class HelpScreen(ModalScreen[None]):
             yield Static("[b]llm-internals keys[/b]\n")
             yield Static(HELP_INTRO + "\n")
             yield Static(table)
+
+
+class LogScreen(ModalScreen[None]):
+    """The end of the model worker's log file (its stdout and stderr), newest last."""
+
+    BINDINGS = [Binding("escape,q", "dismiss", "Close", id="log.close")]
+    DEFAULT_CSS = """
+    LogScreen { align: center middle; }
+    LogScreen > VerticalScroll { width: 95%; height: 85%; border: thick $accent; background: $surface; padding: 0 1; }
+    """
+    MAX_LINES = 400
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+
+    def compose(self) -> ComposeResult:
+        from rich.text import Text
+
+        try:
+            lines = Path(self.path).read_text(errors="replace").splitlines()
+        except OSError as exc:
+            lines = [f"cannot read the log: {exc}"]
+        shown = lines[-self.MAX_LINES:] or ["(empty: the worker has logged nothing yet)"]
+        with VerticalScroll():
+            yield Static(Text(f"worker log: {self.path} (last {len(shown)} of {len(lines)} lines; Esc closes)", style="bold"))
+            yield Static(Text("\n".join(shown)), id="log-text")
+
+    def on_mount(self) -> None:
+        self.query_one(VerticalScroll).scroll_end(animate=False)
 
 
 class ExportScreen(ModalScreen[str | None]):

@@ -55,7 +55,7 @@ class StatusBar(Static):
         style = "bold red" if self.state == "crashed" else "green" if self.state.startswith("ready") else "yellow"
         text.append(f"  worker: {self.state}", style=style)
         if self.state == "crashed":
-            text.append(f" ({self.detail}) — press r to restart", style="red")
+            text.append(f" ({self.detail}) — press r to restart, ctrl+l for its log", style="red")
         elif self.detail:
             text.append(f" {self.detail}", style="dim")
         self.update(text)

@@ -261,6 +261,23 @@ class BlockedClient(InProcessClient):
         yield from super()._request(method, params, group)
 
 
+async def test_worker_log_opens_from_the_status_bar_key(tiny_models, tmp_path):
+    log = tmp_path / "worker.log"
+    log.write_text("worker: listening\nerror: something the user should see\n")
+    client = InProcessClient(ModelService(open_model(str(tiny_models("llama")))))
+    client.log_path = str(log)  # what the managed worker client has
+    app = ExplorerApp(client, model_label="tiny")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("ctrl+l")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "LogScreen"
+        assert "something the user should see" in str(app.screen.query_one("#log-text").render())
+        await pilot.press("escape")
+        await pilot.pause()
+        assert type(app.screen).__name__ != "LogScreen"
+
+
 async def test_cached_tree_is_drawn_before_the_worker_answers(tiny_models):
     service = ModelService(open_model(str(tiny_models("llama"))))
     info = {"summary": service.opened.summary(), "tree": service.opened.tree()}
