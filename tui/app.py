@@ -101,6 +101,13 @@ class ExplorerApp(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        from tui.keymap import load_keymap
+
+        keymap, problem = load_keymap()
+        if keymap:
+            self.set_keymap(keymap)
+        if problem:
+            self.notify(problem, severity="warning", timeout=8)
         self.query_one("#search").display = False
         self.query_one(StatusBar).set_model(self.model_label)
         if self.initial_info:  # cached or provisional: the tree is drawn before the worker answers

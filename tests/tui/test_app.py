@@ -407,3 +407,31 @@ async def test_moe_model_views(tiny_models):
         await pilot.press("2")
         await settle(app, pilot)
         assert "router" in app.query_one("#cross-layer").data["components"]
+
+
+async def test_keys_are_remapped_from_the_users_keymap_file(tiny_models, tmp_path, monkeypatch):
+    keymap = tmp_path / "keymap.json"
+    keymap.write_text('{"view.attention": "a", "view.tokens": "t"}')
+    monkeypatch.setenv("LLM_INTERNALS_KEYMAP", str(keymap))
+    app = make_app(tiny_models("llama"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("a")
+        await settle(app, pilot)
+        assert app.current_view == "attention"
+        await pilot.press("t")
+        await settle(app, pilot)
+        assert app.current_view == "tokens"
+
+
+async def test_a_broken_keymap_file_is_reported_and_ignored(tiny_models, tmp_path, monkeypatch):
+    keymap = tmp_path / "keymap.json"
+    keymap.write_text('{"view.attention": ')
+    monkeypatch.setenv("LLM_INTERNALS_KEYMAP", str(keymap))
+    app = make_app(tiny_models("llama"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        assert any("was ignored" in n.message for n in app._notifications)
+        await pilot.press("3")  # the default keys still work
+        await settle(app, pilot)
+        assert app.current_view == "attention"
