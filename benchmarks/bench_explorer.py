@@ -219,11 +219,11 @@ def bench_keys(model: str) -> dict:
         explorer_tree = asyncio.run(_press_times(ExplorerApp(client, model_label="bench", tune_gc=True), tree_keys))
         # The first display of a view applies its styles and builds its plots (once per session): measured
         # apart, then switching back and forth.
-        first_keys = ["3", "4", "5", "2", "1"]
+        first = {"3": "attention", "4": "tokens", "5": "lens", "2": "cross-layer", "1": "summary"}
         view_keys = ["1", "3", "1", "4", "1", "5", "2"] * 6
-        times = asyncio.run(_press_times(ExplorerApp(client, model_label="bench", tune_gc=True), first_keys + view_keys))
-        first_visits = dict(zip(("attention", "tokens", "lens", "cross-layer", "summary"), times[:len(first_keys)]))
-        explorer_views = times[len(first_keys):]
+        times = asyncio.run(_press_times(ExplorerApp(client, model_label="bench", tune_gc=True), [*first, *view_keys]))
+        first_visits = dict(zip(first.values(), times[:len(first)]))
+        explorer_views = times[len(first):]
     finally:
         client.close()
     # "for a 100-layer model it stays smooth": the reference config at 100 layers (~1,200 nodes, all expanded)

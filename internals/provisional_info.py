@@ -78,6 +78,7 @@ def provisional_model_info(source: ModelSource, trust_remote_code: bool = False)
     if not source.weight_files:
         return None
     raw: dict[str, Any] = {}
+    architectures: list = []
     if source.config_path is not None:
         try:
             raw = json.loads(Path(source.config_path).read_text())
@@ -98,7 +99,6 @@ def provisional_model_info(source: ModelSource, trust_remote_code: bool = False)
         structure = _in_display_order(structure_from_names(store))
         if raw:
             structure.config = SimpleNamespace(**raw)
-            architectures = raw.get("architectures") or []
             structure.architecture = architectures[0] if architectures else None
         summary = summarize(structure, store, path=str(source.path), source_kind=source.kind, check_shared=False)
         summary["layout"] = LAYOUT

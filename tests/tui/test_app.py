@@ -409,11 +409,16 @@ async def test_moe_model_views(tiny_models):
         assert "router" in app.query_one("#cross-layer").data["components"]
 
 
-async def test_keys_are_remapped_from_the_users_keymap_file(tiny_models, tmp_path, monkeypatch):
+def app_with_keymap(tiny_models, tmp_path, monkeypatch, text: str) -> ExplorerApp:
+    """An explorer whose user keymap file ($LLM_INTERNALS_KEYMAP) holds `text`."""
     keymap = tmp_path / "keymap.json"
-    keymap.write_text('{"view.attention": "a", "view.tokens": "t"}')
+    keymap.write_text(text)
     monkeypatch.setenv("LLM_INTERNALS_KEYMAP", str(keymap))
-    app = make_app(tiny_models("llama"))
+    return make_app(tiny_models("llama"))
+
+
+async def test_keys_are_remapped_from_the_users_keymap_file(tiny_models, tmp_path, monkeypatch):
+    app = app_with_keymap(tiny_models, tmp_path, monkeypatch, '{"view.attention": "a", "view.tokens": "t"}')
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot)
         await pilot.press("a")
@@ -425,10 +430,7 @@ async def test_keys_are_remapped_from_the_users_keymap_file(tiny_models, tmp_pat
 
 
 async def test_a_broken_keymap_file_is_reported_and_ignored(tiny_models, tmp_path, monkeypatch):
-    keymap = tmp_path / "keymap.json"
-    keymap.write_text('{"view.attention": ')
-    monkeypatch.setenv("LLM_INTERNALS_KEYMAP", str(keymap))
-    app = make_app(tiny_models("llama"))
+    app = app_with_keymap(tiny_models, tmp_path, monkeypatch, '{"view.attention": ')
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot)
         assert any("was ignored" in n.message for n in app._notifications)

@@ -52,7 +52,7 @@ class AttentionView(RemoteView):
             yield SmallMultiples(ramp="sequential", vmin=0.0, vmax=1.0, id="attention-all")
 
     def on_mount(self) -> None:
-        if getattr(self.app, "summary", None):  # mounted after the app read the model (textual.lazy)
+        if getattr(self.app, "summary", None):  # mounted after the app read the model (views mount on demand)
             self.set_model(self.app.summary)
 
     def set_model(self, summary: dict[str, Any]) -> None:

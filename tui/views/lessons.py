@@ -63,7 +63,7 @@ class LessonsPane(Vertical):
         for lesson in load_lessons():
             part = "A" if lesson.part == "architecture" else "T"
             lst.add_option(Option(f"{part}{lesson.order:02d} {lesson.title}", id=lesson.id))
-        if getattr(self.app, "summary", None):  # mounted after the app read the model (textual.lazy)
+        if getattr(self.app, "summary", None):  # mounted after the app read the model (views mount on demand)
             self.set_model(self.app.summary, self.app.nodes)
 
     def set_model(self, summary: dict[str, Any], nodes: list[dict[str, Any]]) -> None:
