@@ -32,14 +32,15 @@ from urllib.parse import parse_qsl, unquote
 __all__ = [
     "PARTS", "PART_TITLES", "DEMO_IDS", "VIEWS", "LINK_KINDS", "Lesson", "Link", "LessonError", "LinkError",
     "LessonWarning", "load_lessons", "get_lesson", "render_lesson", "placeholders", "lesson_links",
-    "parse_link", "resolve_link",
+    "parse_link", "resolve_link", "EXERCISE_KINDS", "Exercise", "parse_exercises", "lesson_exercises",
+    "all_exercises",
 ]
 
 #: Parts in display order: directory name -> title.
 PART_TITLES = {"architecture": "Part 1 · Architecture", "training": "Part 2 · The training lifecycle"}
 PARTS = tuple(PART_TITLES)
 #: Demo ids a lesson may name in its `demo:` field (the demos themselves live elsewhere).
-DEMO_IDS = frozenset({"pretrain", "before-after", "lora", "dpo", "grpo", "distill"})
+DEMO_IDS = frozenset({"pretrain", "before-after", "lora", "dpo", "grpo", "distill", "teacher-sft"})
 #: Views an `llm:view/<view>` link may name.
 VIEWS = frozenset({"summary", "cross-layer", "attention", "tokens", "lens"})
 LINK_KINDS = ("tensor", "node", "view", "attention", "lesson")
@@ -201,6 +202,11 @@ def render_lesson(lesson: Lesson | str, facts: Mapping[str, object], *, strict: 
     strict = _strict_default() if strict is None else strict
     text = lesson.raw if isinstance(lesson, Lesson) else lesson
     where = str(lesson.path) if isinstance(lesson, Lesson) else "lesson"
+    try:
+        text = _EXERCISE_RE.sub(_exercise_as_text, text)
+    except LessonError:
+        if strict:
+            raise
 
     def problem(msg: str) -> str:
         if strict:
@@ -235,6 +241,103 @@ def render_lesson(lesson: Lesson | str, facts: Mapping[str, object], *, strict: 
         except (ValueError, TypeError) as exc:
             out.append(problem(f"cannot format {{{name}:{spec}}} with value {value!r}: {exc}"))
     return "".join(out)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# exercises ("predict, then check")
+
+#: Kinds of answer an exercise takes: a number, a tensor shape, one of listed choices, or a short text.
+EXERCISE_KINDS = ("number", "shape", "choice", "text")
+_EXERCISE_KEYS = {"id", "answer", "kind", "choices", "given"}
+_EXERCISE_RE = re.compile(r"^ {0,3}```exercise[ \t]*\n(.*?)^ {0,3}```[ \t]*$", re.MULTILINE | re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """One predict-then-check exercise of a lesson, parsed from a fenced block:
+
+        ```exercise
+        id: gqa-k-shape                 unique across all lessons
+        answer: k_proj_shape_first      a key of lessons.exercises.ANSWERS (the answer is computed, never written)
+        kind: shape                     number | shape | choice | text
+        choices: a, b, c                (choice only) the options offered
+        given: rewards=1,0,0,1; index=0 (optional) inputs the question states, passed to the answer function
+        Predict the shape of `{k_weight_first}`.   every other line is the question (placeholders allowed)
+        ```
+    """
+
+    id: str
+    lesson: str
+    answer: str
+    kind: str
+    question: str  # raw: placeholders not yet filled (render with render_lesson(question, facts))
+    choices: tuple[str, ...] = ()
+    given: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def given_dict(self) -> dict[str, str]:
+        return dict(self.given)
+
+
+def parse_exercises(markdown: str, lesson_id: str = "", where: str = "lesson") -> list[Exercise]:
+    """Every ```exercise block of a lesson body, in order; raises LessonError on a malformed block."""
+    out: list[Exercise] = []
+    for m in _EXERCISE_RE.finditer(markdown):
+        meta: dict[str, str] = {}
+        question: list[str] = []
+        for line in m.group(1).splitlines():
+            key, sep, value = line.partition(":")
+            if sep and key.strip() in _EXERCISE_KEYS and not question:
+                meta[key.strip()] = value.strip()
+            elif line.strip():
+                question.append(line.strip())
+        for key in ("id", "answer", "kind"):
+            if not meta.get(key):
+                raise LessonError(f"{where}: an exercise block lacks '{key}:'")
+        if not _ID_RE.match(meta["id"]):
+            raise LessonError(f"{where}: exercise id {meta['id']!r} must be lowercase letters, digits and '-'")
+        if meta["kind"] not in EXERCISE_KINDS:
+            raise LessonError(f"{where}: exercise {meta['id']}: kind must be one of {', '.join(EXERCISE_KINDS)}")
+        choices = tuple(c.strip() for c in meta.get("choices", "").split(",") if c.strip())
+        if (meta["kind"] == "choice") != bool(choices):
+            raise LessonError(f"{where}: exercise {meta['id']}: 'choices:' goes with kind 'choice' (and only it)")
+        given = []
+        for part in meta.get("given", "").split(";"):
+            if part.strip():
+                k, eq, v = part.partition("=")
+                if not eq:
+                    raise LessonError(f"{where}: exercise {meta['id']}: 'given:' is 'name=value; name=value'")
+                given.append((k.strip(), v.strip()))
+        if not question:
+            raise LessonError(f"{where}: exercise {meta['id']} has no question")
+        out.append(Exercise(id=meta["id"], lesson=lesson_id, answer=meta["answer"], kind=meta["kind"],
+                            question=" ".join(question), choices=choices, given=tuple(given)))
+    return out
+
+
+def lesson_exercises(lesson: Lesson) -> list[Exercise]:
+    """The exercises of one lesson, in order."""
+    return parse_exercises(lesson.raw, lesson.id, str(lesson.path))
+
+
+def all_exercises(root: str | Path | None = None) -> list[Exercise]:
+    """Every exercise of every lesson, in reading order; ids are unique (LessonError otherwise)."""
+    found: list[Exercise] = []
+    seen: set[str] = set()
+    for lesson in load_lessons(root):
+        for ex in lesson_exercises(lesson):
+            if ex.id in seen:
+                raise LessonError(f"{lesson.path}: exercise id {ex.id!r} is used twice")
+            seen.add(ex.id)
+            found.append(ex)
+    return found
+
+
+def _exercise_as_text(m: re.Match) -> str:
+    """How an exercise block reads in the rendered lesson: a quoted question (the pane adds the input)."""
+    ex = parse_exercises(m.group(0))[0]
+    options = f" Choose one of: {', '.join(ex.choices)}." if ex.choices else ""
+    return f"> **Predict, then check** (`{ex.id}`): {ex.question}{options}\n"
 
 
 # ---------------------------------------------------------------------------------------------------------------

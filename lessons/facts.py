@@ -14,7 +14,7 @@ import math
 import re
 from typing import Any, Iterable
 
-__all__ = ["lesson_facts", "LORA_RANKS", "QKVO", "ALL_LINEAR", "POSITIONS"]
+__all__ = ["lesson_facts", "LORA_RANKS", "QKVO", "ALL_LINEAR", "POSITIONS", "QLORA_CONSTANT_BITS"]
 
 #: Ranks for which `lora_r{r}_qkvo`, `lora_r{r}_all` (and `_pct`) facts are provided.
 LORA_RANKS = (1, 4, 8, 16, 32, 64)
@@ -22,6 +22,9 @@ LORA_RANKS = (1, 4, 8, 16, 32, 64)
 QKVO = ("q", "k", "v", "o", "qkv")
 #: Components of "all linear projections" of a layer (the seven of a Llama/Qwen2 layer).
 ALL_LINEAR = QKVO + ("gate", "up", "down", "gate_up")
+#: Extra bits per 4-bit weight for the quantization constants of NF4 with double quantization:
+#: 8/64 + 32/(64·256) (QLoRA, Dettmers et al. 2023, §3 "Double Quantization").
+QLORA_CONSTANT_BITS = 8 / 64 + 32 / (64 * 256)
 #: Layer positions for which per-layer name facts exist: `q_weight_first`, `mlp_node_last`, ...
 POSITIONS = ("first", "middle", "last")
 
@@ -296,6 +299,10 @@ def lesson_facts(summary: dict | None, tree: list[dict] | None) -> dict[str, obj
     f["kv_cache_gib_max_context_bf16"] = kv16 * maxpos / 2**30 if (kv16 and maxpos) else None
     f["kv_cache_gib_max_context_bf16_mha"] = (f["kv_cache_bytes_per_token_bf16_mha"] * maxpos / 2**30
                                                if (f["kv_cache_bytes_per_token_bf16_mha"] and maxpos) else None)
+    # DeepSeek-R1 (arXiv:2501.12948, §3.1 evaluation setup) sampled generations of up to 32,768 tokens
+    f["kv_cache_32k_human"] = _human_bytes(kv16 * 32768 if kv16 else None)
+    f["kv_cache_32k_mha_human"] = _human_bytes(
+        f["kv_cache_bytes_per_token_bf16_mha"] * 32768 if f["kv_cache_bytes_per_token_bf16_mha"] else None)
     f["kv_params_saved_per_layer"] = 2 * d * (H - KV) * dh if (d and H and KV and dh) else None
 
     # --- RoPE ---------------------------------------------------------------------------------------------------------
@@ -339,12 +346,42 @@ def lesson_facts(summary: dict | None, tree: list[dict] | None) -> dict[str, obj
     # full fine-tuning with AdamW in mixed precision: bf16 weights (2) + bf16 grads (2) + fp32 master (4) + m, v (8)
     f["full_ft_adam_gb"] = total * 16 / 1e9 if total is not None else None
     f["rlhf_four_models_gb_bf16"] = 4 * f["memory_gb_bf16"] if f["memory_gb_bf16"] is not None else None
-    f["train_flops_per_token"] = 6 * total if total is not None else None
-    f["infer_flops_per_token"] = 2 * total if total is not None else None
+    # Kaplan et al. 2020 (§2.1, Table 1): N counts the non-embedding parameters; training costs
+    # C ≈ 6·N + 6·n_layer·n_ctx·d_attn per token, the second term being the attention scores (d_attn = n_h·d_head)
+    nonemb = f["non_embedding_parameters"]
+    d_attn = H * dh if (H and dh) else None
+    f["d_attn"] = d_attn
+    f["train_flops_per_token"] = 6 * nonemb if nonemb is not None else None
+    f["train_flops_per_token_total_n"] = 6 * total if total is not None else None
+    for label, ctx_len in (("4k", 4096), ("32k", 32768)):
+        attn = 6 * L * ctx_len * d_attn if (L and d_attn) else None
+        f[f"attn_train_flops_{label}"] = attn
+        f[f"attn_train_flops_{label}_pct"] = _pct(attn, (6 * nonemb + attn) if (attn and nonemb) else None)
+    # context length at which the attention term equals 6·N
+    f["attn_flops_equal_ctx"] = round(nonemb / (L * d_attn)) if (nonemb and L and d_attn) else None
+    f["infer_flops_per_token"] = 2 * nonemb if nonemb is not None else None
     f["chinchilla_tokens"] = 20 * total if total is not None else None
     f["chinchilla_tokens_b"] = 20 * total / 1e9 if total is not None else None
     f["chinchilla_flops"] = 6 * total * 20 * total if total is not None else None
     f["flops_18t_tokens"] = 6 * total * 18e12 if total is not None else None
+
+    # --- QLoRA base memory ------------------------------------------------------------------------------------------
+    # bitsandbytes (via transformers' BitsAndBytesConfig) replaces only nn.Linear layers with Linear4bit: the
+    # 2-D projection weights inside the layers. Embedding, LM head (kept out by llm_int8_skip_modules' default),
+    # norms and biases stay 16-bit. NF4 with blocks of 64 and double quantization stores
+    # 8/64 + 32/(64·256) ≈ 0.127 extra bits per quantized weight (Dettmers et al. 2023, §3 "Double Quantization").
+    linear = sum(numel(p) for p in unique if p["_layer"] is not None and len(p.get("shape") or []) == 2
+                 and p["_comp"] in ALL_LINEAR) if unique else None
+    f["qlora_constants_bits"] = QLORA_CONSTANT_BITS
+    f["qlora_linear_params"] = linear
+    f["qlora_linear_pct"] = _pct(linear, total)
+    kept = (total - linear) if (total is not None and linear is not None) else None
+    f["qlora_kept_16bit_params"] = kept
+    f["qlora_kept_16bit_pct"] = _pct(kept, total)
+    qbytes = (linear * (4 + QLORA_CONSTANT_BITS) / 8 + kept * 2) if (linear is not None and kept is not None) else None
+    f["qlora_base_bytes"] = int(qbytes) if qbytes is not None else None
+    f["qlora_base_gib"] = qbytes / 2**30 if qbytes is not None else None
+    f["qlora_base_human"] = _human_bytes(qbytes)
 
     # --- parameter-efficient fine-tuning ----------------------------------------------------------------------------
     for r in LORA_RANKS:

@@ -195,6 +195,30 @@ def token_logprobs(model: torch.nn.Module, input_ids: torch.Tensor,
 
 
 @torch.no_grad()
+def sample_batch(model: torch.nn.Module, prompts: torch.Tensor, n_new: int, temperature: float, seed: int,
+                 stop: set[int], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sample continuations of [N, P] prompts (softmax(logits / temperature), a torch.Generator seeded with `seed`;
+    full recompute each step: short texts only). Returns [N, P + new] ids (padded after a stop id) and the
+    completion mask (1 on sampled tokens, the stop id included)."""
+    device = model_device(model)
+    gen = torch.Generator().manual_seed(seed)
+    ids = prompts.to(device)
+    mask = torch.zeros_like(ids)
+    done = torch.zeros(ids.shape[0], dtype=torch.bool)
+    for _ in range(n_new):
+        logits = model(input_ids=ids).logits[:, -1].float().cpu()
+        probs = torch.softmax(logits / temperature, dim=-1)
+        token = torch.multinomial(probs, 1, generator=gen).squeeze(1)
+        token = torch.where(done, torch.full_like(token, pad), token)
+        ids = torch.cat([ids, token[:, None].to(device)], dim=1)
+        mask = torch.cat([mask, (~done).long()[:, None].to(device)], dim=1)
+        done |= torch.tensor([int(t) in stop for t in token])
+        if bool(done.all()):
+            break
+    return ids.cpu(), mask.cpu()
+
+
+@torch.no_grad()
 def greedy(model: torch.nn.Module, prompt_ids: list[int], max_new_tokens: int, stop: set[int]) -> list[int]:
     """Greedy continuation (argmax each step, full recompute: short prompts only), stopping at a stop id."""
     device = model_device(model)

@@ -117,15 +117,16 @@ DEMOS: dict[str, DemoInfo] = {
             title="GRPO: group-relative policy optimisation",
             requires=[],
             description=(
-                "Samples a group of G completions of one prompt (seeded), scores each with a rule (1 if it "
-                "contains 'self', +1 if it closes a parenthesis, + the share of its characters that are letters "
-                "or spaces), turns rewards into advantages A_i = (r_i - mean r) / std r (all zero when std is 0), "
-                "takes one policy-gradient step on the clipped GRPO objective (ratio = 1 at the first step) and "
-                "shows how each completion's log-probability moved: up for positive advantages, down for negative."
+                "A task whose answer a program checks (task='copy': repeat a line the prompt shows twice; "
+                "task='add': one more sum after three examples). Samples a group of G completions (seeded), "
+                "rewards each 1 if its text starts with the answer exactly, else 0, turns rewards into advantages "
+                "A_i = (r_i - mean r) / std r (all zero when std is 0), and takes GRPO steps on the clipped "
+                "objective with the KL penalty beta * (pi_ref/pi - log(pi_ref/pi) - 1) to a frozen reference "
+                "(beta = 0 loads no reference, as in trl); shows how each completion's log-probability moved."
             ),
-            params=dict(prompt="def ", group=8, max_new_tokens=16, temperature=1.0, seed=0, lr=0.005, clip=0.2,
-                        updates=1),
-            quick=dict(group=6, max_new_tokens=8),
+            params=dict(task="copy", text="red green blue", group=8, temperature=1.0, seed=0,
+                        lr=0.005, clip=0.2, beta=0.04, updates=2),
+            quick=dict(group=6, updates=2),
             module="grpo",
         ),
         DemoInfo(
@@ -142,6 +143,23 @@ DEMOS: dict[str, DemoInfo] = {
                         student_layers=0, student_hidden=0, max_chars=200_000),
             quick=dict(steps=15, batch=4, seq_len=32, eval_every=5, max_chars=30_000),
             module="distill",
+        ),
+        DemoInfo(
+            id="teacher-sft",
+            title="Sequence-level distillation: SFT on the teacher's samples (how R1-Distill was made)",
+            requires=[],
+            description=(
+                "The teacher (the open model) samples completions of short prompts cut from Python "
+                "standard-library text; the student (a 1-layer copy of the teacher's config, randomly "
+                "initialised) is fine-tuned on those texts with next-token cross-entropy on the completion "
+                "tokens only. No logits are shared: this is what DeepSeek-R1-Distill did with R1's 800k samples. "
+                "Streams the student's loss on training samples and on held-out teacher samples, against the "
+                "teacher's own loss on them."
+            ),
+            params=dict(samples=32, prompt_tokens=8, gen_tokens=24, temperature=1.0, steps=80, batch=8, lr=3e-3,
+                        seed=0, eval_every=10, max_chars=30_000),
+            quick=dict(samples=8, gen_tokens=12, steps=12, batch=4, eval_every=4, max_chars=10_000),
+            module="teacher_sft",
         ),
     ]
 }
