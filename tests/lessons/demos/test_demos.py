@@ -104,7 +104,7 @@ def test_importing_demos_does_not_import_torch():
 
 
 def test_registry_matches_the_lessons_demo_ids():
-    assert list(DEMOS) == ["pretrain", "before-after", "lora", "dpo", "grpo", "distill"]
+    assert list(DEMOS) == ["pretrain", "before-after", "lora", "dpo", "grpo", "distill", "teacher-sft"]
     catalog = pytest.importorskip("lessons.catalog")
     if hasattr(catalog, "DEMO_IDS"):
         assert set(DEMOS) == set(catalog.DEMO_IDS)
@@ -267,18 +267,32 @@ def test_dpo_without_trl_still_computes_by_hand(tiny_qwen2, monkeypatch):
 
 
 # --- grpo -------------------------------------------------------------------------------------------------
-def test_grpo_advantages_and_update_direction(tiny_qwen2):
+@pytest.fixture(scope="module")
+def demo_model():
+    return open_model(None)  # the shipped demo model: it can copy a repeated line, so rewards differ
+
+
+def test_grpo_verifiable_rewards_advantages_and_update_direction(demo_model):
+    from lessons.demos.grpo import make_task
+
     rec = Recorder()
-    result = rec.run("grpo", tiny_qwen2)
+    result = rec.run("grpo", demo_model)
     completions = result["completions"]
     assert len(completions) == DEMOS["grpo"].quick["group"] and not result["std_zero"]
+    prompt, answer = make_task("copy", DEMOS["grpo"].params["text"], 0)
+    assert (result["prompt"], result["answer"]) == (prompt, answer)
+    for c in completions:  # the reward is an exact check of the answer, recomputed here
+        assert c["reward"] == (1.0 if c["text"].startswith(answer) else 0.0) and c["correct"] == (c["reward"] == 1.0)
     advantages = [c["advantage"] for c in completions]
     assert sum(advantages) / len(advantages) == pytest.approx(0.0, abs=1e-9)
     rewards = [c["reward"] for c in completions]
     mean = sum(rewards) / len(rewards)
     std = math.sqrt(sum((r - mean) ** 2 for r in rewards) / (len(rewards) - 1))
     assert advantages == pytest.approx([(r - mean) / std for r in rewards])
-    assert result["objective"] == [pytest.approx(0.0, abs=1e-6)]  # ratio = 1 at the first step
+    assert result["objective"][0] == pytest.approx(0.0, abs=1e-6)  # ratio = 1 at the first step
+    # with beta > 0 a reference is loaded; KL is 0 at the first update (policy = reference), positive after
+    assert result["beta"] > 0 and result["reference_loaded"] and len(result["kl"]) == result["updates"] == 2
+    assert result["kl"][0] == pytest.approx(0.0, abs=1e-9) and result["kl"][1] > 0
     best = max(completions, key=lambda c: c["advantage"])
     worst = min(completions, key=lambda c: c["advantage"])
     assert best["change"] > 0 > worst["change"]
@@ -286,12 +300,29 @@ def test_grpo_advantages_and_update_direction(tiny_qwen2):
     assert rec.series("advantage") == pytest.approx(advantages)
 
 
-def test_grpo_equal_rewards_give_zero_advantages():
-    from lessons.demos.grpo import advantages, reward
+def test_grpo_beta_zero_loads_no_reference_and_add_task(demo_model):
+    result = Recorder().run("grpo", demo_model, beta=0.0, task="add", updates=1)
+    assert result["reference_loaded"] is False and result["kl"] == []
+    assert any("no reference model" in n for n in result["notes"])
+    lines = result["prompt"].splitlines()
+    for line in lines[:-1]:
+        a, b, c = (int(x) for x in line.replace("+", " ").replace("=", " ").split())
+        assert a + b == c
+    a, b = (int(x) for x in lines[-1].rstrip("=").split("+"))
+    assert result["answer"] == f" {a + b}"
+
+
+def test_grpo_equal_rewards_give_zero_advantages_and_kl_estimator():
+    from lessons.demos.grpo import advantages, kl_estimate, reward
 
     adv, zero = advantages(torch.tensor([1.0, 1.0, 1.0]))
     assert zero and adv.tolist() == [0.0, 0.0, 0.0]
-    assert reward("self.x)") == pytest.approx(2 + 5 / 7) and reward("") == 0.0
+    assert reward(" 12\n", " 12") == 1.0 and reward(" 1", " 12") == 0.0 and reward("", " 1") == 0.0
+    logp, ref = torch.log(torch.tensor([0.2, 0.5])), torch.log(torch.tensor([0.4, 0.5]))
+    expected = [0.4 / 0.2 - math.log(0.4 / 0.2) - 1, 0.0]
+    assert kl_estimate(logp, ref).tolist() == pytest.approx(expected)
+    with pytest.raises(UserError, match="beta"):
+        run_demo("grpo", open_model(None), {"quick": True, "beta": -1})
 
 
 # --- distill ----------------------------------------------------------------------------------------------
@@ -307,8 +338,39 @@ def test_distillation_kl_decreases(fake_demo):
     assert rec.series("kl") == kl
 
 
+# --- teacher-sft ------------------------------------------------------------------------------------------
+def test_teacher_sft_student_learns_the_teachers_samples(demo_model):
+    rec = Recorder()
+    result = rec.run("teacher-sft", demo_model)
+    assert result["teacher"]["role"].startswith("teacher: the open model")
+    assert result["student"]["role"].startswith("student: a 1-layer copy")
+    assert result["student"]["layers"] == 1 < result["teacher"]["layers"]
+    assert result["student"]["hidden_size"] == result["teacher"]["hidden_size"]
+    assert result["student"]["parameters"] < result["teacher"]["parameters"]
+    held = [v for _, v in result["heldout_loss"]]
+    assert held[-1] < held[0] - 0.3  # it learns the teacher's texts
+    assert result["teacher_heldout_loss"] < held[-1]  # and the teacher still predicts them better
+    assert rec.series("loss") == [v for _, v in result["loss"]]
+    assert result["samples"]["examples"] and all(e["completion"] for e in result["samples"]["examples"])
+
+
+def test_teacher_sft_loss_masks_the_prompt():
+    from lessons.demos.teacher_sft import sft_loss
+
+    class Uniform(torch.nn.Module):
+        def forward(self, input_ids, attention_mask=None):
+            logits = torch.zeros(*input_ids.shape, 10)
+            logits[..., 3] = 5.0
+            return type("Out", (), {"logits": logits})()
+
+    ids = torch.tensor([[1, 2, 3, 3]])
+    only_completion = torch.tensor([[0, 0, 1, 1]])
+    p3 = math.exp(5) / (math.exp(5) + 9)
+    assert float(sft_loss(Uniform(), ids, only_completion)) == pytest.approx(-math.log(p3), rel=1e-5)
+
+
 # --- cancellation -----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["pretrain", "distill", "lora", "dpo"])
+@pytest.mark.parametrize("name", ["pretrain", "distill", "lora", "dpo", "teacher-sft"])
 def test_should_stop_ends_a_demo_early(name, fake_demo):
     if name == "lora":
         pytest.importorskip("peft")

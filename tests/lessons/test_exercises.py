@@ -1,0 +1,275 @@
+"""Predict-then-check exercises: the format, every answer computed live on real model folders and checked
+against an independent computation (safetensors headers, real modules, a real peft model, the demos' own runs),
+checking typed guesses, and the progress file."""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from lessons import lesson_facts, lesson_links, load_lessons, parse_link, render_lesson, resolve_link
+from lessons.catalog import Exercise, LessonError, all_exercises, lesson_exercises, parse_exercises
+from lessons.exercises import ANSWERS, AnswerUnavailable, LiveAnswer, check_answer, compute_answer
+from lessons.progress import Progress, ProgressWarning, load_progress, progress_path, save_progress
+
+MODELS = ("demo", "llama", "mixtral")
+
+
+# --- format ---------------------------------------------------------------------------------------------------------
+def test_every_lesson_has_an_exercise_with_a_registered_answer():
+    exercises = all_exercises()
+    for lesson in load_lessons():
+        assert lesson_exercises(lesson), f"{lesson.path}: no exercise"
+    assert {ex.answer for ex in exercises} <= set(ANSWERS)
+    assert len({ex.id for ex in exercises}) == len(exercises)
+
+
+def test_parse_exercise_block_and_errors():
+    md = ("text\n```exercise\nid: a-b\nanswer: rope_pairs\nkind: choice\nchoices: x, y\ngiven: k=1; j=two\n"
+          "Which one?\nSecond line.\n```\n")
+    (ex,) = parse_exercises(md, "les")
+    assert ex == Exercise(id="a-b", lesson="les", answer="rope_pairs", kind="choice", question="Which one? Second line.",
+                          choices=("x", "y"), given=(("k", "1"), ("j", "two")))
+    rendered = render_lesson(md, {}, strict=True)
+    assert "```exercise" not in rendered and "**Predict, then check** (`a-b`): Which one? Second line." in rendered
+    for bad in ("```exercise\nanswer: x\nkind: number\nQ\n```\n", "```exercise\nid: a\nanswer: x\nkind: guess\nQ\n```\n",
+                "```exercise\nid: a\nanswer: x\nkind: choice\nQ\n```\n", "```exercise\nid: a\nanswer: x\nkind: number\n```\n"):
+        with pytest.raises(LessonError):
+            parse_exercises(bad)
+
+
+# --- real model folders ---------------------------------------------------------------------------------------------
+def _header(folder: Path) -> dict[str, list[int]]:
+    """Tensor shapes straight from the safetensors header (8-byte length, then JSON)."""
+    shapes = {}
+    for file in sorted(folder.glob("*.safetensors")):
+        with open(file, "rb") as fh:
+            (n,) = struct.unpack("<Q", fh.read(8))
+            head = json.loads(fh.read(n))
+        shapes.update({k: v["shape"] for k, v in head.items() if k != "__metadata__"})
+    return shapes
+
+
+@pytest.fixture(scope="module")
+def folders(tiny_models):
+    from internals.demo_path import demo_model_path
+
+    return {"demo": Path(demo_model_path()), "llama": Path(tiny_models("llama")), "mixtral": Path(tiny_models("mixtral"))}
+
+
+@pytest.fixture(scope="module")
+def opened_models(folders):
+    from internals.model import open_model
+
+    out = {}
+    for which, folder in folders.items():
+        opened = open_model(str(folder))
+        summary, tree = opened.summary(), opened.tree()
+        out[which] = (opened, summary, tree, lesson_facts(summary, tree))
+    return out
+
+
+@pytest.fixture(scope="module")
+def hf_models(folders):
+    torch = pytest.importorskip("torch")
+    from transformers import AutoModelForCausalLM
+
+    torch.set_num_threads(1)
+    return {w: AutoModelForCausalLM.from_pretrained(f, attn_implementation="eager").eval() for w, f in folders.items()}
+
+
+def _answers(opened_models, which, with_model=False):
+    opened, _, tree, facts = opened_models[which]
+    out = {}
+    for ex in all_exercises():
+        if ANSWERS[ex.answer].needs == "model" and not with_model:
+            with pytest.raises(AnswerUnavailable):
+                compute_answer(ex, facts, tree)
+            continue
+        out[ex.answer] = (ex, compute_answer(ex, facts, tree, opened if with_model else None))
+    return out
+
+
+@pytest.mark.parametrize("which", MODELS)
+def test_links_placeholders_and_questions_resolve(opened_models, which):
+    _, _, tree, facts = opened_models[which]
+    names = {n["name"] for n in tree}
+    for lesson in load_lessons():
+        text = render_lesson(lesson, facts, strict=True)
+        for target in lesson_links(text):
+            assert resolve_link(parse_link(target), names, facts) is None, (lesson.path, target, which)
+        for ex in lesson_exercises(lesson):
+            assert "n/a" not in render_lesson(ex.question, facts, strict=True), (ex.id, which)
+
+
+@pytest.mark.parametrize("which", MODELS)
+def test_facts_answers_match_headers_and_modules(opened_models, folders, hf_models, which):
+    import torch
+
+    answers = _answers(opened_models, which)
+    header = _header(folders[which])
+    model = hf_models[which]
+    cfg = model.config
+    facts = opened_models[which][3]
+    value = {key: live.value for key, (ex, live) in answers.items()}
+    assert value["q_proj_shape_first"] == header["model.layers.0.self_attn.q_proj.weight"]
+    assert value["k_proj_shape_first"] == header["model.layers.0.self_attn.k_proj.weight"]
+    assert value["embed_rows"] == header["model.embed_tokens.weight"][0] == cfg.vocab_size
+    assert value["lm_head_shape"] == header["lm_head.weight"]
+    assert value["teacher_probs_per_position"] == cfg.vocab_size
+    assert value["final_norm_params"] == math.prod(header["model.norm.weight"])
+    assert value["params_per_layer"] == sum(math.prod(s) for k, s in header.items() if k.startswith("model.layers.0."))
+    # the MLP block of the loaded module (Mixtral's file keeps legacy per-expert names, the module fuses them)
+    mlp = model.get_submodule(facts["mlp_node_first"])
+    assert value["mlp_params_first"] == sum(p.numel() for p in mlp.parameters())
+    assert value["rope_pairs"] == model.model.rotary_emb.inv_freq.numel()
+    assert value["residual_writes"] == 2 * len(model.model.layers)
+    # KV cache: bytes of the real cache after one token, in bf16
+    with torch.no_grad():
+        cache = model(input_ids=torch.tensor([[1]]), use_cache=True).past_key_values
+    kv = sum(layer.keys.numel() + layer.values.numel() for layer in cache.layers) * 2
+    assert value["kv_cache_bytes_per_token_bf16"] == kv
+    total = sum(p.numel() for p in model.parameters())
+    assert value["full_ft_adam_gb"] == pytest.approx(16 * total / 1e9)
+    assert value["ppo_four_models_gb"] == pytest.approx(8 * total / 1e9)
+    groups = Counter()
+    for name, p in model.named_parameters():
+        groups["embedding" if "embed" in name else "lm_head" if "lm_head" in name else "norm" if "norm" in name
+               else "attention" if "self_attn" in name else "mlp"] += p.numel()
+    assert value["largest_component"] == groups.most_common(1)[0][0]
+    # QLoRA: bitsandbytes swaps the nn.Linear modules inside the layers; everything else stays 16-bit
+    linear = sum(m.weight.numel() for m in model.model.layers.modules() if isinstance(m, torch.nn.Linear))
+    if which == "mixtral":  # router Linears: facts leave them 16-bit (a small difference, documented)
+        linear -= sum(m.weight.numel() for n, m in model.model.layers.named_modules()
+                      if isinstance(m, torch.nn.Linear) and n.endswith(".gate"))
+    expected = (linear * (4 + 8 / 64 + 32 / (64 * 256)) / 8 + (total - linear) * 2) / 2**30
+    assert value["qlora_base_gib"] == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("which", ["demo", "llama"])
+def test_lora_answers_match_a_real_peft_model(opened_models, folders, which):
+    peft = pytest.importorskip("peft")
+    from transformers import AutoModelForCausalLM
+
+    answers = _answers(opened_models, which)
+    model = AutoModelForCausalLM.from_pretrained(folders[which])
+    wrapped = peft.get_peft_model(model, peft.LoraConfig(r=16, lora_alpha=32, target_modules="all-linear"))
+    trainable = sum(p.numel() for p in wrapped.parameters() if p.requires_grad)
+    assert answers["lora_r16_all"][1].value == trainable
+    t, everything = wrapped.get_nb_trainable_parameters()
+    ex, live = answers["lora_r16_all_peft_pct"]
+    assert check_answer(ex, f"{100 * t / everything:.4f}", live).correct
+
+
+def test_pure_answers_against_other_implementations(opened_models):
+    torch = pytest.importorskip("torch")
+    from lessons.demos.grpo import advantages
+
+    answers = _answers(opened_models, "demo")
+    ex, live = answers["grpo_advantage"]
+    rewards = torch.tensor([float(x) for x in ex.given_dict["rewards"].split(",")])
+    assert live.value == pytest.approx(float(advantages(rewards)[0][int(ex.given_dict["index"])]))
+    ex, live = answers["bpe_merge"]
+    # an independent BPE: rebuild the words as strings with spaces between symbols and count with Counter
+    words = [" ".join(w) for w in ex.given_dict["corpus"].split()]
+    merge = None
+    for _ in range(int(ex.given_dict["merge"])):
+        pairs = Counter()
+        order = []
+        for w in words:
+            sym = w.split(" ")
+            for pair in zip(sym, sym[1:]):
+                pairs[pair] += 1
+                if pair not in order:
+                    order.append(pair)
+        top = max(pairs.values())
+        merge = next(p for p in order if pairs[p] == top)
+        words = [(" " + w + " ").replace(f" {merge[0]} {merge[1]} ", f" {merge[0]}{merge[1]} ").strip() for w in words]
+    assert live.value == f"{merge[0]}+{merge[1]}"
+
+
+def test_demo_answers_match_the_demos_runs(opened_models):
+    pytest.importorskip("torch")
+    from lessons.demos import run_demo
+
+    opened = opened_models["demo"][0]
+    answers = _answers(opened_models, "demo")
+    ex, live = answers["pretrain_initial_loss"]
+    first = run_demo("pretrain", opened, {"quick": True, "steps": 1})["initial_loss"]
+    assert check_answer(ex, f"{first:.3f}", live).correct, (first, live.value)
+    ex, live = answers["dpo_initial_loss"]
+    first = run_demo("dpo", opened, {"quick": True, "steps": 1})["initial_loss"]
+    assert check_answer(ex, f"{first:.4f}", live).correct
+
+
+def test_previous_token_layer_matches_transformers_attentions(opened_models, hf_models):
+    import torch
+    from transformers import AutoTokenizer
+
+    from internals.demo_path import demo_model_path
+    from lessons.exercises import PREVIOUS_TOKEN_TEXT
+
+    answers = _answers(opened_models, "demo", with_model=True)
+    ex, live = answers["best_previous_token_layer"]
+    tok = AutoTokenizer.from_pretrained(demo_model_path())
+    ids = torch.tensor([tok(PREVIOUS_TOKEN_TEXT, add_special_tokens=False)["input_ids"]])
+    with torch.no_grad():
+        att = hf_models["demo"](input_ids=ids, output_attentions=True).attentions
+    scores = torch.stack([a[0].diagonal(offset=-1, dim1=-2, dim2=-1).mean(-1) for a in att])  # [layers, heads]
+    assert live.value == int(scores.max(dim=1).values.argmax())
+    assert check_answer(ex, str(live.value), live).correct
+
+
+# --- checking a guess -----------------------------------------------------------------------------------------------
+def test_check_answer_kinds():
+    num = Exercise(id="n", lesson="l", answer="x", kind="number", question="q")
+    assert check_answer(num, "1,536", LiveAnswer(1536, "why")).correct
+    assert not check_answer(num, "1537", LiveAnswer(1536, "why")).correct
+    assert check_answer(num, "8.0 nats", LiveAnswer(8.3, "", tolerance=0.05)).correct
+    assert not check_answer(num, "7.5", LiveAnswer(8.3, "", tolerance=0.05)).correct
+    bad = check_answer(num, "many", LiveAnswer(3, "why"))
+    assert not bad.correct and bad.problem and bad.answer == "3" and bad.explanation == "why"
+    shape = Exercise(id="s", lesson="l", answer="x", kind="shape", question="q")
+    for typed in ("[256, 1536]", "256x1536", "(256 1536)"):
+        assert check_answer(shape, typed, LiveAnswer([256, 1536], "")).correct
+    assert not check_answer(shape, "[1536, 256]", LiveAnswer([256, 1536], "")).correct
+    choice = Exercise(id="c", lesson="l", answer="x", kind="choice", question="q", choices=("mlp", "attention"))
+    assert check_answer(choice, "MLP", LiveAnswer("mlp", "")).correct and check_answer(choice, "1", LiveAnswer("mlp", "")).correct
+    assert check_answer(choice, "bananas", LiveAnswer("mlp", "")).problem
+    text = Exercise(id="t", lesson="l", answer="x", kind="text", question="q")
+    assert check_answer(text, " u + n ", LiveAnswer("u+n", "")).correct
+
+
+# --- progress -------------------------------------------------------------------------------------------------------
+def test_progress_round_trip_atomic_and_broken_file(tmp_path, monkeypatch):
+    monkeypatch.delenv("LLM_INTERNALS_PROGRESS", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    assert progress_path() == tmp_path / "data" / "llm-internals" / "progress.json"
+    p = load_progress()
+    assert p == Progress()
+    p.mark_opened("gqa", read=True)
+    p.record_attempt("gqa-k-shape", "[1, 2]", False)
+    p.record_attempt("gqa-k-shape", "[256, 1536]", True)
+    p.record_attempt("gqa-k-shape", "oops", False)  # once solved, stays solved
+    written = save_progress(p)
+    assert [f.name for f in written.parent.iterdir()] == ["progress.json"]  # no temporary file left
+    again = load_progress()
+    assert again.solved("gqa-k-shape") and again.exercises["gqa-k-shape"]["attempts"] == 3
+    assert again.lessons["gqa"]["read"] is True
+    written.write_text("{not json")
+    with pytest.warns(ProgressWarning):
+        assert load_progress() == Progress()
+    written.write_text("[1, 2]")
+    with pytest.warns(ProgressWarning):
+        assert load_progress() == Progress()
+    monkeypatch.setenv("LLM_INTERNALS_PROGRESS", str(tmp_path / "elsewhere.json"))
+    assert progress_path() == tmp_path / "elsewhere.json"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert load_progress() == Progress()
