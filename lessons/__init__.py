@@ -1,11 +1,17 @@
 """Lessons: markdown lessons on LLM architecture and training, filled with live numbers from the open model.
 
 Plain Python only (no torch, no textual): `lessons.catalog` loads, renders and checks the lessons,
-`lessons.facts` derives the numbers they quote from the engine's summary and tree.
+`lessons.facts` derives the numbers they quote from the engine's summary and tree, `lessons.exercises` computes
+and checks the answers of the predict-then-check exercises, `lessons.progress` remembers progress.
 """
 
 from lessons.catalog import (
     DEMO_IDS,
+    EXERCISE_KINDS,
+    Exercise,
+    all_exercises,
+    lesson_exercises,
+    parse_exercises,
     LINK_KINDS,
     PART_TITLES,
     PARTS,
@@ -28,5 +34,6 @@ from lessons.facts import lesson_facts
 __all__ = [
     "DEMO_IDS", "LINK_KINDS", "PART_TITLES", "PARTS", "VIEWS", "Lesson", "LessonError", "LessonWarning", "Link",
     "LinkError", "get_lesson", "lesson_facts", "lesson_links", "load_lessons", "parse_link", "placeholders",
-    "render_lesson", "resolve_link",
+    "render_lesson", "resolve_link", "EXERCISE_KINDS", "Exercise", "all_exercises", "lesson_exercises",
+    "parse_exercises",
 ]
