@@ -410,7 +410,7 @@ def test_lessons_package_imports_neither_torch_nor_textual(models, tmp_path):
     data.write_text(json.dumps({"summary": summary, "tree": tree}))
     code = (
         "import json, sys\n"
-        "import lessons, lessons.catalog, lessons.facts\n"
+        "import lessons, lessons.catalog, lessons.facts, lessons.exercises, lessons.progress\n"
         f"d = json.load(open({str(data)!r}))\n"
         "f = lessons.lesson_facts(d['summary'], d['tree'])\n"
         "for x in lessons.load_lessons(): lessons.render_lesson(x, f, strict=True)\n"
