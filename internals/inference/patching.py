@@ -115,6 +115,7 @@ def grid_cells(model: nn.Module, T: int, grids: Sequence[str]) -> list[Patch]:
     return cells
 
 
+@torch.no_grad()
 def patched_logit_diffs(model: nn.Module, corrupt: torch.Tensor, clean: Captured, cells: Sequence[Patch | None],
                         target: int, other: int, batch_size: int | None = None, progress: Progress | None = None,
                         check: Check | None = None) -> np.ndarray:
