@@ -46,7 +46,7 @@ class MassiveActivation(TypedDict):
     position: int
     channel: int
     token: str
-    ratio_to_median: float  # |value| / median |value| of the residual stream at that layer
+    ratio_to_median: float | None  # |value| / median |value| of the residual stream at that layer (None: median 0)
     is_massive: bool  # meets the rule (see the module docstring)
 
 
@@ -155,7 +155,7 @@ class _ResidualScan:
                 candidates.append((abs(value), value, entry, index // self._hidden, index % self._hidden, median))
         candidates.sort(key=lambda c: -c[0])
         massive = [MassiveActivation(value=value, layer=names[entry], position=position, channel=channel,
-                                     token=tokens[position], ratio_to_median=magnitude / median if median else float("inf"),
+                                     token=tokens[position], ratio_to_median=magnitude / median if median else None,
                                      is_massive=bool(magnitude >= self.min_value and magnitude >= self.ratio * median))
                    for magnitude, value, entry, position, channel, median in candidates[:TOP]]
         by_channel: dict[int, tuple[set, set]] = {}

@@ -67,7 +67,6 @@ def test_embedding_term_by_hand_for_rmsnorm(tiny_models):
     with torch.no_grad():
         out = model(torch.tensor([ids]), output_hidden_states=True, use_cache=False)
         embed = out.hidden_states[0][0, -1].double()
-        final = None
         kept = {}
         handle = model.model.layers[-1].register_forward_hook(lambda m, a, o: kept.__setitem__("x", o[0, -1].clone()))
         model(torch.tensor([ids]), use_cache=False)
