@@ -188,3 +188,7 @@ def test_demo_model_induction_is_done_by_a_later_layers_attention(tiny_models):
     last = result["attention"][:, -1]
     assert last[0] < 0.1 and last[1:].max() > 0.5
     assert abs(result["residual"][0, -1]) < 0.1 and result["residual"][1, -1] > 0.5  # moved there by layer 1
+    from internals.inference.attention import attention_for_layer
+
+    weights = attention_for_layer(loaded, clean, 1)["weights"]  # layer 1's heads: induction from the last token
+    assert np.all(weights[:, -1, len(first) - 1] > 0.5)  # the token after the earlier occurrence of the last one
