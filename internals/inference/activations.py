@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from internals.errors import UserError
-from internals.inference.attention import eager_attention
+from internals.inference.attention import can_stop_early, eager_attention
 from internals.inference.capture import hooks
 from internals.inference.errors import translate_oom
 from internals.inference.model_parts import attention_module, decoder_layers, first_tensor, prompt_tensor
@@ -80,6 +80,7 @@ def residual_activations(loaded: Any, prompt_ids: Sequence[int], ratio: float = 
     scan = _ResidualScan(len(names), ratio, min_value)
     sinks: list[torch.Tensor | None] = [None] * len(layers)
     report = progress or (lambda fraction, message: None)
+    stoppable = can_stop_early(model)
 
     def embed_hook(module: nn.Module, args: tuple, kwargs: dict) -> None:
         scan.add(0, args[0] if args else kwargs["hidden_states"])
@@ -88,7 +89,7 @@ def residual_activations(loaded: Any, prompt_ids: Sequence[int], ratio: float = 
         def hook(module: nn.Module, args: tuple, output: Any) -> None:
             scan.add(index + 1, first_tensor(output))
             report((index + 1) / len(layers), f"layer {index + 1} of {len(layers)}")
-            if check is not None:
+            if check is not None and stoppable:  # never abort mid-pass with offloaded weights
                 check()
         return hook
 

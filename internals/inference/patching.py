@@ -29,7 +29,7 @@ from torch import nn
 from internals.errors import UserError
 from internals.inference.capture import Captured, capture, hooks, last_position_logits, part_modules
 from internals.inference.errors import translate_oom
-from internals.inference.model_parts import decoder_layers, num_heads, prompt_tensor, vocab_size
+from internals.inference.model_parts import decoder_layers, first_tensor, num_heads, prompt_tensor, vocab_size
 from internals.inference.tokens import token_label
 
 Progress = Callable[[float, str], None]
@@ -182,8 +182,6 @@ def _patch_heads(rows: list[tuple[int, int]], source: torch.Tensor, heads: int):
 
 
 def _first(output: Any) -> torch.Tensor:
-    from internals.inference.model_parts import first_tensor
-
     tensor = first_tensor(output)
     if tensor is None:
         raise RuntimeError(f"cannot patch an output of type {type(output).__name__}")
