@@ -10,7 +10,8 @@ each head's slice of the output projection's input times that slice of its weigh
 stays with the block, not with any head). Where a block normalises its attention output before adding it
 (Gemma 2's post-attention norm), the heads go through that norm with its scale frozen as well.
 
-With final logit soft-capping (Gemma 2) the attributed logit is the one before the cap.
+With final logit soft-capping (Gemma 2) the attributed logit is the one before the cap; models that scale
+the logits after the LM head (Cohere's logit_scale, Granite's logits_scaling) get the unscaled logit.
 """
 
 from __future__ import annotations
