@@ -33,6 +33,9 @@ TINY_CONFIGS: dict[str, dict] = {
     "mixtral": dict(model_type="mixtral", hidden_size=64, intermediate_size=96, num_hidden_layers=2,
                     num_attention_heads=4, num_key_value_heads=2, vocab_size=256, num_local_experts=4,
                     num_experts_per_tok=2, max_position_embeddings=128, tie_word_embeddings=False),
+    "gemma2": dict(model_type="gemma2", hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                   num_attention_heads=4, num_key_value_heads=2, head_dim=16, vocab_size=256,
+                   max_position_embeddings=128, sliding_window=8, tie_word_embeddings=True),
 }
 
 

@@ -18,6 +18,8 @@ _EXPORTS = {
     "logit_lens": "lens", "residual_norms": "lens", "activation_stats": "lens",
     "next_token_topk": "generation", "generate_stream": "generation",
     "embedding_neighbours": "neighbours",
+    "residual_activations": "activations", "activation_patching": "patching",
+    "direct_logit_attribution": "attribution", "lens_token_tracks": "lens",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import torch
@@ -116,6 +116,76 @@ def _top_entry(tokenizer: Any, layer: int, logits: torch.Tensor, k: int, labels:
                 labels[token_id] = token_label(tokenizer, token_id)
     return dict(layer=layer, top_ids=top_ids, top_probs=top.values.cpu().tolist(),
                 top_labels=[[labels[i] for i in row] for row in top_ids])
+
+
+class LensReadout(TypedDict):
+    layer: int
+    stage: str  # "attention": the residual after the layer's attention block; "layer": after the whole layer
+
+
+class LensBest(TypedDict):
+    token_id: int
+    label: str
+    layer: int
+    stage: str
+    prob: float
+    rank: int
+
+
+class TokenTracks(TypedDict):
+    token_ids: list[int]
+    labels: list[str]
+    position: int
+    readouts: list[LensReadout]  # in order: layer 0 after attention, layer 0 after the layer, layer 1 ...
+    ranks: np.ndarray  # int64 [readouts, tokens]: 1 = the top token at that readout
+    probs: np.ndarray  # float32 [readouts, tokens]
+    best: list[LensBest]  # per token, the readout where its probability is highest
+
+
+def lens_token_tracks(loaded: Any, prompt_ids: Sequence[int], token_ids: Sequence[int],
+                      position: int = -1) -> TokenTracks:
+    """The logit lens for chosen tokens at one position: their rank and probability at every readout, twice per
+    layer (after the attention block: the layer's input plus what its attention adds; after the whole layer),
+    and the best readout of each. Readouts apply the final norm and the LM head, as `logit_lens` does."""
+    from internals.inference.capture import capture
+
+    model = loaded.model
+    ids = prompt_tensor(model, prompt_ids)
+    count = int(ids.shape[1])
+    index = position + count if position < 0 else position
+    if not 0 <= index < count:
+        raise UserError(f"position {position} is outside the prompt of {count} tokens")
+    chosen = [int(t) for t in token_ids]
+    if not chosen:
+        raise UserError("choose at least one token to follow through the layers")
+    vocab = vocab_size(model)
+    bad = next((t for t in chosen if not 0 <= t < vocab), None)
+    if bad is not None:
+        raise UserError(f"token id {bad} is outside the vocabulary of {vocab}")
+    with translate_oom(), torch.no_grad():
+        run = capture(model, ids, ("embedding", "residual", "attention"))
+        readouts: list[LensReadout] = []
+        states = []
+        for layer in range(len(run.residual)):
+            before = run.embedding if layer == 0 else run.residual[layer - 1]
+            states.append(before[index] + run.attention[layer][index])
+            readouts.append(LensReadout(layer=layer, stage="attention"))
+            states.append(run.residual[layer][index])
+            readouts.append(LensReadout(layer=layer, stage="layer"))
+        logits = lens_logits(model, torch.stack(states))  # [readouts, vocab]
+        picked = logits[:, chosen]
+        ranks = (logits[:, None, :] > picked[:, :, None]).sum(dim=-1) + 1
+        probs = torch.softmax(logits, dim=-1)[:, chosen]
+    probs_np = probs.cpu().numpy().astype(np.float32)
+    labels = [token_label(loaded.tokenizer, t) if loaded.tokenizer is not None else f"<id {t}>" for t in chosen]
+    best = []
+    for column, token in enumerate(chosen):
+        row = int(np.argmax(probs_np[:, column]))
+        best.append(LensBest(token_id=token, label=labels[column], layer=readouts[row]["layer"],
+                             stage=readouts[row]["stage"], prob=float(probs_np[row, column]),
+                             rank=int(ranks[row, column])))
+    return TokenTracks(token_ids=chosen, labels=labels, position=index, readouts=readouts,
+                       ranks=ranks.cpu().numpy().astype(np.int64), probs=probs_np, best=best)
 
 
 # --- activation statistics -----------------------------------------------------------------------------

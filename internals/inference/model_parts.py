@@ -131,3 +131,66 @@ def first_tensor(output) -> torch.Tensor | None:
     if isinstance(output, dict):
         return next((item for item in output.values() if isinstance(item, torch.Tensor)), None)
     return None
+
+
+# --- the parts that write into the residual stream (activations, patching, attribution) ----------------
+
+_MLP_NAMES = ("mlp", "feed_forward", "block_sparse_moe", "moe", "ffn")
+_OUT_PROJ_NAMES = ("o_proj", "c_proj", "out_proj", "dense", "o_dense", "o")
+
+
+def mlp_module(block: nn.Module) -> nn.Module:
+    """The MLP (or mixture-of-experts) child of a decoder block (by the usual names, else by class name)."""
+    for name in _MLP_NAMES:
+        child = getattr(block, name, None)
+        if isinstance(child, nn.Module):
+            return child
+    for _, child in block.named_children():
+        cls = type(child).__name__
+        if cls.endswith(("MLP", "Mlp", "MoE", "MoeBlock", "FeedForward")):
+            return child
+    raise UserError(f"cannot find the MLP inside {type(block).__name__}: this architecture is not supported")
+
+
+def attention_writer(block: nn.Module) -> nn.Module:
+    """The module whose output the block adds to the residual stream for its attention: the attention itself,
+    or its post-attention norm where the block normalises the attention output before adding it (Gemma 2/3:
+    they have both `post_attention_layernorm` and `pre_feedforward_layernorm`; in Llama-like blocks
+    `post_attention_layernorm` is the MLP's input norm and must not be taken)."""
+    post = getattr(block, "post_attention_layernorm", None)
+    if isinstance(post, nn.Module) and isinstance(getattr(block, "pre_feedforward_layernorm", None), nn.Module):
+        return post
+    return attention_module(block)
+
+
+def mlp_writer(block: nn.Module) -> nn.Module:
+    """The module whose output the block adds to the residual stream for its MLP (its post-MLP norm if any)."""
+    post = getattr(block, "post_feedforward_layernorm", None)
+    return post if isinstance(post, nn.Module) else mlp_module(block)
+
+
+def out_projection(attention: nn.Module) -> nn.Module:
+    """The attention's output projection (o_proj, GPT-2's c_proj, ...): its input holds the heads' outputs side
+    by side, [..., heads * head_dim], which is where per-head analyses hook."""
+    for name in _OUT_PROJ_NAMES:
+        child = getattr(attention, name, None)
+        if isinstance(child, nn.Linear) or type(child).__name__ == "Conv1D":
+            return child
+    raise UserError(f"cannot find the output projection of {type(attention).__name__}: per-head analyses are not "
+                    "supported for this architecture")
+
+
+def projection_weight(projection: nn.Module) -> torch.Tensor:
+    """The projection's weight as [out, in] (GPT-2's Conv1D stores it as [in, out])."""
+    weight = projection.weight
+    return weight.t() if type(projection).__name__ == "Conv1D" else weight
+
+
+def num_heads(model: nn.Module) -> int:
+    """Query heads per attention layer."""
+    config = text_config(model)
+    for key in ("num_attention_heads", "n_head", "num_heads"):
+        value = getattr(config, key, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    raise UserError(f"{type(model).__name__}'s config does not say how many attention heads it has")

@@ -80,3 +80,58 @@ def test_activation_stats_cover_linear_norm_attention_mlp(tiny_models):
 def test_lens_rejects_bad_top_k(tiny_models):
     with pytest.raises(UserError, match="top-k"):
         logit_lens(load_tiny(tiny_models, "llama"), [1, 2], top_k=0)
+
+
+@pytest.mark.parametrize("kind", ["llama", "gpt2", "gemma2"])
+def test_token_tracks_against_hand_readouts(tiny_models, kind):
+    """Ranks and probabilities of chosen tokens after each attention block and each layer, recomputed here from
+    output_hidden_states (the layers' inputs) plus the attention modules' outputs, through the real final norm
+    and LM head."""
+    from internals.inference.lens import lens_logits, lens_token_tracks
+    from internals.inference.model_parts import attention_writer, decoder_layers
+
+    loaded = load_tiny(tiny_models, kind)
+    model = loaded.model
+    ids = prompt_ids(loaded, 9)
+    final = _forward(loaded, ids).logits[0, -1].float()
+    chosen = [int(final.argmax()), 7, 100]
+    tracks = lens_token_tracks(loaded, ids, chosen, position=-1)
+    layers = model.config.num_hidden_layers
+    assert tracks["position"] == 8 and tracks["token_ids"] == chosen
+    assert tracks["readouts"] == [{"layer": l, "stage": s} for l in range(layers) for s in ("attention", "layer")]
+    added, outputs = [], []
+    handles = [attention_writer(b).register_forward_hook(lambda m, a, o: added.append(o[0][0, -1] if isinstance(o, tuple) else o[0, -1]))
+               for b in decoder_layers(model)]
+    handles += [b.register_forward_hook(lambda m, a, o: outputs.append((o[0] if isinstance(o, tuple) else o)[0, -1]))
+                for b in decoder_layers(model)]
+    hidden = _forward(loaded, ids).hidden_states
+    for h in handles:
+        h.remove()
+    with torch.no_grad():
+        states = []
+        for layer in range(layers):
+            states += [hidden[layer][0, -1] + added[layer], outputs[layer]]
+        logits = lens_logits(model, torch.stack(states))
+    probs = torch.softmax(logits, dim=-1)
+    np.testing.assert_allclose(tracks["probs"], probs[:, chosen].numpy(), atol=1e-6)
+    for row in range(len(states)):
+        order = torch.argsort(logits[row], descending=True).tolist()
+        assert [order.index(t) + 1 for t in chosen] == tracks["ranks"][row].tolist()
+    assert tracks["ranks"][-1][0] == 1  # the model's own top token at the last readout
+    np.testing.assert_allclose(tracks["probs"][-1][0], torch.softmax(final, -1)[chosen[0]].item(), atol=1e-5)
+    for column, best in enumerate(tracks["best"]):
+        row = int(np.argmax(tracks["probs"][:, column]))
+        assert (best["layer"], best["stage"]) == (row // 2, ("attention", "layer")[row % 2])
+
+
+def test_token_tracks_bad_input(tiny_models):
+    from internals.inference.lens import lens_token_tracks
+
+    loaded = load_tiny(tiny_models, "llama")
+    ids = prompt_ids(loaded, 4)
+    with pytest.raises(UserError, match="position"):
+        lens_token_tracks(loaded, ids, [1], position=4)
+    with pytest.raises(UserError, match="at least one"):
+        lens_token_tracks(loaded, ids, [])
+    with pytest.raises(UserError, match="vocabulary"):
+        lens_token_tracks(loaded, ids, [10**6])
