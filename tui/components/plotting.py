@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from rich.text import Text
 from textual.app import RenderResult
 from textual_plotext import PlotextPlot
+from tui.css import widget_css
 
 RGB = tuple[int, int, int]
 
@@ -87,13 +88,7 @@ class PlotCanvas(PlotextPlot):
     builder is asked for a spec at the current size on the next render only.
     """
 
-    DEFAULT_CSS = """
-    PlotCanvas {
-        width: 1fr;
-        height: 1fr;
-        min-height: 5;
-    }
-    """
+    DEFAULT_CSS = widget_css(__file__)
 
     can_focus = False
 
