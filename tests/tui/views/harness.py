@@ -14,7 +14,6 @@ from textual.app import App, ComposeResult
 from textual.message import Message
 from textual.widget import Widget
 
-from tui.data_source import DataSource
 from tui.messages import CloseLessons, FollowLink, OpenNode, Progress, WorkerFailed
 
 RECORDED = Path(__file__).resolve().parent / "recorded" / "demo.json.gz"

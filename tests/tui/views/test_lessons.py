@@ -8,7 +8,7 @@ from textual.widgets import Markdown
 
 from tui.messages import CloseLessons, FollowLink
 from tui.views.lessons import LessonsPane
-from views.harness import ViewApp, settle, screen_text
+from views.harness import ViewApp, settle
 
 pytestmark = pytest.mark.anyio
 
