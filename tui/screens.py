@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from collections.abc import Sequence
 
 from rich.table import Table
 from textual.app import ComposeResult
@@ -19,21 +19,18 @@ Ctrl+P opens the command palette ("go: layer 3 q_proj", "view: attention", "less
 
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close", id="help.close")]
-    DEFAULT_CSS = """
-    HelpScreen { align: center middle; }
-    HelpScreen > VerticalScroll { width: 90; max-width: 95%; height: 80%; border: thick $accent; background: $surface; padding: 1 2; }
-    """
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, bindings: Sequence[Binding]) -> None:
+        """`bindings`: the app's own (listed with their ids, which the keymap file remaps)."""
         super().__init__()
-        self._target = app
+        self.bindings = list(bindings)
 
     def compose(self) -> ComposeResult:
         table = Table(show_header=True, expand=True)
         table.add_column("key", style="bold cyan", no_wrap=True)
         table.add_column("action")
         table.add_column("id (remappable)", style="dim")
-        for binding in self._target.BINDINGS:
+        for binding in self.bindings:
             table.add_row(binding.key.replace("_", " "), binding.description, binding.id or "")
         extra = [
             ("arrows / h j k l", "move the cursor in heatmaps, plots and grids", ""),
@@ -56,10 +53,6 @@ class LogScreen(ModalScreen[None]):
     """The end of the model worker's log file (its stdout and stderr), newest last."""
 
     BINDINGS = [Binding("escape,q", "dismiss", "Close", id="log.close")]
-    DEFAULT_CSS = """
-    LogScreen { align: center middle; }
-    LogScreen > VerticalScroll { width: 95%; height: 85%; border: thick $accent; background: $surface; padding: 0 1; }
-    """
     MAX_LINES = 400
 
     def __init__(self, path: str) -> None:
@@ -84,10 +77,6 @@ class LogScreen(ModalScreen[None]):
 
 class ExportScreen(ModalScreen[str | None]):
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="export.cancel")]
-    DEFAULT_CSS = """
-    ExportScreen { align: center middle; }
-    ExportScreen > Vertical { width: 70; height: auto; border: thick $accent; background: $surface; padding: 1 2; }
-    """
 
     def __init__(self, default: str) -> None:
         super().__init__()
@@ -107,10 +96,6 @@ class ExportScreen(ModalScreen[str | None]):
 
 class ConfirmScreen(ModalScreen[bool]):
     BINDINGS = [Binding("y", "answer(True)", "Yes", id="confirm.yes"), Binding("n,escape", "answer(False)", "No", id="confirm.no")]
-    DEFAULT_CSS = """
-    ConfirmScreen { align: center middle; }
-    ConfirmScreen > Vertical { width: 70; height: auto; border: thick $warning; background: $surface; padding: 1 2; }
-    """
 
     def __init__(self, question: str) -> None:
         super().__init__()

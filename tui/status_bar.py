@@ -6,6 +6,7 @@ from typing import Any
 
 from rich.text import Text
 from textual.widgets import Static
+from tui.css import widget_css
 
 
 def _gib(n: float | None) -> str:
@@ -13,9 +14,7 @@ def _gib(n: float | None) -> str:
 
 
 class StatusBar(Static):
-    DEFAULT_CSS = """
-    StatusBar { height: 1; background: $panel; color: $text; padding: 0 1; }
-    """
+    DEFAULT_CSS = widget_css(__file__)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("", **kwargs)

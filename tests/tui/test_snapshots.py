@@ -1,32 +1,22 @@
-"""Snapshots of the main screens (the tensor view is left out: plotext places its x tick labels a column
-apart from run to run, so its SVG is not stable; tests/tui/test_app.py checks that view's data instead): the exported SVG compared with tests/tui/snapshots/*.svg.
+"""Snapshots of the main screens through pytest-textual-snapshot (`snap_compare`): the SVG of the screen is
+compared with tests/tui/__snapshots__/test_snapshots/*.svg. After an intended change:
+`./scripts/test tests/tui/test_snapshots.py --snapshot-update`, then look at the new SVGs (e.g. cairosvg to
+PNG) before committing them; a failure writes `snapshot_report.html` to compare the two.
 
-Textual names the SVG's CSS classes after a hash that changes from process to process (Rich gives styles
-with click actions random link ids), so both sides are normalised before comparing. After an intended
-change: `LLM_INTERNALS_UPDATE_SNAPSHOTS=1 ./scripts/test tests/tui/test_snapshots.py`, then look at the
-new SVGs (e.g. `rsvg-convert` to PNG) before committing them.
+The explorer runs on tiny real models through the in-process client; the tensor view, whose histogram is a
+plotext plot, is drawn alone from the recorded demo answers of the fake data source (tests/tui/views), so
+the same numbers give the same plot every run.
 """
 
 from __future__ import annotations
-
-import os
-import re
-from pathlib import Path
-
-import pytest
 
 from internals.model import open_model
 from internals.worker.client import InProcessClient
 from internals.worker.service import ModelService
 from tui.app import ExplorerApp
+from views.harness import FakeSource, ViewApp
 
-SNAPSHOTS = Path(__file__).resolve().parent / "snapshots"
-pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
+SIZE = (120, 40)
 
 
 class StableClient(InProcessClient):
@@ -40,59 +30,62 @@ class StableClient(InProcessClient):
         return {**super().summary(), "path": "tiny-llama"}
 
 
-def normalise(svg: str) -> str:
-    return re.sub(r"terminal-\d+", "terminal", svg)
+async def settle(pilot) -> None:
+    for _ in range(2):
+        await pilot.pause()
+        await pilot.app.workers.wait_for_complete()
 
 
-async def snapshot(folder, name: str, action=None) -> None:
-    app = ExplorerApp(StableClient(ModelService(open_model(str(folder)))), model_label="tiny llama")
-    async with app.run_test(size=(120, 40)) as pilot:
+def explorer(folder) -> ExplorerApp:
+    return ExplorerApp(StableClient(ModelService(open_model(str(folder)))), model_label="tiny llama")
+
+
+def steps(*keys: str):
+    """`run_before`: settle the explorer, press `keys` (settling after each), then draw one status poll."""
+
+    async def run_before(pilot) -> None:
+        app = pilot.app
         app.theme = "textual-dark"
         app.status_timer.stop()  # the status bar is drawn from one poll at the end, not from a race with one
-        for _ in range(2):
-            await pilot.pause()
-            await app.workers.wait_for_complete()
-        if action:
-            await action(app, pilot)
-            for _ in range(2):
-                await pilot.pause()
-                await app.workers.wait_for_complete()
+        await settle(pilot)
+        for key in keys:
+            await pilot.press(key)
+            await settle(pilot)
         app.poll_status()
-        await app.workers.wait_for_complete()
+        await settle(pilot)
         await pilot.pause()
-        svg = normalise(app.export_screenshot())
-    path = SNAPSHOTS / f"{name}.svg"
-    if os.environ.get("LLM_INTERNALS_UPDATE_SNAPSHOTS") or not path.exists():
-        SNAPSHOTS.mkdir(exist_ok=True)
-        path.write_text(svg)
-        if not os.environ.get("LLM_INTERNALS_UPDATE_SNAPSHOTS"):
-            pytest.fail(f"new snapshot written to {path}: look at it, then commit it")
-    if svg != path.read_text():
-        actual = Path(os.environ.get("TMPDIR", "/tmp")) / f"llm-internals-snapshot-{name}.svg"
-        actual.write_text(svg)
-        pytest.fail(f"{name} changed: compare {actual} with {path} (update with LLM_INTERNALS_UPDATE_SNAPSHOTS=1)")
+
+    return run_before
 
 
-async def test_model_card(tiny_models):
-    await snapshot(tiny_models("llama"), "model_card")
+def test_model_card(snap_compare, tiny_models):
+    assert snap_compare(explorer(tiny_models("llama")), terminal_size=SIZE, run_before=steps())
 
 
-async def test_attention_view_of_the_demo_model():
+def test_attention_view_of_the_demo_model(snap_compare):
     """Layer 1 of the shipped demo model: its induction heads, grouped by the KV head they share."""
     from internals.demo_path import demo_model_path
 
-    async def attention(app, pilot):
-        await pilot.press("3")
-        for _ in range(2):
-            await pilot.pause()
-            await app.workers.wait_for_complete()
-        await pilot.press("full_stop")  # next layer
-
-    await snapshot(demo_model_path(), "attention_view_demo", attention)
+    assert snap_compare(explorer(demo_model_path()), terminal_size=SIZE, run_before=steps("3", "full_stop"))
 
 
-async def test_cross_layer_view(tiny_models):
-    async def cross(app, pilot):
-        await pilot.press("2")
+def test_cross_layer_view(snap_compare, tiny_models):
+    assert snap_compare(explorer(tiny_models("llama")), terminal_size=SIZE, run_before=steps("2"))
 
-    await snapshot(tiny_models("llama"), "cross_layer_view", cross)
+
+def test_tensor_view_from_the_fake_data_source(snap_compare):
+    """Statistics, the 64-bin histogram (plotext) and the weight heatmap of the demo model's layer-1 q_proj."""
+    from tui.views.tensor import TensorView
+
+    source = FakeSource()
+    name = "model.layers.1.self_attn.q_proj.weight"
+    node = next(n for n in source.data["tree"] if n["name"] == name)
+    app = ViewApp(TensorView(data_source=source))
+
+    async def show(pilot) -> None:
+        pilot.app.theme = "textual-dark"
+        pilot.app.view.show(node)
+        await settle(pilot)
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=show)

@@ -17,6 +17,7 @@ from textual.message import Message
 from tui.components.heatmap import CellMessage, Heatmap, _Geometry
 from tui.components.reduce import BlockReduce
 from tui.components.theme import Ramp, format_value
+from tui.css import widget_css
 
 DEFAULT_COMPONENTS: tuple[str, ...] = ("q", "k", "v", "o", "gate", "up", "down")
 
@@ -29,12 +30,7 @@ class HeatStrip(Heatmap):
     component name and layer number, which is all the parent needs to find the tensor.
     """
 
-    DEFAULT_CSS = """
-    HeatStrip {
-        height: auto;
-        max-height: 100%;
-    }
-    """
+    DEFAULT_CSS = widget_css(__file__)
 
     class TensorPicked(Message):
         """Enter/click on a cell: open the tensor of `component` in `layer`."""

@@ -21,57 +21,39 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 import numpy as np
 from rich.cells import cell_len
 from rich.segment import Segment
 from textual import events
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.geometry import Size
-from textual.message import Message
 from textual.strip import Strip
 from textual.widget import Widget
 
-from tui.components.reduce import BlockReduce, as_masked_float, block_reduce
+from tui.components import cursor_grid
+from tui.components.cursor_grid import CursorGrid, GridMessage, clamp, cursor_bindings
+from tui.components.heatmap_geometry import (
+    HeatmapGeometry,
+    compute_geometry,
+    cursor_pixel,
+    fit_grid,
+    grid_line_levels,
+    header_text,
+    pan_origin,
+    pixel_at,
+    row_gutter_width,
+    row_label,
+)
+from tui.components.reduce import BlockReduce, as_masked_float
 from tui.components.theme import HalfBlockStyles, Ramp, fit_cells, format_value, get_ramp, visible_piece
+from tui.css import widget_css
 
 FitMode = Literal["fit", "crop"]
 
 UPPER_HALF = "▀"
 LOWER_HALF = "▄"
-
-
-def fit_grid(
-    rows: int,
-    cols: int,
-    avail_cols: int,
-    avail_half_rows: int,
-    *,
-    max_scale: int = 4,
-    cell: tuple[int, int] | None = None,
-    keep_aspect: bool = True,
-) -> tuple[int, int, int, int]:
-    """Choose `(row_factor, col_factor, cols_per_pixel, half_rows_per_pixel)` for a matrix.
-
-    Row/col factors > 1 mean blocks of the matrix become one pixel; a pixel is `cols_per_pixel`
-    cells wide and `half_rows_per_pixel` half-lines tall. `cell` forces the pixel size; otherwise
-    pixels are square (1 column × 1 half-row ≈ square on usual fonts), scaled up by the largest
-    integer ≤ `max_scale` that still fits. With `keep_aspect`, both axes use the same block factor
-    so that an attention diagonal stays a diagonal.
-    """
-    avail_cols, avail_half_rows = max(1, avail_cols), max(1, avail_half_rows)
-    if cell is not None:
-        sx, sy = max(1, cell[0]), max(1, cell[1])
-    else:
-        s = max(1, min(max_scale, avail_cols // max(1, cols), avail_half_rows // max(1, rows)))
-        sx = sy = s
-    fr = math.ceil(rows / max(1, avail_half_rows // sy))
-    fc = math.ceil(cols / max(1, avail_cols // sx))
-    if keep_aspect and cell is None:
-        fr = fc = max(fr, fc)
-    return fr, fc, sx, sy
 
 
 def half_block_segments(upper: np.ndarray, lower: np.ndarray, repeat: int, styles: HalfBlockStyles) -> list[Segment]:
@@ -104,27 +86,11 @@ def half_block_segments(upper: np.ndarray, lower: np.ndarray, repeat: int, style
     return segments
 
 
-@dataclass
-class _Geometry:
-    """Everything render_line needs for one widget size and one matrix (recomputed on change)."""
-
-    width: int
-    height: int
-    grid_y: int  # first line of the grid (after title and header)
-    gutter: int  # width of the row-label column, including its separating space
-    grid_cols: int  # cells available for the grid
-    grid_lines: int  # lines available for the grid
-    row_factor: int
-    col_factor: int
-    sx: int  # cells per pixel
-    sy: int  # half-rows per pixel
-    pixels: np.ndarray  # block-reduced values (NaN = masked)
-    levels: np.ndarray  # ramp indices of `pixels`
-    vis_rows: int  # pixels visible vertically
-    vis_cols: int  # pixels visible horizontally
+#: The old private name (the heat strip and tests use it).
+_Geometry = HeatmapGeometry
 
 
-class CellMessage(Message):
+class CellMessage(GridMessage):
     """Base of the heatmap's cell messages: which cell (or block) and its value.
 
     `row`/`col` are matrix indices (the first cell of the block when the view is downsampled);
@@ -143,10 +109,8 @@ class CellMessage(Message):
         row_label: str | None,
         col_label: str | None,
     ) -> None:
-        super().__init__()
+        super().__init__(heatmap, row, col)
         self.heatmap = heatmap
-        self.row = row
-        self.col = col
         self.value = value
         self.row_span = row_span
         self.col_span = col_span
@@ -164,7 +128,7 @@ class CellMessage(Message):
         return not math.isfinite(self.value)
 
 
-class Heatmap(Widget, can_focus=True):
+class Heatmap(CursorGrid, Widget, can_focus=True):
     """A matrix drawn as coloured half blocks, with labels, a title line and a cursor.
 
     Data goes in with `set_matrix` (or the constructor) as anything numpy can turn into a 2-D float
@@ -172,19 +136,7 @@ class Heatmap(Widget, can_focus=True):
     data except for display-only block reduction.
     """
 
-    DEFAULT_CSS = """
-    Heatmap {
-        width: 1fr;
-        height: 1fr;
-        min-height: 3;
-    }
-    Heatmap > .heatmap--title { text-style: bold; }
-    Heatmap:focus > .heatmap--title { color: $accent; }
-    Heatmap > .heatmap--status { color: $text-muted; }
-    Heatmap > .heatmap--label { color: $text-muted; }
-    Heatmap > .heatmap--label-cursor { color: $text; text-style: bold reverse; }
-    Heatmap > .heatmap--tick { color: $text-muted; }
-    """
+    DEFAULT_CSS = widget_css(__file__)
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "heatmap--title",
@@ -195,21 +147,16 @@ class Heatmap(Widget, can_focus=True):
     }
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("up,k", "cursor_up", "Up", show=False, id="heatmap.cursor_up"),
-        Binding("down,j", "cursor_down", "Down", show=False, id="heatmap.cursor_down"),
-        Binding("left,h", "cursor_left", "Left", show=False, id="heatmap.cursor_left"),
-        Binding("right,l", "cursor_right", "Right", show=False, id="heatmap.cursor_right"),
-        Binding("home", "cursor_home", "First column", show=False, id="heatmap.cursor_home"),
-        Binding("end", "cursor_end", "Last column", show=False, id="heatmap.cursor_end"),
-        Binding("pageup", "page_up", "Page up", show=False, id="heatmap.page_up"),
-        Binding("pagedown", "page_down", "Page down", show=False, id="heatmap.page_down"),
-        Binding("enter", "select_cell", "Select", show=False, id="heatmap.select"),
+        *cursor_bindings("heatmap", ids={"up": "cursor_up", "down": "cursor_down", "left": "cursor_left",
+                                         "right": "cursor_right", "home": "cursor_home", "end": "cursor_end"}),
     ]
 
-    class CursorMoved(CellMessage):
+    HOVER_MOVES_CURSOR = True
+
+    class CursorMoved(CellMessage, cursor_grid.CursorMoved):
         """The cursor moved (keys or mouse hover) or the matrix under it changed."""
 
-    class CellSelected(CellMessage):
+    class CellSelected(CellMessage, cursor_grid.CellSelected):
         """Enter was pressed or a cell was clicked."""
 
     def __init__(
@@ -411,55 +358,29 @@ class Heatmap(Widget, can_focus=True):
         )  # fmt: skip
 
     def _row_gutter_width(self, rows: int) -> int:
-        if not self.show_row_labels:
-            return 0
-        if self._row_labels is not None:
-            widest = max((cell_len(visible_piece(label)) for label in self._row_labels), default=1)
-            return min(self.label_width, widest) + 1
-        return len(str(max(0, rows - 1))) + 1
+        return row_gutter_width(rows, self._row_labels, self.label_width, self.show_row_labels)
 
-    def _get_geometry(self) -> _Geometry | None:
+    def _get_geometry(self) -> HeatmapGeometry | None:
         if self._geometry is not None:
             return self._geometry
         if self._data is None:
             return None
         width, height = self.size
-        rows, cols = self._data.shape
-        title_lines = 1 if self.show_title else 0
-        header_lines = 1 if self.show_header else 0
-        gutter = self._row_gutter_width(rows)
-        if gutter >= width - 1:
-            gutter = 0
-        grid_cols = max(1, width - gutter)
-        grid_lines = max(1, height - title_lines - header_lines)
-        fr, fc, sx, sy = self._choose_cell(rows, cols, grid_cols, 2 * grid_lines)
-        pixels = block_reduce(self._data, fr, fc, self.reduce)
-        levels = self._ramp.quantise(pixels, *self._limits)
-        vis_rows = min(pixels.shape[0], max(1, (2 * grid_lines) // sy))
-        vis_cols = min(pixels.shape[1], max(1, grid_cols // sx))
-        self._geometry = _Geometry(
-            width, height, title_lines + header_lines, gutter, grid_cols, grid_lines,
-            fr, fc, sx, sy, pixels, levels, vis_rows, vis_cols,
+        self._geometry = compute_geometry(
+            self._data, width, height, title_lines=int(self.show_title), header_lines=int(self.show_header),
+            gutter=self._row_gutter_width(self._data.shape[0]), choose_cell=self._choose_cell, reduce=self.reduce,
+            ramp=self._ramp, limits=self._limits,
         )  # fmt: skip
         self._clamp_origin()
         return self._geometry
 
-    def _cursor_pixel(self, geo: _Geometry) -> tuple[int, int]:
-        row, col = self._cursor
-        return row // geo.row_factor, col // geo.col_factor
+    def _cursor_pixel(self, geo: HeatmapGeometry) -> tuple[int, int]:
+        return cursor_pixel(geo, self._cursor)
 
     def _clamp_origin(self) -> None:
         """Pan (crop mode) so that the cursor pixel is visible."""
-        geo = self._geometry
-        if geo is None:
-            return
-        pr, pc = self._cursor_pixel(geo)
-        orow, ocol = self._origin
-        orow = min(max(orow, pr - geo.vis_rows + 1), pr)
-        ocol = min(max(ocol, pc - geo.vis_cols + 1), pc)
-        orow = max(0, min(orow, geo.pixels.shape[0] - geo.vis_rows))
-        ocol = max(0, min(ocol, geo.pixels.shape[1] - geo.vis_cols))
-        self._origin = (orow, ocol)
+        if self._geometry is not None:
+            self._origin = pan_origin(self._geometry, self._origin, self._cursor_pixel(self._geometry))
 
     # ------------------------------------------------------------- rendering
 
@@ -490,7 +411,7 @@ class Heatmap(Widget, can_focus=True):
             return self._render_grid_line(geo, grid_line)
         return Strip.blank(width, base)
 
-    def _status_text(self, geo: _Geometry) -> str:
+    def _status_text(self, geo: HeatmapGeometry) -> str:
         if not (self.show_status and self.show_cursor):
             return ""
         message = self._cell_message(self.CursorMoved, geo)
@@ -505,7 +426,7 @@ class Heatmap(Widget, can_focus=True):
             text += f" '{visible_piece(label)}'"
         return text
 
-    def _render_title(self, geo: _Geometry) -> Strip:
+    def _render_title(self, geo: HeatmapGeometry) -> Strip:
         width = self.size.width
         assert self._data is not None
         rows, cols = self._data.shape
@@ -530,103 +451,33 @@ class Heatmap(Widget, can_focus=True):
             segments.append(Segment(fit_cells(status, width - cell_len(left_text), align="right"), status_style))
         return Strip(segments).adjust_cell_length(width, self._styles.base)
 
-    def _render_header(self, geo: _Geometry) -> Strip:
-        width = self.size.width
-        tick_style = self.get_component_rich_style("heatmap--tick")
-        chars = [" "] * geo.grid_cols
-        ocol = self._origin[1]
-        if self._col_labels is not None and geo.col_factor == 1 and geo.sx >= 3:
-            for i in range(geo.vis_cols):
-                text = fit_cells(visible_piece(self._col_labels[ocol + i]), geo.sx - 1)
-                x = i * geo.sx
-                for j, ch in enumerate(text):
-                    if x + j < geo.grid_cols:
-                        chars[x + j] = ch
-        else:
-            assert self._data is not None
-            cols = self._data.shape[1]
-            digits = len(str(max(0, cols - 1))) + 1
-            pixels_per_tick = math.ceil(digits / geo.sx)
-            step = _nice_at_least(pixels_per_tick * geo.col_factor)
-            last_end = -1
-            for m in range(0, cols, step):
-                x = (m // geo.col_factor - ocol) * geo.sx
-                label = str(m)
-                if x < 0 or x + len(label) > geo.grid_cols or x <= last_end:
-                    continue
-                chars[x : x + len(label)] = label
-                last_end = x + len(label)
-        text = "".join(chars)
-        segments = [Segment(" " * geo.gutter, self._styles.base), Segment(text, tick_style)]
-        return Strip(segments).adjust_cell_length(width, self._styles.base)
-
-    def _row_label_for_line(self, geo: _Geometry, line: int) -> tuple[str, bool]:
-        """Gutter text for a grid line, and whether it is the cursor's row.
-
-        Only pixel rows that *start* on this line are labelled (a zoomed row spanning several
-        lines is labelled once); with two rows per line the cursor's row wins, else the upper one.
-        """
-        orow = self._origin[0]
-        top = orow + geo.vis_rows
-        starting = [
-            orow + half // geo.sy
-            for half in (2 * line, 2 * line + 1)
-            if half % geo.sy == 0 and orow + half // geo.sy < top
-        ]
-        width = geo.gutter - 1
-        if not starting:
-            return " " * width, False
-        cursor_pr = self._cursor_pixel(geo)[0] if self.show_cursor else -1
-        on_cursor = cursor_pr in starting
-        pixel_row = cursor_pr if on_cursor else starting[0]
-        row = pixel_row * geo.row_factor
-        if self._row_labels is not None:
-            return fit_cells(visible_piece(self._row_labels[row]), width, align="right"), on_cursor
-        if on_cursor:
-            return fit_cells(str(row), width, align="right"), True
-        # plain indices: only at "nice" rows, at least every second line
+    def _render_header(self, geo: HeatmapGeometry) -> Strip:
         assert self._data is not None
-        rows_per_line = 2 * geo.row_factor / geo.sy
-        step = _nice_at_least(math.ceil(2 * rows_per_line))
-        first = starting[0] * geo.row_factor
-        last = (starting[-1] + 1) * geo.row_factor
-        mark = -(-first // step) * step
-        if mark < min(last, self._data.shape[0]):
-            return fit_cells(str(mark), width, align="right"), False
-        return " " * width, False
+        text = header_text(geo, self._origin[1], self._data.shape[1], self._col_labels)
+        segments = [Segment(" " * geo.gutter, self._styles.base), Segment(text, self.get_component_rich_style("heatmap--tick"))]
+        return Strip(segments).adjust_cell_length(self.size.width, self._styles.base)
 
-    def _render_grid_line(self, geo: _Geometry, line: int) -> Strip:
+    def _render_grid_line(self, geo: HeatmapGeometry, line: int) -> Strip:
         width = self.size.width
         ramp = self._ramp
-        orow, ocol = self._origin
-        top = orow + geo.vis_rows
-        pr0 = orow + (2 * line) // geo.sy
-        pr1 = orow + (2 * line + 1) // geo.sy
-        cols = slice(ocol, ocol + geo.vis_cols)
-        empty_row = np.full(geo.vis_cols, ramp.empty, dtype=np.int16)
-        upper = geo.levels[pr0, cols].copy() if pr0 < top else empty_row
-        lower = geo.levels[pr1, cols].copy() if pr1 < top else empty_row.copy()
-        if pr0 >= top:
+        cursor = self._cursor_pixel(geo) if self.show_cursor else None
+        halves = grid_line_levels(geo, self._origin, line, ramp.empty, ramp.cursor, cursor)
+        if halves is None:
             return Strip.blank(width, self._styles.base)
-        if self.show_cursor:
-            cr, cc = self._cursor_pixel(geo)
-            if ocol <= cc < ocol + geo.vis_cols:
-                if cr == pr0:
-                    upper[cc - ocol] = ramp.cursor
-                if cr == pr1 and pr1 < top:
-                    lower[cc - ocol] = ramp.cursor
         segments: list[Segment] = []
         if geo.gutter:
-            label, on_cursor = self._row_label_for_line(geo, line)
+            assert self._data is not None
+            label, on_cursor = row_label(geo, self._origin[0], line, cursor[0] if cursor else -1,
+                                         self._data.shape[0], self._row_labels)
             style = self.get_component_rich_style("heatmap--label-cursor" if on_cursor else "heatmap--label")
             segments.append(Segment(label, style))
             segments.append(Segment(" ", self._styles.base))
-        segments.extend(half_block_segments(upper, lower, geo.sx, self._styles))
+        segments.extend(half_block_segments(*halves, geo.sx, self._styles))
         return Strip(segments).adjust_cell_length(width, self._styles.base)
 
     # --------------------------------------------------------------- cursor
 
-    def _cell_message(self, kind: type[CellMessage], geo: _Geometry) -> CellMessage:
+    def _cell_message(self, kind: type[CellMessage], geo: HeatmapGeometry) -> CellMessage:
         assert self._data is not None
         rows, cols = self._data.shape
         pr, pc = self._cursor_pixel(geo)
@@ -647,7 +498,7 @@ class Heatmap(Widget, can_focus=True):
         if self._data is None:
             return
         rows, cols = self._data.shape
-        new = (max(0, min(rows - 1, row)), max(0, min(cols - 1, col)))
+        new = (clamp(row, 0, rows - 1), clamp(col, 0, cols - 1))
         geo = self._get_geometry()
         if geo is not None:  # snap to block starts so that a pixel has one position
             new = ((new[0] // geo.row_factor) * geo.row_factor, (new[1] // geo.col_factor) * geo.col_factor)
@@ -659,90 +510,40 @@ class Heatmap(Widget, can_focus=True):
         self.refresh()
         self._post_cursor(self.CursorMoved)
 
-    def _move_pixels(self, d_row: int, d_col: int) -> None:
+    # the CursorGrid hooks: the cursor moves by pixels (a block when the matrix is reduced)
+    def grid_size(self) -> tuple[int, int]:
         geo = self._get_geometry()
-        if geo is None:
-            return
-        pr, pc = self._cursor_pixel(geo)
-        pr = max(0, min(geo.pixels.shape[0] - 1, pr + d_row))
-        pc = max(0, min(geo.pixels.shape[1] - 1, pc + d_col))
-        self.move_cursor(pr * geo.row_factor, pc * geo.col_factor)
+        if geo is None or not self.show_cursor:
+            return 0, 0
+        return geo.pixels.shape[0], geo.pixels.shape[1]
 
-    def action_cursor_up(self) -> None:
-        """Move the cursor one pixel (row or block) up."""
-        self._move_pixels(-1, 0)
+    @property
+    def cursor_cell(self) -> tuple[int, int]:
+        geo = self._get_geometry()
+        return self._cursor_pixel(geo) if geo is not None else (0, 0)
 
-    def action_cursor_down(self) -> None:
-        """Move the cursor one pixel down."""
-        self._move_pixels(1, 0)
-
-    def action_cursor_left(self) -> None:
-        """Move the cursor one pixel left."""
-        self._move_pixels(0, -1)
-
-    def action_cursor_right(self) -> None:
-        """Move the cursor one pixel right."""
-        self._move_pixels(0, 1)
-
-    def action_cursor_home(self) -> None:
-        """Move the cursor to the first column."""
-        self.move_cursor(self._cursor[0], 0)
-
-    def action_cursor_end(self) -> None:
-        """Move the cursor to the last column."""
-        if self._data is not None:
-            self.move_cursor(self._cursor[0], self._data.shape[1] - 1)
-
-    def action_page_up(self) -> None:
-        """Move the cursor up by one screenful."""
+    def _place_cursor(self, row: int, col: int) -> None:
         geo = self._get_geometry()
         if geo is not None:
-            self._move_pixels(-geo.vis_rows, 0)
+            self.move_cursor(row * geo.row_factor, col * geo.col_factor)
 
-    def action_page_down(self) -> None:
-        """Move the cursor down by one screenful."""
-        geo = self._get_geometry()
-        if geo is not None:
-            self._move_pixels(geo.vis_rows, 0)
-
-    def action_select_cell(self) -> None:
-        """Post `CellSelected` for the cell under the cursor."""
+    def _post_selected(self) -> None:
         self._post_cursor(self.CellSelected)
 
-    def _pixel_at(self, event: events.MouseEvent) -> tuple[int, int] | None:
-        """The pixel under the mouse (the half of the cell comes from pixel mouse coordinates)."""
+    def page_size(self) -> int:
         geo = self._get_geometry()
+        return geo.vis_rows if geo is not None else 1
+
+    def cell_at(self, x: int, y: int, lower_half: bool = False) -> tuple[int, int] | None:
+        geo = self._get_geometry()
+        return pixel_at(geo, self._origin, x, y, lower_half) if geo is not None else None
+
+    def event_cell(self, event: events.MouseEvent) -> tuple[int, int] | None:
+        """The pixel under the mouse (the half of the cell comes from pixel mouse coordinates)."""
         offset = event.get_content_offset(self)
-        if geo is None or offset is None:
+        if offset is None:
             return None
-        gx, gy = offset.x - geo.gutter, offset.y - geo.grid_y
-        if gx < 0 or gy < 0 or gy >= geo.grid_lines:
-            return None
-        lower_half = (event.pointer_y - math.floor(event.pointer_y)) >= 0.5
-        pr = self._origin[0] + (2 * gy + int(lower_half)) // geo.sy
-        pc = self._origin[1] + gx // geo.sx
-        if pr >= self._origin[0] + geo.vis_rows or pc >= self._origin[1] + geo.vis_cols:
-            return None
-        return pr, pc
-
-    def on_mouse_move(self, event: events.MouseMove) -> None:
-        """Hovering moves the cursor."""
-        if not self.show_cursor:
-            return
-        pixel = self._pixel_at(event)
-        geo = self._geometry
-        if pixel is not None and geo is not None:
-            self.move_cursor(pixel[0] * geo.row_factor, pixel[1] * geo.col_factor)
-
-    def on_click(self, event: events.Click) -> None:
-        """A click moves the cursor there and selects the cell."""
-        if not self.show_cursor:
-            return
-        pixel = self._pixel_at(event)
-        geo = self._geometry
-        if pixel is not None and geo is not None:
-            self.move_cursor(pixel[0] * geo.row_factor, pixel[1] * geo.col_factor)
-            self.action_select_cell()
+        return self.cell_at(offset.x, offset.y, (event.pointer_y - math.floor(event.pointer_y)) >= 0.5)
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
         """Natural height with `height: auto`: title + header + the grid at the current width."""
@@ -756,14 +557,4 @@ class Heatmap(Widget, can_focus=True):
         return lines + int(self.show_title) + int(self.show_header)
 
 
-def _nice_at_least(minimum: int) -> int:
-    """Smallest of 1, 2, 5, 10, 20, 50, ... that is ≥ `minimum`."""
-    step = 1
-    while True:
-        for mult in (1, 2, 5):
-            if step * mult >= minimum:
-                return step * mult
-        step *= 10
-
-
-__all__ = ["CellMessage", "Heatmap", "fit_grid", "half_block_segments"]
+__all__ = ["CellMessage", "Heatmap", "HeatmapGeometry", "fit_grid", "half_block_segments"]

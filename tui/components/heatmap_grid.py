@@ -19,15 +19,18 @@ from typing import ClassVar
 import numpy as np
 from rich.segment import Segment
 from textual import events
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.geometry import Region, Size
-from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from tui.components.heatmap import fit_grid, half_block_segments
+from tui.components import cursor_grid
+from tui.components.cursor_grid import CursorGrid, cursor_bindings
+from tui.components.heatmap import half_block_segments
+from tui.components.heatmap_geometry import fit_grid
 from tui.components.reduce import BlockReduce, as_masked_float, block_reduce
 from tui.components.theme import HalfBlockStyles, Ramp, fit_cells, get_ramp
+from tui.css import widget_css
 
 Group = tuple[str, Sequence[int]]
 
@@ -76,21 +79,10 @@ def gqa_groups(num_heads: int, num_kv_heads: int | None) -> list[Group]:
     ]
 
 
-class SmallMultiples(ScrollView, can_focus=True):
+class SmallMultiples(CursorGrid, ScrollView, can_focus=True):
     """A framed grid of small heatmaps, in captioned groups, with one highlighted tile."""
 
-    DEFAULT_CSS = """
-    SmallMultiples {
-        width: 1fr;
-        height: 1fr;
-        scrollbar-size-vertical: 1;
-    }
-    SmallMultiples > .small-multiples--caption { color: $text-muted; text-style: bold; }
-    SmallMultiples > .small-multiples--frame { color: $panel-lighten-2; }
-    SmallMultiples > .small-multiples--title { color: $text-muted; }
-    SmallMultiples > .small-multiples--highlight { color: $accent; text-style: bold; }
-    SmallMultiples:focus > .small-multiples--highlight { color: $accent-lighten-1; }
-    """
+    DEFAULT_CSS = widget_css(__file__)
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "small-multiples--caption",
@@ -100,18 +92,15 @@ class SmallMultiples(ScrollView, can_focus=True):
     }
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("left,h", "move(0, -1)", "Previous", show=False, id="small_multiples.left"),
-        Binding("right,l", "move(0, 1)", "Next", show=False, id="small_multiples.right"),
-        Binding("up,k", "move(-1, 0)", "Up", show=False, id="small_multiples.up"),
-        Binding("down,j", "move(1, 0)", "Down", show=False, id="small_multiples.down"),
-        Binding("enter", "select", "Open", show=False, id="small_multiples.select"),
+        *cursor_bindings("small_multiples", ("left", "right", "up", "down", "select"),
+                         descriptions={"left": "Previous", "right": "Next", "select": "Open"}),
     ]
 
-    class Highlighted(Message):
-        """The highlighted tile changed (keys or click)."""
+    class Highlighted(cursor_grid.CursorMoved):
+        """The highlighted tile changed (keys or click); `col` is its index too."""
 
         def __init__(self, small_multiples: SmallMultiples, index: int) -> None:
-            super().__init__()
+            super().__init__(small_multiples, 0, index)
             self.small_multiples = small_multiples
             self.index = index
 
@@ -120,7 +109,7 @@ class SmallMultiples(ScrollView, can_focus=True):
             """The sender."""
             return self.small_multiples
 
-    class Selected(Highlighted):
+    class Selected(Highlighted, cursor_grid.CellSelected):
         """Enter was pressed or a tile was clicked: open tile `index`."""
 
     def __init__(
@@ -401,15 +390,28 @@ class SmallMultiples(ScrollView, can_focus=True):
         top = y - 1 if (y - 1) in layout.captions else y
         self.scroll_to_region(Region(x, top, layout.outer_w, y + layout.outer_h - top), animate=False, immediate=True)
 
-    def action_move(self, d_row: int, d_col: int) -> None:
-        """Move the highlight: left/right in display order, up/down to the nearest tile above/below."""
+    # the CursorGrid hooks: one row of tiles in display order; up/down go to the nearest tile above/below
+    def _order(self) -> list[int]:
+        layout = self._ensure_layout()
+        return [tile for row in layout.rows for tile in row] if layout is not None else []
+
+    def grid_size(self) -> tuple[int, int]:
+        return (1, self.count) if self._ensure_layout() is not None else (0, 0)
+
+    @property
+    def cursor_cell(self) -> tuple[int, int]:
+        order = self._order()
+        return (0, order.index(self._highlighted)) if self._highlighted in order else (0, 0)
+
+    def _place_cursor(self, row: int, col: int) -> None:
+        self.highlight(self._order()[col])
+
+    def step_cursor(self, d_row: int, d_col: int) -> None:
+        if d_col or not d_row:
+            super().step_cursor(0, d_col)
+            return
         layout = self._ensure_layout()
         if layout is None:
-            return
-        if d_col:
-            order = [tile for row in layout.rows for tile in row]
-            position = order.index(self._highlighted) + d_col
-            self.highlight(order[max(0, min(len(order) - 1, position))])
             return
         r = next(i for i, row in enumerate(layout.rows) if self._highlighted in row)
         column = layout.rows[r].index(self._highlighted)
@@ -418,10 +420,8 @@ class SmallMultiples(ScrollView, can_focus=True):
             row = layout.rows[target]
             self.highlight(row[min(column, len(row) - 1)])
 
-    def action_select(self) -> None:
-        """Post `Selected` for the highlighted tile."""
-        if self.count:
-            self.post_message(self.Selected(self, self._highlighted))
+    def _post_selected(self) -> None:
+        self.post_message(self.Selected(self, self._highlighted))
 
     def tile_at(self, x: int, y: int) -> int | None:
         """The tile under content coordinates `(x, y)` of the (scrolled) canvas, if any."""
@@ -433,15 +433,9 @@ class SmallMultiples(ScrollView, can_focus=True):
                 return tile
         return None
 
-    def on_click(self, event: events.Click) -> None:
-        """Clicking a tile highlights and selects it."""
-        offset = event.get_content_offset(self)
-        if offset is None:
-            return
-        tile = self.tile_at(offset.x + int(self.scroll_offset.x), offset.y + int(self.scroll_offset.y))
-        if tile is not None:
-            self.highlight(tile)
-            self.post_message(self.Selected(self, tile))
+    def cell_at(self, x: int, y: int) -> tuple[int, int] | None:
+        tile = self.tile_at(x, y)
+        return (0, self._order().index(tile)) if tile is not None else None
 
 
 __all__ = ["SmallMultiples", "gqa_groups", "Group"]

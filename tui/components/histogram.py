@@ -27,23 +27,12 @@ from textual.widgets import Static
 from tui.components.plotting import SERIES_COLORS, PlotCanvas, PlotSpec, plot_columns
 from tui.components.reduce import merge_bins
 from tui.components.theme import format_tick, format_value
+from tui.css import widget_css
 
 class Histogram(Widget, can_focus=True):
     """Bars from precomputed histogram bins, with a log-count toggle and a clip toggle."""
 
-    DEFAULT_CSS = """
-    Histogram {
-        width: 1fr;
-        height: 1fr;
-        min-height: 7;
-        layout: vertical;
-    }
-    Histogram > .histogram--header {
-        height: 1;
-        width: 1fr;
-    }
-    Histogram:focus > .histogram--header { text-style: bold; }
-    """
+    DEFAULT_CSS = widget_css(__file__)
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("l", "toggle_log", "Log counts", id="histogram.toggle_log"),

@@ -16,15 +16,17 @@ import numpy as np
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
-from textual.binding import Binding, BindingType
-from textual.message import Message
+from textual.binding import BindingType
 from textual.strip import Strip
 from textual.widget import Widget
 
+from tui.components import cursor_grid
+from tui.components.cursor_grid import CursorGrid, GridMessage, cursor_bindings
 from tui.components.theme import Ramp, contrast_text, fit_cells, format_value, get_ramp, visible_piece
+from tui.css import widget_css
 
 
-class LensMessage(Message):
+class LensMessage(GridMessage):
     """Base of the grid's messages: the cell at `row` (index into the rows), `position`.
 
     `layer` is the layer label of the row (e.g. 12, or "final"), `piece` the top token piece and
@@ -32,9 +34,7 @@ class LensMessage(Message):
     """
 
     def __init__(self, grid: LensGrid, row: int, position: int, layer: int | str, piece: str, prob: float) -> None:
-        super().__init__()
-        self.grid = grid
-        self.row = row
+        super().__init__(grid, row, position)
         self.position = position
         self.layer = layer
         self.piece = piece
@@ -46,22 +46,10 @@ class LensMessage(Message):
         return self.grid
 
 
-class LensGrid(Widget, can_focus=True):
+class LensGrid(CursorGrid, Widget, can_focus=True):
     """Rows = layers, columns = positions, cell = top token piece on a probability colour."""
 
-    DEFAULT_CSS = """
-    LensGrid {
-        width: 1fr;
-        height: 1fr;
-        min-height: 4;
-    }
-    LensGrid > .lens-grid--title { text-style: bold; }
-    LensGrid:focus > .lens-grid--title { color: $accent; }
-    LensGrid > .lens-grid--status { color: $text-muted; }
-    LensGrid > .lens-grid--header { color: $text-muted; }
-    LensGrid > .lens-grid--label { color: $text-muted; }
-    LensGrid > .lens-grid--label-cursor { color: $text; text-style: bold reverse; }
-    """
+    DEFAULT_CSS = widget_css(__file__)
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "lens-grid--title",
@@ -72,21 +60,13 @@ class LensGrid(Widget, can_focus=True):
     }
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("up,k", "move(-1, 0)", "Up", show=False, id="lens_grid.up"),
-        Binding("down,j", "move(1, 0)", "Down", show=False, id="lens_grid.down"),
-        Binding("left,h", "move(0, -1)", "Left", show=False, id="lens_grid.left"),
-        Binding("right,l", "move(0, 1)", "Right", show=False, id="lens_grid.right"),
-        Binding("home", "move_to_column(0)", "First position", show=False, id="lens_grid.home"),
-        Binding("end", "move_to_column(-1)", "Last position", show=False, id="lens_grid.end"),
-        Binding("pageup", "page(-1)", "Page up", show=False, id="lens_grid.page_up"),
-        Binding("pagedown", "page(1)", "Page down", show=False, id="lens_grid.page_down"),
-        Binding("enter", "select", "Select", show=False, id="lens_grid.select"),
+        *cursor_bindings("lens_grid", descriptions={"home": "First position", "end": "Last position"}),
     ]
 
-    class CursorMoved(LensMessage):
+    class CursorMoved(LensMessage, cursor_grid.CursorMoved):
         """The cursor moved to another cell (keys or click)."""
 
-    class CellSelected(LensMessage):
+    class CellSelected(LensMessage, cursor_grid.CellSelected):
         """Enter or a click on a cell."""
 
     def __init__(
@@ -309,33 +289,29 @@ class LensGrid(Widget, can_focus=True):
 
     def move_cursor(self, row: int, position: int) -> None:
         """Put the cursor on a cell (clamped; negative position counts from the end)."""
-        rows, cols = self.shape
-        if not rows or not cols:
+        cols = self.shape[1]
+        self.move_cell(row, position if position >= 0 else cols + position)
+
+    # the CursorGrid hooks
+    def grid_size(self) -> tuple[int, int]:
+        return self.shape
+
+    @property
+    def cursor_cell(self) -> tuple[int, int]:
+        return self._cursor
+
+    def _place_cursor(self, row: int, col: int) -> None:
+        if (row, col) == self._cursor:
             return
-        position = position if position >= 0 else cols + position
-        new = (max(0, min(rows - 1, row)), max(0, min(cols - 1, position)))
-        if new == self._cursor:
-            return
-        self._cursor = new
+        self._cursor = (row, col)
         self._invalidate()
         self._post(self.CursorMoved)
 
-    def action_move(self, d_row: int, d_col: int) -> None:
-        """Move the cursor by one cell."""
-        r, c = self._cursor
-        self.move_cursor(r + d_row, max(0, c + d_col))
-
-    def action_move_to_column(self, position: int) -> None:
-        """First (0) / last (-1) position."""
-        self.move_cursor(self._cursor[0], position)
-
-    def action_page(self, direction: int) -> None:
-        """Move a screenful of layers up/down."""
-        self.move_cursor(max(0, self._cursor[0] + direction * self._visible[0]), self._cursor[1])
-
-    def action_select(self) -> None:
-        """Post `CellSelected` for the cursor cell."""
+    def _post_selected(self) -> None:
         self._post(self.CellSelected)
+
+    def page_size(self) -> int:
+        return self._visible[0]
 
     def cell_at(self, x: int, y: int) -> tuple[int, int] | None:
         """The `(row, position)` drawn at content coordinates `(x, y)`, if any."""
@@ -347,14 +323,6 @@ class LensGrid(Widget, can_focus=True):
         if row < min(rows, self._origin[0] + self._visible[0]) and col < min(cols, self._origin[1] + self._visible[1]):
             return row, col
         return None
-
-    def on_click(self, event: events.Click) -> None:
-        """A click moves the cursor to the cell and selects it."""
-        offset = event.get_content_offset(self)
-        cell = self.cell_at(offset.x, offset.y) if offset is not None else None
-        if cell is not None:
-            self.move_cursor(*cell)
-            self._post(self.CellSelected)
 
 
 __all__ = ["LensGrid", "LensMessage"]

@@ -16,47 +16,38 @@ from typing import ClassVar
 import numpy as np
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
-from textual.message import Message
+from textual.binding import BindingType
 from textual.widget import Widget
 from textual.widgets import Static
 
 from tui.components.plotting import SERIES_COLORS, LineSeries, PlotCanvas, PlotPoint, PlotSpec
 from tui.components.reduce import downsample_series
 from tui.components.theme import format_tick, format_value, nice_step
+from tui.components import cursor_grid
+from tui.components.cursor_grid import CursorGrid, cursor_bindings
+from tui.css import widget_css
 
 _Y_AXIS_COLUMNS = 10
 
 
-class LinePlot(Widget, can_focus=True):
+class LinePlot(CursorGrid, Widget, can_focus=True):
     """Several series over layers with a movable marker on one selected point."""
 
-    DEFAULT_CSS = """
-    LinePlot {
-        width: 1fr;
-        height: 1fr;
-        min-height: 8;
-        layout: vertical;
-    }
-    LinePlot > .lineplot--header { height: 1; width: 1fr; }
-    LinePlot > .lineplot--legend { height: auto; max-height: 2; width: 1fr; }
-    """
+    DEFAULT_CSS = widget_css(__file__)
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("left,h", "move(-1)", "Previous layer", show=False, id="lineplot.left"),
-        Binding("right,l", "move(1)", "Next layer", show=False, id="lineplot.right"),
-        Binding("home", "move_to(0)", "First layer", show=False, id="lineplot.home"),
-        Binding("end", "move_to(-1)", "Last layer", show=False, id="lineplot.end"),
-        Binding("up,k", "series(-1)", "Previous series", show=False, id="lineplot.series_up"),
-        Binding("down,j", "series(1)", "Next series", show=False, id="lineplot.series_down"),
-        Binding("enter", "open", "Open", show=False, id="lineplot.open"),
+        *cursor_bindings("lineplot", ("left", "right", "home", "end", "up", "down", "select"),
+                         ids={"up": "series_up", "down": "series_down", "select": "open"},
+                         descriptions={"left": "Previous layer", "right": "Next layer", "home": "First layer",
+                                       "end": "Last layer", "up": "Previous series", "down": "Next series",
+                                       "select": "Open"}),
     ]
 
-    class PointSelected(Message):
-        """The marker moved to point `index` of `series` (x = `x`, y = `value`)."""
+    class PointSelected(cursor_grid.CursorMoved):
+        """The marker moved to point `index` (`col`) of `series` (x = `x`, y = `value`)."""
 
         def __init__(self, plot: LinePlot, series: str, index: int, x: float, value: float) -> None:
-            super().__init__()
+            super().__init__(plot, plot._names.index(series) if series in plot._names else 0, index)
             self.plot = plot
             self.series = series
             self.index = index
@@ -68,7 +59,7 @@ class LinePlot(Widget, can_focus=True):
             """The sender."""
             return self.plot
 
-    class PointOpened(PointSelected):
+    class PointOpened(PointSelected, cursor_grid.CellSelected):
         """Enter on the marker: open what the point stands for (e.g. that layer's tensor)."""
 
     def __init__(
@@ -157,24 +148,28 @@ class LinePlot(Widget, can_focus=True):
 
     # --------------------------------------------------------------- actions
 
-    def action_move(self, delta: int) -> None:
-        """Move the marker `delta` points along the selected series."""
-        if self.selected is not None:
-            self.select(self._series, max(0, self._index + delta))
+    # the CursorGrid hooks: rows are the series (up/down wrap around), columns the points
+    def grid_size(self) -> tuple[int, int]:
+        return (len(self._names), int(self._x.size)) if self.selected is not None else (0, 0)
 
-    def action_move_to(self, index: int) -> None:
-        """Move the marker to a point (-1: last)."""
-        if self.selected is not None:
-            self.select(self._series, index)
+    @property
+    def cursor_cell(self) -> tuple[int, int]:
+        return self._series, self._index
 
-    def action_series(self, delta: int) -> None:
-        """Select the previous/next series (the marker keeps its index)."""
-        if self.selected is not None:
-            self.select((self._series + delta) % len(self._names), self._index)
+    def _place_cursor(self, row: int, col: int) -> None:
+        self.select(row, col)
 
-    def action_open(self) -> None:
-        """Post `PointOpened` for the marker."""
+    def step_cursor(self, d_row: int, d_col: int) -> None:
+        if d_row and self.selected is not None:
+            self.select((self._series + d_row) % len(self._names), self._index)
+        else:
+            super().step_cursor(0, d_col)
+
+    def _post_selected(self) -> None:
         self._post(self.PointOpened)
+
+    def cell_at(self, x: int, y: int) -> tuple[int, int] | None:
+        return None  # plotext draws the points: no mouse mapping
 
     def _post(self, kind: type[PointSelected]) -> None:
         selected = self.selected

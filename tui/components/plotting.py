@@ -17,6 +17,24 @@ from rich.text import Text
 from textual.app import RenderResult
 from textual_plotext import PlotextPlot
 
+from tui.css import widget_css
+
+
+def _stable_no_duplicates(data):
+    """plotext's `no_duplicates` (used to drop repeated points before drawing) goes through a `set`, so the
+    order points are drawn in, and with it where bars and tick labels land, changed with PYTHONHASHSEED from
+    run to run. The same, keeping the first-seen order: a plot of the same numbers is the same plot."""
+    return list(dict.fromkeys(data))
+
+
+def _make_plotext_stable() -> None:
+    import plotext._utility as plotext_utility
+
+    plotext_utility.no_duplicates = _stable_no_duplicates
+
+
+_make_plotext_stable()
+
 RGB = tuple[int, int, int]
 
 #: Distinct series colours that read on dark and light themes (q, k, v, o, gate, up, down, ...).
@@ -87,13 +105,7 @@ class PlotCanvas(PlotextPlot):
     builder is asked for a spec at the current size on the next render only.
     """
 
-    DEFAULT_CSS = """
-    PlotCanvas {
-        width: 1fr;
-        height: 1fr;
-        min-height: 5;
-    }
-    """
+    DEFAULT_CSS = widget_css(__file__)
 
     can_focus = False
 

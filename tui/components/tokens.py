@@ -19,11 +19,13 @@ from rich.style import Style
 from textual import events
 from textual.binding import Binding, BindingType
 from textual.geometry import Region, Size
-from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from tui.components import cursor_grid
+from tui.components.cursor_grid import CursorGrid, cursor_bindings
 from tui.components.theme import fit_cells, visible_piece
+from tui.css import widget_css
 
 
 #: Blank columns between two tokens: without it, ids like 198 and 750 read as "198750".
@@ -42,23 +44,10 @@ class _Chip:
     id_text: str
 
 
-class TokenStrip(ScrollView, can_focus=True):
+class TokenStrip(CursorGrid, ScrollView, can_focus=True):
     """Token pieces wrapped over lines, with ids underneath and a token cursor."""
 
-    DEFAULT_CSS = """
-    TokenStrip {
-        width: 1fr;
-        height: auto;
-        max-height: 100%;
-        scrollbar-size-vertical: 1;
-    }
-    TokenStrip > .tokens--even { background: $primary 35%; color: $foreground; }
-    TokenStrip > .tokens--odd { background: $panel-lighten-2; color: $foreground; }
-    TokenStrip > .tokens--special { color: $warning; text-style: italic; }
-    TokenStrip > .tokens--id { color: $text-muted; }
-    TokenStrip > .tokens--cursor { background: $accent; color: $background; text-style: bold; }
-    TokenStrip:focus > .tokens--cursor { background: $accent-lighten-1; }
-    """
+    DEFAULT_CSS = widget_css(__file__)
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "tokens--even",
@@ -69,21 +58,18 @@ class TokenStrip(ScrollView, can_focus=True):
     }
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("left,h", "move(-1)", "Previous token", show=False, id="tokens.left"),
-        Binding("right,l", "move(1)", "Next token", show=False, id="tokens.right"),
-        Binding("up,k", "move_row(-1)", "Token above", show=False, id="tokens.up"),
-        Binding("down,j", "move_row(1)", "Token below", show=False, id="tokens.down"),
-        Binding("home", "move_to(0)", "First token", show=False, id="tokens.home"),
-        Binding("end", "move_to(-1)", "Last token", show=False, id="tokens.end"),
-        Binding("enter", "pick", "Pick token", show=False, id="tokens.pick"),
+        *cursor_bindings("tokens", ("left", "right", "up", "down", "home", "end", "select"), ids={"select": "pick"},
+                         descriptions={"left": "Previous token", "right": "Next token", "up": "Token above",
+                                       "down": "Token below", "home": "First token", "end": "Last token",
+                                       "select": "Pick token"}),
         Binding("i", "toggle_ids", "Ids", show=False, id="tokens.toggle_ids"),
     ]
 
-    class TokenHighlighted(Message):
-        """The cursor moved to token `index`."""
+    class TokenHighlighted(cursor_grid.CursorMoved):
+        """The cursor moved to token `index` (also `col`)."""
 
         def __init__(self, strip: TokenStrip, index: int, token_id: int | None, piece: str) -> None:
-            super().__init__()
+            super().__init__(strip, 0, index)
             self.strip = strip
             self.index = index
             self.token_id = token_id
@@ -94,7 +80,7 @@ class TokenStrip(ScrollView, can_focus=True):
             """The sender."""
             return self.strip
 
-    class TokenPicked(TokenHighlighted):
+    class TokenPicked(TokenHighlighted, cursor_grid.CellSelected):
         """Enter or a click picked token `index`."""
 
     def __init__(
@@ -279,15 +265,24 @@ class TokenStrip(ScrollView, can_focus=True):
             token_id = self._ids[self._cursor] if self._ids is not None else None
             self.post_message(kind(self, self._cursor, token_id, self._pieces[self._cursor]))
 
-    def action_move(self, delta: int) -> None:
-        """Previous / next token."""
-        self.move_to(max(0, self._cursor + delta))
+    # the CursorGrid hooks: the tokens are one row for left/right/home/end; up/down go to the wrapped line
+    def grid_size(self) -> tuple[int, int]:
+        return (1, len(self._pieces)) if self._pieces else (0, 0)
 
-    def action_move_to(self, index: int) -> None:
-        """First (0) / last (-1) token."""
-        self.move_to(index)
+    @property
+    def cursor_cell(self) -> tuple[int, int]:
+        return 0, self._cursor
 
-    def action_move_row(self, delta: int) -> None:
+    def _place_cursor(self, row: int, col: int) -> None:
+        self.move_to(col)
+
+    def step_cursor(self, d_row: int, d_col: int) -> None:
+        if d_row:
+            self._move_row(d_row)
+        else:
+            super().step_cursor(0, d_col)
+
+    def _move_row(self, delta: int) -> None:
         """The token above / below (the one under the middle of the current token)."""
         self._ensure_layout()
         if not self._chips:
@@ -302,9 +297,12 @@ class TokenStrip(ScrollView, can_focus=True):
         xs = [c.x for c in self._chips[start:end]]
         self.move_to(start + max(0, bisect.bisect_right(xs, middle) - 1))
 
-    def action_pick(self) -> None:
-        """Post `TokenPicked` for the token under the cursor."""
+    def _post_selected(self) -> None:
         self._post(self.TokenPicked)
+
+    def cell_at(self, x: int, y: int) -> tuple[int, int] | None:
+        index = self.token_at(x, y)
+        return (0, index) if index is not None else None
 
     def action_toggle_ids(self) -> None:
         """Show / hide the ids line."""
@@ -324,16 +322,6 @@ class TokenStrip(ScrollView, can_focus=True):
             if chip.x <= x < chip.x + chip.width:
                 return chip.index
         return None
-
-    def on_click(self, event: events.Click) -> None:
-        """A click moves the cursor to the token and picks it."""
-        offset = event.get_content_offset(self)
-        if offset is None:
-            return
-        index = self.token_at(offset.x + int(self.scroll_offset.x), offset.y + int(self.scroll_offset.y))
-        if index is not None:
-            self.move_to(index)
-            self._post(self.TokenPicked)
 
 
 __all__ = ["TokenStrip"]

@@ -14,6 +14,7 @@ from textual.widgets import Input, Static
 from tui.components.heatmap import Heatmap
 from tui.components.heatmap_grid import SmallMultiples, gqa_groups
 from tui.views.base import RemoteView
+from tui.css import widget_css
 
 DEFAULT_PROMPT = "def add(self, value):\n    self.total = self.total + value\n    return self.total"
 MAX_EXACT_TOKENS = 96
@@ -26,13 +27,7 @@ class AttentionView(RemoteView):
         Binding("minus", "head(-1)", "Head -", id="attention.head_prev"),
         Binding("equals_sign", "head(1)", "Head +", id="attention.head_next"),
     ]
-    DEFAULT_CSS = """
-    AttentionView #attention-prompt { height: 3; }
-    AttentionView #attention-info { height: 1; padding: 0 1; }
-    AttentionView #attention-main { height: 1fr; }
-    AttentionView #attention-head { width: 3fr; }
-    AttentionView #attention-all { width: 2fr; }
-    """
+    DEFAULT_CSS = widget_css(__file__)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -51,11 +46,8 @@ class AttentionView(RemoteView):
                           id="attention-head")
             yield SmallMultiples(ramp="sequential", vmin=0.0, vmax=1.0, id="attention-all")
 
-    def on_mount(self) -> None:
-        if getattr(self.app, "summary", None):  # mounted after the app read the model (views mount on demand)
-            self.set_model(self.app.summary)
-
-    def set_model(self, summary: dict[str, Any]) -> None:
+    def set_model(self, summary: dict[str, Any], nodes: list[dict[str, Any]] | None = None) -> None:
+        """The model card (the app calls this when the model is read, and before mounting a late view)."""
         self.num_layers = summary.get("num_layers") or 1
 
     def focus_target(self) -> Widget:
@@ -83,7 +75,7 @@ class AttentionView(RemoteView):
 
     def _request(self) -> None:
         prompt, layer = self.prompt, self.layer_idx
-        self.fetch("attention", lambda: self.app.client.attention(prompt, layer, bins=MAX_EXACT_TOKENS, on_progress=self.progress),
+        self.fetch("attention", lambda source: source.attention(prompt, layer, bins=MAX_EXACT_TOKENS, on_progress=self.progress),
                    self._show, loading=f"running the model on the prompt (layer {layer})…")
 
     def _show(self, data: dict[str, Any]) -> None:

@@ -1,28 +1,53 @@
-"""What every view shares: fetching from the worker in a thread worker, and drawing loading/error states."""
+"""What every view shares: a data source, fetching from it in a thread worker, drawing loading/error states.
+
+A view gets its `DataSource` at construction (`data_source=`) or later through the `data_source`
+attribute; it never reads `self.app`. Results come back as messages posted from the thread worker
+(`post_message` is thread-safe) and are applied by handlers on the UI thread; a crashed worker is reported
+to the app with a bubbling `WorkerFailed`, progress with a bubbling `Progress`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
+from textual import on
 from textual.containers import Vertical
+from textual.message import Message
 from textual.widgets import Static
 from textual.worker import get_current_worker
+
+from tui.css import widget_css
+from tui.data_source import DataSource, NoDataSource
+from tui.messages import Progress, WorkerFailed
 
 
 class RemoteView(Vertical):
     """A view whose data comes from the worker. `fetch()` runs a request off the UI thread; the newest
-    request of a group wins (Textual cancels the older worker, the model worker cancels the older request)."""
+    request of a group wins (Textual cancels the older worker, the model worker cancels the older request,
+    and a result that arrives after a newer request started is dropped)."""
 
-    DEFAULT_CSS = """
-    RemoteView { height: 1fr; width: 1fr; }
-    RemoteView > .view-message { height: auto; color: $text-muted; padding: 0 1; }
-    RemoteView > .view-message.error { color: $error; }
-    """
+    DEFAULT_CSS = widget_css(__file__)
 
-    def __init__(self, **kwargs: Any) -> None:
+    class Fetched(Message, bubble=False):
+        """A request of group `group` (number `serial`) returned `result`; `done` draws it."""
+
+        def __init__(self, group: str, serial: int, done: Callable[[Any], None], result: Any) -> None:
+            super().__init__()
+            self.group, self.serial, self.done, self.result = group, serial, done, result
+
+    class FetchFailed(Message, bubble=False):
+        """A request failed with `error`; `crashed` when the worker process died."""
+
+        def __init__(self, group: str, serial: int, error: BaseException, crashed: bool) -> None:
+            super().__init__()
+            self.group, self.serial, self.error, self.crashed = group, serial, error, crashed
+
+    def __init__(self, data_source: DataSource | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.data_source: DataSource = data_source if data_source is not None else NoDataSource()
         self.data: Any = None
+        self._serials: dict[str, int] = {}
 
     def message_widget(self) -> Static:
         return self.query_one(".view-message", Static)
@@ -33,12 +58,16 @@ class RemoteView(Vertical):
         msg.set_class(error, "error")
         msg.display = bool(text)
 
-    def fetch(self, group: str, request: Callable[[], Any], done: Callable[[Any], None], loading: str = "loading…") -> None:
+    def fetch(self, group: str, request: Callable[[DataSource], Any], done: Callable[[Any], None],
+              loading: str = "loading…") -> None:
+        """Run `request(data_source)` in a thread worker; `done(result)` draws the result on the UI thread."""
         self.set_message(loading)
-        self.run_worker(lambda: self._run(request, done), thread=True, exclusive=True, group=f"{self.id}-{group}",
-                        exit_on_error=False)
+        serial = self._serials[group] = self._serials.get(group, 0) + 1
+        source = self.data_source
+        self.run_worker(lambda: self._run(group, serial, lambda: request(source), done), thread=True,
+                        exclusive=True, group=f"{self.id}-{group}", exit_on_error=False)
 
-    def _run(self, request: Callable[[], Any], done: Callable[[Any], None]) -> None:
+    def _run(self, group: str, serial: int, request: Callable[[], Any], done: Callable[[Any], None]) -> None:
         from internals.worker.client import Cancelled, WorkerCrashed
 
         worker = get_current_worker()
@@ -46,35 +75,39 @@ class RemoteView(Vertical):
             result = request()
         except Cancelled:
             return
-        except WorkerCrashed as exc:
-            self.app.call_from_thread(self._failed, exc)
-            return
         except Exception as exc:  # noqa: BLE001 - every failure is drawn in the view
-            self.app.call_from_thread(self.set_message, f"{exc}", True)
+            self.post_message(self.FetchFailed(group, serial, exc, isinstance(exc, WorkerCrashed)))
             return
         if not worker.is_cancelled:
-            self.app.call_from_thread(self._done, done, result)
+            self.post_message(self.Fetched(group, serial, done, result))
 
-    def _done(self, done: Callable[[Any], None], result: Any) -> None:
+    @on(Fetched)
+    def _fetched(self, message: Fetched) -> None:
+        if self._serials.get(message.group) != message.serial:
+            return  # a newer request of the group is under way
         self.set_message("")
-        done(result)
+        message.done(message.result)
 
-    def _failed(self, exc: BaseException) -> None:
-        self.set_message(f"{exc} — press r to restart the worker", True)
-        worker_failed = getattr(self.app, "worker_failed", None)
-        if worker_failed:
-            worker_failed(exc)
+    @on(FetchFailed)
+    def _fetch_failed(self, message: FetchFailed) -> None:
+        if message.crashed:
+            self.set_message(f"{message.error} — press r to restart the worker", True)
+            self.post_message(WorkerFailed(message.error))
+        elif self._serials.get(message.group) == message.serial:
+            self.set_message(f"{message.error}", True)
 
     def progress(self, fraction: float, message: str) -> None:
         """Progress of a request (e.g. the model loading on first use), from a thread worker: shown here
-        and in the status bar."""
-        self.app.call_from_thread(self._show_progress, fraction, message)
+        and, as the `Progress` message bubbles up, in the status bar."""
+        self.post_message(Progress(fraction, message))
 
-    def _show_progress(self, fraction: float, message: str) -> None:
-        self.set_message(f"{message} {100 * fraction:.0f}%")
-        show = getattr(self.app, "show_progress", None)
-        if show:
-            show(fraction, message)
+    def progress_text(self, fraction: float, message: str) -> str:
+        """How this view words a progress report."""
+        return f"{message} {100 * fraction:.0f}%"
+
+    @on(Progress)
+    def _show_progress(self, event: Progress) -> None:
+        self.set_message(self.progress_text(event.fraction, event.message))
 
     def export_data(self) -> Any:
         """The data behind the view (what Export writes as JSON)."""

@@ -16,17 +16,16 @@ from textual.widgets import Static
 
 from tui.components.heat_strip import HeatStrip
 from tui.components.lineplot import LinePlot
+from tui.messages import OpenNode, Progress
 from tui.views.base import RemoteView
+from tui.css import widget_css
 
 METRICS = ("std", "rms", "kurtosis", "abs_mean", "max_abs")
 
 
 class CrossLayerView(RemoteView):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("m", "next_metric", "Statistic", id="cross_layer.metric")]
-    DEFAULT_CSS = """
-    CrossLayerView LinePlot { height: 2fr; min-height: 10; }
-    CrossLayerView HeatStrip { height: 1fr; min-height: 6; }
-    """
+    DEFAULT_CSS = widget_css(__file__)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -43,11 +42,14 @@ class CrossLayerView(RemoteView):
 
     def activate(self) -> None:
         if not self.loaded:
-            self.fetch("data", lambda: self.app.client.cross_layer(on_progress=self._progress), self._show,
+            self.fetch("data", lambda source: source.cross_layer(on_progress=self._progress), self._show,
                        loading="computing statistics of every layer's weights (cached after the first time)…")
 
     def _progress(self, fraction: float, message: str) -> None:
-        self.app.call_from_thread(self.set_message, f"computing statistics… {100 * fraction:.0f}%  {message}")
+        self.post_message(Progress(fraction, message, status=False))  # drawn here only, not in the status bar
+
+    def progress_text(self, fraction: float, message: str) -> str:
+        return f"computing statistics… {100 * fraction:.0f}%  {message}"
 
     def _show(self, data: dict[str, Any]) -> None:
         self.data = data
@@ -76,7 +78,7 @@ class CrossLayerView(RemoteView):
     def _open(self, component: str, layer: int) -> None:
         name = (self.data or {}).get("names", {}).get(component, [None] * (layer + 1))[layer]
         if name:
-            self.app.open_node(name, select_in_tree=True)
+            self.post_message(OpenNode(name, select_in_tree=True))
 
     @on(LinePlot.PointOpened)
     def _point(self, event: LinePlot.PointOpened) -> None:

@@ -12,15 +12,13 @@ from textual.widgets import Input, Static
 
 from tui.components.lens_grid import LensGrid
 from tui.views.base import RemoteView
+from tui.css import widget_css
 
 DEFAULT_PROMPT = "import numpy as np\nx = np.zeros"
 
 
 class LensView(RemoteView):
-    DEFAULT_CSS = """
-    LensView #lens-info { height: 1; padding: 0 1; }
-    LensView LensGrid { height: 1fr; }
-    """
+    DEFAULT_CSS = widget_css(__file__)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -47,7 +45,7 @@ class LensView(RemoteView):
 
     def _request(self) -> None:
         prompt = self.prompt
-        self.fetch("lens", lambda: self.app.client.lens(prompt, top_k=5, on_progress=self.progress), self._show, loading="running the logit lens…")
+        self.fetch("lens", lambda source: source.lens(prompt, top_k=5, on_progress=self.progress), self._show, loading="running the logit lens…")
 
     def _show(self, data: dict[str, Any]) -> None:
         self.data = data

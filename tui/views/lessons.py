@@ -9,10 +9,14 @@ import numpy as np
 from textual import on, work
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
+from textual.message import Message
 from textual.widgets import Markdown, OptionList, Static
 from textual.widgets.option_list import Option
 
 from tui.components.lineplot import LinePlot
+from tui.data_source import DataSource, NoDataSource
+from tui.messages import CloseLessons, FollowLink
+from tui.css import widget_css
 
 
 def result_summary(result: dict[str, Any], limit: int = 12) -> str:
@@ -35,16 +39,25 @@ class LessonsPane(Vertical):
         Binding("d", "run_demo", "Run demo", id="lessons.demo"),
         Binding("escape", "close", "Close lessons", show=False, id="lessons.close"),
     ]
-    DEFAULT_CSS = """
-    LessonsPane { width: 45%; min-width: 40; border-left: solid $accent; }
-    LessonsPane OptionList { height: 12; }
-    LessonsPane Markdown { height: 1fr; }
-    LessonsPane #demo-status { height: auto; max-height: 8; padding: 0 1; }
-    LessonsPane LinePlot { height: 12; display: none; }
-    """
+    DEFAULT_CSS = widget_css(__file__)
 
-    def __init__(self, **kwargs: Any) -> None:
+    class DemoStatus(Message, bubble=False):
+        """A line about the running demo (progress, failure), from its thread worker."""
+
+        def __init__(self, text: str) -> None:
+            super().__init__()
+            self.text = text
+
+    class DemoItem(Message, bubble=False):
+        """One streamed item of the demo: a point (`series`, `x`, `y`), a `message` or the `result`."""
+
+        def __init__(self, item: dict[str, Any]) -> None:
+            super().__init__()
+            self.item = item
+
+    def __init__(self, data_source: DataSource | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.data_source: DataSource = data_source if data_source is not None else NoDataSource()
         self.facts: dict[str, Any] = {}
         self.current: str | None = None
         self.points: dict[str, list[tuple[float, float]]] = {}
@@ -63,10 +76,9 @@ class LessonsPane(Vertical):
         for lesson in load_lessons():
             part = "A" if lesson.part == "architecture" else "T"
             lst.add_option(Option(f"{part}{lesson.order:02d} {lesson.title}", id=lesson.id))
-        if getattr(self.app, "summary", None):  # mounted after the app read the model (views mount on demand)
-            self.set_model(self.app.summary, self.app.nodes)
 
     def set_model(self, summary: dict[str, Any], nodes: list[dict[str, Any]]) -> None:
+        """The open model (the app calls this when the model is read, and before mounting a late pane)."""
         from lessons.facts import lesson_facts
 
         self.facts = lesson_facts(summary, nodes)
@@ -86,7 +98,7 @@ class LessonsPane(Vertical):
         try:
             lesson = get_lesson(lesson_id)
         except Exception as exc:  # noqa: BLE001
-            self.app.notify(str(exc), severity="error")
+            self.notify(str(exc), severity="error")
             return
         self.current = lesson_id
         text = render_lesson(lesson, self.facts, strict=False)
@@ -99,12 +111,12 @@ class LessonsPane(Vertical):
     def _link(self, event: Markdown.LinkClicked) -> None:
         event.stop()
         if event.href.startswith("llm:"):
-            self.app.follow_link(event.href)
+            self.post_message(FollowLink(event.href))
         else:
-            self.app.notify(f"external link (open it in a browser): {event.href}")
+            self.notify(f"external link (open it in a browser): {event.href}")
 
     def action_close(self) -> None:
-        self.display = False
+        self.post_message(CloseLessons())
 
     def action_run_demo(self) -> None:
         from lessons.catalog import get_lesson
@@ -113,7 +125,7 @@ class LessonsPane(Vertical):
             return
         demo = get_lesson(self.current).demo
         if not demo:
-            self.app.notify("this lesson has no demo")
+            self.notify("this lesson has no demo")
             return
         self.points = {}
         plot = self.query_one("#demo-plot", LinePlot)
@@ -123,17 +135,25 @@ class LessonsPane(Vertical):
 
     @work(thread=True, exclusive=True, group="demo", exit_on_error=False)
     def _run(self, demo: str) -> None:
-        client = self.app.client
+        def progress(fraction: float, message: str) -> None:
+            self.post_message(self.DemoStatus(f"{message} {100 * fraction:.0f}%"))
+
         try:
-            for item in client.run_demo(demo, dict(self.demo_params), on_progress=lambda f, m: self.app.call_from_thread(self._status, f"{m} {100 * f:.0f}%")):
-                self.app.call_from_thread(self._point, item)
+            for item in self.data_source.run_demo(demo, dict(self.demo_params), on_progress=progress):
+                self.post_message(self.DemoItem(item))
         except Exception as exc:  # noqa: BLE001 - shown in the pane
-            self.app.call_from_thread(self._status, f"demo failed: {exc}")
+            self.post_message(self.DemoStatus(f"demo failed: {exc}"))
+
+    @on(DemoStatus)
+    def _demo_status(self, message: DemoStatus) -> None:
+        self._status(message.text)
 
     def _status(self, text: str) -> None:
         self.query_one("#demo-status", Static).update(text)
 
-    def _point(self, item: dict[str, Any]) -> None:
+    @on(DemoItem)
+    def _point(self, message: DemoItem) -> None:
+        item = message.item
         if "series" in item and "y" in item:
             self.points.setdefault(str(item["series"]), []).append((float(item.get("x", 0)), float(item["y"])))
             series = {k: np.array([p[1] for p in v]) for k, v in self.points.items()}

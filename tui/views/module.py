@@ -10,10 +10,11 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from internals.cli.render import human_count
+from tui.css import widget_css
 
 
 class ModuleView(VerticalScroll):
-    DEFAULT_CSS = "ModuleView { padding: 0 1; }"
+    DEFAULT_CSS = widget_css(__file__)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -11,6 +11,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from internals.cli.render import summary_rows
+from tui.css import widget_css
 
 
 def breakdown_chart(summary: dict[str, Any], width: int = 40) -> Table:
@@ -44,7 +45,7 @@ def layer_chart(summary: dict[str, Any], width: int = 30) -> Table:
 
 
 class SummaryView(VerticalScroll):
-    DEFAULT_CSS = "SummaryView { padding: 0 1; }"
+    DEFAULT_CSS = widget_css(__file__)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)

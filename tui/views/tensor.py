@@ -12,6 +12,7 @@ from textual.widgets import Static
 from tui.components.heatmap import Heatmap
 from tui.components.histogram import Histogram
 from tui.views.base import RemoteView
+from tui.css import widget_css
 
 
 def stats_table(s: dict[str, Any]) -> Table:
@@ -31,13 +32,7 @@ def stats_table(s: dict[str, Any]) -> Table:
 
 
 class TensorView(RemoteView):
-    DEFAULT_CSS = """
-    TensorView #tensor-title { height: auto; padding: 0 1; }
-    TensorView #tensor-top { height: 1fr; }
-    TensorView #tensor-stats { width: 30; height: auto; }
-    TensorView Histogram { width: 1fr; height: 1fr; min-height: 10; }
-    TensorView Heatmap { height: 1fr; min-height: 6; }
-    """
+    DEFAULT_CSS = widget_css(__file__)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -71,7 +66,7 @@ class TensorView(RemoteView):
         heatmap.display = len(node["shape"]) >= 2 and readable
         self._request_stats()
         if heatmap.display:
-            self.fetch("preview", lambda: self.app.client.matrix_preview(name, rows=48, cols=160), self._show_preview,
+            self.fetch("preview", lambda source: source.matrix_preview(name, rows=48, cols=160), self._show_preview,
                        loading="loading statistics…")
 
     def _request_stats(self) -> None:
@@ -84,7 +79,7 @@ class TensorView(RemoteView):
             return
         name = node["tied_to"] or node["name"]
         clip = self.clip
-        self.fetch("stats", lambda: self.app.client.tensor_stats(name, bins=64, clip=clip), self._show_stats,
+        self.fetch("stats", lambda source: source.tensor_stats(name, bins=64, clip=clip), self._show_stats,
                    loading="computing exact statistics…")
 
     def _show_stats(self, stats: dict[str, Any]) -> None:

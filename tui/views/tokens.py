@@ -11,15 +11,13 @@ from textual.widgets import Input, Static
 
 from tui.components.tokens import TokenStrip
 from tui.views.base import RemoteView
+from tui.css import widget_css
 
 DEFAULT_TEXT = "def __init__(self, name):\n    self.name = name  # café 中文"
 
 
 class TokensView(RemoteView):
-    DEFAULT_CSS = """
-    TokensView #tokens-strip { height: auto; max-height: 50%; }
-    TokensView #tokens-neighbours { height: auto; padding: 0 1; }
-    """
+    DEFAULT_CSS = widget_css(__file__)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -47,7 +45,7 @@ class TokensView(RemoteView):
 
     def _request(self) -> None:
         text = self.text
-        self.fetch("tokenize", lambda: self.app.client.tokenize(text, on_progress=self.progress), self._show, loading="tokenizing…")
+        self.fetch("tokenize", lambda source: source.tokenize(text, on_progress=self.progress), self._show, loading="tokenizing…")
 
     def _show(self, data: dict[str, Any]) -> None:
         self.data = data
@@ -61,7 +59,7 @@ class TokensView(RemoteView):
         if event.token_id is None:
             return
         token_id, piece = int(event.token_id), event.piece
-        self.fetch("neighbours", lambda: self.app.client.neighbours(token_id, k=12),
+        self.fetch("neighbours", lambda source: source.neighbours(token_id, k=12),
                    lambda d: self._show_neighbours(piece, token_id, d), loading="searching the embedding matrix…")
 
     def _show_neighbours(self, piece: str, token_id: int, data: dict[str, Any]) -> None:

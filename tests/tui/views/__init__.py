@@ -1,0 +1,1 @@
+"""Pilot tests of each view alone, with a fake data source."""

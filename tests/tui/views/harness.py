@@ -1,0 +1,153 @@
+"""Each view mounted alone (the harness of tests/tui/views): a tiny host app, a fake data source that answers with what the shipped demo
+model's worker answered (recorded by record_demo_data.py), and a record of the messages the view posts."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from textual.app import App, ComposeResult
+from textual.message import Message
+from textual.widget import Widget
+
+from tui.messages import CloseLessons, FollowLink, OpenNode, Progress, WorkerFailed
+
+RECORDED = Path(__file__).resolve().parent / "recorded" / "demo.json.gz"
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, dict):
+        if "__ndarray__" in value:
+            return np.array(value["__ndarray__"], dtype=value["dtype"])
+        return {k: _decode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    return value
+
+
+_RECORD: dict[str, Any] | None = None
+
+
+def recorded() -> dict[str, Any]:
+    """The demo model's recorded answers (decoded once per session; callers must not change them)."""
+    global _RECORD
+    if _RECORD is None:
+        with gzip.open(RECORDED, "rt", encoding="utf-8") as fh:
+            _RECORD = _decode(json.load(fh))
+    return _RECORD
+
+
+class FakeSource:
+    """A `DataSource` that answers from the recording: what was recorded comes back, anything else raises
+    like the worker does (a `KeyError` naming the request). Records every call; `on_progress` is called
+    once per request that takes it; `crash` makes every request raise `WorkerCrashed`; `gate` (an Event)
+    holds requests until set."""
+
+    def __init__(self) -> None:
+        self.data = recorded()
+        self.calls: list[tuple[str, tuple, dict]] = []
+        self.crash = False
+        self.gate: threading.Event | None = None
+
+    def _answer(self, method: str, key: Any, *args: Any, on_progress=None, **kwargs: Any) -> Any:
+        self.calls.append((method, args, kwargs))
+        if self.gate is not None:
+            self.gate.wait(10)
+        if self.crash:
+            from internals.worker.client import WorkerCrashed
+
+            raise WorkerCrashed("the worker crashed (exit status -9)")
+        if on_progress is not None:
+            on_progress(0.5, f"{method} half way")
+        table = self.data[method]
+        return table if key is None else table[key]
+
+    def status(self) -> dict[str, Any]:
+        return {"model": "demo", "pid": 1, "loaded": True, "device": "cpu", "dtype": "float32", "rss_bytes": 2**30}
+
+    def summary(self) -> dict[str, Any]:
+        return self._answer("summary", None)
+
+    def tree(self) -> list[dict[str, Any]]:
+        return self._answer("tree", None)
+
+    def tensor_stats(self, name: str, bins: int = 64, clip: bool = False) -> dict[str, Any]:
+        return self._answer("tensor_stats", name, name, bins=bins, clip=clip)
+
+    def matrix_preview(self, name: str, rows: int = 64, cols: int = 128) -> dict[str, Any]:
+        return self._answer("matrix_preview", name, name, rows=rows, cols=cols)
+
+    def cross_layer(self, on_progress=None) -> dict[str, Any]:
+        return self._answer("cross_layer", None, on_progress=on_progress)
+
+    def tokenize(self, text: str, on_progress=None) -> dict[str, Any]:
+        return self._answer("tokenize", text, text, on_progress=on_progress)
+
+    def attention(self, prompt: str, layer: int, bins: int | None = None, on_progress=None) -> dict[str, Any]:
+        return self._answer("attention", str(layer), prompt, layer, bins=bins, on_progress=on_progress)
+
+    def lens(self, prompt: str, top_k: int = 5, on_progress=None) -> dict[str, Any]:
+        return self._answer("lens", prompt, prompt, top_k=top_k, on_progress=on_progress)
+
+    def neighbours(self, token_id: int, k: int = 10) -> dict[str, Any]:
+        return self._answer("neighbours", str(token_id), token_id, k=k)
+
+    def run_demo(self, name: str, params=None, on_progress=None):
+        self.calls.append(("run_demo", (name,), {"params": params}))
+        if on_progress is not None:
+            on_progress(0.25, "training")
+        for step in range(4):
+            yield {"series": "loss", "x": step, "y": 2.0 / (step + 1)}
+        yield {"result": {"counts": {"trainable": 1234, "total": 5678}, "final_loss": 0.5}}
+
+
+class ViewApp(App[None]):
+    """Hosts one view and records the app-level messages it posts (what `ExplorerApp` would handle)."""
+
+    CSS = "Screen { layout: vertical; }"
+
+    def __init__(self, view: Widget) -> None:
+        super().__init__()
+        self.view = view
+        self.posted: list[Message] = []
+
+    def compose(self) -> ComposeResult:
+        yield self.view
+
+    def on_open_node(self, message: OpenNode) -> None:
+        self.posted.append(message)
+
+    def on_follow_link(self, message: FollowLink) -> None:
+        self.posted.append(message)
+
+    def on_progress(self, message: Progress) -> None:
+        self.posted.append(message)
+
+    def on_worker_failed(self, message: WorkerFailed) -> None:
+        self.posted.append(message)
+
+    def on_close_lessons(self, message: CloseLessons) -> None:
+        self.posted.append(message)
+
+    def of(self, kind: type[Message]) -> list[Message]:
+        return [m for m in self.posted if isinstance(m, kind)]
+
+
+async def settle(app: App, pilot) -> None:
+    """Let thread workers finish and their messages be handled."""
+    for _ in range(2):
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def screen_text(app: App) -> str:
+    """What the screen shows, as text (the exported SVG without markup; a run of one style stays whole)."""
+    import html
+    import re
+
+    return html.unescape(re.sub(r"<[^>]+>", "", app.export_screenshot())).replace("\xa0", " ")

@@ -1,0 +1,29 @@
+"""The tokens view alone: the prompt's pieces and ids; Enter on a token asks for its neighbours."""
+
+from __future__ import annotations
+
+import pytest
+
+from tui.components.tokens import TokenStrip
+from tui.views.tokens import DEFAULT_TEXT, TokensView
+from views.harness import ViewApp, settle, screen_text
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_draws_tokens_and_their_neighbours(source):
+    app = ViewApp(TokensView(data_source=source))
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.view.activate()
+        await settle(app, pilot)
+        data = source.data["tokenize"][DEFAULT_TEXT]
+        strip = app.view.query_one(TokenStrip)
+        assert strip.count == len(data["ids"]) and app.focused is strip
+        assert str(data["ids"][0]) in screen_text(app)
+        await pilot.press("right", "enter")
+        await settle(app, pilot)
+        token_id = data["ids"][1]
+        assert source.calls[-1] == ("neighbours", (token_id,), {"k": 12})
+        neighbours = source.data["neighbours"][str(token_id)]
+        assert app.view.neighbours is neighbours
+        assert f"(id {token_id})" in screen_text(app)

@@ -1,0 +1,167 @@
+"""One cursor over a grid of cells, shared by every cell-addressed widget (heatmap, heat strip, small
+multiples, logit-lens grid, token strip).
+
+Why one base: the keys (arrows and h j k l, Home/End, PageUp/PageDown, Enter), clamping to the grid, mapping
+a mouse click to a cell and the messages were written once per widget. Here a widget says how big its grid
+is (`grid_size`), where the cursor is (`cursor_cell`), how to put it somewhere (`_place_cursor`, given a cell
+already clamped) and which cell is drawn at a point (`cell_at`); the mixin does the rest. Binding ids stay
+per widget (`heatmap.cursor_up`, `lens_grid.up`...), because users remap keys by id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import ClassVar
+
+from textual import events
+from textual.binding import Binding
+from textual.message import Message
+
+#: Every move a grid may bind: name → (keys, action, description).
+MOVES: dict[str, tuple[str, str, str]] = {
+    "up": ("up,k", "cursor(-1, 0)", "Up"),
+    "down": ("down,j", "cursor(1, 0)", "Down"),
+    "left": ("left,h", "cursor(0, -1)", "Left"),
+    "right": ("right,l", "cursor(0, 1)", "Right"),
+    "home": ("home", "cursor_home", "First column"),
+    "end": ("end", "cursor_end", "Last column"),
+    "page_up": ("pageup", "cursor_page(-1)", "Page up"),
+    "page_down": ("pagedown", "cursor_page(1)", "Page down"),
+    "select": ("enter", "select_cell", "Select"),
+}
+
+
+def cursor_bindings(prefix: str, moves: Iterable[str] = tuple(MOVES), *, ids: Mapping[str, str] | None = None,
+                    descriptions: Mapping[str, str] | None = None) -> list[Binding]:
+    """The cursor bindings of one widget: binding id `prefix.<ids.get(move, move)>` for each of `moves`."""
+    ids = ids or {}
+    descriptions = descriptions or {}
+    out = []
+    for move in moves:
+        keys, action, description = MOVES[move]
+        out.append(Binding(keys, action, descriptions.get(move, description), show=False,
+                           id=f"{prefix}.{ids.get(move, move)}"))
+    return out
+
+
+def clamp(value: int, low: int, high: int) -> int:
+    """`value` within `[low, high]` (`low` when the range is empty)."""
+    return max(low, min(high, value))
+
+
+class GridMessage(Message):
+    """A cell of a grid widget: `row`, `col` in the widget's cursor coordinates."""
+
+    def __init__(self, grid: object, row: int, col: int) -> None:
+        super().__init__()
+        self.grid = grid
+        self.row = row
+        self.col = col
+
+    @property
+    def control(self) -> object:
+        """The widget that sent the message (for `@on(..., "#id")`)."""
+        return self.grid
+
+
+class CursorMoved(GridMessage):
+    """The cursor moved (keys, mouse, new data under it)."""
+
+
+class CellSelected(GridMessage):
+    """Enter was pressed on a cell, or it was clicked."""
+
+
+class CursorGrid:
+    """Mixin for a `Widget` with a cell cursor. Subclasses implement the four hooks below and list
+    `cursor_bindings(...)` in their `BINDINGS`."""
+
+    #: Hovering moves the cursor (the heatmap); else only keys and clicks do.
+    HOVER_MOVES_CURSOR: ClassVar[bool] = False
+
+    # --- hooks ----------------------------------------------------------------------------------------
+    def grid_size(self) -> tuple[int, int]:
+        """Rows and columns the cursor can take (0 when there is nothing to point at)."""
+        raise NotImplementedError
+
+    @property
+    def cursor_cell(self) -> tuple[int, int]:
+        """Where the cursor is, in grid coordinates."""
+        raise NotImplementedError
+
+    def _place_cursor(self, row: int, col: int) -> None:
+        """Move the cursor to `(row, col)` (already clamped), redraw, post the widget's CursorMoved."""
+        raise NotImplementedError
+
+    def cell_at(self, x: int, y: int) -> tuple[int, int] | None:
+        """The cell drawn at content coordinates `(x, y)` (scrolling included), if any."""
+        raise NotImplementedError
+
+    def _post_selected(self) -> None:
+        """Post the widget's CellSelected for the cursor cell."""
+        raise NotImplementedError
+
+    def page_size(self) -> int:
+        """Rows a PageUp/PageDown moves."""
+        return 1
+
+    # --- shared ---------------------------------------------------------------------------------------
+    def move_cell(self, row: int, col: int) -> None:
+        """Put the cursor on `(row, col)`, clamped to the grid."""
+        rows, cols = self.grid_size()
+        if rows <= 0 or cols <= 0:
+            return
+        self._place_cursor(clamp(row, 0, rows - 1), clamp(col, 0, cols - 1))
+
+    def step_cursor(self, d_row: int, d_col: int) -> None:
+        """Move the cursor by `(d_row, d_col)` cells (widgets whose rows wrap override this)."""
+        row, col = self.cursor_cell
+        self.move_cell(row + d_row, col + d_col)
+
+    def action_cursor(self, d_row: int, d_col: int) -> None:
+        """Arrow keys."""
+        self.step_cursor(d_row, d_col)
+
+    def action_cursor_home(self) -> None:
+        """First column."""
+        self.move_cell(self.cursor_cell[0], 0)
+
+    def action_cursor_end(self) -> None:
+        """Last column."""
+        self.move_cell(self.cursor_cell[0], self.grid_size()[1] - 1)
+
+    def action_cursor_page(self, direction: int) -> None:
+        """A screenful up (-1) or down (1)."""
+        self.step_cursor(direction * max(1, self.page_size()), 0)
+
+    def action_select_cell(self) -> None:
+        """Enter: select the cursor cell."""
+        rows, cols = self.grid_size()
+        if rows > 0 and cols > 0:
+            self._post_selected()
+
+    def event_cell(self, event: events.MouseEvent) -> tuple[int, int] | None:
+        """The cell under the mouse."""
+        offset = event.get_content_offset(self)  # type: ignore[arg-type]
+        if offset is None:
+            return None
+        scroll = getattr(self, "scroll_offset", None)
+        dx, dy = (int(scroll.x), int(scroll.y)) if scroll is not None else (0, 0)
+        return self.cell_at(offset.x + dx, offset.y + dy)
+
+    def on_click(self, event: events.Click) -> None:
+        """A click moves the cursor to the cell and selects it."""
+        cell = self.event_cell(event)
+        if cell is not None:
+            self.move_cell(*cell)
+            self._post_selected()
+
+    def on_mouse_move(self, event: events.MouseMove) -> None:
+        """Hovering moves the cursor where `HOVER_MOVES_CURSOR`."""
+        if self.HOVER_MOVES_CURSOR:
+            cell = self.event_cell(event)
+            if cell is not None:
+                self.move_cell(*cell)
+
+
+__all__ = ["MOVES", "CellSelected", "CursorGrid", "CursorMoved", "GridMessage", "clamp", "cursor_bindings"]

@@ -1,0 +1,81 @@
+"""What a view may ask the model for: the part of `internals.worker.client.ExplorerClient` the explorer uses.
+
+Why a protocol: a view receives its data source at construction (or through its `data_source` attribute)
+instead of reaching up to `self.app.client`, so that it can be mounted alone in a test with a small fake
+that returns recorded dicts, and reused in another app. `ExplorerClient` (socket or in-process) satisfies it
+structurally; so does any class with these methods. The methods block (they run in thread workers) and
+return the plain dicts of the wire protocol (`docs/protocol.md`); `on_progress(fraction, message)` is called
+from the same thread while a request runs. Torch-free, like everything under `tui/`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol, runtime_checkable
+
+#: `on_progress(fraction in [0, 1], message)`: called from the request's thread while it runs.
+ProgressCallback = Callable[[float, str], None]
+
+
+@runtime_checkable
+class DataSource(Protocol):
+    """The requests the explorer's views and the app make (names and results as `ExplorerClient`'s)."""
+
+    def status(self) -> dict[str, Any]:
+        """Worker state: `loaded`, `device`, `dtype`, `rss_bytes`, GPU memory."""
+        ...
+
+    def summary(self) -> dict[str, Any]:
+        """The model card (architecture, parameter counts by component and layer, tying)."""
+        ...
+
+    def tree(self) -> list[dict[str, Any]]:
+        """Every module and parameter: `name`, `parent`, `kind`, `shape`, `numel`, `class`, `tied_to`..."""
+        ...
+
+    def tensor_stats(self, name: str, bins: int = 64, clip: bool = False) -> dict[str, Any]:
+        """Exact statistics and a histogram of one stored tensor."""
+        ...
+
+    def matrix_preview(self, name: str, rows: int = 64, cols: int = 128) -> dict[str, Any]:
+        """A block-reduced |x| preview of a 2-D tensor: `shape`, `values` (2-D array)."""
+        ...
+
+    def cross_layer(self, on_progress: ProgressCallback | None = None) -> dict[str, Any]:
+        """Statistics of every layer's weights: `components`, `metrics[metric][component]`, `names`."""
+        ...
+
+    def tokenize(self, text: str, on_progress: ProgressCallback | None = None) -> dict[str, Any]:
+        """`pieces`, `ids`, `labels`, `special` of a text."""
+        ...
+
+    def attention(self, prompt: str, layer: int, bins: int | None = None,
+                  on_progress: ProgressCallback | None = None) -> dict[str, Any]:
+        """Attention weights of one layer on a prompt: `weights` (heads × q × k), `tokens`, KV grouping."""
+        ...
+
+    def lens(self, prompt: str, top_k: int = 5, on_progress: ProgressCallback | None = None) -> dict[str, Any]:
+        """The logit lens: `tokens` and, per layer, `top_tokens`/`top_probs` per position."""
+        ...
+
+    def neighbours(self, token_id: int, k: int = 10) -> dict[str, Any]:
+        """Nearest input embeddings of a token: `ids`, `pieces`, `cosine`."""
+        ...
+
+    def run_demo(self, name: str, params: dict[str, Any] | None = None,
+                 on_progress: ProgressCallback | None = None) -> Iterator[dict[str, Any]]:
+        """A lesson demo: streamed points (`series`, `x`, `y`), then `{"result": ...}`."""
+        ...
+
+
+class NoDataSource:
+    """The data source of a view that has not been given one: every request says so (shown in the view)."""
+
+    def __getattr__(self, name: str) -> Any:
+        def missing(*args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError(f"this view has no data source (asked for {name})")
+
+        return missing
+
+
+__all__ = ["DataSource", "NoDataSource", "ProgressCallback"]
