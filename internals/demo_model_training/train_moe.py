@@ -1,7 +1,7 @@
 """Train the mixture-of-experts demo model shipped in `internals/demo_moe/` (a 3-layer Mixtral, 4 experts,
 top-2) on the same Python-stdlib corpus, with the same tokenizer, as the dense demo model.
 
-    OMP_NUM_THREADS=1 nice -n 5 python -m internals.demo_model_training.train_moe --out internals/demo_moe
+    OMP_NUM_THREADS=1 python -m internals.demo_model_training.train_moe --out internals/demo_moe
 
 The tokenizer is not retrained: its files are copied from `internals/demo_model/` and the script checks that
 the copy, loaded with `AutoTokenizer` from the new folder, encodes exactly like the original. Plain text only
@@ -56,12 +56,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("internals/demo_moe"), help="output folder")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=1800)
+    p.add_argument("--steps", type=int, default=800)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--ctx", type=int, default=128)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--min-lr-ratio", type=float, default=0.1)
-    p.add_argument("--warmup", type=int, default=150)
+    p.add_argument("--warmup", type=int, default=100)
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--log-every", type=int, default=50)
     p.add_argument("--threads", type=int, default=1)
