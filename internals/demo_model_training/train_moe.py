@@ -6,7 +6,7 @@ top-2) on the same Python-stdlib corpus, with the same tokenizer, as the dense d
 The tokenizer is not retrained: its files are copied from `internals/demo_model/` and the script checks that
 the copy, loaded with `AutoTokenizer` from the new folder, encodes exactly like the original. Plain text only
 (no copying curriculum: this model is for looking at experts and routing, not induction heads), batch
-16 x 128, AdamW with a linear warm-up and a cosine decay, Mixtral's own load-balancing loss
+8 x 128 (small, so that it trains in about 25 minutes on a CPU shared with other work), AdamW with a linear warm-up and a cosine decay, Mixtral's own load-balancing loss
 (`output_router_logits=True`, `router_aux_loss_coef`) so that every expert gets used. Deterministic given the
 same versions and thread count (seed, numpy `default_rng` data order, `torch.use_deterministic_algorithms`).
 The model card (README.md, with measured expert specialisation) is written by
@@ -57,7 +57,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=Path("internals/demo_moe"), help="output folder")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=800)
-    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--batch", type=int, default=8)
     p.add_argument("--ctx", type=int, default=128)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--min-lr-ratio", type=float, default=0.1)

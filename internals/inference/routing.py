@@ -90,7 +90,8 @@ def find_routers(model: nn.Module) -> list[Router]:
         for block_name, block in layer.named_modules():
             if not hasattr(block, "experts"):
                 continue
-            router = getattr(block, "gate", None) or getattr(block, "router", None)
+            router = next((m for m in (getattr(block, "gate", None), getattr(block, "router", None))
+                           if isinstance(m, nn.Module)), None)
             if router is None or isinstance(router, nn.Linear):
                 continue
             experts = _num_experts(router, block)
