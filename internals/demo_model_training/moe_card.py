@@ -87,13 +87,13 @@ def claims(spec: dict[str, Any]) -> list[str]:
             if n < MIN_TOKENS:
                 out.append(f"- layer {entry['layer']} expert {expert}: first choice of {n} tokens, too few to say")
                 continue
-            lifts = [((counts[c] / n) / (spec["base"][c] / total), c) for c in spec["classes"]
-                     if spec["base"][c] / total >= MIN_BASE]
-            lift, cls = max(lifts)
-            share, rate = counts[cls] / n, spec["base"][cls] / total
-            verdict = "specialised" if lift >= MIN_LIFT else "no clear class"
-            out.append(f"- layer {entry['layer']} expert {expert} ({n / total:.0%} of tokens): {share:.0%} {cls} "
-                       f"vs {rate:.0%} base rate ({lift:.1f}x): {verdict}")
+            lifts = sorted((((counts[c] / n) / (spec["base"][c] / total), c) for c in spec["classes"]
+                            if spec["base"][c] / total >= MIN_BASE), reverse=True)
+            strong = [item for item in lifts if item[0] >= MIN_LIFT] or lifts[:1]
+            parts = [f"{counts[c] / n:.0%} {c} vs {spec['base'][c] / total:.0%} base rate ({lift:.1f}x)"
+                     for lift, c in strong]
+            verdict = "specialised" if strong[0][0] >= MIN_LIFT else "no clear class"
+            out.append(f"- layer {entry['layer']} expert {expert} ({n / total:.0%} of tokens): {'; '.join(parts)}: {verdict}")
     return out
 
 
@@ -174,8 +174,8 @@ tokens.
 
 {_table(spec)}
 
-For each expert, the class it takes most above its base rate (classes under {MIN_BASE:.0%} of tokens left out;
-"specialised" means at least {MIN_LIFT}x the base rate; experts that are the first choice of fewer than
+For each expert, the classes it takes at least {MIN_LIFT}x above their base rate, or else the one it takes most
+above its base rate (classes under {MIN_BASE:.0%} of tokens left out; experts that are the first choice of fewer than
 {MIN_TOKENS} tokens get no claim):
 
 {chr(10).join(claims(spec))}
