@@ -88,3 +88,24 @@ def test_bad_requests_are_user_errors(tiny_models):
         fused_parameter_stats(opened, "model.layers.9.mlp.experts.down_proj")
     with pytest.raises(UserError, match="not a router weight matrix"):
         router_summary(opened, "model.layers.0.input_layernorm.weight")
+
+
+@pytest.mark.parametrize("kind", ["mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "deepseek_v3"])
+def test_every_moe_family_opens_with_its_experts_and_routers(tiny_models, kind):
+    from transformers import AutoConfig
+
+    folder = tiny_models(kind, "bfloat16")
+    opened = open_model(str(folder))
+    nodes = opened.tree()
+    config = AutoConfig.from_pretrained(folder)
+    moe_layers = [i for i in range(config.num_hidden_layers) if i >= getattr(config, "first_k_dense_replace", 0)]
+    experts = expert_parameters(opened)
+    assert experts == [f"model.layers.{i}.mlp.experts.{k}" for i in moe_layers for k in ("gate_up_proj", "down_proj")]
+    assert router_parameters(opened) == [f"model.layers.{i}.mlp.gate.weight" for i in moe_layers]
+    fused = {n["name"]: n for n in nodes if n.get("stored") and len(n["stored"]) > 1}
+    assert set(experts) <= set(fused)
+    result = fused_parameter_stats(opened, experts[0], bins=16)
+    assert result["numel"] == math.prod(result["shape"]) and result["dtype"] == "bfloat16"
+    assert len(result["experts"]) == result["shape"][0]
+    assert sum(e["numel"] for e in result["experts"]) == result["numel"]
+    assert router_summary(opened, router_parameters(opened)[0])["num_experts"] == result["shape"][0]
