@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from inference_support import load_tiny, prompt_ids
 
 from internals.errors import UserError
 from internals.inference.routing import expert_routing
-from inference_support import load_tiny, prompt_ids
 
 MOE_KINDS = ["mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "deepseek_v3"]
 
@@ -92,7 +92,7 @@ def test_shared_experts_are_reported_apart(tiny_models, kind):
         block = loaded.model.model.layers[entry["layer"]].mlp
         if kind == "qwen2_moe":  # the sigmoid gate the block scales the shared expert by, per token
             captured = {}
-            handle = block.register_forward_pre_hook(lambda m, a: captured.setdefault("x", a[0].detach()))
+            handle = block.register_forward_pre_hook(lambda m, a, c=captured: c.setdefault("x", a[0].detach()))
             with torch.no_grad():
                 loaded.model(input_ids=torch.tensor([ids]), use_cache=False)
             handle.remove()
