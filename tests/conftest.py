@@ -36,6 +36,24 @@ TINY_CONFIGS: dict[str, dict] = {
     "gemma2": dict(model_type="gemma2", hidden_size=64, intermediate_size=96, num_hidden_layers=2,
                    num_attention_heads=4, num_key_value_heads=2, head_dim=16, vocab_size=256,
                    max_position_embeddings=128, sliding_window=8, tie_word_embeddings=True),
+    # mixture-of-experts families (expert weights and routing tests)
+    "qwen2_moe": dict(model_type="qwen2_moe", hidden_size=64, intermediate_size=96, moe_intermediate_size=48,
+                      shared_expert_intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
+                      num_key_value_heads=2, vocab_size=256, num_experts=8, num_experts_per_tok=2,
+                      norm_topk_prob=False, max_position_embeddings=128, tie_word_embeddings=False),
+    "qwen3_moe": dict(model_type="qwen3_moe", hidden_size=64, intermediate_size=96, moe_intermediate_size=48,
+                      num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+                      vocab_size=256, num_experts=8, num_experts_per_tok=2, norm_topk_prob=True,
+                      max_position_embeddings=128, tie_word_embeddings=False),
+    "olmoe": dict(model_type="olmoe", hidden_size=64, intermediate_size=48, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=4, vocab_size=256, num_experts=8,
+                  num_experts_per_tok=2, max_position_embeddings=128, tie_word_embeddings=False),
+    "deepseek_v3": dict(model_type="deepseek_v3", hidden_size=64, intermediate_size=96, moe_intermediate_size=32,
+                        num_hidden_layers=3, first_k_dense_replace=1, num_attention_heads=4, num_key_value_heads=4,
+                        q_lora_rank=32, kv_lora_rank=16, qk_rope_head_dim=8, qk_nope_head_dim=8, v_head_dim=16,
+                        n_routed_experts=8, num_experts_per_tok=2, n_group=2, topk_group=1, n_shared_experts=1,
+                        routed_scaling_factor=2.5, norm_topk_prob=True, vocab_size=256,
+                        max_position_embeddings=128, tie_word_embeddings=False),
 }
 
 

@@ -49,6 +49,8 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", nargs="?", default=None, metavar="MODEL",
                    help="hub id, folder, .safetensors file or config.json (default: the bundled demo model)")
     p.add_argument("--revision", help="hub revision (branch, tag or commit) when MODEL is a hub id")
+    p.add_argument("--demo", choices=("dense", "moe"), default=None,
+                   help="open a bundled demo model instead of MODEL: dense (Qwen2, the default) or moe (Mixtral, 4 experts)")
     p.add_argument("--trust-remote-code", action="store_true",
                    help="allow a model folder's own Python code to run (only for authors you trust)")
 
@@ -150,6 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(args_list)
     _quiet_libraries()
     try:
+        _apply_demo(args)
         return _dispatch(args)
     except UserError as exc:
         fail(str(exc), exc.exit_code)
@@ -158,6 +161,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+
+
+def _apply_demo(args: argparse.Namespace) -> None:
+    """`--demo moe` stands for the MoE demo model's folder as MODEL (`--demo dense` for the default one)."""
+    kind = getattr(args, "demo", None)
+    if kind is None:
+        return
+    if args.model:
+        raise UserError(f"pass either MODEL ({args.model}) or --demo {kind}, not both")
+    if kind == "dense":
+        return  # MODEL omitted already means the dense demo model
+    from internals.demo_path import DEMO_TRAINERS, demo_path
+
+    path = demo_path(kind)
+    if not (path / "model.safetensors").is_file():
+        raise UserError(f"the {kind} demo model is not in {path} yet: train it with "
+                        f"`python -m {DEMO_TRAINERS[kind]} --out {path}` or pass a MODEL")
+    args.model = str(path)
 
 
 def _dispatch(args: argparse.Namespace) -> int:
