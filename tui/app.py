@@ -135,11 +135,12 @@ class ExplorerApp(App[None]):
         if self._mounting - self._mounted_views():
             self.set_timer(0.05, partial(self._model_info_failed, exc))
             return  # exiting while a view mounts would fail its mount
-        message = str(exc)
-        if self.info_provisional and message.startswith("error: "):
+        from internals.errors import ModelRefused
+
+        if self.info_provisional and isinstance(exc, ModelRefused):
             # The worker refused the model (unknown architecture, damaged file...): the same one error line
             # and exit status 2 as when it is refused before the screen opens.
-            self.startup_error = message[len("error: "):]
+            self.startup_error = str(exc)
             self.exit(return_code=2)
             return
         self.worker_failed(exc)
