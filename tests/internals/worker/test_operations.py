@@ -148,16 +148,13 @@ def worker(tiny_models):
 
 
 def test_typed_errors_across_a_real_socket(worker):
-    from internals.errors import ModelSourceError
-
     with pytest.raises(BadRequest, match="prompt must be a string"):
         worker.attention(123, 0)  # type: ignore[arg-type]
     with pytest.raises(UnknownOperation):
         worker.call("nope")
     with pytest.raises(UserError) as err:
         worker.tensor_stats("no.such.tensor")
-    assert type(err.value) is not UserError or err.value.kind == "UserError"
-    assert isinstance(err.value, (UserError, ModelSourceError)) and "no tensor named" in str(err.value)
+    assert type(err.value) is UserError and "no tensor named" in str(err.value)  # the worker raised a UserError
     assert worker.attention("hello world", 0)["weights"].shape[0] > 0  # still serving
 
 
