@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import torch
 
+from internals.dtypes import DTYPES
 from internals.errors import UserError
 
-_CODES = {
-    "BF16": torch.bfloat16, "F16": torch.float16, "F32": torch.float32, "F64": torch.float64,
-    "I8": torch.int8, "U8": torch.uint8, "I16": torch.int16, "I32": torch.int32, "I64": torch.int64,
-    "BOOL": torch.bool,
-}
-for _code, _attr in (("F8_E4M3", "float8_e4m3fn"), ("F8_E5M2", "float8_e5m2"), ("U16", "uint16"),
-                     ("U32", "uint32"), ("U64", "uint64")):
-    if hasattr(torch, _attr):
-        _CODES[_code] = getattr(torch, _attr)
+#: Every code of the dtype table (internals/dtypes.py) that this torch version can hold.
+#: (Not the packed 4-bit and the exponent-only 8-bit codes: their elements are not one torch element each.)
+_CODES = {d.code: getattr(torch, d.name) for d in DTYPES
+          if d.code not in ("F4", "F8_E8M0") and isinstance(getattr(torch, d.name, None), torch.dtype)}
 
 
 def torch_dtype_of_code(code: str) -> torch.dtype:

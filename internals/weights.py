@@ -12,14 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
+from internals.dtypes import DTYPES
 from internals.errors import ModelSourceError, WeightsRequiredError
 from internals.safetensors_file import SafetensorsFile, TensorEntry
 
-_TORCH_TO_CODE = {
-    "torch.bfloat16": "BF16", "torch.float16": "F16", "torch.float32": "F32", "torch.float64": "F64",
-    "torch.int8": "I8", "torch.uint8": "U8", "torch.int16": "I16", "torch.int32": "I32", "torch.int64": "I64",
-    "torch.bool": "BOOL",
-}
+_TORCH_TO_CODE = {f"torch.{d.name}": d.code for d in DTYPES}
 
 
 class WeightStore:

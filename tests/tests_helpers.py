@@ -14,5 +14,5 @@ DATA = Path(__file__).resolve().parent / "data"
 
 def run_cli(*args: str, env: dict | None = None, timeout: int = 180) -> subprocess.CompletedProcess:
     full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "internals.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "llm_internals", *args], capture_output=True, text=True,
                           cwd=REPO, env=full_env, timeout=timeout)

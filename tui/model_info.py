@@ -34,11 +34,12 @@ class ModelInfoMixin:
         if self._mounting - self._mounted_views():
             self.set_timer(0.05, lambda: self.post_message(ModelInfoFailed(message.error)))
             return  # exiting while a view mounts would fail its mount
-        text = str(message.error)
-        if self.info_provisional and text.startswith("error: "):
+        from internals.errors import ModelRefused
+
+        if self.info_provisional and isinstance(message.error, ModelRefused):
             # The worker refused the model (unknown architecture, damaged file...): the same one error line
             # and exit status 2 as when it is refused before the screen opens.
-            self.startup_error = text[len("error: "):]
+            self.startup_error = str(message.error)
             self.exit(return_code=2)
             return
         self.worker_failed(message.error)

@@ -43,12 +43,6 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_explore(args: argparse.Namespace) -> int:
-    from internals.cli.explore import run_explorer
-
-    return run_explorer(args)
-
-
 def cmd_attention(args: argparse.Namespace) -> int:
     from internals.cli.forward import cmd_attention as run
 

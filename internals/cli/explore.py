@@ -1,17 +1,19 @@
-"""`llm-internals [MODEL]`: connect to (or start) a model worker, then open the Textual explorer."""
+"""The explorer's engine side: its client (an existing worker, this process, or its own worker) and the tree it
+draws first. Opening the Textual explorer itself is the composition root's job (`llm_internals.py`): the engine
+never imports the UI."""
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 
 from internals.errors import UserError
 
 
-def make_client(args: argparse.Namespace, source=None, wait: bool = True):
-    """The explorer's client: an existing worker (--connect), this process (--no-worker), or its own worker."""
-    from internals.worker.client import InProcessClient, SocketClient, WorkerCrashed
+def make_client(args: argparse.Namespace, source=None, wait: bool = True, worker_entry: str = "internals.cli"):
+    """The explorer's client: an existing worker (--connect), this process (--no-worker), or its own worker
+    (run as `python -m <worker_entry> worker`: the composition root passes itself so that demos are registered)."""
+    from internals.worker.client import InProcessClient, ModelRefused, SocketClient, WorkerCrashed
     from internals.worker.spawn import ManagedWorker, WorkerOptions
 
     if getattr(args, "connect", None):
@@ -32,13 +34,13 @@ def make_client(args: argparse.Namespace, source=None, wait: bool = True):
 
         resolve_source(args.model, args.revision)
     worker = ManagedWorker(WorkerOptions(model=args.model, revision=args.revision, trust_remote_code=args.trust_remote_code,
-                                         device=args.device, dtype=args.dtype, max_memory=args.max_memory))
+                                         device=args.device, dtype=args.dtype, max_memory=args.max_memory,
+                                         entry_module=worker_entry))
     try:
         worker.start(wait=wait)
-    except WorkerCrashed as exc:
+    except (ModelRefused, WorkerCrashed) as exc:
         worker.close()
-        message = str(exc)
-        raise UserError(message[len("error: "):] if message.startswith("error: ") else message) from None
+        raise UserError(str(exc)) from None
     return worker
 
 
@@ -49,30 +51,3 @@ def first_screen_info(source, trust_remote_code: bool = False) -> dict | None:
     from internals.provisional_info import provisional_model_info
 
     return load_model_info(source) or provisional_model_info(source, trust_remote_code)
-
-
-def run_explorer(args: argparse.Namespace) -> int:
-    if not sys.stdout.isatty() and not os.environ.get("LLM_INTERNALS_FORCE_TUI"):
-        raise UserError("the explorer needs a terminal; for scripts use `llm-internals summary|stats|attention|lens --json`")
-    initial = None
-    source = None
-    if not args.connect:
-        from internals.info_cache import load_model_info
-        from internals.sources import resolve_source
-
-        source = resolve_source(args.model, args.revision)
-        initial = load_model_info(source) if args.no_worker else first_screen_info(source, args.trust_remote_code)
-    # With a cached or provisional tree the explorer opens at once and the worker finishes starting behind
-    # it (a model the worker then refuses closes the explorer with its error line); with neither, wait for
-    # the worker so that a model it cannot open is one error line before any screen is drawn.
-    client = make_client(args, source, wait=initial is None)
-    try:
-        from tui.app import ExplorerApp
-
-        app = ExplorerApp(client, model_label=args.model or "demo model", initial_info=initial, tune_gc=True)
-        app.run()
-    finally:
-        client.close()
-    if app.startup_error:
-        raise UserError(app.startup_error)
-    return 0

@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from internals.errors import UserError
@@ -144,7 +144,9 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, explore: Callable[[argparse.Namespace], int] | None = None) -> int:
+    """Run the command line. `explore` opens the explorer for the `explore` command (the default): the
+    composition root (`llm_internals.main`) passes it, so the engine itself never imports the UI."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     if not args_list or (args_list[0] not in COMMANDS and args_list[0] not in ("-h", "--help", "--version")):
         args_list = ["explore", *args_list]
@@ -153,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _quiet_libraries()
     try:
         _apply_demo(args)
-        return _dispatch(args)
+        return _dispatch(args, explore)
     except UserError as exc:
         fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
@@ -181,9 +183,14 @@ def _apply_demo(args: argparse.Namespace) -> None:
     args.model = str(path)
 
 
-def _dispatch(args: argparse.Namespace) -> int:
+def _dispatch(args: argparse.Namespace, explore: Callable[[argparse.Namespace], int] | None = None) -> int:
     from internals.cli import commands
 
+    if args.command == "explore":
+        if explore is None:
+            raise UserError("the explorer opens through the llm-internals command (or `python -m llm_internals`); "
+                            "`python -m internals.cli` runs the other commands")
+        return explore(args) or 0
     handler = getattr(commands, f"cmd_{args.command}")
     return handler(args) or 0
 

@@ -19,6 +19,7 @@ from torch import nn
 
 from internals.errors import UserError
 from internals.inference.errors import translate_oom
+from internals.reduce import block_edges, block_means
 from internals.inference.model_parts import (
     attention_module,
     decoder_layers,
@@ -127,24 +128,14 @@ def num_key_value_heads(model: nn.Module, heads: int) -> int:
 
 def bin_edges(tokens: int, bins: int) -> list[int]:
     """K+1 increasing token positions from 0 to T splitting the prompt into K nearly equal blocks."""
-    return [int(round(i * tokens / bins)) for i in range(bins + 1)]
+    return block_edges(tokens, bins)
 
 
 def block_average(weights: torch.Tensor, edges: list[int]) -> np.ndarray:
-    """Block-average [heads, T, T] maps to [heads, K, K]: sum over each key block, mean over each query block.
-
-    One head at a time in float32, so the extra memory is one [T, K] matrix, not a float32 copy of the maps.
-    """
-    heads, tokens = int(weights.shape[0]), int(weights.shape[-1])
-    k = len(edges) - 1
-    block_of = torch.repeat_interleave(torch.arange(k, device=weights.device),
-                                       torch.tensor(np.diff(edges), device=weights.device))
-    sizes = torch.tensor(np.diff(edges), dtype=torch.float32, device=weights.device)
-    out = np.empty((heads, k, k), dtype=np.float32)
-    for h in range(heads):
-        per_key_block = torch.zeros(tokens, k, dtype=torch.float32, device=weights.device)
-        per_key_block.index_add_(1, block_of, weights[h].float())
-        per_block = torch.zeros(k, k, dtype=torch.float32, device=weights.device)
-        per_block.index_add_(0, block_of, per_key_block)
-        out[h] = (per_block / sizes[:, None]).cpu().numpy()
+    """Block-average [heads, T, T] maps to [heads, K, K]: sum over each key block, mean over each query block
+    (internals/reduce.py). One query block of one head at a time in float32, so the extra memory is one
+    [block, T] band, not a float32 copy of the maps."""
+    out = np.empty((int(weights.shape[0]), len(edges) - 1, len(edges) - 1), dtype=np.float32)
+    for h in range(int(weights.shape[0])):
+        out[h] = block_means(lambda a, b, h=h: weights[h, a:b].float().cpu().numpy(), edges, edges, sum_cols=True)
     return out

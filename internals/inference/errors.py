@@ -13,19 +13,19 @@ import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from internals.errors import UserError
+from internals.errors import OutOfMemory
 
 OOM_MESSAGE = "out of GPU memory: try a shorter prompt or --dtype bfloat16"
+CPU_OOM_MESSAGE = "out of memory: try a shorter prompt or a smaller --dtype"
 
-
-class OutOfMemory(UserError):
-    """The accelerator (or the CPU allocator) ran out of memory during a forward pass or while loading."""
+__all__ = ["CPU_OOM_MESSAGE", "OOM_MESSAGE", "OutOfMemory", "is_out_of_memory", "translate_oom"]
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
-    """True for torch's OOM errors (`torch.cuda.OutOfMemoryError`, `torch.OutOfMemoryError`) and the plain
-    RuntimeErrors that older torch versions and other backends raise with 'out of memory' in the message."""
-    if type(exc).__name__ == "OutOfMemoryError":
+    """The one out-of-memory detector: torch's OOM errors (`torch.cuda.OutOfMemoryError`,
+    `torch.OutOfMemoryError`), Python's `MemoryError`, and the plain RuntimeErrors that older torch versions
+    and other backends raise with 'out of memory' in the message."""
+    if type(exc).__name__ == "OutOfMemoryError" or isinstance(exc, MemoryError):
         return True
     return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
 
@@ -43,6 +43,8 @@ def translate_oom(message: str = OOM_MESSAGE) -> Iterator[None]:
         if not is_out_of_memory(exc) or isinstance(exc, OutOfMemory):
             raise
         _release_cached_memory(exc)
+        if isinstance(exc, MemoryError) and message == OOM_MESSAGE:
+            message = CPU_OOM_MESSAGE
         raise OutOfMemory(message) from exc
 
 

@@ -11,29 +11,43 @@ import itertools
 import queue
 import socket
 import threading
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from internals.errors import UserError
+from internals.errors import Cancelled, ModelRefused, UserError, WorkerCrashed, from_wire
+from internals.worker.contract import (
+    ActivationStats,
+    Attention,
+    CrossLayer,
+    DemoPoint,
+    GeneratedToken,
+    Lens,
+    MatrixPreview,
+    ModelSummary,
+    Neighbours,
+    NextTokens,
+    ResidualNorms,
+    Status,
+    TensorStats,
+    Tokens,
+    TreeNode,
+)
 from internals.worker.protocol import ConnectionClosed, ProtocolError, decode, encode, read_frame
 
+if TYPE_CHECKING:
+    from internals.worker.operations import Operation
+
 Progress = Callable[[float, str], None]
+Req = TypeVar("Req")
+Res = TypeVar("Res")
 
+#: Every error the worker sends is a `UserError` subclass of internals/errors.py (`BadRequest`, `OutOfMemory`,
+#: `InternalError`...); `RemoteError` is its old name here.
+RemoteError = UserError
+_DEFAULT_GROUP: Any = object()
 
-class RemoteError(UserError):
-    """The worker refused a request (bad input, out of memory...): the message says what to do."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-
-
-class Cancelled(Exception):
-    """A newer request of the same group replaced this one."""
-
-
-class WorkerCrashed(Exception):
-    """The worker process died or the connection broke; `restart()` (managed workers) starts a new one."""
+__all__ = ["Cancelled", "ExplorerClient", "InProcessClient", "ModelRefused", "Progress", "RemoteError",
+           "SocketClient", "WorkerCrashed"]
 
 
 class ExplorerClient:
@@ -46,10 +60,23 @@ class ExplorerClient:
     def close(self) -> None:
         """Release the connection (and the worker, when this client owns it)."""
 
-    # --- generic call -------------------------------------------------------------------------------
-    def call(self, method: str, params: dict[str, Any] | None = None, *, group: str | None = None,
-             on_progress: Progress | None = None) -> Any:
-        for header, body in self._request(method, params or {}, group):
+    # --- generic call, driven by the operation registry ---------------------------------------------
+    @overload
+    def call(self, op: Operation[Req, Res], request: Mapping[str, Any] | None = None, *, group: str | None = ...,
+             on_progress: Progress | None = None) -> Res: ...
+
+    @overload
+    def call(self, op: str, request: Mapping[str, Any] | None = None, *, group: str | None = ...,
+             on_progress: Progress | None = None) -> Any: ...
+
+    def call(self, op, request=None, *, group=_DEFAULT_GROUP, on_progress=None):
+        """The result of operation `op` (its name or its registry entry) on `request` (its parameters).
+
+        `group` defaults to the operation's registered cancellation group; errors are raised as their own
+        classes (internals/errors.py). A streaming operation's items are dropped here: use `stream`.
+        """
+        method, group = _resolve(op, group)
+        for header, body in self._request(method, dict(request or {}), group):
             kind = header.get("kind")
             if kind == "progress":
                 if on_progress:
@@ -57,13 +84,14 @@ class ExplorerClient:
             elif kind == "response":
                 return body
             elif kind == "error":
-                _raise(body)
+                raise from_wire(body)
         raise WorkerCrashed("the worker closed the request without an answer")
 
-    def stream(self, method: str, params: dict[str, Any] | None = None, *, group: str | None = None,
+    def stream(self, op, request: Mapping[str, Any] | None = None, *, group: Any = _DEFAULT_GROUP,
                on_progress: Progress | None = None, final: bool = False) -> Iterator[Any]:
         """The streamed items of a request; with `final`, the response itself comes last as {"result": ...}."""
-        for header, body in self._request(method, params or {}, group):
+        method, group = _resolve(op, group)
+        for header, body in self._request(method, dict(request or {}), group):
             kind = header.get("kind")
             if kind == "item":
                 yield body
@@ -75,70 +103,78 @@ class ExplorerClient:
                     yield {"result": body}
                 return
             elif kind == "error":
-                _raise(body)
+                raise from_wire(body)
 
-    # --- typed requests (see internals/worker/service.py for what each returns) --------------------
-    def status(self) -> dict[str, Any]:
-        return self.call("status")
+    # --- typed requests (internals/worker/contract.py says what each returns) ------------------------
+    def status(self) -> Status:
+        return self.call("status", group=None)
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> ModelSummary:
         return self.call("summary")
 
-    def tree(self) -> list[dict[str, Any]]:
+    def tree(self) -> list[TreeNode]:
         return self.call("tree")
 
-    def tensor_stats(self, name: str, bins: int = 64, clip: bool = False, group: str | None = "tensor") -> dict[str, Any]:
+    def tensor_stats(self, name: str, bins: int = 64, clip: bool = False, group: str | None = "tensor") -> TensorStats:
         return self.call("tensor_stats", {"name": name, "bins": bins, "clip": clip}, group=group)
 
-    def matrix_preview(self, name: str, rows: int = 64, cols: int = 128, group: str | None = "matrix") -> dict[str, Any]:
+    def matrix_preview(self, name: str, rows: int = 64, cols: int = 128, group: str | None = "matrix") -> MatrixPreview:
         return self.call("matrix_preview", {"name": name, "rows": rows, "cols": cols}, group=group)
 
-    def cross_layer(self, on_progress: Progress | None = None, group: str | None = "cross-layer") -> dict[str, Any]:
+    def cross_layer(self, on_progress: Progress | None = None, group: str | None = "cross-layer") -> CrossLayer:
         return self.call("cross_layer", {}, group=group, on_progress=on_progress)
 
-    def load(self, on_progress: Progress | None = None) -> dict[str, Any]:
+    def load(self, on_progress: Progress | None = None) -> Status:
         return self.call("load", {}, group="load", on_progress=on_progress)
 
-    def tokenize(self, text: str, group: str | None = "tokens", on_progress: Progress | None = None) -> dict[str, Any]:
+    def tokenize(self, text: str, group: str | None = "tokens", on_progress: Progress | None = None) -> Tokens:
         return self.call("tokenize", {"text": text}, group=group, on_progress=on_progress)
 
     def attention(self, prompt: str, layer: int, bins: int | None = None, group: str | None = "attention",
-                  on_progress: Progress | None = None) -> dict[str, Any]:
+                  on_progress: Progress | None = None) -> Attention:
         return self.call("attention", {"prompt": prompt, "layer": layer, "bins": bins}, group=group, on_progress=on_progress)
 
-    def lens(self, prompt: str, top_k: int = 5, group: str | None = "lens", on_progress: Progress | None = None) -> dict[str, Any]:
+    def lens(self, prompt: str, top_k: int = 5, group: str | None = "lens", on_progress: Progress | None = None) -> Lens:
         return self.call("lens", {"prompt": prompt, "top_k": top_k}, group=group, on_progress=on_progress)
 
-    def residual_norms(self, prompt: str, group: str | None = "residual") -> dict[str, Any]:
+    def residual_norms(self, prompt: str, group: str | None = "residual") -> ResidualNorms:
         return self.call("residual_norms", {"prompt": prompt}, group=group)
 
-    def activation_stats(self, prompt: str, group: str | None = "activations") -> dict[str, Any]:
+    def activation_stats(self, prompt: str, group: str | None = "activations") -> ActivationStats:
         return self.call("activation_stats", {"prompt": prompt}, group=group)
 
-    def next_tokens(self, prompt: str, k: int = 10, group: str | None = "next") -> dict[str, Any]:
+    def next_tokens(self, prompt: str, k: int = 10, group: str | None = "next") -> NextTokens:
         return self.call("next_tokens", {"prompt": prompt, "k": k}, group=group)
 
     def generate(self, prompt: str, max_new_tokens: int = 32, temperature: float = 0.0, seed: int = 0,
-                 group: str | None = "generate", on_progress: Progress | None = None) -> Iterator[dict[str, Any]]:
+                 group: str | None = "generate", on_progress: Progress | None = None) -> Iterator[GeneratedToken]:
         return self.stream("generate", {"prompt": prompt, "max_new_tokens": max_new_tokens,
                                         "temperature": temperature, "seed": seed}, group=group, on_progress=on_progress)
 
-    def neighbours(self, token_id: int, k: int = 10, group: str | None = "neighbours") -> dict[str, Any]:
+    def neighbours(self, token_id: int, k: int = 10, group: str | None = "neighbours") -> Neighbours:
         return self.call("neighbours", {"token_id": token_id, "k": k}, group=group)
 
     def run_demo(self, name: str, params: dict[str, Any] | None = None, on_progress: Progress | None = None,
-                 group: str | None = "demo") -> Iterator[dict[str, Any]]:
+                 group: str | None = "demo") -> Iterator[DemoPoint | dict[str, Any]]:
         """Streamed points ({"series", "x", "y"}), then {"result": the demo's result}."""
         return self.stream("run_demo", {"name": name, "params": params or {}}, group=group, on_progress=on_progress,
                            final=True)
 
 
-def _raise(body: Any) -> None:
-    kind = (body or {}).get("type", "InternalError")
-    message = (body or {}).get("message", "the worker failed")
-    if kind == "Cancelled":
-        raise Cancelled(message)
-    raise RemoteError(kind, message)
+def _resolve(op: Any, group: Any) -> tuple[str, str | None]:
+    """(method name, cancellation group): the registered group unless the caller gave one (None: no group)."""
+    if isinstance(op, str):
+        method = op
+        if group is _DEFAULT_GROUP:
+            from internals.worker.operations import registry
+
+            entry = registry().get(op)
+            group = entry.group if entry is not None else None
+    else:
+        method = op.name
+        if group is _DEFAULT_GROUP:
+            group = op.group
+    return method, group
 
 
 class SocketClient(ExplorerClient):

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from internals.errors import ModelRefused
 from internals.worker.client import ExplorerClient, SocketClient, WorkerCrashed
 
 
@@ -30,6 +31,9 @@ class WorkerOptions:
     dtype: str | None = None
     max_memory: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: The module run as `python -m MODULE worker ...`: the composition root (`llm_internals`) registers the
+    #: lessons' demos in the worker; the engine's own `internals.cli` serves a worker without demos.
+    entry_module: str = "internals.cli"
 
 
 def _runtime_dir() -> Path:
@@ -51,6 +55,7 @@ class ManagedWorker(ExplorerClient):
         self.socket_path = str(folder / f"worker-{os.getpid()}-{token}.sock")
         self.log_path = str(folder / f"worker-{os.getpid()}-{token}.log")
         self.crashed: str | None = None
+        self._refused = False  # the crash was a refusal of the model (raised as ModelRefused again)
         self._ready_lock = threading.Lock()
         self._started_at = 0.0
 
@@ -58,7 +63,7 @@ class ManagedWorker(ExplorerClient):
     def start(self, wait: bool = True) -> None:
         """Launch the worker; with `wait`, return once it answers (else the first request waits for it)."""
         o = self.options
-        cmd = [sys.executable, "-m", "internals.cli", "worker"]
+        cmd = [sys.executable, "-m", o.entry_module, "worker"]
         if o.model:
             cmd.append(o.model)
         cmd += ["--socket", self.socket_path, "--log", self.log_path, "--parent-pid", str(os.getpid())]
@@ -76,6 +81,7 @@ class ManagedWorker(ExplorerClient):
         finally:
             log.close()
         self.crashed = None
+        self._refused = False
         self._started_at = time.monotonic()
         if wait:
             self.wait_ready()
@@ -89,12 +95,12 @@ class ManagedWorker(ExplorerClient):
         if self.client is not None:
             return
         if self.proc is None:
-            raise WorkerCrashed(self.crashed or "the worker is not running: press r to restart it")
+            raise (ModelRefused if self._refused and self.crashed else WorkerCrashed)(
+                self.crashed or "the worker is not running: press r to restart it")
         deadline = self._started_at + self.start_timeout
         while True:
             if self.proc.poll() is not None:
-                self.crashed = self.log_tail() or f"the worker exited with status {self.proc.returncode}"
-                raise WorkerCrashed(self.crashed)
+                self._raise_exit(f"the worker exited with status {self.proc.returncode}")
             if os.path.exists(self.socket_path):
                 try:
                     client = SocketClient(self.socket_path)
@@ -109,14 +115,32 @@ class ManagedWorker(ExplorerClient):
                             self.proc.wait(timeout=5)
                         except subprocess.TimeoutExpired:
                             pass
-                        self.crashed = self.log_tail() or "the worker stopped while opening the model"
-                        raise WorkerCrashed(self.crashed) from None
+                        self._raise_exit("the worker stopped while opening the model")
                     self.client = client
                     return
             if time.monotonic() > deadline:
                 self.stop()
                 raise WorkerCrashed(f"the worker did not start within {self.start_timeout:.0f} s (log: {self.log_path})")
             time.sleep(0.05)
+
+    def _raise_exit(self, fallback: str) -> None:
+        """The worker ended before answering: `ModelRefused` with its one-line reason when it refused the model
+        (the command line's `error:` line, the only place that line is read), else `WorkerCrashed`."""
+        refusal = self.refusal()
+        self.crashed = refusal or self.log_tail() or fallback
+        self._refused = bool(refusal)
+        if refusal:
+            raise ModelRefused(refusal) from None
+        raise WorkerCrashed(self.crashed) from None
+
+    def refusal(self) -> str | None:
+        """The reason the worker gave for refusing to start (its last `error:` line), without the prefix."""
+        try:
+            text = Path(self.log_path).read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return None
+        errors = [t for t in text if t.startswith("error:")]
+        return errors[-1][len("error:"):].strip() if errors else None
 
     def log_tail(self, lines: int = 1) -> str:
         try:
@@ -157,7 +181,7 @@ class ManagedWorker(ExplorerClient):
     def _request(self, method: str, params: dict[str, Any], group: str | None) -> Iterator[tuple[dict, Any]]:
         if self.client is None:
             if self.crashed is not None:
-                raise WorkerCrashed(self.crashed)
+                raise (ModelRefused if self._refused else WorkerCrashed)(self.crashed)
             self.wait_ready()
         try:
             yield from self.client._request(method, params, group)

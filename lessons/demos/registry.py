@@ -11,6 +11,7 @@ It returns a JSON-able dict: the final result (see each demo's module for its ke
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -241,3 +242,18 @@ def _coerce(demo: str, key: str, value: Any, default: Any) -> Any:
         return str(value)
     except (TypeError, ValueError):
         raise UserError(f"demo {demo!r}: parameter {key!r} must be a {kind.__name__} (got {value!r})") from None
+
+
+def register_demos() -> None:
+    """Register every demo with the worker's demo registry (internals/worker/demos.py), which the engine's
+    `run_demo` operation reads; the composition root calls this, and importing this module does it too, so a
+    process that uses the lessons (the explorer run in-process, tests) has them. Idempotent."""
+    from internals.worker.demos import register
+
+    for info in DEMOS.values():
+        register(info.id, functools.partial(run_demo, info.id),
+                 {"title": info.title, "requires": list(info.requires), "optional": list(info.optional),
+                  "params": dict(info.params), "description": info.description})
+
+
+register_demos()

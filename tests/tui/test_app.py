@@ -327,7 +327,9 @@ class RefusingClient(InProcessClient):
     """A worker that exited because it could not open the model."""
 
     def _request(self, method, params, group):
-        raise WorkerCrashed("error: ViTConfig is not a causal language model that transformers can build")
+        from internals.errors import ModelRefused
+
+        raise ModelRefused("ViTConfig is not a causal language model that transformers can build")
         yield  # pragma: no cover
 
 

@@ -32,7 +32,7 @@ def wait_for(session: str, text: str, timeout: float = 90) -> str:
 
 
 def worker_pids() -> set[int]:
-    out = subprocess.run(["pgrep", "-f", "internals.cli worker"], capture_output=True, text=True).stdout
+    out = subprocess.run(["pgrep", "-f", "llm_internals worker"], capture_output=True, text=True).stdout
     return {int(p) for p in out.split()}
 
 
@@ -40,7 +40,7 @@ def test_explorer_in_tmux(tiny_models):
     folder = tiny_models("qwen2")
     session = f"llmi-{uuid.uuid4().hex[:8]}"
     before = worker_pids()
-    cmd = f"cd {REPO} && TERM=xterm-256color {sys.executable} -m internals.cli {folder}"
+    cmd = f"cd {REPO} && TERM=xterm-256color {sys.executable} -m llm_internals {folder}"
     subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40", cmd], check=True)
     try:
         screen = wait_for(session, "Qwen2ForCausalLM")

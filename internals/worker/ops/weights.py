@@ -1,0 +1,113 @@
+"""Weight operations: answered by the lazy engine from the stored tensors, never loading the model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from internals.errors import UserError
+from internals.worker.contract import (
+    CrossLayer,
+    MatrixPreview,
+    MatrixPreviewRequest,
+    ModelSummary,
+    NoParams,
+    TensorStats,
+    TensorStatsRequest,
+    TreeNode,
+)
+from internals.worker.operations import OpContext, operation
+
+CROSS_LAYER_METRICS = ("std", "rms", "kurtosis", "abs_mean", "max_abs")
+
+
+@operation("summary", request=NoParams, result=ModelSummary)
+def summary(ctx: OpContext, req: NoParams) -> ModelSummary:
+    """Architecture facts and parameter counts (`summary --json`)."""
+    return ctx.opened.summary()
+
+
+@operation("tree", request=NoParams, result=list[TreeNode])
+def tree(ctx: OpContext, req: NoParams) -> list[TreeNode]:
+    """Every module and parameter, depth first; saved so the next explorer draws it before its worker is up."""
+    nodes = ctx.opened.tree()
+    service = ctx.service
+    if not service.info_saved:
+        from internals.info_cache import save_model_info
+
+        save_model_info(ctx.opened.source, ctx.opened.summary(), nodes)
+        service.info_saved = True
+    return nodes
+
+
+@operation("tensor_stats", request=TensorStatsRequest, result=TensorStats, group="tensor")
+def tensor_stats(ctx: OpContext, req: TensorStatsRequest) -> TensorStats:
+    """Exact statistics of one tensor; with clip, over its 1st..99th percentile range."""
+    stats = ctx.opened.tensor_stats(req.name, bins=req.bins)
+    if req.clip:
+        q = stats["quantiles"]
+        if q["p1"] is not None and q["p99"] is not None and q["p99"] > q["p1"]:
+            ctx.check()
+            stats = ctx.opened.tensor_stats(req.name, bins=req.bins, value_range=(q["p1"], q["p99"]))
+    return stats
+
+
+@operation("matrix_preview", request=MatrixPreviewRequest, result=MatrixPreview, group="matrix")
+def matrix_preview(ctx: OpContext, req: MatrixPreviewRequest) -> MatrixPreview:
+    """A weight matrix reduced to at most rows×cols blocks: the mean |x| of each block (exact blocks)."""
+    import torch
+
+    from internals.dtypes import is_float_code
+    from internals.reduce import block_edges, block_means
+    from internals.weights import require_weights
+
+    store = require_weights(ctx.opened.store, "a matrix preview")
+    stored = ctx.opened.stored_name_of(req.name)
+    entry = store.entry(stored)
+    if len(entry.shape) < 2 or not is_float_code(entry.dtype):
+        raise UserError(f"{req.name} is not a floating-point matrix (shape {list(entry.shape)})")
+    t = store.tensor(stored)
+    t = t.reshape(-1, t.shape[-1])
+    r_edges, c_edges = block_edges(t.shape[0], req.rows), block_edges(t.shape[1], req.cols)
+    values = block_means(lambda a, b: t[a:b].to(torch.float32).abs().numpy(), r_edges, c_edges, check=ctx.check)
+    return {"name": req.name, "shape": list(entry.shape), "values": values, "row_edges": r_edges,
+            "col_edges": c_edges, "reduce": "mean |x|"}
+
+
+@operation("cross_layer", request=NoParams, result=CrossLayer, group="cross-layer")
+def cross_layer(ctx: OpContext, req: NoParams) -> CrossLayer:
+    """Per component kind (q, k, v, o, gate, up, down, ...) and layer: std, RMS, kurtosis... of the weights."""
+    from internals.aggregates import aggregate
+    from internals.stats_service import flush, stats_for
+    from internals.structure import LAYER_COMPONENTS
+
+    opened = ctx.opened
+    # Weights only; a parameter fused at load time (MoE experts) counts as the group of its stored tensors.
+    params = [p for p in opened.structure.unique_params
+              if p.layer is not None and p.component in LAYER_COMPONENTS and p.stored and not p.name.endswith("bias")]
+    num_layers = opened.summary()["num_layers"] or 0
+    stored = [name for p in params for name in p.stored]
+    stats = []
+    for i, name in enumerate(stored):
+        ctx.check()
+        ctx.progress(i / max(1, len(stored)), name)
+        stats.append(stats_for(opened.store, name, bins=64, save=False))
+    flush(opened.store, 64)
+    cells = aggregate(opened.structure, stats, num_layers)["by_component_and_layer"]
+    comps = [c for c in LAYER_COMPONENTS if c in cells]
+    names: dict[str, list[str | None]] = {c: [None] * num_layers for c in comps}
+    for p in params:
+        if names[p.component][p.layer] is None:
+            names[p.component][p.layer] = p.name
+    metrics: dict[str, dict[str, list]] = {m: {} for m in CROSS_LAYER_METRICS}
+    for c in comps:
+        for m in CROSS_LAYER_METRICS:
+            metrics[m][c] = [_metric(cell, m) for cell in cells[c]]
+    return {"num_layers": num_layers, "components": comps, "metrics": metrics, "names": names}
+
+
+def _metric(cell: dict[str, Any] | None, metric: str) -> float | None:
+    if cell is None:
+        return None
+    if metric == "max_abs":
+        return None if cell["min"] is None else max(abs(cell["min"]), abs(cell["max"]))
+    return cell.get(metric)
