@@ -1,8 +1,9 @@
 """Load a model and its tokenizer for forward passes: the one expensive step of the worker.
 
 Everything is transformers' own loading: `from_pretrained` onto one device, or accelerate's big-model
-inference (`device_map="auto"`, `max_memory`, disk offload) when asked. Attention is always loaded as
-`eager`, because the faster kernels (sdpa, flash) never materialise the attention weights the explorer shows.
+inference (`device_map="auto"`, `max_memory`, disk offload) when asked. Attention is loaded as transformers
+chooses (sdpa where the architecture supports it): memory-efficient, never a [heads, T, T] map per layer. The
+attention view computes the one layer it shows on the side (`internals.inference.attention`).
 """
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ def load_for_inference(source: ModelSource, device: str | torch.device | None = 
     auto = device == "auto" or max_memory is not None
     target = None if auto else _pick_device(device)
     torch_dtype = _pick_dtype(dtype, target)
-    kwargs: dict[str, Any] = dict(dtype=torch_dtype, attn_implementation="eager", trust_remote_code=trust_remote_code)
+    kwargs: dict[str, Any] = dict(dtype=torch_dtype, trust_remote_code=trust_remote_code)
     offload_dir = None
     if auto:
         offload_dir = Path(tempfile.mkdtemp(prefix="llm-internals-offload-"))
