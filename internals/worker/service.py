@@ -127,6 +127,10 @@ class ModelService:
         send({"id": rid, "kind": "error"}, {"type": "InternalError", "message": f"{method} failed: {type(exc).__name__}: {exc}"})
 
     def close(self) -> None:
+        """Release the model: its loaded copy (and accelerate's offload folder) and the opened files."""
+        if self._loaded is not None:
+            self._loaded.close()
+            self._loaded = None
         self.opened.close()
 
     # --- status and the lazy engine -----------------------------------------------------------------
