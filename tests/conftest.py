@@ -30,9 +30,13 @@ TINY_CONFIGS: dict[str, dict] = {
                   num_attention_heads=6, num_key_value_heads=2, vocab_size=300, max_position_embeddings=128,
                   tie_word_embeddings=False, rope_theta=10000.0),
     "gpt2": dict(model_type="gpt2", n_embd=64, n_layer=2, n_head=4, vocab_size=256, n_positions=128),
+    "mistral-sliding": dict(model_type="mistral", hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                            num_attention_heads=4, num_key_value_heads=2, vocab_size=256,
+                            max_position_embeddings=128, sliding_window=5, tie_word_embeddings=False),
     "mixtral": dict(model_type="mixtral", hidden_size=64, intermediate_size=96, num_hidden_layers=2,
                     num_attention_heads=4, num_key_value_heads=2, vocab_size=256, num_local_experts=4,
                     num_experts_per_tok=2, max_position_embeddings=128, tie_word_embeddings=False),
+    # soft-capped attention logits (gemma2's defaults: 50 and 30) and alternating sliding-window layers
     "gemma2": dict(model_type="gemma2", hidden_size=64, intermediate_size=96, num_hidden_layers=2,
                    num_attention_heads=4, num_key_value_heads=2, head_dim=16, vocab_size=256,
                    max_position_embeddings=128, sliding_window=8, tie_word_embeddings=True),

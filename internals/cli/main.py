@@ -117,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("worker", help="serve one model to several explorers on a Unix socket")
     _model_args(p)
     p.add_argument("--socket", required=True, metavar="PATH", help="socket path (its folder is made private, 0700)")
+    p.add_argument("--socket-group", metavar="GROUP",
+                   help="let the members of this Unix group connect too (socket 0660, folder 0750; you must be in it)")
     p.add_argument("--device", default=None)
     p.add_argument("--dtype", default=None)
     p.add_argument("--max-memory", default=None, metavar="SPEC")

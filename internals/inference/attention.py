@@ -1,16 +1,22 @@
-"""Attention weights of one layer, computed on demand.
+"""Attention weights of one layer, computed on demand, in float32, by blocks of queries.
 
-`model(..., output_attentions=True)` keeps every layer's [heads, T, T] map until the forward pass ends: for
-a 28-layer model and a 4k-token prompt that is 28 times more memory than the one map the view shows. Here a
-forward hook on the chosen layer's attention module keeps that layer's map only, and (unless accelerate
-offloads weights) stops the forward pass right after it, so later layers are not even computed. Eager
-attention computes each layer's map anyway; it is freed as soon as the layer returns.
+The model runs with the attention it was loaded with (sdpa: memory-efficient, no [heads, T, T] maps). For the
+asked layer, a registered attention function (transformers' `AttentionInterface`, so the model's own attention
+module still computes its queries and keys, RoPE included) also computes that layer's weights from its queries
+and keys, a block of query rows at a time in float32: softmax(q·kᵀ·scaling, soft-capped where the model caps,
+plus the model's own additive mask, sliding windows included). Only the result and one block are ever held,
+and a binned request (long prompts) never holds the full maps at all: each block is reduced as it is computed.
+Unless accelerate offloads weights, the forward pass stops right after that layer, so later layers never run.
+A request whose maps would not fit in the memory free is refused with a clear message before any work.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import contextvars
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -19,7 +25,6 @@ from torch import nn
 
 from internals.errors import UserError
 from internals.inference.errors import translate_oom
-from internals.reduce import block_edges, block_means
 from internals.inference.model_parts import (
     attention_module,
     decoder_layers,
@@ -27,10 +32,30 @@ from internals.inference.model_parts import (
     resolve_layer,
     text_config,
 )
+from internals.reduce import block_edges
+
+#: The name under which the capturing attention function (and its mask: eager's additive one) is registered.
+CAPTURE_IMPLEMENTATION = "llm_internals_capture"
+#: Float32 bytes of one block of scores (queries × keys × heads) computed at a time.
+BLOCK_BYTES = 64 * 2**20
 
 
 class _StopForward(Exception):
-    """Raised by the capture hook to end the forward pass once the wanted layer has run."""
+    """Raised once the wanted layer has run, to end the forward pass."""
+
+
+@dataclass
+class _Capture:
+    """What the capturing attention function needs for one request."""
+
+    target: nn.Module
+    original: str  # the attention implementation the model was loaded with
+    edges: list[int] | None  # bin edges over token positions, or None for full maps
+    stop: bool
+    result: list[np.ndarray] = field(default_factory=list)
+
+
+_ACTIVE: contextvars.ContextVar[_Capture | None] = contextvars.ContextVar("llm_internals_capture", default=None)
 
 
 def attention_for_layer(loaded: Any, prompt_ids: Sequence[int], layer: int, bins: int | None = None) -> dict[str, Any]:
@@ -48,16 +73,13 @@ def attention_for_layer(loaded: Any, prompt_ids: Sequence[int], layer: int, bins
     ids = prompt_tensor(model, prompt_ids)
     if bins is not None and bins < 1:
         raise UserError(f"bins must be at least 1 (got {bins})")
+    tokens = int(ids.shape[1])
+    edges = bin_edges(tokens, bins) if bins is not None and bins < tokens else None
+    heads = _num_heads(model)
+    if edges is None:
+        _check_maps_fit(heads, tokens)
     with translate_oom():
-        weights = capture_attention(model, ids, index)
-        tokens = int(weights.shape[-1])
-        edges = None
-        if bins is not None and bins < tokens:
-            edges = bin_edges(tokens, bins)
-            array = block_average(weights, edges)
-        else:
-            array = weights.float().cpu().numpy()
-    del weights
+        array = capture_attention(model, ids, index, edges)
     heads = int(array.shape[0])
     kv_heads = num_key_value_heads(model, heads)
     group = max(1, heads // kv_heads)
@@ -66,36 +88,131 @@ def attention_for_layer(loaded: Any, prompt_ids: Sequence[int], layer: int, bins
                 bin_edges=edges)
 
 
-def capture_attention(model: nn.Module, ids: torch.Tensor, index: int) -> torch.Tensor:
-    """Run the model on ids [1, T] and return layer `index`'s attention weights [heads, T, T] (model dtype).
-
-    Only that layer's map is ever held: the hook keeps one tensor, and other layers' maps die with their
-    layer's forward call.
-    """
+def capture_attention(model: nn.Module, ids: torch.Tensor, index: int, edges: list[int] | None = None) -> np.ndarray:
+    """Run the model on ids [1, T] and return layer `index`'s attention weights, np.float32 [heads, T, T], or
+    block-averaged [heads, K, K] when `edges` (K+1 token positions) are given."""
+    _register()
     block = decoder_layers(model)[index]
-    captured: list[torch.Tensor] = []
-    stop = can_stop_early(model)
-
-    def keep_weights(module: nn.Module, args: tuple, output: Any) -> None:
-        weights = output[1] if isinstance(output, (tuple, list)) and len(output) > 1 else None
-        if not isinstance(weights, torch.Tensor):
-            raise UserError(f"{type(module).__name__} returned no attention weights: load the model with eager attention")
-        captured.append(weights[0].detach())
-        if stop:
-            raise _StopForward
-
-    handle = attention_module(block).register_forward_hook(keep_weights)
+    capture = _Capture(target=attention_module(block), original=_implementation(model), edges=edges,
+                       stop=can_stop_early(model))
+    token = _ACTIVE.set(capture)
     try:
-        with torch.no_grad(), eager_attention(model):
+        with torch.no_grad(), _implementation_set(model, CAPTURE_IMPLEMENTATION):
             decoder = getattr(model, "base_model", model)  # no LM head: its [T, vocab] logits are not needed
             decoder(input_ids=ids, use_cache=False)
     except _StopForward:
         pass
     finally:
-        handle.remove()
-    if len(captured) != 1:
-        raise RuntimeError(f"expected one attention map from layer {index}, captured {len(captured)}")
-    return captured[0]
+        _ACTIVE.reset(token)
+    if len(capture.result) != 1:
+        raise RuntimeError(f"expected one attention map from layer {index}, captured {len(capture.result)}")
+    return capture.result[0]
+
+
+def _capturing_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                         attention_mask: torch.Tensor | None, *args: Any, **kwargs: Any) -> tuple[torch.Tensor, Any]:
+    """The attention function registered under CAPTURE_IMPLEMENTATION: the model's own attention for every
+    layer, and for the target layer its weights, computed on the side from the same queries and keys."""
+    capture = _ACTIVE.get()
+    original = _original_function(module, capture.original if capture else "eager")
+    if capture is not None and module is capture.target:
+        capture.result.append(_weights_by_blocks(query, key, attention_mask, kwargs.get("scaling"),
+                                                 kwargs.get("softcap"), capture.edges))
+        if capture.stop:
+            raise _StopForward
+    return original(module, query, key, value, attention_mask, *args, **kwargs)
+
+
+def _weights_by_blocks(query: torch.Tensor, key: torch.Tensor, mask: torch.Tensor | None,
+                       scaling: float | None, softcap: float | None, edges: list[int] | None) -> np.ndarray:
+    """softmax(q·kᵀ·scaling [soft-capped] + mask) in float32, one block of query rows at a time (batch row 0).
+
+    The same steps as transformers' eager attention, so the weights equal its `output_attentions`; float32
+    throughout, so a bf16 model's weights are not rounded before the softmax.
+    """
+    q = query[0].float()  # [heads, T, d]
+    heads, tokens = int(q.shape[0]), int(q.shape[1])
+    keys = key[0].float()
+    groups = max(1, heads // int(keys.shape[0]))
+    if groups > 1:
+        keys = keys.repeat_interleave(groups, dim=0)  # query head h reads key head h // groups
+    keys_t = keys.transpose(1, 2)  # [heads, d, S]
+    length = int(keys.shape[1])
+    if scaling is None:
+        scaling = q.shape[-1] ** -0.5  # what every eager attention does without an explicit scaling
+    rows = max(1, min(tokens, BLOCK_BYTES // max(1, 4 * heads * length)))
+    if edges is None:
+        out = np.empty((heads, tokens, length), dtype=np.float32)
+    else:
+        bins = len(edges) - 1
+        sizes = torch.tensor(np.diff(edges), device=q.device)
+        bin_of = torch.repeat_interleave(torch.arange(bins, device=q.device), sizes)
+        sums = torch.zeros(heads, bins, bins, dtype=torch.float32, device=q.device)
+    for start in range(0, tokens, rows):
+        stop = min(tokens, start + rows)
+        scores = torch.matmul(q[:, start:stop], keys_t) * scaling
+        if softcap is not None:
+            scores = torch.tanh(scores / softcap) * softcap
+        if mask is not None:
+            scores = scores + mask[0, :, start:stop, :length].float()
+        weights = torch.softmax(scores, dim=-1)
+        del scores
+        if edges is None:
+            out[:, start:stop] = weights.cpu().numpy()
+        else:
+            per_key_bin = torch.zeros(heads, stop - start, bins, dtype=torch.float32, device=q.device)
+            per_key_bin.index_add_(2, bin_of[:length], weights)
+            sums.index_add_(1, bin_of[start:stop], per_key_bin)
+    if edges is None:
+        return out
+    return (sums / sizes.to(torch.float32)[None, :, None]).cpu().numpy()
+
+
+def _original_function(module: nn.Module, name: str) -> Callable[..., Any]:
+    """The attention function the model would have used: the registered kernel, or its own module's eager one."""
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+    eager = getattr(sys.modules[type(module).__module__], "eager_attention_forward", None)
+    if name == "eager" or name not in ALL_ATTENTION_FUNCTIONS:
+        if eager is None:
+            raise UserError(f"{type(module).__name__} has no eager attention function to capture weights from")
+        return eager
+    return ALL_ATTENTION_FUNCTIONS[name]
+
+
+_registered = False
+
+
+def _register() -> None:
+    """Register the capturing attention function, with eager's additive mask (explicit, sliding windows
+    included), once per process."""
+    global _registered
+    if _registered:
+        return
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS
+    from transformers.modeling_utils import AttentionInterface
+
+    AttentionInterface.register(CAPTURE_IMPLEMENTATION, _capturing_attention)
+    ALL_MASK_ATTENTION_FUNCTIONS.register(CAPTURE_IMPLEMENTATION, ALL_MASK_ATTENTION_FUNCTIONS["eager"])
+    _registered = True
+
+
+def _implementation(model: nn.Module) -> str:
+    return str(getattr(model.config, "_attn_implementation", None) or "eager")
+
+
+@contextmanager
+def _implementation_set(model: nn.Module, name: str) -> Iterator[None]:
+    """Use attention implementation `name` for the duration (restored afterwards, even on errors)."""
+    current = _implementation(model)
+    if current == name:
+        yield
+        return
+    model.set_attn_implementation(name)
+    try:
+        yield
+    finally:
+        model.set_attn_implementation(current)
 
 
 def can_stop_early(model: nn.Module) -> bool:
@@ -108,17 +225,29 @@ def can_stop_early(model: nn.Module) -> bool:
 
 @contextmanager
 def eager_attention(model: nn.Module) -> Iterator[None]:
-    """Switch to eager attention for the duration (the fused kernels do not return weights)."""
-    config = model.config
-    current = getattr(config, "_attn_implementation", "eager")
-    if current == "eager":
+    """Switch to eager attention for the duration (for `output_attentions=True`, e.g. in reference checks)."""
+    with _implementation_set(model, "eager"):
         yield
-        return
-    model.set_attn_implementation("eager")
-    try:
-        yield
-    finally:
-        model.set_attn_implementation(current)
+
+
+def _num_heads(model: nn.Module) -> int:
+    config = text_config(model)
+    for name in ("num_attention_heads", "n_head"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return 1
+
+
+def _check_maps_fit(heads: int, tokens: int) -> None:
+    """Refuse full maps that would not fit in the memory free now (they are returned as float32 on the CPU)."""
+    import psutil
+
+    need = 4 * heads * tokens * tokens
+    free = psutil.virtual_memory().available
+    if need > free // 2:
+        raise UserError(f"the attention maps of one layer for {tokens} tokens need {need / 2**30:.1f} GiB and "
+                        f"{free / 2**30:.1f} GiB are free: ask for binned maps (bins=K) or a shorter prompt")
 
 
 def num_key_value_heads(model: nn.Module, heads: int) -> int:
@@ -129,13 +258,3 @@ def num_key_value_heads(model: nn.Module, heads: int) -> int:
 def bin_edges(tokens: int, bins: int) -> list[int]:
     """K+1 increasing token positions from 0 to T splitting the prompt into K nearly equal blocks."""
     return block_edges(tokens, bins)
-
-
-def block_average(weights: torch.Tensor, edges: list[int]) -> np.ndarray:
-    """Block-average [heads, T, T] maps to [heads, K, K]: sum over each key block, mean over each query block
-    (internals/reduce.py). One query block of one head at a time in float32, so the extra memory is one
-    [block, T] band, not a float32 copy of the maps."""
-    out = np.empty((int(weights.shape[0]), len(edges) - 1, len(edges) - 1), dtype=np.float32)
-    for h in range(int(weights.shape[0])):
-        out[h] = block_means(lambda a, b, h=h: weights[h, a:b].float().cpu().numpy(), edges, edges, sum_cols=True)
-    return out

@@ -1,12 +1,14 @@
 """Load a model and its tokenizer for forward passes: the one expensive step of the worker.
 
 Everything is transformers' own loading: `from_pretrained` onto one device, or accelerate's big-model
-inference (`device_map="auto"`, `max_memory`, disk offload) when asked. Attention is always loaded as
-`eager`, because the faster kernels (sdpa, flash) never materialise the attention weights the explorer shows.
+inference (`device_map="auto"`, `max_memory`, disk offload) when asked. Attention is loaded as transformers
+chooses (sdpa where the architecture supports it): memory-efficient, never a [heads, T, T] map per layer. The
+attention view computes the one layer it shows on the side (`internals.inference.attention`).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import tempfile
@@ -24,7 +26,8 @@ from internals.sources import ModelSource
 
 Progress = Callable[[float, str], None]
 
-_LOAD_OOM = "out of GPU memory while loading the model: try --dtype bfloat16 or --device auto (offloads to CPU and disk)"
+_LOAD_OOM = "out of GPU memory while loading the model: try --device auto (offloads to CPU and disk) or a smaller --dtype"
+OFFLOAD_PREFIX = "llm-internals-offload-"
 _SIZE = re.compile(r"^\d+(\.\d+)?\s*(GIB|MIB|KIB|GB|MB|KB)$", re.IGNORECASE)
 # Share of the progress bar given to the weights (the rest: tokenizer, building the module tree, dispatch).
 _WEIGHTS_START, _WEIGHTS_END = 0.1, 0.95
@@ -106,17 +109,21 @@ def load_for_inference(source: ModelSource, device: str | torch.device | None = 
     folder = _model_folder(source)
     report(0.0, "loading the tokenizer")
     tokenizer = load_tokenizer(source, trust_remote_code)
-    auto = device == "auto" or max_memory is not None
+    memory = parse_max_memory(max_memory) if isinstance(max_memory, str) else max_memory
+    if device == "auto" and memory is None:
+        device = _one_gpu_that_fits(source)  # spread over several devices only when one is not enough
+    auto = device == "auto" or memory is not None
     target = None if auto else _pick_device(device)
-    torch_dtype = _pick_dtype(dtype, target)
-    kwargs: dict[str, Any] = dict(dtype=torch_dtype, attn_implementation="eager", trust_remote_code=trust_remote_code)
+    torch_dtype = _pick_dtype(dtype, target, memory)
+    kwargs: dict[str, Any] = dict(dtype=torch_dtype, trust_remote_code=trust_remote_code)
     offload_dir = None
     if auto:
-        offload_dir = Path(tempfile.mkdtemp(prefix="llm-internals-offload-"))
+        remove_stale_offload_folders()
+        offload_dir = Path(tempfile.mkdtemp(prefix=f"{OFFLOAD_PREFIX}{os.getpid()}-"))
         kwargs.update(device_map="auto", offload_folder=str(offload_dir))
-        if max_memory is not None:
-            kwargs["max_memory"] = parse_max_memory(max_memory) if isinstance(max_memory, str) else max_memory
-    elif target.type != "cpu":
+        if memory is not None:
+            kwargs["max_memory"] = memory
+    elif target is not None and target.type != "cpu":
         kwargs["device_map"] = str(target)  # load straight onto the GPU, without a full copy in CPU memory
     report(0.05, f"building the model ({_dtype_name(torch_dtype)})")
     try:
@@ -168,17 +175,70 @@ def _pick_device(device: str | torch.device | None) -> torch.device:
     return chosen
 
 
-def _pick_dtype(dtype: str | torch.dtype | None, target: torch.device | None) -> torch.dtype:
+def _pick_dtype(dtype: str | torch.dtype | None, target: torch.device | None,
+                memory: dict[int | str, str | int] | None = None) -> torch.dtype:
+    """The asked dtype, else bfloat16 on a GPU that supports it and float32 everywhere else.
+
+    Never float16 by default: models trained in bf16 (Qwen2 among them) overflow to inf/NaN in fp16, so a
+    pre-Ampere GPU gets float32. A `--max-memory` that names no GPU means the CPU (and disk): float32 too.
+    """
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype is not None:
         from internals.torch_dtypes import parse_dtype
 
         return parse_dtype(dtype)
-    on_gpu = target.type == "cuda" if target is not None else torch.cuda.is_available()
-    if not on_gpu:
-        return torch.float32
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if target is not None:
+        on_gpu = target.type == "cuda"
+    elif memory is not None:
+        on_gpu = torch.cuda.is_available() and any(isinstance(key, int) for key in memory)
+    else:
+        on_gpu = torch.cuda.is_available()
+    if on_gpu and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def _one_gpu_that_fits(source: ModelSource) -> str:
+    """For `--device auto` without `--max-memory`: the GPU with the most free memory when the weights (in
+    bf16) fit in 80% of it, so a model that fits one GPU is not spread over every visible one; else "auto"."""
+    if not torch.cuda.is_available():
+        return "cpu"
+    need = _weights_bytes(source)
+    free = [(torch.cuda.mem_get_info(i)[0], i) for i in range(torch.cuda.device_count())]
+    best_free, best = max(free)
+    return f"cuda:{best}" if need and need < 0.8 * best_free else "auto"
+
+
+def _weights_bytes(source: ModelSource) -> int:
+    folder = source.config_path.parent if source.config_path is not None else None
+    if folder is None:
+        return 0
+    return sum(f.stat().st_size for f in folder.glob("*.safetensors"))
+
+
+def remove_stale_offload_folders() -> list[Path]:
+    """Remove the offload folders of workers that died without cleaning up (SIGKILL, power loss): with disk
+    offload each holds tens of GB. A folder is stale when the pid in its name is no longer running."""
+    removed = []
+    for folder in Path(tempfile.gettempdir()).glob(f"{OFFLOAD_PREFIX}*"):
+        pid_text = folder.name[len(OFFLOAD_PREFIX):].split("-", 1)[0]
+        if not pid_text.isdigit() or not folder.is_dir() or folder.owner() != _user_name():
+            continue
+        try:
+            os.kill(int(pid_text), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+        except PermissionError:
+            pass
+    return removed
+
+
+def _user_name() -> str:
+    import pwd
+
+    return pwd.getpwuid(os.getuid()).pw_name
 
 
 def _dtype_name(dtype: torch.dtype) -> str:

@@ -2,7 +2,13 @@
 
 Each connection gets a reader thread; each request runs in its own thread (the service serialises forward
 passes), so cheap questions (tree, statistics) are answered while a long forward pass runs. The socket is
-created with mode 0600 inside a 0700 folder: only its user can connect.
+created with mode 0600 inside a 0700 folder: only its user can connect (`socket_group` opens it to one Unix
+group, 0660 in a 0750 folder, for a class whose students have their own accounts).
+
+A careless or hostile peer costs one connection, never the worker: requests are read with small limits
+(checked before anything past the frame prefix is read, and memory grows only with bytes that arrive), the
+number of connections and of requests in flight per connection is bounded, and an answer too large for a
+frame goes back as a typed error instead of a broken connection.
 """
 
 from __future__ import annotations
@@ -19,23 +25,42 @@ from pathlib import Path
 from typing import Any
 
 from internals.errors import UserError
-from internals.worker.protocol import ConnectionClosed, ProtocolError, encode, read_frame
+from internals.worker.protocol import (
+    MAX_HEADER,
+    MAX_PAYLOAD,
+    MAX_REQUEST_HEADER,
+    MAX_REQUEST_PAYLOAD,
+    ConnectionClosed,
+    ProtocolError,
+    encode,
+    read_frame,
+)
 from internals.worker.service import ModelService, RuntimeOptions
 
 log = logging.getLogger("llm_internals.worker")
+#: At most this many connections are served at once; more wait in the listen backlog, then are refused.
+MAX_CONNECTIONS = 128
+#: Requests of one connection running at once; a peer that sends more gets a typed error for the extra ones.
+MAX_IN_FLIGHT = 32
 
 
 class WorkerServer:
-    def __init__(self, service: ModelService | None, path: str | os.PathLike[str]) -> None:
+    def __init__(self, service: ModelService | None, path: str | os.PathLike[str], socket_group: str | None = None) -> None:
         self.service = service
         self.path = str(path)
+        self.socket_group = socket_group
         self._sock: socket.socket | None = None
         self._stopping = threading.Event()
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
 
     def bind(self) -> None:
+        gid = _group_id(self.socket_group) if self.socket_group else None
         parent = Path(self.path).parent
         if not parent.exists():
             parent.mkdir(mode=0o700, parents=True)
+            if gid is not None:
+                os.chown(parent, -1, gid)
+                os.chmod(parent, 0o750)
         if os.path.lexists(self.path):
             if not stat.S_ISSOCK(os.lstat(self.path).st_mode):
                 raise UserError(f"{self.path} exists and is not a socket: choose another --socket path")
@@ -56,17 +81,24 @@ class WorkerServer:
             raise UserError(f"cannot create the socket {self.path}: {exc.strerror or exc}") from None
         finally:
             os.umask(old)
-        os.chmod(self.path, 0o600)
-        sock.listen(16)
+        if gid is not None:
+            os.chown(self.path, -1, gid)
+            os.chmod(self.path, 0o660)
+        else:
+            os.chmod(self.path, 0o600)
+        sock.listen(64)
         self._sock = sock
 
     def serve_forever(self) -> None:
         assert self._sock is not None and self.service is not None, "bind() and set the service first"
         log.info("listening on %s (pid %d)", self.path, os.getpid())
         while not self._stopping.is_set():
+            if not self._slots.acquire(timeout=0.5):
+                continue  # every slot taken: accept nobody until a connection closes (they wait in the backlog)
             try:
                 conn, _ = self._sock.accept()
             except OSError:
+                self._slots.release()
                 break
             threading.Thread(target=self._serve_connection, args=(conn,), daemon=True).start()
 
@@ -83,30 +115,85 @@ class WorkerServer:
             pass
 
     def _serve_connection(self, conn: socket.socket) -> None:
+        assert self.service is not None
+        service = self.service
         send_lock = threading.Lock()
         client_id = id(conn)
+        in_flight = threading.BoundedSemaphore(MAX_IN_FLIGHT)
+        gone = threading.Event()
 
         def send(header: dict[str, Any], body: Any) -> None:
-            frame = encode(header, body)
+            frame = _fitting_frame(header, body)
             with send_lock:
+                if gone.is_set():
+                    return
                 try:
                     conn.sendall(frame)
                 except OSError:
-                    pass  # the client went away; its requests finish silently
+                    gone.set()  # the client went away: its requests are cancelled below
+
+        def run(header: dict[str, Any], params: Any) -> None:
+            try:
+                service.handle(header, params, send)
+            finally:
+                in_flight.release()
 
         try:
-            while True:
-                header, params = read_frame(conn)
+            while not gone.is_set():
+                header, params = read_frame(conn, MAX_REQUEST_HEADER, MAX_REQUEST_PAYLOAD)
                 if header.get("kind") != "request":
                     continue
+                rid = header.get("id")
+                if not isinstance(rid, int) or isinstance(rid, bool):
+                    send({"id": 0, "kind": "error"}, {"type": "BadRequest", "message": "a request needs an integer id"})
+                    continue
+                if not in_flight.acquire(blocking=False):
+                    send({"id": rid, "kind": "error"}, {"type": "Busy", "message":
+                          f"more than {MAX_IN_FLIGHT} requests in flight on one connection: wait for answers first"})
+                    continue
                 header["client"] = client_id
-                threading.Thread(target=self.service.handle, args=(header, params or {}, send), daemon=True).start()
+                threading.Thread(target=run, args=(header, params if params is not None else {}), daemon=True).start()
         except (ConnectionClosed, OSError):
             pass
         except ProtocolError as exc:
             log.warning("dropping a client that sent a bad frame: %s", exc)
         finally:
+            gone.set()
+            cancel = getattr(service, "cancel_client", None)
+            if cancel is not None:
+                cancel(client_id)
             conn.close()
+            self._slots.release()
+
+
+def _fitting_frame(header: dict[str, Any], body: Any) -> bytes:
+    """The frame for an answer, or a typed error frame when the answer is too large for the client to read
+    (the client would otherwise see a broken connection and think the worker died)."""
+    try:
+        frame = encode(header, body)
+    except (TypeError, ValueError) as exc:  # not JSON-able: a bug in an operation, reported to the client
+        log.error("answer of request %s could not be encoded: %s", header.get("id"), exc)
+        return encode({"id": header.get("id"), "kind": "error"},
+                      {"type": "InternalError", "message": f"the answer could not be encoded: {exc}"})
+    hlen, plen = int.from_bytes(frame[:4], "little"), int.from_bytes(frame[4:12], "little")
+    if hlen > MAX_HEADER or plen > MAX_PAYLOAD:
+        size = (hlen + plen) / 2**20
+        return encode({"id": header.get("id"), "kind": "error"},
+                      {"type": "AnswerTooLarge", "message": f"the answer is too large to send ({size:.0f} MiB): "
+                                                            "ask for fewer tokens or a shorter prompt"})
+    return frame
+
+
+def _group_id(name: str) -> int:
+    import grp
+
+    try:
+        gid = grp.getgrnam(name).gr_gid
+    except KeyError:
+        raise UserError(f"no Unix group named {name!r}: create it, or leave out --socket-group") from None
+    if gid not in os.getgroups() and gid != os.getgid():
+        raise UserError(f"you are not in the group {name!r}: the socket could not be handed to it")
+    return gid
 
 
 def _watch_parent(pid: int, server: WorkerServer) -> None:
@@ -133,7 +220,7 @@ def serve_from_args(args: argparse.Namespace) -> int:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logging.getLogger("llm_internals").addHandler(handler)
     logging.getLogger("llm_internals").setLevel(logging.INFO)
-    server = WorkerServer(None, args.socket)
+    server = WorkerServer(None, args.socket, socket_group=getattr(args, "socket_group", None))
     server.bind()  # first: a socket already in use is reported before seconds of model opening
     try:
         opened = open_model(args.model, revision=args.revision, trust_remote_code=args.trust_remote_code)

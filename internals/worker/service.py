@@ -76,6 +76,10 @@ class ModelService:
                         del self._active[key]
 
     def close(self) -> None:
+        """Release the model: its loaded copy (and accelerate's offload folder) and the opened files."""
+        if self._loaded is not None:
+            self._loaded.close()
+            self._loaded = None
         self.opened.close()
 
     # --- the loaded model ---------------------------------------------------------------------------

@@ -8,17 +8,22 @@ import torch
 
 from inference_support import load_tiny, prompt_ids
 from internals.errors import UserError
-from internals.inference.attention import attention_for_layer, bin_edges, capture_attention
+from internals.inference.attention import attention_for_layer, bin_edges, capture_attention, eager_attention
 from internals.inference.model_parts import attention_module, decoder_layers
 
 
 def _reference(loaded, ids):
-    with torch.no_grad():
+    """transformers' own eager attention weights, every layer (the model itself runs sdpa where it can)."""
+    with torch.no_grad(), eager_attention(loaded.model):
         out = loaded.model(torch.tensor([ids]), output_attentions=True, use_cache=False)
     return [a[0].float().numpy() for a in out.attentions]
 
 
-@pytest.mark.parametrize("kind", ["llama", "qwen2", "gpt2", "demo"])
+def test_models_load_with_memory_efficient_attention(tiny_models):
+    assert load_tiny(tiny_models, "llama").model.config._attn_implementation == "sdpa"
+
+
+@pytest.mark.parametrize("kind", ["llama", "qwen2", "gpt2", "demo", "gemma2", "mistral-sliding"])
 def test_every_layer_equals_transformers_eager_attention(tiny_models, kind):
     loaded = load_tiny(tiny_models, kind)  # "demo": the shipped demo model (GQA, 6 query / 2 KV heads)
     ids = prompt_ids(loaded, 17)
@@ -87,15 +92,16 @@ def test_only_the_asked_layer_is_held_and_later_layers_do_not_run(tiny_models):
     layers = decoder_layers(loaded.model)
     hooks_before = [len(attention_module(block)._forward_hooks) for block in layers]
     ran: list[int] = []
-    spies = [attention_module(block).register_forward_hook(lambda m, a, o, i=i: ran.append(i))
+    spies = [attention_module(block).register_forward_pre_hook(lambda m, a, i=i: ran.append(i))
              for i, block in enumerate(layers)]
     try:
         weights = capture_attention(loaded.model, torch.tensor([prompt_ids(loaded, 9)]), 1)
+        assert loaded.model.config._attn_implementation == "sdpa"  # restored after the capture
     finally:
         for spy in spies:
             spy.remove()
     assert weights.shape == (6, 9, 9)
-    assert ran == [0, 1]  # layer 2 never ran: its map was never even computed
+    assert ran == [0, 1]  # layer 2 never started: its map was never even computed
     assert [len(attention_module(block)._forward_hooks) for block in layers] == hooks_before
 
 
@@ -104,3 +110,38 @@ def test_bfloat16_model_gives_float32_maps(tiny_models):
     got = attention_for_layer(loaded, prompt_ids(loaded, 10), 0)
     assert got["weights"].dtype == np.float32
     np.testing.assert_allclose(got["weights"].sum(-1), 1.0, atol=2e-2)
+
+
+def test_bfloat16_scores_are_not_rounded_before_the_softmax(tiny_models):
+    """The maps of a bf16 model are computed from its queries and keys in float32: closer to the float32
+    model's maps than transformers' own bf16 eager weights are."""
+    ids = prompt_ids(load_tiny(tiny_models, "llama"), 24)
+    exact = _reference(load_tiny(tiny_models, "llama"), ids)[1]
+    half = load_tiny(tiny_models, "llama", "bfloat16")
+    ours = attention_for_layer(half, ids, 1)["weights"]
+    theirs = _reference(half, ids)[1]
+    assert np.abs(ours - exact).max() <= np.abs(theirs - exact).max()
+
+
+def test_maps_that_would_not_fit_are_refused_before_any_work(tiny_models, monkeypatch):
+    import psutil
+
+    loaded = load_tiny(tiny_models, "llama")
+    real = psutil.virtual_memory()
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: real._replace(available=1000))
+    with pytest.raises(UserError, match="need .* GiB .* free: ask for binned maps"):
+        attention_for_layer(loaded, prompt_ids(loaded, 40), 0)
+    binned = attention_for_layer(loaded, prompt_ids(loaded, 40), 0, bins=8)  # binned maps never hold full ones
+    assert binned["weights"].shape == (4, 8, 8)
+
+
+def test_blocks_smaller_than_the_prompt_give_the_same_maps(tiny_models, monkeypatch):
+    import internals.inference.attention as attention
+
+    loaded = load_tiny(tiny_models, "qwen2")
+    ids = prompt_ids(loaded, 33)
+    whole = attention_for_layer(loaded, ids, 2)
+    whole_binned = attention_for_layer(loaded, ids, 2, bins=5)
+    monkeypatch.setattr(attention, "BLOCK_BYTES", 4 * 6 * 33 * 4)  # four query rows a block
+    np.testing.assert_allclose(attention_for_layer(loaded, ids, 2)["weights"], whole["weights"], atol=1e-6)
+    np.testing.assert_allclose(attention_for_layer(loaded, ids, 2, bins=5)["weights"], whole_binned["weights"], atol=1e-6)
