@@ -32,8 +32,9 @@ REF_CONFIG = ROOT / "tests" / "data" / "deepseek-r1-distill-qwen-1.5b.config.jso
 
 EXPECTED_IDS = [
     "parameters", "tokenization", "embeddings", "attention", "gqa", "rope", "swiglu", "rmsnorm",
-    "residual-stream", "lm-head", "parameter-stats", "attention-patterns",
+    "residual-stream", "lm-head", "parameter-stats", "attention-patterns", "one-head",
     "pretraining", "distillation", "sft", "rlhf-ppo", "grpo", "dpo", "peft", "tools",
+    "inference", "quantization", "mixture-of-experts", "reasoning",
 ]
 
 
@@ -130,7 +131,8 @@ def test_catalog_order_ids_and_front_matter(lessons):
         assert 60 <= lines <= 150, f"{lesson.path}: {lines} lines"
     demos = {x.id: x.demo for x in lessons if x.demo}
     assert demos == {"pretraining": "pretrain", "distillation": "distill", "sft": "before-after", "grpo": "grpo",
-                     "dpo": "dpo", "peft": "lora"}
+                     "dpo": "dpo", "peft": "lora", "one-head": "one-head", "inference": "sampling",
+                     "reasoning": "pass-at-k"}
     assert next(x for x in lessons if x.id == "peft").requires == ("peft",)
 
 

@@ -104,7 +104,8 @@ def test_importing_demos_does_not_import_torch():
 
 
 def test_registry_matches_the_lessons_demo_ids():
-    assert list(DEMOS) == ["pretrain", "before-after", "lora", "dpo", "grpo", "distill", "teacher-sft"]
+    assert list(DEMOS) == ["pretrain", "before-after", "lora", "dpo", "grpo", "distill", "teacher-sft", "one-head",
+                           "sampling", "pass-at-k"]
     catalog = pytest.importorskip("lessons.catalog")
     if hasattr(catalog, "DEMO_IDS"):
         assert set(DEMOS) == set(catalog.DEMO_IDS)
