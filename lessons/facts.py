@@ -473,6 +473,5 @@ def lesson_facts(summary: dict | None, tree: list[dict] | None) -> dict[str, obj
     experts = _int(f["num_experts"])
     active = _int(f["num_experts_per_token"])
     f["experts_desc"] = (f"{experts} experts per MoE layer, {active if active else '?'} active per token" if experts
-                         else "none: every layer has one dense MLP (num_experts is null)")
-    f["is_moe"] = "yes" if experts else "no"
+                         else "no experts: every layer has one dense MLP (num_experts is null)")
     return f

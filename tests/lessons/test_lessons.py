@@ -184,6 +184,15 @@ def test_reference_model_facts(models):
     assert f["lm_head_weight"] == "lm_head.weight" and f["final_norm_weight"] == "model.norm.weight"
 
 
+def test_part3_facts(models):
+    f = models["r1-1.5b"][2]
+    assert f["kv_cache_32k_mib"] == 28_672 * 32_768 / 2**20 == 896 and f["kv_block16_human"] == "448 KiB"
+    assert f["kv_cache_32k_ratio_to_weights"] == pytest.approx(28_672 * 32_768 / 3_554_176_000)
+    assert f["lens_rows"] == 29 and f["experts_desc"].startswith("no experts")
+    moe = lesson_facts({"num_experts": 8, "num_experts_per_token": 2}, [])
+    assert moe["experts_desc"] == "8 experts per MoE layer, 2 active per token" and moe["kv_block16_human"] is None
+
+
 def test_summary_values_take_precedence_over_derived(models):
     summary, tree, derived = models["tiny-qwen2"]
     richer = dict(summary, kv_cache_bytes_per_token={"bf16": 1, "fp32": 2},
