@@ -18,6 +18,7 @@ _EXPORTS = {
     "logit_lens": "lens", "residual_norms": "lens", "activation_stats": "lens",
     "next_token_topk": "generation", "generate_stream": "generation",
     "embedding_neighbours": "neighbours",
+    "render_chat_template": "chat_template",
 }
 
 __all__ = sorted(_EXPORTS)
