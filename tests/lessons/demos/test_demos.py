@@ -413,7 +413,9 @@ def _encode(opened, text):
     return encode(load_tokenizer(opened.source), text)
 
 
-def test_one_head_rejects_bad_head_and_position(demo_model):
+def test_one_head_rejects_bad_head_position_and_fused_attention(demo_model, tiny_models):
+    with pytest.raises(UserError, match="no separate q_proj"):  # GPT-2's fused c_attn
+        run_demo("one-head", open_model(str(tiny_models("gpt2"))), {"prompt": "def add(a, b): return a"})
     with pytest.raises(UserError, match="head 99 is out of range"):
         run_demo("one-head", demo_model, {"head": 99})
     with pytest.raises(UserError, match="position 500 is out of range"):
