@@ -37,10 +37,12 @@ __all__ = [
 ]
 
 #: Parts in display order: directory name -> title.
-PART_TITLES = {"architecture": "Part 1 · Architecture", "training": "Part 2 · The training lifecycle"}
+PART_TITLES = {"architecture": "Part 1 · Architecture", "training": "Part 2 · The training lifecycle",
+               "inference": "Part 3 · Inference, quantization and reasoning"}
 PARTS = tuple(PART_TITLES)
 #: Demo ids a lesson may name in its `demo:` field (the demos themselves live elsewhere).
-DEMO_IDS = frozenset({"pretrain", "before-after", "lora", "dpo", "grpo", "distill", "teacher-sft"})
+DEMO_IDS = frozenset({"pretrain", "before-after", "lora", "dpo", "grpo", "distill", "teacher-sft", "one-head",
+                      "sampling", "pass-at-k"})
 #: Views an `llm:view/<view>` link may name.
 VIEWS = frozenset({"summary", "cross-layer", "attention", "tokens", "lens"})
 LINK_KINDS = ("tensor", "node", "view", "attention", "lesson")

@@ -22,9 +22,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lessons.catalog import Exercise
+from lessons.inference_math import absmax_quantize, pass_at_k, softmax_t, top_p_ids
 
 __all__ = ["LiveAnswer", "CheckResult", "AnswerInputs", "AnswerSpec", "ANSWERS", "compute_answer", "check_answer",
-           "AnswerUnavailable", "parse_guess", "bpe_merges", "grpo_advantages", "previous_token_scores"]
+           "AnswerUnavailable", "parse_guess", "bpe_merges", "grpo_advantages", "previous_token_scores",
+           "ONE_HEAD_TEXT", "PROJECTIONS", "layer0_kurtosis"]
 
 
 @dataclass(frozen=True)
@@ -294,6 +296,105 @@ def _qlora_gib(x: AnswerInputs) -> LiveAnswer:
                       unit="GiB")
 
 
+# --- Part 3: inference, quantization, reasoning ----------------------------------------------------------------
+def _floats(x: AnswerInputs, key: str) -> list[float]:
+    return [float(v) for v in x.given.get(key, "").split(",") if v.strip()]
+
+
+def _kv_32k_mib(x: AnswerInputs) -> LiveAnswer:
+    L, kv, dh = (int(_fact(x, k)) for k in ("num_layers", "num_key_value_heads", "head_dim"))
+    return LiveAnswer(2 * L * kv * dh * 2 * 32768 / 2**20, f"2 × {L} layers × {kv} KV heads × {dh} × 2 bytes × 32,768 "
+                      "tokens", tolerance=0.02, unit="MiB")
+
+
+def _pass_at_k(x: AnswerInputs) -> LiveAnswer:
+    n, c, k = (int(x.given[key]) for key in ("n", "c", "k"))
+    return LiveAnswer(pass_at_k(n, c, k), f"1 − C({n - c}, {k}) / C({n}, {k}): the chance that {k} of the {n} samples, "
+                      "drawn without replacement, are not all wrong", tolerance=0.01)
+
+
+def _lens_rows(x: AnswerInputs) -> LiveAnswer:
+    L = int(_fact(x, "num_layers"))
+    return LiveAnswer(L + 1, f"the embedding output, then the residual stream after each of the {L} layers")
+
+
+def _temperature_prob(x: AnswerInputs) -> LiveAnswer:
+    logits, t, i = _floats(x, "logits"), float(x.given["T"]), int(x.given.get("index", "0"))
+    return LiveAnswer(softmax_t(logits, t)[i], f"softmax(z / {t:g}): dividing by T < 1 stretches the gaps between "
+                      "logits, so the top token gains", tolerance=0.01)
+
+
+def _top_p_size(x: AnswerInputs) -> LiveAnswer:
+    probs = softmax_t(_floats(x, "logits"), 1.0)
+    p = float(x.given["p"])
+    kept = top_p_ids(probs, p)
+    cum = ", ".join(f"{sum(sorted(probs, reverse=True)[:n + 1]):.3f}" for n in range(len(kept)))
+    return LiveAnswer(len(kept), f"cumulative mass of the most likely tokens: {cum}; the first to reach {p:g} ends "
+                                 "the nucleus")
+
+
+def _absmax_int8(x: AnswerInputs) -> LiveAnswer:
+    values, i = _floats(x, "values"), int(x.given.get("index", "0"))
+    q, scale = absmax_quantize(values, 8)
+    return LiveAnswer(q[i], f"scale = max|x| / 127 = {scale:.4g}; round({values[i]:g} / {scale:.4g}) = {q[i]}: the "
+                            "outlier sets the step for everything else")
+
+
+#: The projections of a Llama/Qwen2 layer, as exercise choices.
+PROJECTIONS = ("q", "k", "v", "o", "gate", "up", "down")
+
+
+def layer0_kurtosis(opened: Any, facts: Mapping[str, Any]) -> dict[str, float]:
+    """Excess kurtosis of each projection weight of layer 0, from the engine's statistics (`iter_stats`)."""
+    names = {c: facts.get(f"{c}_weight_first") for c in PROJECTIONS}
+    names = {c: n for c, n in names.items() if n and n.endswith(f"{c}_proj.weight")}
+    if not names:
+        raise AnswerUnavailable("this model has no separate q/k/v/o/gate/up/down projections")
+    stats = {s["name"]: s for s in opened.iter_stats(list(names.values()))}
+    return {c: float(stats[n]["kurtosis"]) for c, n in names.items()}
+
+
+def _largest_kurtosis(x: AnswerInputs) -> LiveAnswer:
+    if x.opened is None:
+        raise AnswerUnavailable("this answer needs the model's weights (run it in the worker)")
+    kurt = layer0_kurtosis(x.opened, x.facts)
+    best = max(kurt, key=lambda c: kurt[c])
+    listing = ", ".join(f"{c} {v:.2f}" for c, v in sorted(kurt.items(), key=lambda cv: -cv[1]))
+    return LiveAnswer(best, f"excess kurtosis of layer 0's projections: {listing}")
+
+
+def _experts_per_mlp(x: AnswerInputs) -> LiveAnswer:
+    n = _int_or_none(x.facts.get("num_experts"))
+    if n:
+        return LiveAnswer(n, f"{n} routed experts, {x.facts.get('num_experts_per_token') or '?'} chosen per token")
+    if x.facts.get("mlp_params_per_layer") is None and x.facts.get("mlp_node_first") is None:
+        raise AnswerUnavailable("this model's MLP is unknown")
+    return LiveAnswer(1, "a dense model: num_experts is null, every token goes through the one MLP of each layer")
+
+
+def _int_or_none(v: Any) -> int | None:
+    return int(v) if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+#: The prompt of the one-head exercise and demo (code, so that the demo model knows it).
+ONE_HEAD_TEXT = "def add(a, b):\n    return a + b"
+
+
+def _head_argmax(x: AnswerInputs) -> LiveAnswer:
+    if x.opened is None:
+        raise AnswerUnavailable("this answer needs the model's weights (run it in the worker)")
+    from internals.inference.loading import load_for_inference
+    from lessons.demos._common import encode
+    from lessons.demos.one_head import head_numbers
+
+    loaded = load_for_inference(x.opened.source, device="cpu", dtype="float32")
+    ids = encode(loaded.tokenizer, ONE_HEAD_TEXT)
+    n = head_numbers(loaded, ids, int(x.given.get("layer", "0")), int(x.given.get("head", "0")), -1)
+    best = int(n["weights"].argmax())
+    return LiveAnswer(best, f"weight {float(n['weights'][best]):.2f} on position {best} (positions count from 0; the "
+                            f"query is position {n['position']})")
+
+
 ANSWERS: dict[str, AnswerSpec] = {s.key: s for s in [
     AnswerSpec("params_per_layer", "facts", _params_per_layer),
     AnswerSpec("bpe_merge", "facts", _bpe_merge),
@@ -317,6 +418,15 @@ ANSWERS: dict[str, AnswerSpec] = {s.key: s for s in [
     AnswerSpec("lora_r16_all", "facts", _lora_r16_all),
     AnswerSpec("lora_r16_all_peft_pct", "facts", _lora_peft_pct),
     AnswerSpec("qlora_base_gib", "facts", _qlora_gib),
+    AnswerSpec("kv_cache_32k_mib", "facts", _kv_32k_mib),
+    AnswerSpec("pass_at_k", "facts", _pass_at_k),
+    AnswerSpec("lens_rows", "facts", _lens_rows),
+    AnswerSpec("temperature_prob", "facts", _temperature_prob),
+    AnswerSpec("top_p_size", "facts", _top_p_size),
+    AnswerSpec("absmax_int8", "facts", _absmax_int8),
+    AnswerSpec("largest_kurtosis_first", "model", _largest_kurtosis),
+    AnswerSpec("experts_per_mlp", "facts", _experts_per_mlp),
+    AnswerSpec("head_argmax_position", "model", _head_argmax),
 ]}
 
 

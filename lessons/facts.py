@@ -462,4 +462,16 @@ def lesson_facts(summary: dict | None, tree: list[dict] | None) -> dict[str, obj
     f["kv_cache_max_context_mha_human"] = _human_bytes(
         f["kv_cache_bytes_per_token_bf16_mha"] * maxpos if (f["kv_cache_bytes_per_token_bf16_mha"] and maxpos) else None)
     f["embed_bytes_bf16_human"] = _human_bytes(f["embed_bytes_bf16"])
+
+    # --- inference, reasoning and mixture of experts (Part 3) ------------------------------------------------------
+    # vLLM's PagedAttention stores the cache in blocks of 16 tokens by default (Kwon et al. 2023, §4; vLLM's
+    # --block-size default)
+    f["kv_block16_human"] = _human_bytes(kv16 * 16 if kv16 else None)
+    f["kv_cache_32k_mib"] = kv16 * 32768 / 2**20 if kv16 else None
+    f["kv_cache_32k_ratio_to_weights"] = _div(kv16 * 32768 if kv16 else None, f["memory_bytes_bf16"])
+    f["lens_rows"] = L + 1 if L else None  # the embedding output and the output of each layer
+    experts = _int(f["num_experts"])
+    active = _int(f["num_experts_per_token"])
+    f["experts_desc"] = (f"{experts} experts per MoE layer, {active if active else '?'} active per token" if experts
+                         else "no experts: every layer has one dense MLP (num_experts is null)")
     return f

@@ -20,6 +20,7 @@ _EXPORTS = {
     "embedding_neighbours": "neighbours",
     "residual_activations": "activations", "activation_patching": "patching",
     "direct_logit_attribution": "attribution", "lens_token_tracks": "lens",
+    "render_chat_template": "chat_template",
 }
 
 __all__ = sorted(_EXPORTS)

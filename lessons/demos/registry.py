@@ -162,6 +162,49 @@ DEMOS: dict[str, DemoInfo] = {
             quick=dict(samples=8, gen_tokens=12, steps=12, batch=4, eval_every=4, max_chars=10_000),
             module="teacher_sft",
         ),
+        DemoInfo(
+            id="one-head",
+            title="One token through one attention head, in numbers",
+            requires=[],
+            description=(
+                "Hooks the real attention module of one layer: for one query position and one head, the query "
+                "vector (first dims), each earlier key's score q.k/sqrt(d_head) (after RoPE), the softmax weights and "
+                "the weighted sum of values, computed from the module's own projections and rotary embedding, and "
+                "checked against what the module itself fed its output projection and the weights it returned "
+                "(to 1e-5)."
+            ),
+            params=dict(prompt="def add(a, b):\n    return a + b", layer=0, head=0, position=-1, dims=8),
+            quick=dict(),
+            module="one_head",
+        ),
+        DemoInfo(
+            id="sampling",
+            title="The next-token distribution at several temperatures; top-k and top-p",
+            requires=[],
+            description=(
+                "One forward pass of the open model on a prompt; the next-token distribution softmax(logits / T) "
+                "at several temperatures (streamed as one series per temperature over the most likely tokens), its "
+                "entropy, and the tokens that top-k and top-p (nucleus) sampling would keep at each temperature."
+            ),
+            params=dict(prompt="def ", temperatures="0.5,1.0,2.0", top=20, top_k=10, top_p=0.9),
+            quick=dict(top=10),
+            module="sampling",
+        ),
+        DemoInfo(
+            id="pass-at-k",
+            title="pass@1 over k samples versus majority vote",
+            requires=[],
+            description=(
+                "Checkable prompts (copy a line the prompt shows twice); k samples each at the recommended "
+                "temperature and top-p of DeepSeek-R1's evaluation; each answer checked exactly. Reports pass@1 "
+                "(the mean share of correct samples, as DeepSeek-R1 reports it), the unbiased pass@k, and the "
+                "accuracy of the majority-voted answer (cons@k)."
+            ),
+            params=dict(texts="red green blue|one two three|alpha beta gamma|cat dog bird", samples=8,
+                        temperature=0.6, top_p=0.95, seed=0),
+            quick=dict(texts="red green blue|one two three|cat dog bird", samples=6),
+            module="pass_at_k",
+        ),
     ]
 }
 

@@ -273,3 +273,116 @@ def test_progress_round_trip_atomic_and_broken_file(tmp_path, monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert load_progress() == Progress()
+
+
+# --- Part 3: inference, quantization, mixture of experts, reasoning, one head ----------------------------------------
+def _exercise(answer_key: str) -> Exercise:
+    return next(ex for ex in all_exercises() if ex.answer == answer_key)
+
+
+@pytest.mark.parametrize("which", MODELS)
+def test_part3_facts_answers_against_real_modules(opened_models, hf_models, which):
+    import torch
+
+    _, _, tree, facts = opened_models[which]
+    model = hf_models[which]
+    with torch.no_grad():
+        out = model(input_ids=torch.tensor([[1, 2]]), use_cache=True, output_hidden_states=True)
+    two_tokens_bf16 = sum(layer.keys.numel() + layer.values.numel() for layer in out.past_key_values.layers) * 2
+    per_token = two_tokens_bf16 // 2
+    live = compute_answer(_exercise("kv_cache_32k_mib"), facts, tree)
+    assert live.value == pytest.approx(per_token * 32768 / 2**20)
+    assert compute_answer(_exercise("lens_rows"), facts, tree).value == len(out.hidden_states)
+    experts = compute_answer(_exercise("experts_per_mlp"), facts, tree).value
+    cfg_experts = getattr(model.config, "num_local_experts", None)
+    assert experts == (cfg_experts or 1)
+    if cfg_experts:  # the router's output width is the number of experts
+        router = model.model.layers[0].mlp.gate
+        assert router.weight.shape[0] == experts
+    else:
+        assert not any("expert" in n for n, _ in model.named_modules())
+
+
+def test_part3_given_answers_against_other_implementations(opened_models):
+    import itertools
+
+    import torch
+    from transformers.generation.logits_process import TopPLogitsWarper
+
+    _, _, tree, facts = opened_models["demo"]
+    ex = _exercise("pass_at_k")
+    n, c, k = (int(ex.given_dict[x]) for x in ("n", "c", "k"))
+    outcomes = [True] * c + [False] * (n - c)  # brute force: every subset of k samples, passes if any is right
+    subsets = list(itertools.combinations(range(n), k))
+    expected = sum(any(outcomes[i] for i in s) for s in subsets) / len(subsets)
+    assert compute_answer(ex, facts, tree).value == pytest.approx(expected)
+
+    ex = _exercise("temperature_prob")
+    logits = torch.tensor([float(x) for x in ex.given_dict["logits"].split(",")])
+    probs = torch.softmax(logits / float(ex.given_dict["T"]), dim=-1)
+    live = compute_answer(ex, facts, tree)
+    assert live.value == pytest.approx(float(probs[int(ex.given_dict["index"])]))
+    assert check_answer(ex, f"{float(probs[0]):.3f}", live).correct
+
+    ex = _exercise("top_p_size")
+    logits = torch.tensor([[float(x) for x in ex.given_dict["logits"].split(",")]])
+    warped = TopPLogitsWarper(top_p=float(ex.given_dict["p"]), min_tokens_to_keep=1)(None, logits)
+    assert compute_answer(ex, facts, tree).value == int(torch.isfinite(warped).sum())
+
+    ex = _exercise("absmax_int8")
+    values = torch.tensor([float(x) for x in ex.given_dict["values"].split(",")])
+    scale = float(values.abs().max()) / 127
+    with warnings.catch_warnings():  # torch's quantized tensors are deprecated, but still an independent reference
+        warnings.simplefilter("ignore", UserWarning)
+        q = torch.quantize_per_tensor(values, scale, 0, torch.qint8).int_repr()
+    assert compute_answer(ex, facts, tree).value == int(q[int(ex.given_dict["index"])])
+
+
+def _excess_kurtosis(w):
+    x = w.double().reshape(-1)
+    c = x - x.mean()
+    return float((c ** 4).mean() / (c ** 2).mean() ** 2 - 3)
+
+
+@pytest.mark.parametrize("which", ["demo", "llama"])
+def test_largest_kurtosis_matches_the_safetensors_weights(opened_models, folders, which):
+    from safetensors.torch import load_file
+
+    from lessons.exercises import layer0_kurtosis
+
+    opened, _, tree, facts = opened_models[which]
+    weights = {}
+    for file in folders[which].glob("*.safetensors"):
+        weights.update(load_file(file))
+    comps = {"q": "self_attn.q_proj", "k": "self_attn.k_proj", "v": "self_attn.v_proj", "o": "self_attn.o_proj",
+             "gate": "mlp.gate_proj", "up": "mlp.up_proj", "down": "mlp.down_proj"}
+    expected = {c: _excess_kurtosis(weights[f"model.layers.0.{m}.weight"]) for c, m in comps.items()}
+    engine = layer0_kurtosis(opened, facts)
+    assert engine.keys() == expected.keys()
+    for c in expected:
+        assert engine[c] == pytest.approx(expected[c], rel=1e-3, abs=1e-3)
+    ex = _exercise("largest_kurtosis_first")
+    with pytest.raises(AnswerUnavailable):
+        compute_answer(ex, facts, tree)
+    live = compute_answer(ex, facts, tree, opened)
+    assert live.value == max(expected, key=expected.get)
+    assert check_answer(ex, live.value.upper(), live).correct
+
+
+def test_head_argmax_matches_transformers_attentions(opened_models, hf_models):
+    import torch
+    from transformers import AutoTokenizer
+
+    from internals.demo_path import demo_model_path
+    from lessons.exercises import ONE_HEAD_TEXT
+
+    opened, _, tree, facts = opened_models["demo"]
+    ex = _exercise("head_argmax_position")
+    live = compute_answer(ex, facts, tree, opened)
+    tok = AutoTokenizer.from_pretrained(demo_model_path())
+    ids = torch.tensor([tok(ONE_HEAD_TEXT, add_special_tokens=False)["input_ids"]])
+    with torch.no_grad():
+        att = hf_models["demo"](input_ids=ids, output_attentions=True).attentions
+    layer, head = int(ex.given_dict["layer"]), int(ex.given_dict["head"])
+    assert live.value == int(att[layer][0, head, -1].argmax())
+    assert check_answer(ex, str(live.value), live).correct

@@ -32,8 +32,9 @@ REF_CONFIG = ROOT / "tests" / "data" / "deepseek-r1-distill-qwen-1.5b.config.jso
 
 EXPECTED_IDS = [
     "parameters", "tokenization", "embeddings", "attention", "gqa", "rope", "swiglu", "rmsnorm",
-    "residual-stream", "lm-head", "parameter-stats", "attention-patterns",
+    "residual-stream", "lm-head", "parameter-stats", "attention-patterns", "one-head",
     "pretraining", "distillation", "sft", "rlhf-ppo", "grpo", "dpo", "peft", "tools",
+    "inference", "quantization", "mixture-of-experts", "reasoning",
 ]
 
 
@@ -130,7 +131,8 @@ def test_catalog_order_ids_and_front_matter(lessons):
         assert 60 <= lines <= 150, f"{lesson.path}: {lines} lines"
     demos = {x.id: x.demo for x in lessons if x.demo}
     assert demos == {"pretraining": "pretrain", "distillation": "distill", "sft": "before-after", "grpo": "grpo",
-                     "dpo": "dpo", "peft": "lora"}
+                     "dpo": "dpo", "peft": "lora", "one-head": "one-head", "inference": "sampling",
+                     "reasoning": "pass-at-k"}
     assert next(x for x in lessons if x.id == "peft").requires == ("peft",)
 
 
@@ -180,6 +182,15 @@ def test_reference_model_facts(models):
     assert f["q_weight_last"] == "model.layers.27.self_attn.q_proj.weight"
     assert f["attn_node_middle"] == "model.layers.14.self_attn" and f["layer_node_last"] == "model.layers.27"
     assert f["lm_head_weight"] == "lm_head.weight" and f["final_norm_weight"] == "model.norm.weight"
+
+
+def test_part3_facts(models):
+    f = models["r1-1.5b"][2]
+    assert f["kv_cache_32k_mib"] == 28_672 * 32_768 / 2**20 == 896 and f["kv_block16_human"] == "448 KiB"
+    assert f["kv_cache_32k_ratio_to_weights"] == pytest.approx(28_672 * 32_768 / 3_554_176_000)
+    assert f["lens_rows"] == 29 and f["experts_desc"].startswith("no experts")
+    moe = lesson_facts({"num_experts": 8, "num_experts_per_token": 2}, [])
+    assert moe["experts_desc"] == "8 experts per MoE layer, 2 active per token" and moe["kv_block16_human"] is None
 
 
 def test_summary_values_take_precedence_over_derived(models):

@@ -74,7 +74,7 @@ class LessonsPane(Vertical):
 
         lst = self.query_one("#lesson-list", OptionList)
         for lesson in load_lessons():
-            part = "A" if lesson.part == "architecture" else "T"
+            part = {"architecture": "A", "training": "T", "inference": "I"}.get(lesson.part, "?")
             lst.add_option(Option(f"{part}{lesson.order:02d} {lesson.title}", id=lesson.id))
 
     def set_model(self, summary: dict[str, Any], nodes: list[dict[str, Any]]) -> None:

@@ -104,7 +104,8 @@ def test_importing_demos_does_not_import_torch():
 
 
 def test_registry_matches_the_lessons_demo_ids():
-    assert list(DEMOS) == ["pretrain", "before-after", "lora", "dpo", "grpo", "distill", "teacher-sft"]
+    assert list(DEMOS) == ["pretrain", "before-after", "lora", "dpo", "grpo", "distill", "teacher-sft", "one-head",
+                           "sampling", "pass-at-k"]
     catalog = pytest.importorskip("lessons.catalog")
     if hasattr(catalog, "DEMO_IDS"):
         assert set(DEMOS) == set(catalog.DEMO_IDS)
@@ -367,6 +368,128 @@ def test_teacher_sft_loss_masks_the_prompt():
     only_completion = torch.tensor([[0, 0, 1, 1]])
     p3 = math.exp(5) / (math.exp(5) + 9)
     assert float(sft_loss(Uniform(), ids, only_completion)) == pytest.approx(-math.log(p3), rel=1e-5)
+
+
+# --- one-head ---------------------------------------------------------------------------------------------
+def _eager(folder):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(folder, attn_implementation="eager").eval()
+
+
+@pytest.mark.parametrize("which, layer, head, position", [("demo", 0, 0, -1), ("demo", 2, 5, 4), ("llama", 1, 3, -2)])
+def test_one_head_numbers_match_transformers_attentions(demo_model, tiny_models, which, layer, head, position):
+    from internals.demo_path import demo_model_path
+
+    folder = demo_model_path() if which == "demo" else tiny_models("llama")
+    opened = demo_model if which == "demo" else open_model(str(folder))
+    rec = Recorder()
+    result = rec.run("one-head", opened, layer=layer, head=head, position=position)
+    assert result["matches"] and result["max_abs_diff_output"] <= 1e-5 and result["max_abs_diff_weights"] <= 1e-5
+    model = _eager(folder)
+    ids = torch.tensor([_encode(opened, result["prompt"])])
+    with torch.no_grad():
+        attentions = model(input_ids=ids, output_attentions=True).attentions
+    t = result["position"]
+    assert t == (position + ids.shape[1] if position < 0 else position)
+    expected = attentions[layer][0, head, t, : t + 1]
+    weights = torch.tensor([k["weight"] for k in result["keys"]])
+    assert torch.allclose(weights, expected, atol=1e-5) and abs(float(weights.sum()) - 1) < 1e-5
+    assert float(attentions[layer][0, head, t, t + 1:].abs().sum()) == 0.0  # nothing after the query position
+    # softmax of the reported scores gives the reported weights; GQA: head h reads KV head h // group
+    scores = torch.tensor([k["score"] for k in result["keys"]], dtype=torch.float64)
+    assert torch.allclose(torch.softmax(scores, 0).float(), weights, atol=1e-6)
+    cfg = model.config
+    assert result["kv_head"] == head // (cfg.num_attention_heads // cfg.num_key_value_heads)
+    assert result["argmax_position"] == int(expected.argmax())
+    assert rec.series("weight") == pytest.approx(weights.tolist()) and len(rec.series("query")) == 8
+
+
+def _encode(opened, text):
+    """The ids the demos use for `text` (no special tokens), from the model's own tokenizer."""
+    from internals.inference.loading import load_tokenizer
+    from lessons.demos._common import encode
+
+    return encode(load_tokenizer(opened.source), text)
+
+
+def test_one_head_rejects_bad_head_position_and_fused_attention(demo_model, tiny_models):
+    with pytest.raises(UserError, match="no separate q_proj"):  # GPT-2's fused c_attn
+        run_demo("one-head", open_model(str(tiny_models("gpt2"))), {"prompt": "def add(a, b): return a"})
+    with pytest.raises(UserError, match="head 99 is out of range"):
+        run_demo("one-head", demo_model, {"head": 99})
+    with pytest.raises(UserError, match="position 500 is out of range"):
+        run_demo("one-head", demo_model, {"position": 500})
+
+
+# --- sampling ---------------------------------------------------------------------------------------------
+def test_sampling_distributions_match_the_models_logits(demo_model):
+    from transformers.generation.logits_process import TopKLogitsWarper, TopPLogitsWarper
+
+    from internals.demo_path import demo_model_path
+
+    rec = Recorder()
+    result = rec.run("sampling", demo_model)
+    model = _eager(demo_model_path())
+    ids = torch.tensor([_encode(demo_model, result["prompt"])])
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits[0, -1].double()
+    assert [t["id"] for t in result["tokens"]] == torch.argsort(logits, descending=True)[:len(result["tokens"])].tolist()
+    entropies = []
+    for entry in result["per_temperature"]:
+        T = entry["temperature"]
+        probs = torch.softmax(logits / T, dim=-1)
+        for tok in result["tokens"]:
+            assert tok["probs"][f"{T:g}"] == pytest.approx(float(probs[tok["id"]]), rel=1e-4, abs=1e-7)
+        kept_p = torch.isfinite(TopPLogitsWarper(top_p=result["top_p"])(None, (logits / T).float()[None]))[0]
+        assert sorted(entry["top_p_ids"]) == kept_p.nonzero().flatten().tolist()
+        kept_k = torch.isfinite(TopKLogitsWarper(top_k=result["top_k"])(None, (logits / T).float()[None]))[0]
+        assert sorted(entry["top_k_ids"]) == kept_k.nonzero().flatten().tolist()
+        assert entry["top_p_mass"] >= result["top_p"] - 1e-9
+        assert entry["entropy"] == pytest.approx(float(-(probs * probs.clamp_min(1e-300).log()).sum()), rel=1e-4)
+        entropies.append(entry["entropy"])
+        assert rec.series(f"T={T:g}") == pytest.approx([t["probs"][f"{T:g}"] for t in result["tokens"]])
+    assert entropies == sorted(entropies)  # temperatures given in increasing order: flatter and flatter
+    with pytest.raises(UserError, match="temperatures must be positive"):
+        run_demo("sampling", demo_model, {"temperatures": "0,1"})
+
+
+# --- pass-at-k --------------------------------------------------------------------------------------------
+def test_pass_at_k_scores_recomputed_from_the_samples(demo_model):
+    from collections import Counter
+
+    rec = Recorder()
+    result = rec.run("pass-at-k", demo_model)
+    k = result["samples"]
+    assert (result["temperature"], result["top_p"]) == (0.6, 0.95)
+    majority = []
+    for prompt in result["prompts"]:
+        samples = prompt["samples"]
+        assert len(samples) == k
+        for s in samples:
+            assert s["correct"] == s["text"].startswith(prompt["answer"])
+        c = sum(s["correct"] for s in samples)
+        assert prompt["pass_at_1"] == c / k and prompt["pass_at_k"] == (1.0 if c else 0.0)
+        counts = Counter(s["answer"] for s in samples)
+        top = max(counts.values())
+        voted = next(s["answer"] for s in samples if counts[s["answer"]] == top)
+        assert prompt["voted"] == voted and prompt["voted_correct"] == (voted == prompt["answer"])
+        majority.append(prompt["voted_correct"])
+    assert result["pass_at_1"] == pytest.approx(sum(p["pass_at_1"] for p in result["prompts"]) / len(result["prompts"]))
+    assert result["majority_accuracy"] == pytest.approx(sum(majority) / len(majority))
+    assert 0 < result["pass_at_1"] and rec.series("pass@1") == [p["pass_at_1"] for p in result["prompts"]]
+
+
+def test_top_p_filter_matches_transformers():
+    from transformers.generation.logits_process import TopPLogitsWarper
+
+    from lessons.demos.pass_at_k import top_p_filter
+
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(4, 50, generator=gen) * 3
+    for p in (0.5, 0.9, 0.95):
+        kept = top_p_filter(torch.softmax(logits, -1), p) > 0
+        assert torch.equal(kept, torch.isfinite(TopPLogitsWarper(top_p=p)(None, logits.clone())))
 
 
 # --- cancellation -----------------------------------------------------------------------------------------
