@@ -130,7 +130,11 @@ class WorkerServer:
                 try:
                     conn.sendall(frame)
                 except OSError:
-                    gone.set()  # the client went away: its requests are cancelled below
+                    gone.set()  # the client went away: nobody will read what its requests compute
+            if gone.is_set():
+                cancel = getattr(service, "cancel_client", None)
+                if cancel is not None:
+                    cancel(client_id)
 
         def run(header: dict[str, Any], params: Any) -> None:
             try:
@@ -158,10 +162,10 @@ class WorkerServer:
         except ProtocolError as exc:
             log.warning("dropping a client that sent a bad frame: %s", exc)
         finally:
-            gone.set()
-            cancel = getattr(service, "cancel_client", None)
-            if cancel is not None:
-                cancel(client_id)
+            # End of input is not the end of the client: a peer that half-closes still reads its answers, so
+            # the requests in flight finish (a peer that is really gone fails a send, which cancels them).
+            for _ in range(MAX_IN_FLIGHT):
+                in_flight.acquire()
             conn.close()
             self._slots.release()
 
