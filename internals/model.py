@@ -14,6 +14,7 @@ from typing import Any
 from internals.errors import ModelSourceError, UserError
 from internals.facts import summarize
 from internals.sources import ModelSource, resolve_source
+from internals.stats_service import StatisticsCache
 from internals.structure import (
     ModelStructure,
     build_meta_model,
@@ -34,6 +35,7 @@ class OpenedModel:
     trust_remote_code: bool = False
     _summary: dict[str, Any] | None = field(default=None, repr=False)
     _tree: list[dict[str, Any]] | None = field(default=None, repr=False)
+    stats_cache: StatisticsCache = field(default_factory=StatisticsCache, repr=False)
 
     @property
     def config(self):
@@ -76,25 +78,23 @@ class OpenedModel:
             raise UserError(f"{name} is built at load time from {len(info.stored)} stored tensors (e.g. {info.stored[0]}): ask for those")
         raise UserError(f"no tensor named {name!r}: `llm-internals stats MODEL --json` lists the stored tensors")
 
-    def tensor_stats(self, name: str, bins: int = 64, value_range: tuple[float, float] | None = None) -> dict[str, Any]:
-        """Exact statistics of one tensor (parameter or stored name), as the `stats --json` item."""
-        from internals.stats_service import stats_for
+    def tensor_stats(self, name: str, bins: int = 64, value_range: tuple[float, float] | None = None,
+                     clip: bool = False) -> dict[str, Any]:
+        """Exact statistics of one tensor (parameter or stored name), as the `stats --json` item.
 
+        clip=True: the histogram covers [p1, p99] (when not empty), derived from the same single read."""
         stored = self.stored_name_of(name)
-        return stats_for(self.store, stored, bins=bins, value_range=value_range)
+        if clip and value_range is None:
+            return self.stats_cache.clipped(self.store, stored, bins=bins)
+        return self.stats_cache.stats(self.store, stored, bins=bins, value_range=value_range)
 
     def iter_stats(self, names: list[str], bins: int = 64,
                    progress: Callable[[int, int, str], None] | None = None) -> Iterator[dict[str, Any]]:
-        from internals.stats_service import flush, stats_for
-
         store = require_weights(self.store, "statistics")
         try:
-            for i, name in enumerate(names):
-                if progress:
-                    progress(i, len(names), name)
-                yield stats_for(store, name, bins=bins, save=False)
+            yield from self.stats_cache.stats_many(store, names, bins=bins, progress=progress)
         finally:
-            flush(store, bins)
+            self.stats_cache.flush(store, bins)
         if progress:
             progress(len(names), len(names), "")
 

@@ -17,24 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
+from internals.dtypes import DTYPES
 from internals.errors import ModelSourceError
 
-#: Bytes per element of each safetensors dtype code.
-DTYPE_SIZES: dict[str, float] = {
-    "BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "F8_E8M0": 1,
-    "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
-    "I32": 4, "U32": 4, "F32": 4,
-    "I64": 8, "U64": 8, "F64": 8,
-    "F4": 0.5,
-}
+#: Bytes per element of each safetensors dtype code (from the one table, `internals.dtypes`).
+DTYPE_SIZES: dict[str, float] = {i.code: i.itemsize for i in DTYPES}
 
 #: Readable (torch-style) names of the dtype codes.
-DTYPE_NAMES: dict[str, str] = {
-    "BOOL": "bool", "U8": "uint8", "I8": "int8", "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2",
-    "F8_E8M0": "float8_e8m0fnu", "I16": "int16", "U16": "uint16", "F16": "float16", "BF16": "bfloat16",
-    "I32": "int32", "U32": "uint32", "F32": "float32", "I64": "int64", "U64": "uint64", "F64": "float64",
-    "F4": "float4_e2m1fn_x2",
-}
+DTYPE_NAMES: dict[str, str] = {i.code: i.name for i in DTYPES}
 
 _MAX_HEADER = 100 * 1024 * 1024
 

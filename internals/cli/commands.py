@@ -29,9 +29,9 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
     model = _open(args)
     names = model.tensor_names(args.tensor)
-    from internals.stats_service import use_cache
-
-    use_cache(not args.no_cache)
+    model.stats_cache.enabled = not args.no_cache
+    if getattr(args, "device", None):
+        model.stats_cache.use_device(args.device)
     with stats_progress(len(names), enabled=len(names) > 1) as progress:
         results = list(model.iter_stats(names, bins=args.bins, progress=progress))
     if args.json:

@@ -163,43 +163,19 @@ class ModelService:
         return tree
 
     def op_tensor_stats(self, ctx: RequestContext, name: str, bins: int = 64, clip: bool = False) -> dict[str, Any]:
-        stats = self.opened.tensor_stats(name, bins=bins)
-        if clip:
-            q = stats["quantiles"]
-            if q["p1"] is not None and q["p99"] is not None and q["p99"] > q["p1"]:
-                ctx.check()
-                stats = self.opened.tensor_stats(name, bins=bins, value_range=(q["p1"], q["p99"]))
-        return stats
+        return self.opened.tensor_stats(name, bins=bins, clip=clip)  # one read: clip derives from the counts
 
     def op_matrix_preview(self, ctx: RequestContext, name: str, rows: int = 64, cols: int = 128) -> dict[str, Any]:
         """A weight matrix reduced to at most rows×cols blocks: the mean |x| of each block (exact blocks)."""
+        from internals.matrix_preview import matrix_preview
         from internals.weights import require_weights
 
         store = require_weights(self.opened.store, "a matrix preview")
-        stored = self.opened.stored_name_of(name)
-        entry = store.entry(stored)
-        if len(entry.shape) < 2 or entry.dtype not in ("BF16", "F16", "F32", "F64"):
-            raise UserError(f"{name} is not a floating-point matrix (shape {list(entry.shape)})")
-        import torch
-
-        t = store.tensor(stored)
-        t = t.reshape(-1, t.shape[-1])
-        rows, cols = max(1, min(rows, t.shape[0])), max(1, min(cols, t.shape[1]))
-        out = np.zeros((rows, cols), dtype=np.float32)
-        r_edges = np.linspace(0, t.shape[0], rows + 1).astype(int)
-        c_edges = np.linspace(0, t.shape[1], cols + 1).astype(int)
-        for i in range(rows):
-            ctx.check()
-            band = t[r_edges[i] : r_edges[i + 1]].to(torch.float32).abs()
-            sums = np.add.reduceat(band.sum(0).numpy().astype(np.float64), c_edges[:-1])
-            out[i] = sums / (np.diff(c_edges) * band.shape[0])
-        return {"name": name, "shape": list(entry.shape), "values": out, "row_edges": r_edges.tolist(),
-                "col_edges": c_edges.tolist(), "reduce": "mean |x|"}
+        return matrix_preview(store, self.opened.stored_name_of(name), rows, cols, ctx.check, name=name)
 
     def op_cross_layer(self, ctx: RequestContext) -> dict[str, Any]:
         """Per component kind (q, k, v, o, gate, up, down, ...) and layer: std, RMS, kurtosis... of the weights."""
         from internals.aggregates import aggregate
-        from internals.stats_service import flush, stats_for
 
         # Weights only; a parameter fused at load time (MoE experts) counts as the group of its stored tensors.
         params = [p for p in self.opened.structure.unique_params
@@ -210,8 +186,8 @@ class ModelService:
         for i, name in enumerate(stored):
             ctx.check()
             ctx.progress(i / max(1, len(stored)), name)
-            stats.append(stats_for(self.opened.store, name, bins=64, save=False))
-        flush(self.opened.store, 64)
+            stats.append(self.opened.stats_cache.stats(self.opened.store, name, bins=64, save=False))
+        self.opened.stats_cache.flush(self.opened.store, 64)
         cells = aggregate(self.opened.structure, stats, num_layers)["by_component_and_layer"]
         comps = [c for c in LAYER_COMPONENTS if c in cells]
         names: dict[str, list[str | None]] = {c: [None] * num_layers for c in comps}
