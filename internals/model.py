@@ -36,6 +36,10 @@ class OpenedModel:
     _summary: dict[str, Any] | None = field(default=None, repr=False)
     _tree: list[dict[str, Any]] | None = field(default=None, repr=False)
     stats_cache: StatisticsCache = field(default_factory=StatisticsCache, repr=False)
+    #: "transformers" (module tree built by transformers on the meta device) or "headers" (read from
+    #: config.json and the safetensors headers alone: a file without config, or a checkpoint whose stored
+    #: names already are the model's, see `open_model(headers=True)`)
+    tree_source: str = "transformers"
 
     @property
     def config(self):
@@ -44,6 +48,7 @@ class OpenedModel:
     def summary(self) -> dict[str, Any]:
         if self._summary is None:
             self._summary = summarize(self.structure, self.store, path=str(self.source.path), source_kind=self.source.kind)
+            self._summary["tree_source"] = self.tree_source
         return self._summary
 
     def tree(self) -> list[dict[str, Any]]:
@@ -103,18 +108,36 @@ class OpenedModel:
             self.store.close()
 
 
-def open_model(spec: str | None = None, *, revision: str | None = None, trust_remote_code: bool = False) -> OpenedModel:
-    """Open MODEL (hub id, folder, .safetensors file, config.json, or None for the demo model) lazily."""
+def open_model(spec: str | None = None, *, revision: str | None = None, trust_remote_code: bool = False,
+               headers: bool = False) -> OpenedModel:
+    """Open MODEL (hub id, folder, .safetensors file, config.json, or None for the demo model) lazily.
+
+    headers=True (the `summary` and `stats` commands): when config.json and the stored names show that
+    transformers' loading rules would change nothing (`provisional_info.structure_from_headers`), the
+    structure is read from them without importing transformers (seconds saved); module classes other
+    than the norms are then unknown, so the explorer's worker keeps the default.
+    """
     source = resolve_source(spec, revision)
     store = None
     if source.has_weights:
         store = WeightStore(source.weight_files, source.pickle_files)
+    tree_source = "transformers"
     if source.config_path is not None:
-        config = load_config(source.config_path, trust_remote_code)
-        model = build_meta_model(config, trust_remote_code)
-        structure = structure_from_model(model, config, store)
+        structure = None
+        if headers and store is not None and not source.pickle_files:
+            from internals.provisional_info import structure_from_headers
+
+            structure = structure_from_headers(source, store, trust_remote_code)
+        if structure is not None:
+            tree_source = "headers"
+        else:
+            config = load_config(source.config_path, trust_remote_code)
+            model = build_meta_model(config, trust_remote_code)
+            structure = structure_from_model(model, config, store)
     elif store is not None:
         structure = structure_from_names(store)
+        tree_source = "headers"
     else:  # pragma: no cover - resolve_source guarantees config or weights
         raise ModelSourceError(f"{source.path} has neither a config nor weights")
-    return OpenedModel(source=source, structure=structure, store=store, trust_remote_code=trust_remote_code)
+    return OpenedModel(source=source, structure=structure, store=store, trust_remote_code=trust_remote_code,
+                       tree_source=tree_source)

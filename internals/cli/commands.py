@@ -9,7 +9,8 @@ from internals.model import open_model
 
 
 def _open(args: argparse.Namespace):
-    return open_model(args.model, revision=args.revision, trust_remote_code=args.trust_remote_code)
+    # summary and stats need no module classes: the headers answer when transformers would change nothing
+    return open_model(args.model, revision=args.revision, trust_remote_code=args.trust_remote_code, headers=True)
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
@@ -37,7 +38,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
     if args.json:
         from internals.aggregates import aggregate
 
-        print_json({"tensors": results, "aggregates": aggregate(model.structure, results, model.summary()["num_layers"])})
+        print_json({"tensors": results, "aggregates": aggregate(model.structure, results, model.summary()["num_layers"]),
+                    "tree_source": model.tree_source})
     else:
         print_stats_table(results)
     return 0

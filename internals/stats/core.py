@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -33,9 +34,26 @@ _POOL_LOCK = threading.Lock()
 
 
 def _kernels():
+    if "numba" not in sys.modules:
+        _import_numba_without_scipy()
     from internals.stats import _kernels as k  # lazy: importing numba costs ~0.3 s
 
     return k
+
+
+def _import_numba_without_scipy() -> None:
+    """Import numba without its start-up probe of scipy's BLAS (`numba.np.arraymath` imports
+    scipy.linalg to offer np.linalg inside jitted code, which these kernels never use): that probe
+    alone is 0.2-0.6 s of every `stats` command. A process that already imported scipy keeps it."""
+    probe = "scipy.linalg.cython_blas"
+    blocked = probe not in sys.modules
+    if blocked:
+        sys.modules[probe] = None  # type: ignore[assignment]  # `import` of it now fails at once
+    try:
+        import numba  # noqa: F401
+    finally:
+        if blocked and sys.modules.get(probe, 0) is None:
+            del sys.modules[probe]
 
 
 _THREADS_OVERRIDE: int | None = None
@@ -56,6 +74,8 @@ def threads() -> int:
     env = os.environ.get("NUMBA_NUM_THREADS", "").strip()
     if env.isdigit() and int(env) > 0:
         return int(env)
+    if "numba" not in sys.modules:
+        _import_numba_without_scipy()
     import numba
 
     return max(1, int(numba.config.NUMBA_NUM_THREADS))
