@@ -170,6 +170,6 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def print_json(obj: Any) -> None:
-    json.dump(obj, sys.stdout)
+    sys.stdout.write(json.dumps(obj))  # one C-encoder pass: json.dump writes thousands of small chunks
     sys.stdout.write("\n")
     sys.stdout.flush()
