@@ -53,6 +53,7 @@ from benchmarks.common import (  # noqa: E402
     guarded_ratio,
     machine,
     measure_bandwidth,
+    read_header,
     synthetic_checkpoint,
     target,
     tensor_bytes,
@@ -63,6 +64,7 @@ FULL_LAYERS = 28
 IN_PROCESS_RATIO_TARGET = 2.0
 COMMAND_MARGINAL_RATIO_TARGET = 3.0
 FIXED_COST_TARGET_S = 0.5
+FOLDER_SUMMARY_TARGET_S = 1.5
 NAIVE_SPEEDUP_TARGET = 10.0
 PEAK_ANON_FRACTION_TARGET = 0.10
 
@@ -104,6 +106,7 @@ def end_to_end(small: Path, large: Path, repeats: int) -> dict:
                 runs.append(command_seconds([sys.executable, "-m", "internals.cli", "stats", str(path), "--json"],
                                             dict(env, LLM_INTERNALS_CACHE=cache)))
             reds.append(file_reduction_seconds(path, repeats=1)[0])
+    folder = _folder_figures(large, env, repeats)
     busy = busy_reason()
     b_small, b_large = (sum(t[3].size for t in tensor_bytes(p)) for p in (small, large))
     fixed = min(cmd_small) - min(bare)
@@ -115,6 +118,7 @@ def end_to_end(small: Path, large: Path, repeats: int) -> dict:
         "large": {"path": str(large), "bytes": b_large, "command_seconds_runs": cmd_large,
                   "reduction_seconds_runs": red_large},
         "bare_python_import_numpy_seconds_runs": bare,
+        "folder": folder,
         "fixed_cost": {"what": "stats FILE (small checkpoint, cold statistics cache) minus bare python -c "
                                "'import numpy', best runs of the same run", "seconds": None if busy else fixed,
                        "seconds_measured_while_busy": fixed if busy else None, "refused": busy},
@@ -124,10 +128,31 @@ def end_to_end(small: Path, large: Path, repeats: int) -> dict:
             "same two files, in this process", busy),
         "targets": {
             "fixed_cost_at_most_0.5s": target(None if busy else fixed, FIXED_COST_TARGET_S, "<="),
+            "folder_summary_at_most_1.5s": target(None if busy else min(folder["summary_seconds_runs"]),
+                                                  FOLDER_SUMMARY_TARGET_S, "<="),
             "marginal_within_3x_reduction": target(None if busy or not marginal_red else marginal_cmd / marginal_red,
                                                    COMMAND_MARGINAL_RATIO_TARGET, "<="),
         },
     }
+
+
+def _folder_figures(checkpoint: Path, env: dict[str, str], repeats: int) -> dict:
+    """`summary FOLDER --json` of a model folder (the reference config.json with the checkpoint's layer
+    count + the checkpoint, symlinked): seconds, and whether transformers was needed (`tree_source`)."""
+    import json
+    import subprocess
+
+    layers = sum(1 for name in read_header(checkpoint)[0] if name.endswith(".input_layernorm.weight"))
+    with tempfile.TemporaryDirectory(prefix="llmi-bench-folder-") as folder:
+        config = json.loads(REFERENCE_CONFIG.read_text())
+        config["num_hidden_layers"] = layers
+        (Path(folder) / "config.json").write_text(json.dumps(config))
+        (Path(folder) / "model.safetensors").symlink_to(checkpoint.resolve())
+        argv = [sys.executable, "-m", "internals.cli", "summary", folder, "--json"]
+        out = subprocess.run(argv, env=env, capture_output=True, text=True, check=True)
+        runs = [command_seconds(argv, env) for _ in range(repeats)]
+    return {"what": "summary FOLDER --json, fresh process", "layers": layers, "summary_seconds_runs": runs,
+            "tree_source": json.loads(out.stdout)["tree_source"]}
 
 
 def device_figures(path: Path, device: str, repeats: int) -> dict:
