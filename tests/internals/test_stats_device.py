@@ -47,3 +47,16 @@ def test_unusable_device_is_one_error_line():
     if not torch.cuda.is_available():
         with pytest.raises(UserError, match="no CUDA device"):
             check_device("cuda")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cli_cuda_without_cuda_is_one_error_line(tiny_models, capsys):
+    from internals.cli.main import main
+
+    model = str(tiny_models("llama", "bfloat16"))
+    capsys.readouterr()  # building the fixture writes progress
+    with pytest.raises(SystemExit) as exit_:
+        main(["stats", model, "--device", "cuda"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and "no CUDA device" in err[0]
