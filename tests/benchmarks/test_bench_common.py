@@ -27,3 +27,18 @@ def test_file_reduction_covers_the_tensor_bytes(tmp_path):
     seconds, nbytes = common.file_reduction_seconds(path, repeats=1)
     assert nbytes == (64 * 8 * 2 + 16 * 4) // 8 * 8 and seconds >= 0
     assert common.SAFETENSORS_ITEMSIZE["BF16"] == 2 and common.SAFETENSORS_ITEMSIZE["F32"] == 4
+
+
+def test_busy_report_has_no_ratio():
+    from benchmarks.bench_stats import refuse_ratios
+
+    report = {"ratio_to_bandwidth": 2.0, "ratio_to_other_bandwidth_variants": {"u64": 1.5},
+              "naive": {"speedup": 12.0, "seconds": 3.0},
+              "targets": {"naive_speedup_at_least_10x": common.target(12.0, 10.0, ">="),
+                          "peak_anon_below_10pct": common.target(0.01, 0.1, "<=")}}
+    out = refuse_ratios(report, "busy")
+    assert out["ratio_to_bandwidth"] is None and out["ratio_to_other_bandwidth_variants"] == {"u64": None}
+    assert out["naive"] == {"speedup": None, "seconds": 3.0}
+    assert out["targets"]["naive_speedup_at_least_10x"]["value"] is None
+    assert out["targets"]["peak_anon_below_10pct"]["value"] == 0.01 and out["ratios_refused"] == "busy"
+    assert refuse_ratios(report, None) is report
