@@ -117,7 +117,7 @@ class StatisticsCache:
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
             fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
             with os.fdopen(fd, "w") as fh:
-                json.dump(self._disk[key], fh)
+                fh.write(json.dumps(self._disk[key]))  # one C-encoder pass (json.dump writes small chunks)
             os.replace(tmp, folder / f"{key}.json")
         except OSError:
             pass  # a read-only home must not break statistics: they are recomputed next time
