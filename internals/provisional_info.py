@@ -183,7 +183,11 @@ def structure_from_headers(source: ModelSource, store: WeightStore, trust_remote
     need, may = expand(required), expand(optional)
     head, embed = _TIED_HEAD.get(model_type, _DEFAULT_TIED_HEAD)
     stored = set(store.names())
-    tied = bool(raw.get("tie_word_embeddings", model_type == "gpt2")) and head not in stored
+    if not isinstance(raw.get("tie_word_embeddings"), bool):
+        return None  # the default differs by model class: transformers knows it
+    tied = raw["tie_word_embeddings"]
+    if tied and head in stored:
+        return None  # a stored head that transformers replaces by the embedding: its rules decide
     if tied:
         need.discard(head)
     if not need <= stored or not stored <= need | may:
