@@ -14,7 +14,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = {
-    "stats": ("bench_stats.py", [], ["--layers", "2"]),
+    "stats": ("bench_stats.py", [], ["--quick"]),
     "attention": ("bench_attention.py", [], ["--layers", "2", "--repeats", "1"]),
     "explorer": ("bench_explorer.py", [], ["--layers", "2", "--repeats", "1"]),
     "patching": ("bench_patching.py", [], ["--layers", "2", "--repeats", "1"]),

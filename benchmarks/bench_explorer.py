@@ -130,7 +130,6 @@ def bench_open(model: str, repeats: int) -> dict:
 
 
 def bench_stats_cache(model: str) -> dict:
-    from internals import stats_service
     from internals.model import open_model
 
     cache = Path(tempfile.mkdtemp(prefix="llmi-bench-stats-"))
@@ -141,7 +140,7 @@ def bench_stats_cache(model: str) -> dict:
         t0 = time.perf_counter()
         list(opened.iter_stats(names))
         compute = time.perf_counter() - t0
-        stats_service._MEMORY.clear()  # what a new process sees: only the files on disk
+        opened.stats_cache.forget_loaded()  # what a new process sees: only the files on disk
         t0 = time.perf_counter()
         list(opened.iter_stats(names))
         cached = time.perf_counter() - t0

@@ -35,8 +35,10 @@ DEFAULT_CACHE = BENCH_DIR / ".cache"
 OUT_DIR = BENCH_DIR / "out"
 REFERENCE_CONFIG = DATA_DIR / "deepseek-r1-distill-qwen-1.5b.config.json"
 
-SAFETENSORS_ITEMSIZE = {"BF16": 2, "F16": 2, "F32": 4, "F64": 8, "I8": 1, "U8": 1, "I16": 2, "U16": 2, "I32": 4,
-                        "U32": 4, "I64": 8, "U64": 8, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
+sys.path.insert(0, str(REPO))  # the benchmarks run as scripts too
+from internals.dtypes import BY_CODE as _DTYPES  # noqa: E402 - the one dtype table
+
+SAFETENSORS_ITEMSIZE = {code: int(info.itemsize) for code, info in _DTYPES.items() if info.itemsize >= 1}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -259,6 +261,53 @@ def measure_bandwidth(arrays: list[np.ndarray], repeats: int = 3) -> dict[str, A
     best = min(variants, key=lambda k: variants[k]["seconds"])
     return {"reference": best, "seconds": variants[best]["seconds"], "bytes": total,
             "bytes_per_s": variants[best]["bytes_per_s"], "threads": 1, "variants": variants}
+
+
+def busy_reason() -> str | None:
+    """Why ratios measured now would mislead (the 1-minute load average above the usable cores), or None."""
+    try:
+        load = os.getloadavg()[0]
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None
+    if load > cores:
+        return f"machine busy: load average {load:.1f} > {cores} cores; ratio not reported (re-run on a quiet machine)"
+    return None
+
+
+def guarded_ratio(value: float | None, baseline: float | None, what: str, baseline_what: str,
+                  busy: str | None) -> dict[str, Any]:
+    """A ratio with the two figures it divides and what each is; the ratio is None (with the reason) when
+    the machine was busy during the measurement."""
+    rec: dict[str, Any] = {"what": what, "value": value, "baseline": baseline_what, "baseline_value": baseline}
+    if busy:
+        rec.update(ratio=None, refused=busy)
+    else:
+        rec["ratio"] = value / baseline if value is not None and baseline else None
+    return rec
+
+
+def file_reduction_seconds(path: str | os.PathLike, repeats: int = 3) -> tuple[float, int]:
+    """(best seconds, bytes) of one numpy uint64 reduction over all tensor bytes of a safetensors file,
+    as one array (page cache warm): the floor any full read of those bytes is compared with."""
+    _header, start = read_header(path)
+    mm = np.memmap(path, dtype=np.uint8, mode="r")
+    data = mm[start:]
+    data = np.asarray(data[: data.size // 8 * 8]).view(np.uint64)
+    np.add.reduce(data)  # warm the page cache and the page tables
+    return min(timed(lambda: np.add.reduce(data), repeats)), int(data.nbytes)
+
+
+def command_seconds(argv: list[str], env: dict[str, str] | None = None) -> float:
+    """Wall seconds of one subprocess run (output discarded); raises when it fails."""
+    import subprocess
+
+    t0 = time.perf_counter()
+    proc = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False)
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed: {proc.stderr.strip()[-300:]}")
+    return seconds
 
 
 def target(value: float | None, limit: float, kind: str) -> dict[str, Any]:

@@ -192,6 +192,18 @@ def embeddings_shared(structure: ModelStructure, store: WeightStore | None) -> b
     if head.tied_to is not None and not head.stored:
         return True
     if head.stored and embed.stored and head.direct and embed.direct:
-        a, b = store.raw(head.direct), store.raw(embed.direct)
-        return bool(a.shape == b.shape and np.array_equal(a, b))
+        if store.same_bytes(head.direct, embed.direct):
+            return True  # both names point at the same stored bytes: nothing to compare
+        return bytes_equal(store.raw(head.direct), store.raw(embed.direct))
     return head.tied_to is not None
+
+
+def bytes_equal(a: np.ndarray, b: np.ndarray, chunk: int = 1 << 20) -> bool:
+    """Whether two byte buffers are equal, compared chunk by chunk so that a difference near the start
+    costs one chunk, not a read of both tensors (untied embeddings and heads differ at once)."""
+    if a.shape != b.shape:
+        return False
+    for lo in range(0, a.size, chunk):
+        if not np.array_equal(a[lo:lo + chunk], b[lo:lo + chunk]):
+            return False
+    return True

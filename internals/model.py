@@ -14,6 +14,7 @@ from typing import Any
 from internals.errors import ModelSourceError, UserError
 from internals.facts import summarize
 from internals.sources import ModelSource, resolve_source
+from internals.stats_service import StatisticsCache
 from internals.structure import (
     ModelStructure,
     build_meta_model,
@@ -34,6 +35,11 @@ class OpenedModel:
     trust_remote_code: bool = False
     _summary: dict[str, Any] | None = field(default=None, repr=False)
     _tree: list[dict[str, Any]] | None = field(default=None, repr=False)
+    stats_cache: StatisticsCache = field(default_factory=StatisticsCache, repr=False)
+    #: "transformers" (module tree built by transformers on the meta device) or "headers" (read from
+    #: config.json and the safetensors headers alone: a file without config, or a checkpoint whose stored
+    #: names already are the model's, see `open_model(headers=True)`)
+    tree_source: str = "transformers"
 
     @property
     def config(self):
@@ -42,6 +48,7 @@ class OpenedModel:
     def summary(self) -> dict[str, Any]:
         if self._summary is None:
             self._summary = summarize(self.structure, self.store, path=str(self.source.path), source_kind=self.source.kind)
+            self._summary["tree_source"] = self.tree_source
         return self._summary
 
     def tree(self) -> list[dict[str, Any]]:
@@ -76,25 +83,23 @@ class OpenedModel:
             raise UserError(f"{name} is built at load time from {len(info.stored)} stored tensors (e.g. {info.stored[0]}): ask for those")
         raise UserError(f"no tensor named {name!r}: `llm-internals stats MODEL --json` lists the stored tensors")
 
-    def tensor_stats(self, name: str, bins: int = 64, value_range: tuple[float, float] | None = None) -> dict[str, Any]:
-        """Exact statistics of one tensor (parameter or stored name), as the `stats --json` item."""
-        from internals.stats_service import stats_for
+    def tensor_stats(self, name: str, bins: int = 64, value_range: tuple[float, float] | None = None,
+                     clip: bool = False) -> dict[str, Any]:
+        """Exact statistics of one tensor (parameter or stored name), as the `stats --json` item.
 
+        clip=True: the histogram covers [p1, p99] (when not empty), derived from the same single read."""
         stored = self.stored_name_of(name)
-        return stats_for(self.store, stored, bins=bins, value_range=value_range)
+        if clip and value_range is None:
+            return self.stats_cache.clipped(self.store, stored, bins=bins)
+        return self.stats_cache.stats(self.store, stored, bins=bins, value_range=value_range)
 
     def iter_stats(self, names: list[str], bins: int = 64,
                    progress: Callable[[int, int, str], None] | None = None) -> Iterator[dict[str, Any]]:
-        from internals.stats_service import flush, stats_for
-
         store = require_weights(self.store, "statistics")
         try:
-            for i, name in enumerate(names):
-                if progress:
-                    progress(i, len(names), name)
-                yield stats_for(store, name, bins=bins, save=False)
+            yield from self.stats_cache.stats_many(store, names, bins=bins, progress=progress)
         finally:
-            flush(store, bins)
+            self.stats_cache.flush(store, bins)
         if progress:
             progress(len(names), len(names), "")
 
@@ -103,18 +108,36 @@ class OpenedModel:
             self.store.close()
 
 
-def open_model(spec: str | None = None, *, revision: str | None = None, trust_remote_code: bool = False) -> OpenedModel:
-    """Open MODEL (hub id, folder, .safetensors file, config.json, or None for the demo model) lazily."""
+def open_model(spec: str | None = None, *, revision: str | None = None, trust_remote_code: bool = False,
+               headers: bool = False) -> OpenedModel:
+    """Open MODEL (hub id, folder, .safetensors file, config.json, or None for the demo model) lazily.
+
+    headers=True (the `summary` and `stats` commands): when config.json and the stored names show that
+    transformers' loading rules would change nothing (`provisional_info.structure_from_headers`), the
+    structure is read from them without importing transformers (seconds saved); module classes other
+    than the norms are then unknown, so the explorer's worker keeps the default.
+    """
     source = resolve_source(spec, revision)
     store = None
     if source.has_weights:
         store = WeightStore(source.weight_files, source.pickle_files)
+    tree_source = "transformers"
     if source.config_path is not None:
-        config = load_config(source.config_path, trust_remote_code)
-        model = build_meta_model(config, trust_remote_code)
-        structure = structure_from_model(model, config, store)
+        structure = None
+        if headers and store is not None and not source.pickle_files:
+            from internals.provisional_info import structure_from_headers
+
+            structure = structure_from_headers(source, store, trust_remote_code)
+        if structure is not None:
+            tree_source = "headers"
+        else:
+            config = load_config(source.config_path, trust_remote_code)
+            model = build_meta_model(config, trust_remote_code)
+            structure = structure_from_model(model, config, store)
     elif store is not None:
         structure = structure_from_names(store)
+        tree_source = "headers"
     else:  # pragma: no cover - resolve_source guarantees config or weights
         raise ModelSourceError(f"{source.path} has neither a config nor weights")
-    return OpenedModel(source=source, structure=structure, store=store, trust_remote_code=trust_remote_code)
+    return OpenedModel(source=source, structure=structure, store=store, trust_remote_code=trust_remote_code,
+                       tree_source=tree_source)

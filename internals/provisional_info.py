@@ -19,7 +19,13 @@ from typing import Any
 from internals.errors import UserError
 from internals.facts import summarize
 from internals.sources import ModelSource
-from internals.structure import ModelStructure, structure_from_names
+from internals.structure import (
+    ModelStructure,
+    ModuleInfo,
+    ParamInfo,
+    group_of,
+    structure_from_names,
+)
 from internals.tree import tree_nodes
 from internals.weights import WeightStore
 
@@ -108,3 +114,96 @@ def provisional_model_info(source: ModelSource, trust_remote_code: bool = False)
         return {"summary": summary, "tree": tree_nodes(structure, store), "provisional": True}
     finally:
         store.close()
+
+
+# --------------------------------------------------------------------------------------------------
+# the same answer as transformers, from the headers, where its loading rules change nothing
+
+#: model_type -> (class name of its norms, full-match patterns of every parameter of the in-memory model,
+#: with {i} for a layer index). A checkpoint whose stored names are exactly these (every layer complete,
+#: nothing else) loads into transformers unchanged, so its tree needs no transformers import.
+_LLAMA_LIKE = (
+    "model.embed_tokens.weight", "model.norm.weight", "lm_head.weight",
+    "model.layers.{i}.input_layernorm.weight", "model.layers.{i}.post_attention_layernorm.weight",
+    "model.layers.{i}.self_attn.q_proj.weight", "model.layers.{i}.self_attn.k_proj.weight",
+    "model.layers.{i}.self_attn.v_proj.weight", "model.layers.{i}.self_attn.o_proj.weight",
+    "model.layers.{i}.mlp.gate_proj.weight", "model.layers.{i}.mlp.up_proj.weight",
+    "model.layers.{i}.mlp.down_proj.weight",
+)
+_QKV_BIAS = ("model.layers.{i}.self_attn.q_proj.bias", "model.layers.{i}.self_attn.k_proj.bias",
+             "model.layers.{i}.self_attn.v_proj.bias")
+HEADER_LAYOUTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
+    # model_type: (norm class, required names, optional names); add a type only with a tiny config in
+    # tests/conftest.py TINY_CONFIGS, so tests/internals/test_headers_tree.py checks it against transformers
+    "llama": ("LlamaRMSNorm", _LLAMA_LIKE, _QKV_BIAS),
+    "qwen2": ("Qwen2RMSNorm", _LLAMA_LIKE, _QKV_BIAS),
+    "gpt2": ("LayerNorm", (
+        "transformer.wte.weight", "transformer.wpe.weight", "transformer.ln_f.weight", "transformer.ln_f.bias",
+        "lm_head.weight",
+        "transformer.h.{i}.ln_1.weight", "transformer.h.{i}.ln_1.bias", "transformer.h.{i}.ln_2.weight",
+        "transformer.h.{i}.ln_2.bias", "transformer.h.{i}.attn.c_attn.weight", "transformer.h.{i}.attn.c_attn.bias",
+        "transformer.h.{i}.attn.c_proj.weight", "transformer.h.{i}.attn.c_proj.bias",
+        "transformer.h.{i}.mlp.c_fc.weight", "transformer.h.{i}.mlp.c_fc.bias",
+        "transformer.h.{i}.mlp.c_proj.weight", "transformer.h.{i}.mlp.c_proj.bias"), ()),
+}
+_TIED_HEAD = {"gpt2": ("lm_head.weight", "transformer.wte.weight")}
+_DEFAULT_TIED_HEAD = ("lm_head.weight", "model.embed_tokens.weight")
+
+
+def structure_from_headers(source: ModelSource, store: WeightStore, trust_remote_code: bool = False
+                           ) -> ModelStructure | None:
+    """The structure transformers would build, from config.json and the headers, or None when only
+    transformers can tell (an unlisted model_type, remote code, a name or shape its loading rules would
+    rename, fuse or complete: then `open_model` imports it).
+
+    The answer is exact for what `summary` and `stats` report (names, shapes, layers, components, tied
+    head, norm kind); module classes other than the norms stay unknown ("?"), so the explorer's tree
+    keeps coming from transformers.
+    """
+    if source.config_path is None or trust_remote_code or not len(store):
+        return None
+    try:
+        raw = json.loads(Path(source.config_path).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(raw, dict) or "auto_map" in raw:
+        return None
+    model_type = str(raw.get("model_type", ""))
+    layout = HEADER_LAYOUTS.get(model_type)
+    layers = raw.get("num_hidden_layers", raw.get("n_layer"))
+    if layout is None or not isinstance(layers, int) or not transformers_knows(model_type):
+        return None
+    architectures = raw.get("architectures") or []
+    if len(architectures) != 1 or not str(architectures[0]).endswith("ForCausalLM") and architectures[0] != "GPT2LMHeadModel":
+        return None
+    norm_cls, required, optional = layout
+    def expand(names: tuple[str, ...]) -> set[str]:
+        return {n.format(i=i) for n in names for i in (range(layers) if "{i}" in n else [0])}
+
+    need, may = expand(required), expand(optional)
+    head, embed = _TIED_HEAD.get(model_type, _DEFAULT_TIED_HEAD)
+    stored = set(store.names())
+    if not isinstance(raw.get("tie_word_embeddings"), bool):
+        return None  # the default differs by model class: transformers knows it
+    tied = raw["tie_word_embeddings"]
+    if tied and head in stored:
+        return None  # a stored head that transformers replaces by the embedding: its rules decide
+    if tied:
+        need.discard(head)
+    if not need <= stored or not stored <= need | may:
+        return None  # missing, extra or differently named tensors: transformers' rules decide
+    if tied and store.entry(embed).shape != (raw.get("vocab_size"), raw.get("hidden_size", raw.get("n_embd"))):
+        return None
+    structure = structure_from_names(store)
+    if tied:  # the head is an alias of the embedding in memory, as transformers ties it
+        structure.params[head] = ParamInfo(head, structure.params[embed].shape, "lm_head",
+                                           group_of(head, "lm_head"), None, tied_to=embed)
+        structure.modules.append(ModuleInfo(head.rsplit(".", 1)[0], "?", ""))
+    structure = _in_display_order(structure)
+    for m in structure.modules:
+        if "norm" in m.name.rsplit(".", 1)[-1] or m.name.rsplit(".", 1)[-1] in ("ln_1", "ln_2", "ln_f"):
+            m.cls = norm_cls
+    structure.config = SimpleNamespace(**raw)
+    structure.architecture = architectures[0]
+    structure.from_config = True
+    return structure

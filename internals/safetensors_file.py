@@ -20,11 +20,11 @@ import numpy as np
 from internals.dtypes import DTYPES
 from internals.errors import ModelSourceError
 
-#: Bytes per element of each safetensors dtype code.
-DTYPE_SIZES: dict[str, float] = {d.code: d.itemsize for d in DTYPES}
+#: Bytes per element of each safetensors dtype code (from the one table, `internals.dtypes`).
+DTYPE_SIZES: dict[str, float] = {i.code: i.itemsize for i in DTYPES}
 
 #: Readable (torch-style) names of the dtype codes.
-DTYPE_NAMES: dict[str, str] = {d.code: d.name for d in DTYPES}
+DTYPE_NAMES: dict[str, str] = {i.code: i.name for i in DTYPES}
 
 _MAX_HEADER = 100 * 1024 * 1024
 

@@ -1,23 +1,16 @@
-"""Mapping between safetensors dtype codes and torch dtypes (imports torch: use only where needed)."""
+"""Torch dtypes for the engine (imports torch: use only where needed); the code table is `internals.dtypes`."""
 
 from __future__ import annotations
 
 import torch
 
-from internals.dtypes import DTYPES
+from internals.dtypes import torch_dtype
 from internals.errors import UserError
-
-#: Every code of the dtype table (internals/dtypes.py) that this torch version can hold.
-#: (Not the packed 4-bit and the exponent-only 8-bit codes: their elements are not one torch element each.)
-_CODES = {d.code: getattr(torch, d.name) for d in DTYPES
-          if d.code not in ("F4", "F8_E8M0") and isinstance(getattr(torch, d.name, None), torch.dtype)}
 
 
 def torch_dtype_of_code(code: str) -> torch.dtype:
-    try:
-        return _CODES[code]
-    except KeyError:
-        raise UserError(f"dtype {code} cannot be read as a torch tensor by this torch version") from None
+    """The torch dtype of a safetensors code (the table is `internals.dtypes`)."""
+    return torch_dtype(code)
 
 
 def parse_dtype(name: str) -> torch.dtype:

@@ -12,11 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from internals.dtypes import DTYPES
+from internals.dtypes import code_of_torch_dtype
 from internals.errors import ModelSourceError, WeightsRequiredError
 from internals.safetensors_file import SafetensorsFile, TensorEntry
-
-_TORCH_TO_CODE = {f"torch.{d.name}": d.code for d in DTYPES}
 
 
 class WeightStore:
@@ -55,7 +53,7 @@ class WeightStore:
         for name, tensor in state.items():
             if not isinstance(tensor, torch.Tensor):
                 continue
-            code = _TORCH_TO_CODE.get(str(tensor.dtype))
+            code = code_of_torch_dtype(tensor.dtype)
             if code is None:
                 raise ModelSourceError(f"{path.name}: tensor {name!r} has dtype {tensor.dtype}, which llm-internals cannot read")
             self._pickled[name] = tensor
@@ -93,6 +91,13 @@ class WeightStore:
             t = self._pickled[name].contiguous()  # type: ignore[union-attr]
             return t.view(torch.uint8).reshape(-1).numpy() if t.numel() else np.zeros(0, np.uint8)
         return self._files[entry.file].view(entry)
+
+    def same_bytes(self, a: str, b: str) -> bool:
+        """Whether two names are stored at the very same bytes (same safetensors file and byte range)."""
+        ea, eb = self.entry(a), self.entry(b)
+        if a in self._pickled or b in self._pickled:
+            return a == b
+        return (ea.file, ea.start, ea.end) == (eb.file, eb.start, eb.end)
 
     def tensor(self, name: str):  # -> torch.Tensor
         """The tensor as a torch tensor sharing the memory map (read-only: do not modify it)."""

@@ -9,7 +9,8 @@ from internals.model import open_model
 
 
 def _open(args: argparse.Namespace):
-    return open_model(args.model, revision=args.revision, trust_remote_code=args.trust_remote_code)
+    # summary and stats need no module classes: the headers answer when transformers would change nothing
+    return open_model(args.model, revision=args.revision, trust_remote_code=args.trust_remote_code, headers=True)
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
@@ -29,15 +30,16 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
     model = _open(args)
     names = model.tensor_names(args.tensor)
-    from internals.stats_service import use_cache
-
-    use_cache(not args.no_cache)
+    model.stats_cache.enabled = not args.no_cache
+    if getattr(args, "device", None):
+        model.stats_cache.use_device(args.device)
     with stats_progress(len(names), enabled=len(names) > 1) as progress:
         results = list(model.iter_stats(names, bins=args.bins, progress=progress))
     if args.json:
         from internals.aggregates import aggregate
 
-        print_json({"tensors": results, "aggregates": aggregate(model.structure, results, model.summary()["num_layers"])})
+        print_json({"tensors": results, "aggregates": aggregate(model.structure, results, model.summary()["num_layers"]),
+                    "tree_source": model.tree_source})
     else:
         print_stats_table(results)
     return 0

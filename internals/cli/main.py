@@ -90,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bins", type=_positive_int, default=64, help="histogram bins (default 64)")
     p.add_argument("--json", action="store_true", help="print {\"tensors\": [...]}")
     p.add_argument("--no-cache", action="store_true", help="recompute instead of reading the statistics cache")
+    p.add_argument("--device", default=None,
+                   help="count 8/16-bit bit patterns on this torch device (cuda, cuda:1; default: CPU kernels)")
 
     p = sub.add_parser("attention", help="attention weights of one layer on a prompt")
     _model_args(p)
@@ -198,6 +200,6 @@ def _dispatch(args: argparse.Namespace, explore: Callable[[argparse.Namespace], 
 
 
 def print_json(obj: Any) -> None:
-    json.dump(obj, sys.stdout)
+    sys.stdout.write(json.dumps(obj))  # one C-encoder pass: json.dump writes thousands of small chunks
     sys.stdout.write("\n")
     sys.stdout.flush()

@@ -7,6 +7,8 @@ Public API
 - `count_patterns(raw, dtype, shape=None, name="") -> PatternCounts` for 8/16-bit dtypes; a
   `PatternCounts` re-derives `stats(bins)`, `histogram(bins, range)` and `quantile(q)` exactly without
   reading the tensor again (keep it to re-bin cheaply in the explorer).
+- `count_patterns_many([(raw, dtype, shape, name), ...])`: the same for many tensors in one scheduling
+  pass (threads never wait at tensor boundaries): whole-model statistics.
 - `tensor_histogram(raw, dtype, shape, bins=64, range=None) -> (edges, counts)` for any dtype.
 - `histogram_from_counts(values, counts, bins=64, range=None)`: numpy.histogram of a weighted multiset.
 - `readable_dtype("BF16") -> "bfloat16"`; `naive_stats(...)`: the torch baseline (benchmark only).
@@ -49,6 +51,7 @@ from internals.stats.core import (
     TensorStats,
     compute_tensor_stats,
     count_patterns,
+    count_patterns_many,
     histogram_from_counts,
     set_threads,
     tensor_histogram,
@@ -71,6 +74,7 @@ __all__ = [
     "TensorStats",
     "compute_tensor_stats",
     "count_patterns",
+    "count_patterns_many",
     "dtype_info",
     "histogram_from_counts",
     "naive_stats",

@@ -1,4 +1,4 @@
-"""Safetensors dtype codes: readable names, element sizes and per-bit-pattern value tables.
+"""Per-bit-pattern value tables of the 8/16-bit dtypes (the dtype table itself is `internals.dtypes`).
 
 Only numpy here. A "pattern" is the raw little-endian bit pattern of one element read as an unsigned
 integer; for the 8- and 16-bit dtypes there are at most 65,536 of them, and the tables below give the
@@ -12,53 +12,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from internals.dtypes import STATS_CODES, DtypeInfo, lookup
 from internals.errors import UserError
 
 
-@dataclass(frozen=True)
-class DtypeInfo:
-    code: str  # safetensors code, e.g. "BF16"
-    name: str  # torch-style readable name, e.g. "bfloat16"
-    itemsize: int  # bytes per element
-    kind: str  # "float" | "int" | "uint" | "bool"
-
-    @property
-    def pattern_bits(self) -> int:
-        """Bits per element when every bit pattern can be counted (8 or 16), else 0."""
-        return self.itemsize * 8 if self.itemsize <= 2 else 0
-
-
-_INFOS = [
-    DtypeInfo("BF16", "bfloat16", 2, "float"),
-    DtypeInfo("F16", "float16", 2, "float"),
-    DtypeInfo("F32", "float32", 4, "float"),
-    DtypeInfo("F64", "float64", 8, "float"),
-    DtypeInfo("F8_E4M3", "float8_e4m3fn", 1, "float"),
-    DtypeInfo("F8_E5M2", "float8_e5m2", 1, "float"),
-    DtypeInfo("I8", "int8", 1, "int"),
-    DtypeInfo("U8", "uint8", 1, "uint"),
-    DtypeInfo("I16", "int16", 2, "int"),
-    DtypeInfo("U16", "uint16", 2, "uint"),
-    DtypeInfo("I32", "int32", 4, "int"),
-    DtypeInfo("U32", "uint32", 4, "uint"),
-    DtypeInfo("I64", "int64", 8, "int"),
-    DtypeInfo("U64", "uint64", 8, "uint"),
-    DtypeInfo("BOOL", "bool", 1, "bool"),
-]
-_BY_CODE = {i.code: i for i in _INFOS}
-# Also accept torch-style names ("bfloat16", "torch.bfloat16") and a few common aliases.
-_ALIASES = {i.name: i.code for i in _INFOS}
-_ALIASES.update({"half": "F16", "float": "F32", "double": "F64", "long": "I64", "int": "I32",
-                 "short": "I16", "float8_e4m3": "F8_E4M3"})
-
-
 def dtype_info(dtype: str) -> DtypeInfo:
-    """Look up a safetensors dtype code (or a torch-style name); `UserError` when unsupported."""
-    key = str(dtype).strip()
-    if key.startswith("torch."):
-        key = key[len("torch."):]
-    info = _BY_CODE.get(key.upper()) or _BY_CODE.get(_ALIASES.get(key.lower(), ""))
-    if info is None:
+    """Look up a safetensors dtype code (or a torch-style name); `UserError` when statistics cannot read it."""
+    info = lookup(dtype)
+    if info is None or info.code not in STATS_CODES:
         raise UserError(f"dtype {dtype} is not supported for statistics")
     return info
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -33,9 +34,26 @@ _POOL_LOCK = threading.Lock()
 
 
 def _kernels():
+    if "numba" not in sys.modules:
+        _import_numba_without_scipy()
     from internals.stats import _kernels as k  # lazy: importing numba costs ~0.3 s
 
     return k
+
+
+def _import_numba_without_scipy() -> None:
+    """Import numba without its start-up probe of scipy's BLAS (`numba.np.arraymath` imports
+    scipy.linalg to offer np.linalg inside jitted code, which these kernels never use): that probe
+    alone is 0.2-0.6 s of every `stats` command. A process that already imported scipy keeps it."""
+    probe = "scipy.linalg.cython_blas"
+    blocked = probe not in sys.modules
+    if blocked:
+        sys.modules[probe] = None  # type: ignore[assignment]  # `import` of it now fails at once
+    try:
+        import numba  # noqa: F401
+    finally:
+        if blocked and sys.modules.get(probe, 0) is None:
+            del sys.modules[probe]
 
 
 _THREADS_OVERRIDE: int | None = None
@@ -56,6 +74,8 @@ def threads() -> int:
     env = os.environ.get("NUMBA_NUM_THREADS", "").strip()
     if env.isdigit() and int(env) > 0:
         return int(env)
+    if "numba" not in sys.modules:
+        _import_numba_without_scipy()
     import numba
 
     return max(1, int(numba.config.NUMBA_NUM_THREADS))
@@ -122,6 +142,13 @@ class _Counts32:
             self.flush()
         self.pending += m
         return self.c32
+
+    def flush_into(self, total: np.ndarray) -> None:
+        """Add the table to `total` (int64) and clear it."""
+        if self.pending:
+            total += self.c32
+            self.c32[:] = 0
+            self.pending = 0
 
     def flush(self) -> np.ndarray:
         if self.total is None:
@@ -406,14 +433,11 @@ def _as_bytes(raw: Any) -> np.ndarray:
 def _typed_view(raw: Any, info: DtypeInfo, shape: tuple[int, ...]) -> tuple[np.ndarray, int]:
     a = _as_bytes(raw)
     numel = math.prod(int(s) for s in shape)
-    if a.size != numel * info.itemsize:
+    if a.size != numel * int(info.itemsize):
         raise UserError(
-            f"tensor data has {a.size} bytes but {info.code} {list(shape)} needs {numel * info.itemsize}")
-    np_dtype = {
-        "BF16": "<u2", "F16": "<u2", "I16": "<u2", "U16": "<u2",
-        "F8_E4M3": "u1", "F8_E5M2": "u1", "I8": "u1", "U8": "u1", "BOOL": "u1",
-        "F32": "<f4", "F64": "<f8", "I32": "<i4", "U32": "<u4", "I64": "<i8", "U64": "<u8",
-    }[info.code]
+            f"tensor data has {a.size} bytes but {info.code} {list(shape)} needs {numel * int(info.itemsize)}")
+    # 8/16-bit dtypes are counted by bit pattern: read them as unsigned integers of their width
+    np_dtype = {1: "u1", 2: "<u2"}[info.itemsize] if info.pattern_bits else info.numpy
     typed = a.view(np_dtype)
     typed.flags.writeable = False  # one compiled specialisation for memory maps and arrays alike
     return typed, numel
@@ -468,6 +492,64 @@ def count_patterns(raw: Any, dtype: str, shape: tuple[int, ...] | None = None, n
         for st in _run_blocks(n, block, lambda: _Counts32(size), work):
             total += st.flush()
     return PatternCounts(info.code, total, tuple(int(s) for s in shape), name)
+
+
+def count_patterns_many(items: list[tuple[Any, str, tuple[int, ...], str]], *,
+                        chunk_elements: int | None = None) -> list[PatternCounts]:
+    """`count_patterns` of many tensors [(raw, dtype, shape, name), ...] in one scheduling pass.
+
+    The blocks of all tensors go to the worker threads from one shared counter, so threads never wait for
+    each other at tensor boundaries (a per-tensor barrier costs most on the many small tensors of a
+    model); each worker counts into its own uint32 table and adds it to a tensor's total when it moves
+    on to another tensor. Same counts as `count_patterns` on each.
+    """
+    jobs = []
+    for raw, dtype, shape, name in items:
+        info = dtype_info(dtype)
+        if not info.pattern_bits:
+            raise UserError(f"dtype {info.code} has no pattern counts (only 8- and 16-bit dtypes)")
+        if shape is None:
+            shape = (_as_bytes(raw).size // int(info.itemsize),)
+        typed, _ = _typed_view(raw, info, tuple(shape))
+        jobs.append((info, typed, tuple(int(s) for s in shape), name))
+    totals = [np.zeros(1 << info.pattern_bits, np.int64) for info, *_ in jobs]
+    blocks = []  # (job, lo, hi), tensors in order
+    for j, (_info, typed, _shape, _name) in enumerate(jobs):
+        n = typed.size
+        block = _block_size(n, chunk_elements)
+        blocks.extend((j, lo, min(n, lo + block)) for lo in range(0, n, block))
+    if blocks:
+        k = _kernels()
+        locks = [threading.Lock() for _ in jobs]
+
+        def make_state() -> dict:
+            return {"job": -1, "tables": {}}
+
+        def settle(st: dict) -> None:
+            j = st["job"]
+            if j >= 0:
+                table = st["tables"][jobs[j][0].pattern_bits]
+                with locks[j]:
+                    table.flush_into(totals[j])
+
+        def work(st: dict, i: int, _lo: int, _hi: int) -> None:
+            j, lo, hi = blocks[i]
+            if j != st["job"]:
+                settle(st)
+                st["job"] = j
+            bits = jobs[j][0].pattern_bits
+            table = st["tables"].get(bits)
+            if table is None:
+                table = st["tables"][bits] = _Counts32(1 << bits)
+            if table.pending + (hi - lo) > 0xFFFFFFFF:
+                with locks[j]:
+                    table.flush_into(totals[j])
+            table.pending += hi - lo
+            _count_block(k, _block_view(jobs[j][1], lo, hi), table.c32)
+
+        for st in _run_blocks(len(blocks), 1, make_state, work):
+            settle(st)
+    return [PatternCounts(info.code, total, shape, name) for (info, _t, shape, name), total in zip(jobs, totals)]
 
 
 def compute_tensor_stats(raw: Any, dtype: str, shape: tuple[int, ...], bins: int = 64, name: str = "", *,

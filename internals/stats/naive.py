@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from internals.dtypes import torch_dtype as torch_dtype_of
 from internals.stats._dtypes import dtype_info
 from internals.stats.core import QUANTILES, _as_bytes
 
@@ -27,11 +28,7 @@ def naive_stats(raw: Any, dtype: str, shape: tuple[int, ...], bins: int = 64, na
     import torch
 
     info = dtype_info(dtype)
-    torch_dtype = {
-        "BF16": torch.bfloat16, "F16": torch.float16, "F32": torch.float32, "F64": torch.float64,
-        "I8": torch.int8, "U8": torch.uint8, "I16": torch.int16, "I32": torch.int32, "I64": torch.int64,
-        "BOOL": torch.bool,
-    }[info.code]
+    torch_dtype = torch_dtype_of(info.code)
     a = _as_bytes(raw)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # read-only buffers

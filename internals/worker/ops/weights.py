@@ -41,43 +41,26 @@ def tree(ctx: OpContext, req: NoParams) -> list[TreeNode]:
 
 @operation("tensor_stats", request=TensorStatsRequest, result=TensorStats, group="tensor")
 def tensor_stats(ctx: OpContext, req: TensorStatsRequest) -> TensorStats:
-    """Exact statistics of one tensor; with clip, over its 1st..99th percentile range."""
-    stats = ctx.opened.tensor_stats(req.name, bins=req.bins)
-    if req.clip:
-        q = stats["quantiles"]
-        if q["p1"] is not None and q["p99"] is not None and q["p99"] > q["p1"]:
-            ctx.check()
-            stats = ctx.opened.tensor_stats(req.name, bins=req.bins, value_range=(q["p1"], q["p99"]))
-    return stats
+    """Exact statistics of one tensor; with clip, over its 1st..99th percentile range (from the kept pattern
+    counts: a clip or a re-bin never reads the tensor again)."""
+    return ctx.opened.tensor_stats(req.name, bins=req.bins, clip=req.clip)
 
 
 @operation("matrix_preview", request=MatrixPreviewRequest, result=MatrixPreview, group="matrix")
 def matrix_preview(ctx: OpContext, req: MatrixPreviewRequest) -> MatrixPreview:
-    """A weight matrix reduced to at most rows×cols blocks: the mean |x| of each block (exact blocks)."""
-    import torch
-
-    from internals.dtypes import is_float_code
-    from internals.reduce import block_edges, block_means
+    """A weight matrix reduced to at most rows×cols blocks: the mean |x| of each block (exact blocks), read
+    from the memory map without torch."""
+    from internals.matrix_preview import matrix_preview as preview
     from internals.weights import require_weights
 
     store = require_weights(ctx.opened.store, "a matrix preview")
-    stored = ctx.opened.stored_name_of(req.name)
-    entry = store.entry(stored)
-    if len(entry.shape) < 2 or not is_float_code(entry.dtype):
-        raise UserError(f"{req.name} is not a floating-point matrix (shape {list(entry.shape)})")
-    t = store.tensor(stored)
-    t = t.reshape(-1, t.shape[-1])
-    r_edges, c_edges = block_edges(t.shape[0], req.rows), block_edges(t.shape[1], req.cols)
-    values = block_means(lambda a, b: t[a:b].to(torch.float32).abs().numpy(), r_edges, c_edges, check=ctx.check)
-    return {"name": req.name, "shape": list(entry.shape), "values": values, "row_edges": r_edges,
-            "col_edges": c_edges, "reduce": "mean |x|"}
+    return preview(store, ctx.opened.stored_name_of(req.name), req.rows, req.cols, ctx.check, name=req.name)
 
 
 @operation("cross_layer", request=NoParams, result=CrossLayer, group="cross-layer")
 def cross_layer(ctx: OpContext, req: NoParams) -> CrossLayer:
     """Per component kind (q, k, v, o, gate, up, down, ...) and layer: std, RMS, kurtosis... of the weights."""
     from internals.aggregates import aggregate
-    from internals.stats_service import flush, stats_for
     from internals.structure import LAYER_COMPONENTS
 
     opened = ctx.opened
@@ -90,8 +73,8 @@ def cross_layer(ctx: OpContext, req: NoParams) -> CrossLayer:
     for i, name in enumerate(stored):
         ctx.check()
         ctx.progress(i / max(1, len(stored)), name)
-        stats.append(stats_for(opened.store, name, bins=64, save=False))
-    flush(opened.store, 64)
+        stats.append(opened.stats_cache.stats(opened.store, name, bins=64, save=False))
+    opened.stats_cache.flush(opened.store, 64)
     cells = aggregate(opened.structure, stats, num_layers)["by_component_and_layer"]
     comps = [c for c in LAYER_COMPONENTS if c in cells]
     names: dict[str, list[str | None]] = {c: [None] * num_layers for c in comps}
