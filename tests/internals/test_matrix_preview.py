@@ -12,16 +12,16 @@ from safetensors.torch import save_file
 
 from internals.errors import UserError
 from internals.matrix_preview import matrix_preview
+from internals.reduce import block_edges
 from internals.weights import WeightStore
 
 
-def torch_preview(t: torch.Tensor, rows: int, cols: int) -> np.ndarray:
-    """The torch implementation ModelService.op_matrix_preview used before (verbatim, float32 band sums)."""
+def torch_preview(t: torch.Tensor, r_edges: list[int], c_edges: list[int]) -> np.ndarray:
+    """The torch implementation ModelService.op_matrix_preview used before (float32 band sums), on the block
+    edges the engine reports (internals.reduce.block_edges: nearly equal blocks)."""
     t = t.reshape(-1, t.shape[-1])
-    rows, cols = max(1, min(rows, t.shape[0])), max(1, min(cols, t.shape[1]))
+    rows, cols = len(r_edges) - 1, len(c_edges) - 1
     out = np.zeros((rows, cols), dtype=np.float32)
-    r_edges = np.linspace(0, t.shape[0], rows + 1).astype(int)
-    c_edges = np.linspace(0, t.shape[1], cols + 1).astype(int)
     for i in range(rows):
         band = t[r_edges[i] : r_edges[i + 1]].to(torch.float32).abs()
         sums = np.add.reduceat(band.sum(0).numpy().astype(np.float64), c_edges[:-1])
@@ -29,13 +29,12 @@ def torch_preview(t: torch.Tensor, rows: int, cols: int) -> np.ndarray:
     return out
 
 
-def float64_preview(t: torch.Tensor, rows: int, cols: int) -> np.ndarray:
+def float64_preview(t: torch.Tensor, r: list[int], c: list[int]) -> np.ndarray:
     """Independent reference: float64 block means of the float32-decoded |x| (summed columns first, in
     the other order than the engine), rounded to float32."""
     a = t.to(torch.float32).abs().double().reshape(-1, t.shape[-1]).numpy()
-    rows, cols = min(rows, a.shape[0]), min(cols, a.shape[1])
-    r = np.linspace(0, a.shape[0], rows + 1).astype(int)
-    c = np.linspace(0, a.shape[1], cols + 1).astype(int)
+    r, c = np.asarray(r), np.asarray(c)
+    assert r[0] == 0 and r[-1] == a.shape[0] and c[0] == 0 and c[-1] == a.shape[1] and (np.diff(r) > 0).all()
     sums = np.add.reduceat(np.add.reduceat(a, c[:-1], axis=1), r[:-1], axis=0)
     return (sums / np.outer(np.diff(r), np.diff(c))).astype(np.float32)
 
@@ -71,15 +70,17 @@ def test_equals_torch_implementation(saved, rows, cols):
         if t.ndim < 2 or t.dtype == torch.int32:
             continue
         got = matrix_preview(store, key, rows, cols)
-        old = torch_preview(t, rows, cols)
+        edges = got["row_edges"], got["col_edges"]
+        assert len(edges[0]) - 1 == min(rows, int(np.prod(t.shape[:-1]))) and len(edges[1]) - 1 == min(cols, t.shape[-1])
+        old = torch_preview(t, *edges)
         assert got["values"].dtype == np.float32 and got["values"].shape == old.shape
-        np.testing.assert_array_equal(got["values"], float64_preview(t, rows, cols), err_msg=key)
+        np.testing.assert_array_equal(got["values"], float64_preview(t, *edges), err_msg=key)
         if key.endswith("_exact"):
             np.testing.assert_array_equal(got["values"], old, err_msg=key)  # bit for bit
         else:  # the old float32 band sums round differently on long bands: within float32 rounding
             np.testing.assert_allclose(got["values"], old, rtol=2e-6, err_msg=key)
         n_rows = int(np.prod(t.shape[:-1]))
-        assert got["row_edges"] == np.linspace(0, n_rows, min(rows, n_rows) + 1).astype(int).tolist()
+        assert got["row_edges"] == block_edges(n_rows, rows) and got["col_edges"] == block_edges(t.shape[-1], cols)
         assert got["shape"] == list(t.shape) and got["reduce"] == "mean |x|" and got["name"] == key
 
 

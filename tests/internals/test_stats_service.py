@@ -127,17 +127,18 @@ def test_whole_model_pass_equals_one_by_one(store, monkeypatch):
 def test_worker_ops_read_a_tensor_once(tiny_models, monkeypatch, dtype):
     """The explorer's sequence through the worker's own operations: statistics, clip, re-bin, matrix preview."""
     from internals.model import open_model
-    from internals.worker.service import ModelService, RequestContext
+    from internals.worker.client import InProcessClient
+    from internals.worker.service import ModelService
 
     service = ModelService(open_model(str(tiny_models("llama", dtype))))
+    client = InProcessClient(service)  # the registered operations, through the wire codec
     counter = ReadCounter(service.opened.store, monkeypatch)
-    ctx = RequestContext(rid=1, send=lambda header, payload: None)
     name = "model.layers.1.mlp.down_proj.weight"
-    full = service.op_tensor_stats(ctx, name, bins=64)
-    clipped = service.op_tensor_stats(ctx, name, bins=64, clip=True)
-    rebinned = service.op_tensor_stats(ctx, name, bins=20, clip=True)
+    full = client.tensor_stats(name, bins=64)
+    clipped = client.tensor_stats(name, bins=64, clip=True)
+    rebinned = client.tensor_stats(name, bins=20, clip=True)
     assert counter.reads == {name: 1}
     assert clipped["histogram_range"] == [full["quantiles"]["p1"], full["quantiles"]["p99"]]
     assert len(rebinned["histogram"]["counts"]) == 20 and "histogram_range" not in full
-    preview = service.op_matrix_preview(ctx, name, rows=8, cols=8)  # its own pass over the same memory map
+    preview = client.matrix_preview(name, rows=8, cols=8)  # its own pass over the same memory map
     assert preview["values"].shape == (8, 8) and counter.reads == {name: 2}
