@@ -104,7 +104,7 @@ def open_adapter(path: str | Path) -> Adapter:
         elif "lora_magnitude_vector" in short:
             raise UserError(f"{folder} holds DoRA magnitudes ({short}): merge it with peft and diff the merged folder")
         else:  # modules_to_save / trainable tokens saved as full tensors
-            adapter.replaced[short.replace(".modules_to_save.default", "").replace(".original_module", "")] = name
+            adapter.replaced[re.sub(r"\.(modules_to_save\.default|original_module|base_layer)(?=\.)", "", short)] = name
     fan_in_fan_out = bool(config.get("fan_in_fan_out"))
     for module, parts in halves.items():
         if "A" not in parts or "B" not in parts:

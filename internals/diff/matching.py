@@ -82,7 +82,8 @@ def match_models(base: OpenedModel, tuned: OpenedModel, pattern: str | None = No
     bstore, tstore = base.store, tuned.store
     pairs: list[TensorPair] = []
     seen: set[tuple[str, str]] = set()
-    for name in sorted(bmap, key=_natural_key):
+    # a parameter's own name before the alias that ties another parameter to it (lm_head -> embedding)
+    for name in sorted(bmap, key=lambda n: (n in b_alias and n in t_alias, _natural_key(n))):
         if name not in tmap:
             continue
         key = (bmap[name], tmap[name])
@@ -92,6 +93,7 @@ def match_models(base: OpenedModel, tuned: OpenedModel, pattern: str | None = No
         a, b = bstore.entry(key[0]).shape, tstore.entry(key[1]).shape
         _check_shape(name, a, b)
         pairs.append(TensorPair(name=name, shape=tuple(a), base=key[0], tuned=key[1]))
+    pairs.sort(key=lambda p: _natural_key(p.name))
     only_base = [n for n in sorted(bmap, key=_natural_key) if n not in tmap and n not in b_alias]
     only_tuned = [n for n in sorted(tmap, key=_natural_key) if n not in bmap and n not in t_alias]
     return Matching(_filter(pairs, pattern), only_base, only_tuned)
