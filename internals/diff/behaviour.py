@@ -1,6 +1,6 @@
 """How the change shows on a prompt: KL per position, the tokens that rose and fell, residual-stream cosines.
 
-Both models read the same token ids (BASE's tokenizer). For each position t the next-token distributions
+Both models read the same token ids (BASE's tokenizer; TUNED needs none of its own). For each position t the next-token distributions
 give KL(tuned ‖ base) = Σ_v p_tuned(v) (log p_tuned(v) − log p_base(v)) (nats). "rose" / "fell" are the tokens
 whose log-probability changed most at the LAST position (the next token after the prompt): Δ = log p_tuned −
 log p_base. The residual streams are transformers' own `output_hidden_states=True` (the embeddings, then
@@ -16,6 +16,7 @@ one's outputs are kept on CPU, then it is dropped), so the peak is one model; mo
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -98,6 +99,8 @@ def diff_behaviour(base: ModelSource | Loaded, tuned: ModelSource | Loaded | Pat
             if b in owned and not isinstance(tuned, Loaded):
                 b.close()  # one model at a time: BASE's outputs are on CPU already
                 owned.remove(b)
+            if isinstance(tuned, ModelSource) and tuned.tokenizer_dir is None:
+                tuned = replace(tuned, tokenizer_dir=b.source.tokenizer_dir if b.source else None)  # BASE's ids are used
             t = load(tuned, 0.5, 0.95)
             if check:
                 check()
