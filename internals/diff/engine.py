@@ -78,11 +78,20 @@ class DiffSides:
 def open_sides(base: str, tuned: str, *, trust_remote_code: bool = False) -> DiffSides:
     """Open BASE and TUNED (any model source; TUNED may be a PEFT LoRA adapter folder) without reading values."""
     base_model = open_model(base, trust_remote_code=trust_remote_code)
-    require_weights(base_model.store, "diff (BASE)")
-    if is_adapter_folder(tuned):
-        return DiffSides(base=base_model, adapter=open_adapter(tuned), base_name=base, tuned_name=tuned)
-    tuned_model = open_model(tuned, trust_remote_code=trust_remote_code)
-    require_weights(tuned_model.store, "diff (TUNED)")
+    try:
+        require_weights(base_model.store, "diff (BASE)")
+        if is_adapter_folder(tuned):
+            return DiffSides(base=base_model, adapter=open_adapter(tuned), base_name=base, tuned_name=tuned)
+        tuned_model = open_model(tuned, trust_remote_code=trust_remote_code)
+    except BaseException:
+        base_model.close()
+        raise
+    try:
+        require_weights(tuned_model.store, "diff (TUNED)")
+    except BaseException:
+        base_model.close()
+        tuned_model.close()
+        raise
     return DiffSides(base=base_model, tuned=tuned_model, base_name=base, tuned_name=tuned)
 
 

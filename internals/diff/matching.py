@@ -93,6 +93,9 @@ def match_models(base: OpenedModel, tuned: OpenedModel, pattern: str | None = No
         a, b = bstore.entry(key[0]).shape, tstore.entry(key[1]).shape
         _check_shape(name, a, b)
         pairs.append(TensorPair(name=name, shape=tuple(a), base=key[0], tuned=key[1]))
+    if not pairs:
+        raise UserError(f"BASE and TUNED have no tensor in common (e.g. BASE has {next(iter(bmap), '?')}, TUNED has "
+                        f"{next(iter(tmap), '?')}): they are not the same architecture")
     pairs.sort(key=lambda p: _natural_key(p.name))
     only_base = [n for n in sorted(bmap, key=_natural_key) if n not in tmap and n not in b_alias]
     only_tuned = [n for n in sorted(tmap, key=_natural_key) if n not in bmap and n not in t_alias]

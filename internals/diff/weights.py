@@ -3,7 +3,8 @@
 Both tensors are read from memory maps in blocks of rows (`CHUNK_ELEMENTS` values), converted to float64
 one block at a time, so memory stays bounded by a few blocks whatever the tensor (as in `internals.stats`).
 For an adapter the block of ΔW is scale · B[rows]·A, made from the factors one block at a time: the merged
-weight never exists. Pass 1 gives the sums (ΔW², W², W'², W·W'), the extremes of ΔW; pass 2 the histogram
+weight never exists. Pass 1 gives the sums ΔW·ΔW, W·W and W·ΔW (float64 dot products, no temporaries; ‖W'‖²
+and W·W' follow from them) and the extremes of ΔW; pass 2 the histogram
 over [min ΔW, max ΔW] (numpy's bins: equal width, last bin closed; a constant ΔW gets [v - 0.5, v + 0.5]),
 skipped when ΔW is constant. Sums are float64 and combined with `math.fsum` per block.
 """
@@ -85,7 +86,7 @@ def row_blocks(pair: TensorPair, base: WeightStore, tuned: WeightStore | None,
         hi = min(rows, lo + step)
         wb = w[lo:hi].to(torch.float64)
         if pair.tuned is not None:
-            d = other[lo:hi].to(torch.float64) - wb
+            d = other[lo:hi].to(torch.float64).sub_(wb)
         else:
             d = torch.zeros_like(wb)
         if pair.lora is not None:
@@ -116,19 +117,21 @@ def col_blocks(pair: TensorPair, base: WeightStore, tuned: WeightStore | None,
 def diff_tensor(pair: TensorPair, base: WeightStore, tuned: WeightStore | None, bins: int = 64,
                 check: Callable[[], None] | None = None, chunk_elements: int = CHUNK_ELEMENTS) -> TensorDiff:
     """Exact weight change of one matched tensor (two streamed passes; one when ΔW is constant)."""
-    dd, bb, tt, bt = [], [], [], []
+    dd, bb, bd = [], [], []
     lo_d, hi_d, n = math.inf, -math.inf, 0
     for wb, d in row_blocks(pair, base, tuned, chunk_elements):
         if check:
             check()
-        t = wb + d
-        dd.append(float(torch.sum(d * d)))
-        bb.append(float(torch.sum(wb * wb)))
-        tt.append(float(torch.sum(t * t)))
-        bt.append(float(torch.sum(wb * t)))
-        lo_d, hi_d = min(lo_d, float(d.min())), max(hi_d, float(d.max()))
+        fw, fd = wb.reshape(-1), d.reshape(-1)  # dot products: no temporaries
+        dd.append(float(torch.dot(fd, fd)))
+        bb.append(float(torch.dot(fw, fw)))
+        bd.append(float(torch.dot(fw, fd)))
+        lo, hi = torch.aminmax(fd)
+        lo_d, hi_d = min(lo_d, float(lo)), max(hi_d, float(hi))
         n += d.numel()
-    delta2, base2, tuned2, dot = (math.fsum(x) for x in (dd, bb, tt, bt))
+    delta2, base2, cross = (math.fsum(x) for x in (dd, bb, bd))
+    tuned2 = max(0.0, base2 + 2 * cross + delta2)  # ‖W + ΔW‖²
+    dot = base2 + cross  # <W, W + ΔW>
     delta_norm, base_norm = math.sqrt(delta2), math.sqrt(base2)
     if n == 0:
         lo_d = hi_d = 0.0

@@ -104,6 +104,7 @@ def test_bad_inputs_exit_2_and_write_nothing(tiny_models, tmp_path):
     before = snapshot(llama, small, adapter, gpt2, qwen2)
     cases = [
         (("diff", str(llama), str(gpt2)), ("llama", "gpt2")),  # architectures
+        (("diff", str(llama / "model.safetensors"), str(gpt2 / "model.safetensors")), ("no tensor in common",)),
         (("diff", str(llama), str(small)), ("shape [256, 64] in BASE but [256, 32]",)),  # sizes
         (("diff", str(gpt2), str(adapter)), ("q_proj", "BASE does not have")),  # adapter for another base
         (("diff", str(qwen2), str(adapter)), ("shape",)),  # same module names, other sizes
