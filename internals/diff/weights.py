@@ -15,6 +15,7 @@ import math
 from collections.abc import Callable, Iterator
 from typing import TypedDict
 
+import numpy as np
 import torch
 
 from internals.diff.matching import TensorPair
@@ -114,9 +115,97 @@ def col_blocks(pair: TensorPair, base: WeightStore, tuned: WeightStore | None,
         yield d
 
 
+_TABLE_CODES = ("BF16", "F16")
+_FLOAT_VIEWS = {"F32": np.float32, "F64": np.float64}
+
+
+def _decoded(store: WeightStore, name: str) -> tuple[np.ndarray, np.ndarray, bool] | None:
+    """(flat values as stored, decoding table or a dummy, uses table) for the fast kernels, or None."""
+    code = store.entry(name).dtype
+    raw = store.raw(name)
+    if code in _TABLE_CODES:
+        from internals.stats._dtypes import pattern_values
+
+        return raw.view(np.uint16), pattern_values(code), True
+    if code in _FLOAT_VIEWS:
+        return raw.view(_FLOAT_VIEWS[code]), np.zeros(1), False
+    return None
+
+
+def _diff_stored(pair: TensorPair, base: WeightStore, tuned: WeightStore, bins: int,
+                 check: Callable[[], None] | None) -> TensorDiff | None:
+    """Two full models, float tensors: numba kernels over the memory maps (threads of `internals.stats`)."""
+    a, b = _decoded(base, pair.base), _decoded(tuned, pair.tuned)  # type: ignore[arg-type]
+    if a is None or b is None or a[0].size != b[0].size:
+        return None
+    from internals.diff._kernels import kernels
+    from internals.stats.core import _block_size, _run_blocks
+
+    sums, hist = kernels(a[2], b[2])
+    n = a[0].size
+    block = _block_size(n, None)
+    nblocks = -(-n // block)
+    parts = np.zeros((nblocks, 5))
+
+    def work_sums(_state, i, lo, hi):
+        if check:
+            check()
+        sums(a[0], a[1], b[0], b[1], lo, hi, parts[i])
+
+    _run_blocks(n, block, lambda: None, work_sums)
+    delta2, base2, cross = (math.fsum(parts[:, k]) for k in range(3))
+    lo_d, hi_d = (float(parts[:, 3].min()), float(parts[:, 4].max())) if n else (0.0, 0.0)
+    if lo_d == hi_d:
+        edges = np.linspace(lo_d - 0.5, hi_d + 0.5, bins + 1)
+        counts = np.zeros(bins, np.int64)
+        if n:
+            counts[int(np.searchsorted(edges, lo_d, side="right")) - 1] = n
+    else:
+        edges = np.linspace(lo_d, hi_d, bins + 1)
+
+        def work_hist(state, i, lo, hi):
+            if check:
+                check()
+            hist(a[0], a[1], b[0], b[1], lo, hi, edges, state)
+
+        counts = np.sum(_run_blocks(n, block, lambda: np.zeros(bins, np.int64), work_hist), axis=0)
+    return _result(pair, n, delta2, base2, cross, lo_d, hi_d, edges.tolist(), counts.tolist())
+
+
+def _result(pair: TensorPair, n: int, delta2: float, base2: float, cross: float, lo_d: float, hi_d: float,
+            edges: list[float], counts: list[int]) -> TensorDiff:
+    tuned2 = max(0.0, base2 + 2 * cross + delta2)  # ‖W + ΔW‖²
+    dot = base2 + cross  # <W, W + ΔW>
+    delta_norm, base_norm = math.sqrt(delta2), math.sqrt(base2)
+    if base_norm > 0:
+        rel = delta_norm / base_norm
+    else:
+        rel = 0.0 if delta_norm == 0 else None
+    denom = math.sqrt(base2 * tuned2)
+    cosine = max(-1.0, min(1.0, dot / denom)) if denom > 0 else None
+    return TensorDiff(
+        name=pair.name, shape=[int(s) for s in pair.shape], base_norm=base_norm, delta_norm=delta_norm,
+        rel_change=rel, cosine=cosine, max_abs_change=max(abs(lo_d), abs(hi_d)),
+        histogram=Histogram(edges=[float(e) for e in edges], counts=[int(c) for c in counts]), rank=None,
+    )
+
+
 def diff_tensor(pair: TensorPair, base: WeightStore, tuned: WeightStore | None, bins: int = 64,
                 check: Callable[[], None] | None = None, chunk_elements: int = CHUNK_ELEMENTS) -> TensorDiff:
-    """Exact weight change of one matched tensor (two streamed passes; one when ΔW is constant)."""
+    """Exact weight change of one matched tensor (two streamed passes; one when ΔW is constant).
+
+    Two stored float tensors go through the numba kernels; an adapter's change (and any other dtype) is made
+    in float64 torch blocks of rows (`row_blocks`)."""
+    if pair.lora is None and pair.tuned is not None and tuned is not None and chunk_elements == CHUNK_ELEMENTS:
+        fast = _diff_stored(pair, base, tuned, bins, check)
+        if fast is not None:
+            return fast
+    return diff_tensor_blocks(pair, base, tuned, bins, check, chunk_elements)
+
+
+def diff_tensor_blocks(pair: TensorPair, base: WeightStore, tuned: WeightStore | None, bins: int = 64,
+                       check: Callable[[], None] | None = None, chunk_elements: int = CHUNK_ELEMENTS) -> TensorDiff:
+    """`diff_tensor` in float64 torch blocks of rows (adapters, other dtypes; the reference of the kernels)."""
     dd, bb, bd = [], [], []
     lo_d, hi_d, n = math.inf, -math.inf, 0
     for wb, d in row_blocks(pair, base, tuned, chunk_elements):
@@ -130,34 +219,21 @@ def diff_tensor(pair: TensorPair, base: WeightStore, tuned: WeightStore | None, 
         lo_d, hi_d = min(lo_d, float(lo)), max(hi_d, float(hi))
         n += d.numel()
     delta2, base2, cross = (math.fsum(x) for x in (dd, bb, bd))
-    tuned2 = max(0.0, base2 + 2 * cross + delta2)  # ‖W + ΔW‖²
-    dot = base2 + cross  # <W, W + ΔW>
-    delta_norm, base_norm = math.sqrt(delta2), math.sqrt(base2)
     if n == 0:
         lo_d = hi_d = 0.0
     if lo_d == hi_d:
-        edges = torch.linspace(lo_d - 0.5, hi_d + 0.5, bins + 1, dtype=torch.float64)
+        edges = torch.from_numpy(np.linspace(lo_d - 0.5, hi_d + 0.5, bins + 1))
         counts = torch.zeros(bins, dtype=torch.int64)
         if n:
             counts[_bin_index(torch.tensor([lo_d], dtype=torch.float64), edges, bins)] += n
     else:
-        edges = torch.linspace(lo_d, hi_d, bins + 1, dtype=torch.float64)
+        edges = torch.from_numpy(np.linspace(lo_d, hi_d, bins + 1))
         counts = torch.zeros(bins, dtype=torch.int64)
         for _, d in row_blocks(pair, base, tuned, chunk_elements):
             if check:
                 check()
             counts += torch.bincount(_bin_index(d.reshape(-1), edges, bins), minlength=bins)
-    if base_norm > 0:
-        rel = delta_norm / base_norm
-    else:
-        rel = 0.0 if delta_norm == 0 else None
-    denom = math.sqrt(base2 * tuned2)
-    cosine = max(-1.0, min(1.0, dot / denom)) if denom > 0 else None
-    return TensorDiff(
-        name=pair.name, shape=[int(s) for s in pair.shape], base_norm=base_norm, delta_norm=delta_norm,
-        rel_change=rel, cosine=cosine, max_abs_change=max(abs(lo_d), abs(hi_d)),
-        histogram=Histogram(edges=[float(e) for e in edges], counts=[int(c) for c in counts]), rank=None,
-    )
+    return _result(pair, n, delta2, base2, cross, lo_d, hi_d, edges.tolist(), counts.tolist())
 
 
 def _bin_index(x: torch.Tensor, edges: torch.Tensor, bins: int) -> torch.Tensor:

@@ -68,13 +68,14 @@ def test_planted_changes_found_exactly(kind, tiny_models, tmp_path):
             assert g["delta_norm"] == pytest.approx(math.sqrt(sum(t["delta_norm"] ** 2 for t in members)), rel=1e-12)
 
 
-def test_small_chunks_give_the_same_figures(tiny_models, tmp_path):
-    """Blocks of a few rows (and a long vector cut into pieces) give the figures of one block."""
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_kernels_agree_with_torch_blocks(dtype, tiny_models, tmp_path):
+    """The numba kernels (whole tensor) and the float64 torch blocks of a few rows give the same figures."""
     from internals.diff.matching import match_models
     from internals.diff.rank import gram_singular_values
-    from internals.diff.weights import diff_tensor
+    from internals.diff.weights import diff_tensor, diff_tensor_blocks
 
-    base = tiny_models("qwen2")
+    base = tiny_models("qwen2", dtype)
     tuned = tmp_path / "tuned"
     plant(base, tuned, {"model.layers.0.mlp.down_proj.weight": (3, 0.1)})
     sides = open_sides(str(base), str(tuned))
@@ -82,7 +83,7 @@ def test_small_chunks_give_the_same_figures(tiny_models, tmp_path):
         pairs = {p.name: p for p in match_models(sides.base, sides.tuned).pairs}
         for name in ("model.layers.0.mlp.down_proj.weight", "model.norm.weight"):
             one = diff_tensor(pairs[name], sides.base.store, sides.tuned.store)
-            many = diff_tensor(pairs[name], sides.base.store, sides.tuned.store, chunk_elements=37)
+            many = diff_tensor_blocks(pairs[name], sides.base.store, sides.tuned.store, chunk_elements=37)
             for key in ("base_norm", "delta_norm", "rel_change", "cosine", "max_abs_change"):
                 assert many[key] == pytest.approx(one[key], rel=1e-12, abs=1e-15)
             assert many["histogram"] == one["histogram"]
