@@ -1,12 +1,13 @@
 """Exact, streamed weight change of one tensor: ‖ΔW‖_F, relative change, cosine, max|ΔW| and ΔW's histogram.
 
-Both tensors are read from memory maps in blocks of rows (`CHUNK_ELEMENTS` values), converted to float64
-one block at a time, so memory stays bounded by a few blocks whatever the tensor (as in `internals.stats`).
-For an adapter the block of ΔW is scale · B[rows]·A, made from the factors one block at a time: the merged
-weight never exists. Pass 1 gives the sums ΔW·ΔW, W·W and W·ΔW (float64 dot products, no temporaries; ‖W'‖²
-and W·W' follow from them) and the extremes of ΔW; pass 2 the histogram
-over [min ΔW, max ΔW] (numpy's bins: equal width, last bin closed; a constant ΔW gets [v - 0.5, v + 0.5]),
-skipped when ΔW is constant. Sums are float64 and combined with `math.fsum` per block.
+Two stored float tensors (BF16, F16, F32, F64; the two sides may differ) go through numba kernels over the
+memory maps (`internals.diff._kernels`), in blocks on the statistics engine's worker threads: no copy, no
+temporary, memory bounded by per-thread tables. Everything else (an adapter's change, other dtypes) is made
+in float64 torch blocks of rows (`CHUNK_ELEMENTS` values, `row_blocks`); for an adapter the block of ΔW is
+scale · B[rows]·A from the factors, so the merged weight never exists. Both paths: pass 1 gives the float64
+sums ΔW·ΔW, W·W and W·ΔW (‖W'‖² and W·W' follow from them) and the extremes of ΔW, combined with `math.fsum`
+per block; pass 2 the histogram over [min ΔW, max ΔW] (numpy's bins and edge rule; a constant ΔW gets
+[v - 0.5, v + 0.5]), skipped when ΔW is constant.
 """
 
 from __future__ import annotations
