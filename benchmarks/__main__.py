@@ -18,6 +18,7 @@ BENCHMARKS = {
     "attention": ("bench_attention.py", [], ["--layers", "2", "--repeats", "1"]),
     "explorer": ("bench_explorer.py", [], ["--layers", "2", "--repeats", "1"]),
     "patching": ("bench_patching.py", [], ["--layers", "2", "--repeats", "1"]),
+    "diff": ("bench_diff.py", [], ["--layers", "2", "--repeats", "1"]),
 }
 
 

@@ -67,3 +67,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from internals.worker.server import serve_from_args
 
     return serve_from_args(args)
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from internals.cli.diff import cmd_diff as run
+
+    return run(args)

@@ -11,7 +11,7 @@ from typing import Any, NoReturn
 
 from internals.errors import UserError
 
-COMMANDS = ("summary", "stats", "attention", "lens", "generate", "worker", "explore")
+COMMANDS = ("summary", "stats", "attention", "lens", "generate", "worker", "explore", "diff")
 
 _EPILOG = """\
 commands:
@@ -22,6 +22,7 @@ commands:
   lens [MODEL]         logit lens: top next tokens at every layer
   generate [MODEL]     greedy or sampled continuation of a prompt
   worker [MODEL]       run a shared model worker on a Unix socket
+  diff BASE TUNED      what fine-tuning, distillation or a LoRA adapter changed (weights; --prompt: behaviour)
 
 MODEL: a Hugging Face hub id (read from the local cache), a folder, a .safetensors file or a config.json.
 Examples:
@@ -29,6 +30,7 @@ Examples:
   llm-internals summary deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B --json
   llm-internals stats ./my-model --tensor 'model.layers.0.*' --bins 32 --json
   llm-internals attention --prompt "def __init__(self):" --layer 1 --json
+  llm-internals diff Qwen/Qwen2.5-Math-1.5B deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B --rank
 """
 
 
@@ -115,6 +117,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
     _runtime_args(p)
+
+    p = sub.add_parser("diff", help="compare two models: what fine-tuning, distillation or an adapter changed")
+    p.add_argument("base", metavar="BASE", help="the original model: hub id, folder or .safetensors file")
+    p.add_argument("tuned", metavar="TUNED", help="the changed model (same kinds), or a PEFT LoRA adapter folder")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="allow a model folder's own Python code to run (only for authors you trust)")
+    p.add_argument("--tensor", metavar="GLOB", help="only tensors whose name matches (e.g. 'model.layers.0.*')")
+    p.add_argument("--bins", type=_positive_int, default=64, help="histogram bins of ΔW (default 64)")
+    p.add_argument("--rank", action="store_true", help="singular values, stable and effective ranks of every 2-D ΔW")
+    p.add_argument("--prompt", default=None, help="also compare the two models' outputs on this text")
+    p.add_argument("--top", type=_positive_int, default=10, help="tokens that rose / fell most (default 10)")
+    p.add_argument("--json", action="store_true", help="print one JSON object (docs/contracts.md)")
+    p.add_argument("--no-cache", action="store_true", help="recompute instead of reading the diff cache")
+    p.add_argument("--device", default=None, help="for --prompt: cuda, cuda:1, cpu or auto")
+    p.add_argument("--dtype", default=None, help="for --prompt: bfloat16, float16 or float32")
+    p.add_argument("--max-memory", default=None, metavar="SPEC", help="for --prompt: e.g. '0=20GiB,cpu=64GiB'")
 
     p = sub.add_parser("worker", help="serve one model to several explorers on a Unix socket")
     _model_args(p)

@@ -101,7 +101,7 @@ def print_stats_table(results: list[dict[str, Any]], console: Console | None = N
 
 
 @contextmanager
-def stats_progress(total: int, enabled: bool = True) -> Iterator[Callable[[int, int, str], None] | None]:
+def stats_progress(total: int, enabled: bool = True, label: str = "statistics") -> Iterator[Callable[[int, int, str], None] | None]:
     """A progress bar on stderr; yields the callback `iter_stats` calls after each tensor."""
     console = Console(stderr=True)
     if not enabled or not console.is_terminal:
@@ -109,7 +109,7 @@ def stats_progress(total: int, enabled: bool = True) -> Iterator[Callable[[int, 
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    with Progress(TextColumn("statistics"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   TextColumn("{task.description}"), console=console, transient=True) as progress:
         task = progress.add_task("", total=total)
 

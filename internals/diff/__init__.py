@@ -1,0 +1,16 @@
+"""Compare two models: what fine-tuning, distillation or a LoRA adapter changed.
+
+- `open_sides(BASE, TUNED)` -> `DiffSides` (TUNED may be a PEFT LoRA adapter folder);
+  `diff_weights(sides, pattern=, bins=, rank=, progress=, check=)` -> `WeightDiff` (the `diff --json` object).
+- `diff_behaviour(base, tuned, prompt, ...)` -> `BehaviourDiff`: KL per position, the tokens that rose and fell,
+  the cosine of the two residual streams per layer and position (imported lazily: it needs transformers).
+
+Modules: `matching` (which tensor goes with which), `adapter` (LoRA factors), `weights` (streamed exact
+figures), `rank` (singular values), `aggregates` (by layer and component), `cache`, `behaviour`.
+"""
+
+from __future__ import annotations
+
+from internals.diff.engine import DiffSides, WeightDiff, diff_weights, open_sides
+
+__all__ = ["DiffSides", "WeightDiff", "diff_weights", "open_sides"]

@@ -1,0 +1,80 @@
+"""Singular values of a 2-D weight change, and the ranks they imply.
+
+- Adapter (ΔW = s·B·A, B: out x r, A: r x in): exact from the r x r core. B = Q_B R_B and Aᵀ = Q_A R_A (QR),
+  so ΔW = Q_B (s R_B R_Aᵀ) Q_Aᵀ and the singular values of ΔW are those of the small s·R_B·R_Aᵀ.
+- Full models: the Gram matrix of ΔW on its smaller side (ΔWᵀΔW or ΔWΔWᵀ), accumulated in float64 over blocks
+  of rows (memory: the Gram matrix, never ΔW in float64), then `eigvalsh`: σ_i = sqrt(λ_i). float64 keeps
+  every singular value above ~1e-7·σ_max, which is all that the energy shares below need.
+
+stable rank = ‖ΔW‖_F² / ‖ΔW‖_2²; effective rank at p% = the smallest k whose top-k σ² hold p% of Σσ².
+A zero ΔW has rank 0 everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from internals.diff.matching import TensorPair
+from internals.diff.weights import CHUNK_ELEMENTS, RankInfo, col_blocks, row_blocks
+from internals.weights import WeightStore
+
+MAX_SINGULAR_VALUES = 64
+
+
+def rank_info(singular_values: torch.Tensor) -> RankInfo:
+    """Stable rank and effective ranks (90%, 99% of the energy) of a set of singular values."""
+    s = torch.sort(singular_values.to(torch.float64).clamp(min=0), descending=True).values
+    energy = s * s
+    total = float(energy.sum())
+    if total <= 0 or not len(s):
+        return RankInfo(singular_values=[0.0] * min(len(s), MAX_SINGULAR_VALUES) if len(s) else [],
+                        stable_rank=0.0, effective_rank_90=0, effective_rank_99=0)
+    share = torch.cumsum(energy, 0) / total
+
+    def effective(p: float) -> int:
+        # smallest k with share[k-1] >= p (tolerate rounding of the last partial sum)
+        return int(torch.searchsorted(share, torch.tensor(p - 1e-12, dtype=torch.float64))) + 1
+
+    return RankInfo(singular_values=[float(v) for v in s[:MAX_SINGULAR_VALUES]],
+                    stable_rank=total / float(energy[0]), effective_rank_90=effective(0.90),
+                    effective_rank_99=effective(0.99))
+
+
+def lora_singular_values(a: torch.Tensor, b: torch.Tensor, scale: float) -> torch.Tensor:
+    """Exact singular values of scale·B·A from the r x r core (QR of B and Aᵀ)."""
+    _, rb = torch.linalg.qr(b.to(torch.float64))
+    _, ra = torch.linalg.qr(a.to(torch.float64).T)
+    return torch.linalg.svdvals(scale * rb @ ra.T)
+
+
+def gram_singular_values(pair: TensorPair, base: WeightStore, tuned: WeightStore | None,
+                         check: Callable[[], None] | None = None, chunk_elements: int = CHUNK_ELEMENTS) -> torch.Tensor:
+    """Singular values of ΔW (any source) from its float64 Gram matrix on the smaller side."""
+    rows, cols = pair.shape[0], int(torch.tensor(pair.shape[1:]).prod())
+    gram = torch.zeros((min(rows, cols),) * 2, dtype=torch.float64)
+    if cols <= rows:
+        for _, d in row_blocks(pair, base, tuned, chunk_elements):
+            if check:
+                check()
+            gram += d.T @ d
+    else:
+        for d in col_blocks(pair, base, tuned, chunk_elements):
+            if check:
+                check()
+            gram += d @ d.T
+    return torch.linalg.eigvalsh(gram).clamp(min=0).sqrt()
+
+
+def tensor_rank(pair: TensorPair, base: WeightStore, tuned: WeightStore | None,
+                check: Callable[[], None] | None = None) -> RankInfo | None:
+    """Rank figures of the change of a 2-D tensor (None for other tensors)."""
+    if len(pair.shape) != 2:
+        return None
+    if pair.lora is not None and pair.tuned is None:
+        assert tuned is not None
+        s = lora_singular_values(tuned.tensor(pair.lora.a_name), tuned.tensor(pair.lora.b_name), pair.lora.scale)
+    else:
+        s = gram_singular_values(pair, base, tuned, check)
+    return rank_info(s)
