@@ -17,6 +17,7 @@ BENCHMARKS = {
     "stats": ("bench_stats.py", [], ["--layers", "2"]),
     "attention": ("bench_attention.py", [], ["--layers", "2", "--repeats", "1"]),
     "explorer": ("bench_explorer.py", [], ["--layers", "2", "--repeats", "1"]),
+    "spectrum": ("bench_spectrum.py", [], ["--layers", "2"]),
 }
 
 

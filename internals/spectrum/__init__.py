@@ -25,8 +25,17 @@ from internals.weights import WeightStore
 TOP_EIGENVALUES = 32
 HISTOGRAM_BINS = 48
 
-__all__ = ["TensorSpectrum", "PowerLawFit", "spectrum_of", "iter_spectra", "compute_spectrum", "matrices_of",
-           "alpha_reading", "KS_POOR_FIT", "MatrixRef"]
+__all__ = [
+    "KS_POOR_FIT",
+    "MatrixRef",
+    "PowerLawFit",
+    "TensorSpectrum",
+    "alpha_reading",
+    "compute_spectrum",
+    "iter_spectra",
+    "matrices_of",
+    "spectrum_of",
+]
 
 
 class EsdHistogram(TypedDict):

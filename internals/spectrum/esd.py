@@ -123,6 +123,8 @@ def matrix_eigenvalues(store: WeightStore, ref: MatrixRef, check: Callable[[], N
             check()
         sum_sq = float(torch.trace(gram))
         evals = torch.linalg.eigvalsh(gram).numpy()
+        if progress is not None:
+            progress(0.9)
     count = n * m
     mean = total / count
     return MatrixMoments(eigenvalues=np.clip(evals, 0.0, None), n=n, m=m, mean=mean,
