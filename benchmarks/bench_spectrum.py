@@ -91,29 +91,32 @@ def run(args: argparse.Namespace) -> dict:
         last[0] = now
 
     per_matrix, results = [], []
-    sampler = RssAnonSampler(0.01)
-    with sampler:
-        for ref in refs:
-            last[0] = time.perf_counter()
-            t0 = time.perf_counter()
+    peak_extra, peak_report = 0, None
+    for ref in refs:  # ours, then its baseline right away: load from other users hits both alike
+        with RssAnonSampler(0.01) as sampler:
+            last[0] = t0 = time.perf_counter()
             s = compute_spectrum(store, ref, progress=progress)
             ours = time.perf_counter() - t0
             gaps.append(time.perf_counter() - last[0])  # from the last progress call to the end of the matrix
-            per_matrix.append({"name": ref.name, "shape": s["shape"], "seconds": ours})
-            results.append(s)
-    for rec, ref in zip(per_matrix, refs):
+        if sampler.extra >= peak_extra:
+            peak_extra, peak_report = sampler.extra, sampler.report()
+        results.append(s)
+        rec = {"name": ref.name, "shape": s["shape"], "seconds": ours}
         base = baseline_seconds(store, ref)
         rec.update(base)
         rec["baseline_seconds"] = base["product_f32"] + base["eigvalsh_f32"]
         rec["ratio"] = rec["seconds"] / rec["baseline_seconds"]
         rec["ratio_vs_f64_eigensolve"] = rec["seconds"] / (base["product_f32"] + base["eigvalsh_f64"])
+        per_matrix.append(rec)
+        log(f"{ref.name}: {ours:.2f} s, baseline {rec['baseline_seconds']:.2f} s")
     total = sum(r["seconds"] for r in per_matrix)
     base_total = sum(r["baseline_seconds"] for r in per_matrix)
     ratio = total / base_total
     m_big = max(min(r["shape"]) for r in per_matrix)
-    from internals.spectrum.esd import BLOCK_FLOPS
+    from internals.spectrum.esd import BLOCK_FLOPS, MIN_BLOCK
 
-    bound = 2 * m_big * m_big * 8 + int(BLOCK_FLOPS // (m_big * m_big)) * max(max(r["shape"]) for r in per_matrix) * 8
+    rows = max(MIN_BLOCK, int(BLOCK_FLOPS // (m_big * m_big)))
+    bound = 2 * m_big * m_big * 8 + rows * m_big * 8
 
     # cache: write the spectra just computed to the on-disk cache, then read them back in a fresh memory
     with tempfile.TemporaryDirectory() as tmp:
@@ -144,12 +147,12 @@ def run(args: argparse.Namespace) -> dict:
         "worst_matrices": worst,
         "per_matrix": per_matrix if args.per_matrix else None,
         "max_progress_gap_seconds": max(gaps),
-        "memory": {**sampler.report(), "design_bound_bytes": bound, "largest_gram_side": m_big},
+        "memory": {**(peak_report or {}), "design_bound_bytes": bound, "largest_gram_side": m_big},
         "cache_read_seconds": cache_seconds,
         "targets": {
             "ratio_to_baseline": target(ratio, BASELINE_RATIO_TARGET, "<="),
             "max_progress_gap_seconds": target(max(gaps), PROGRESS_GAP_TARGET, "<="),
-            "peak_extra_bytes_vs_design_bound": target(sampler.extra / bound, 1.0, "<="),
+            "peak_extra_bytes_vs_design_bound": target(peak_extra / bound, 1.0, "<="),
             "cache_read_seconds": target(cache_seconds, CACHE_SECONDS_TARGET, "<="),
         },
     }

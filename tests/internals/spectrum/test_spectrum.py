@@ -162,6 +162,7 @@ def test_check_cancels_and_progress_reaches_one(tmp_path, monkeypatch):
 
     store = _store(tmp_path, {"a": _planted(400, 100, 0), "b": _planted(300, 100, 0, seed=1)})
     monkeypatch.setattr(esd, "BLOCK_FLOPS", 100 * 100 * 10)  # many blocks per matrix
+    monkeypatch.setattr(esd, "MIN_BLOCK", 1)
 
     class Cancelled(Exception):
         pass
