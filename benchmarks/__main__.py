@@ -19,6 +19,7 @@ BENCHMARKS = {
     "explorer": ("bench_explorer.py", [], ["--layers", "2", "--repeats", "1"]),
     "patching": ("bench_patching.py", [], ["--layers", "2", "--repeats", "1"]),
     "diff": ("bench_diff.py", [], ["--layers", "2", "--repeats", "1"]),
+    "spectrum": ("bench_spectrum.py", [], ["--layers", "2"]),
 }
 
 

@@ -45,6 +45,25 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_spectrum(args: argparse.Namespace) -> int:
+    from internals.cli.render import print_spectrum_table, stats_progress
+    from internals.spectrum import cache, iter_spectra, matrices_of
+    from internals.weights import require_weights
+
+    model = _open(args)
+    require_weights(model.store, "spectrum")
+    refs = matrices_of(model.store, model.tensor_names(args.tensor), explicit=bool(args.tensor))
+    cache.use_cache(not args.no_cache)
+    with stats_progress(len(refs), enabled=len(refs) > 1, label="spectra") as update:
+        progress = None if update is None else (lambda frac, name: update(int(frac * len(refs)), len(refs), name))
+        results = list(iter_spectra(model.store, [r.name for r in refs], progress=progress))
+    if args.json:
+        print_json({"tensors": results})
+    else:
+        print_spectrum_table(results)
+    return 0
+
+
 def cmd_attention(args: argparse.Namespace) -> int:
     from internals.cli.forward import cmd_attention as run
 

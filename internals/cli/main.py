@@ -11,13 +11,14 @@ from typing import Any, NoReturn
 
 from internals.errors import UserError
 
-COMMANDS = ("summary", "stats", "attention", "lens", "generate", "worker", "explore", "diff")
+COMMANDS = ("summary", "stats", "spectrum", "attention", "lens", "generate", "worker", "explore", "diff")
 
 _EPILOG = """\
 commands:
   (none) [MODEL]       open the explorer (the bundled demo model when MODEL is omitted)
   summary [MODEL]      architecture facts and parameter counts
   stats [MODEL]        exact statistics and histograms of stored tensors
+  spectrum [MODEL]     singular values, stable rank and power-law fits of every weight matrix
   attention [MODEL]    attention weights of one layer on a prompt
   lens [MODEL]         logit lens: top next tokens at every layer
   generate [MODEL]     greedy or sampled continuation of a prompt
@@ -94,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cache", action="store_true", help="recompute instead of reading the statistics cache")
     p.add_argument("--device", default=None,
                    help="count 8/16-bit bit patterns on this torch device (cuda, cuda:1; default: CPU kernels)")
+
+    p = sub.add_parser("spectrum", help="singular values, stable rank and heavy-tailed fits of weight matrices")
+    _model_args(p)
+    p.add_argument("--tensor", metavar="GLOB", help="only matrices whose stored name matches (e.g. '*.q_proj.weight')")
+    p.add_argument("--json", action="store_true", help="print {\"tensors\": [...]}")
+    p.add_argument("--no-cache", action="store_true", help="recompute instead of reading the spectrum cache")
 
     p = sub.add_parser("attention", help="attention weights of one layer on a prompt")
     _model_args(p)

@@ -100,6 +100,24 @@ def print_stats_table(results: list[dict[str, Any]], console: Console | None = N
     console.print(table)
 
 
+def print_spectrum_table(results: list[dict[str, Any]], console: Console | None = None) -> None:
+    """One row per matrix: norms, ranks, the power-law fit of the ESD's tail and spikes beyond the MP edge."""
+    console = console or Console()
+    table = Table(title=f"{len(results)} matrices (λ = σ² of W; α: power-law tail of the ESD)", title_justify="left")
+    for col in ("name", "shape", "σ_max", "‖W‖_F", "stable rank", "eff. rank", "α", "KS D", "α̂", "spikes"):
+        table.add_column(col, justify="left" if col in ("name", "shape") else "right")
+
+    def f(v: Any) -> str:
+        return "-" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    for r in results:
+        fit = r["powerlaw"] or {}
+        table.add_row(r["name"], "×".join(map(str, r["shape"])), f(r["spectral_norm"]), f(r["frobenius_norm"]),
+                      f(r["stable_rank"]), f(r["effective_rank"]), f(fit.get("alpha")), f(fit.get("ks_distance")),
+                      f(fit.get("alpha_hat")), f"{r['num_spikes']}/{r['m']}")
+    console.print(table)
+
+
 @contextmanager
 def stats_progress(total: int, enabled: bool = True, label: str = "statistics") -> Iterator[Callable[[int, int, str], None] | None]:
     """A progress bar on stderr; yields the callback `iter_stats` calls after each tensor."""

@@ -1,0 +1,144 @@
+"""Eigenvalues of WᵀW (the squared singular values of W) for one stored matrix, and their histogram.
+
+W is read from the checkpoint's memory map a block of rows (or columns) at a time, converted to float64,
+and its smaller Gram matrix G (M×M for an N×M matrix, M ≤ N) accumulated block by block (numpy's dot(Bᵀ, B), a
+BLAS symmetric rank-k update), so that memory stays at two Gram-sized matrices (the sum and one block's
+update) plus one float64 block whatever the dtype and size of W. `torch.linalg.eigvalsh`
+in float64 then gives the M eigenvalues, unnormalized: the same numbers as WeightWatcher's `evals`
+(its `svdvals(W)**2` in float64). A 3-D tensor (experts stacked along dim 0) is one matrix per slice,
+addressed as `name[e]`.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypedDict
+
+import numpy as np
+
+from internals.errors import UserError
+from internals.weights import WeightStore
+
+FLOAT_CODES = {"F16", "BF16", "F32", "F64", "F8_E4M3", "F8_E5M2"}
+BLOCK_FLOPS = 2.5e9  # float64 multiply-adds per block: ~0.1-0.3 s on one idle core, so progress keeps moving
+MIN_BLOCK = 64  # rows per block at least: thinner blocks make the float64 GEMM inefficient
+_SLICE = re.compile(r"^(?P<stored>.+)\[(?P<index>\d+)\]$")
+
+
+@dataclass(frozen=True)
+class MatrixRef:
+    """One matrix of the checkpoint: a 2-D stored tensor, or slice `index` of a 3-D one."""
+
+    stored: str
+    index: int | None = None
+
+    @property
+    def name(self) -> str:
+        return self.stored if self.index is None else f"{self.stored}[{self.index}]"
+
+
+class MatrixMoments(TypedDict):
+    eigenvalues: np.ndarray  # ascending, float64, length min(n, m)
+    n: int  # rows of the matrix as stored
+    m: int  # columns
+    mean: float  # of the entries
+    variance: float  # of the entries (population)
+
+
+def is_matrix(store: WeightStore, stored: str) -> bool:
+    entry = store.entry(stored)
+    return entry.dtype in FLOAT_CODES and len(entry.shape) in (2, 3) and min(entry.shape[-2:]) >= 2
+
+
+def matrices_of(store: WeightStore, names: list[str], explicit: bool = False) -> list[MatrixRef]:
+    """The matrices among stored `names` (3-D tensors give one per slice). With `explicit` (the user asked
+    for these names), no matrix at all is an error that says why."""
+    refs: list[MatrixRef] = []
+    for name in names:
+        if not is_matrix(store, name):
+            continue
+        shape = store.entry(name).shape
+        if len(shape) == 3:
+            refs.extend(MatrixRef(name, e) for e in range(shape[0]))
+        else:
+            refs.append(MatrixRef(name))
+    if not refs:
+        if explicit:
+            e = store.entry(names[0])
+            raise UserError(f"{names[0]} has shape {list(e.shape)} ({e.dtype}): spectra need a floating-point matrix "
+                            "(2-D, or 3-D stacked experts); ask for a weight matrix such as '*.q_proj.weight'")
+        raise UserError("this model stores no floating-point weight matrix: nothing to take a spectrum of")
+    return refs
+
+
+def parse_ref(store: WeightStore, name: str) -> MatrixRef:
+    """`stored` or `stored[e]` -> MatrixRef, checked against the store."""
+    match = _SLICE.match(name)
+    ref = MatrixRef(match["stored"], int(match["index"])) if match and match["stored"] in store else MatrixRef(name)
+    if ref.stored not in store:
+        raise UserError(f"no stored tensor named {name!r}: `llm-internals stats MODEL --json` lists them")
+    shape = store.entry(ref.stored).shape
+    if not is_matrix(store, ref.stored):
+        matrices_of(store, [ref.stored], explicit=True)  # raises the explanation
+    if len(shape) == 3 and ref.index is None:
+        raise UserError(f"{name} stacks {shape[0]} matrices: ask for one slice, e.g. {name}[0]")
+    if len(shape) == 2 and ref.index is not None:
+        raise UserError(f"{ref.stored} is a single matrix: ask for it without [{ref.index}]")
+    if ref.index is not None and ref.index >= shape[0]:
+        raise UserError(f"{ref.stored} has {shape[0]} slices: {ref.index} is out of range")
+    return ref
+
+
+def matrix_eigenvalues(store: WeightStore, ref: MatrixRef, check: Callable[[], None] | None = None,
+                       progress: Callable[[float], None] | None = None) -> MatrixMoments:
+    """Eigenvalues of the smaller Gram matrix of one matrix, in float64, plus its entries' mean and variance."""
+    import torch
+
+    w = store.tensor(ref.stored)
+    if ref.index is not None:
+        w = w[ref.index]
+    n, m = int(w.shape[0]), int(w.shape[1])
+    tall = n >= m
+    small, big = (m, n) if tall else (n, m)
+    step = max(MIN_BLOCK, int(BLOCK_FLOPS // max(small * small, 1)))
+    gram = np.zeros((small, small), dtype=np.float64)
+    total = 0.0
+    last = time.monotonic()
+    with torch.no_grad():
+        for lo in range(0, big, step):
+            if check is not None:
+                check()
+            block = (w[lo:lo + step] if tall else w[:, lo:lo + step]).to(torch.float64).numpy()
+            total += float(block.sum())
+            # numpy turns dot(Bᵀ, B) into a symmetric rank-k update (BLAS syrk): half the work of a product
+            gram += np.dot(block.T, block) if tall else np.dot(block, block.T)
+            del block
+            if progress is not None and time.monotonic() - last > 0.2:
+                progress(0.8 * min(lo + step, big) / big)
+                last = time.monotonic()
+        if check is not None:
+            check()
+        sum_sq = float(np.trace(gram))
+        evals = torch.linalg.eigvalsh(torch.from_numpy(gram)).numpy()
+        if progress is not None:
+            progress(0.9)
+    count = n * m
+    mean = total / count
+    return MatrixMoments(eigenvalues=np.clip(evals, 0.0, None), n=n, m=m, mean=mean,
+                         variance=max(sum_sq / count - mean * mean, 0.0))
+
+
+def esd_histogram(eigenvalues: np.ndarray, bins: int = 48) -> dict[str, list]:
+    """Counts of the positive eigenvalues in `bins` equal bins of log10(λ) (zeros are left out)."""
+    positive = eigenvalues[eigenvalues > 0]
+    if not len(positive):
+        return {"log10_edges": [], "counts": []}
+    logs = np.log10(positive)
+    lo, hi = float(logs.min()), float(logs.max())
+    if hi - lo < 1e-9:
+        lo, hi = lo - 0.5, hi + 0.5
+    counts, edges = np.histogram(logs, bins=bins, range=(lo, hi))
+    return {"log10_edges": [float(e) for e in edges], "counts": [int(c) for c in counts]}
