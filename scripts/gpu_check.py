@@ -25,6 +25,7 @@ OUT = Path(os.environ.get("OUT", "/tmp/llmi-gpu-out"))
 DRY = os.environ.get("DRY_RUN", "0") == "1"
 MODEL = os.environ.get("MODEL", str(ROOT / "internals" / "demo_model") if DRY else "/tmp/llmi-model-1p5b")
 STAGE = "?"
+RUN = Path(os.environ.get("LLMI_RUN", "/tmp/llmi-run"))  # this run's sockets and the pids of its workers
 #: The packages the GPU image must already have (gpu-prepare does not carry them: too large).
 IMAGE_PACKAGES = ("torch", "transformers", "accelerate", "safetensors", "tokenizers", "numpy")
 #: The packages scripts/gpu-prepare brings as wheels when the image lacks them.
@@ -122,6 +123,11 @@ def stage_env() -> int:
             missing.append(name)
             rec(f"import:{name}", False if name in IMAGE_PACKAGES else None, error="not importable")
     fatal = [m for m in missing if m in IMAGE_PACKAGES]
+    for name, major in (("transformers", 5), ("torch", 2)):  # pyproject: transformers>=5, torch>=2.4
+        version = versions.get(name)
+        if version and version != "?" and int(version.split(".")[0]) < major:
+            rec(f"version:{name}", False, version=version, needs=f">={major}")
+            fatal.append(name)
     smi = subprocess.run(["nvidia-smi"], capture_output=True, text=True) if _which("nvidia-smi") else None
     if smi is not None:
         (OUT / "nvidia-smi.txt").write_text(smi.stdout + smi.stderr)
@@ -291,7 +297,7 @@ class MemorySampler:
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self.gpu = _which("nvidia-smi") and not DRY
-        self.peak = 0
+        self.peak = self.before = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -305,7 +311,7 @@ class MemorySampler:
         return psutil.Process(self.pid).memory_info().rss
 
     def __enter__(self) -> MemorySampler:
-        self.peak = self.read()
+        self.before = self.peak = self.read()
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
@@ -333,7 +339,7 @@ class MemorySampler:
 
 
 def start_worker(label: str, extra: list[str], wrapper: list[str] | None = None) -> tuple[subprocess.Popen, str]:
-    sock = f"/tmp/llmi-run/{label}.sock"
+    sock = str(RUN / f"{label}.sock")
     if os.path.exists(sock):
         os.unlink(sock)
     device = "cpu" if DRY else "cuda"
@@ -341,7 +347,7 @@ def start_worker(label: str, extra: list[str], wrapper: list[str] | None = None)
     if "--max-memory" not in extra:
         cmd += ["--device", device]
     proc = subprocess.Popen(cmd + extra, stdin=subprocess.DEVNULL, start_new_session=True)
-    with open("/tmp/llmi-run/pids", "a") as fh:
+    with open(RUN / "pids", "a") as fh:
         fh.write(f"{proc.pid}\n")
     return proc, sock
 
@@ -413,7 +419,7 @@ def client_checks(client: Any, proc: subprocess.Popen, label: str) -> dict[str, 
                     extra.update(shape=list(w.shape), num_tokens=result.get("num_tokens"), rowsum_err=rowsum)
                     ok = rowsum < 1e-3 and w.shape[-1] == min(96, result.get("num_tokens") or 96)
                 rec(f"{label}:{what}", ok, prompt_tokens=tokens, seconds=round(seconds, 2),
-                    **{mem.label: gib(mem.peak)}, **extra)
+                    **{mem.label: gib(mem.peak), mem.label.replace("peak", "before"): gib(mem.before)}, **extra)
             guarded(f"{label}:{what}", one)
 
     def generation():
@@ -587,7 +593,8 @@ def stage_demos() -> int:
 
     cuda = torch.cuda.is_available()
     opened = open_model(MODEL)
-    names = os.environ.get("DEMOS", "").split() or list(registry.DEMOS)
+    first = ["dpo", "grpo", "lora", "teacher-sft"]  # the ones that hold several copies of the model: most memory
+    names = os.environ.get("DEMOS", "").split() or sorted(registry.DEMOS, key=lambda n: (n not in first, first.index(n) if n in first else 0))
     for name in names:
         if cuda:
             torch.cuda.empty_cache()
@@ -597,10 +604,9 @@ def stage_demos() -> int:
         try:
             result = registry.run_demo(name, opened, {"quick": True})
             ok, err = not result.get("stopped", False), None
-        except registry.MissingExtraError as exc:
-            result, ok, err = {}, None, f"missing extra: {exc}"[:200]
-        except Exception as exc:  # noqa: BLE001 - a failed demo is a result
-            result, ok, err = {}, False, f"{type(exc).__name__}: {exc}"[:400]
+        except Exception as exc:  # noqa: BLE001 - a failed demo is a result; a missing optional package is not run
+            missing = type(exc).__name__ == "MissingExtraError"
+            result, ok, err = {}, (None if missing else False), f"{type(exc).__name__}: {exc}"[:400]
         rec(f"demo:{name}", ok, seconds=round(time.perf_counter() - t0, 1), error=err,
             peak_gpu_alloc_gib=gib(torch.cuda.max_memory_allocated()) if cuda else None,
             peak_gpu_reserved_gib=gib(torch.cuda.max_memory_reserved()) if cuda else None,
@@ -633,7 +639,7 @@ def main(argv: list[str]) -> int:
         return 0
     STAGE = argv[0].removesuffix("-check")
     OUT.mkdir(parents=True, exist_ok=True)
-    os.makedirs("/tmp/llmi-run", mode=0o700, exist_ok=True)
+    RUN.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
         return STAGES[argv[0]]()
     except Exception as exc:  # noqa: BLE001 - the stage failed before its own checks: record why
