@@ -424,7 +424,7 @@ def client_checks(client: Any, proc: subprocess.Popen, label: str) -> dict[str, 
 
     def generation():
         t = time.perf_counter()
-        got = [int(item["token_id"]) for item in client.generate(short, 32 if not DRY else 8)]
+        got = [int(item["token_id"]) for item in client.generate(short, 8 if DRY else 32 if label == "worker" else 12)]
         seconds = time.perf_counter() - t
         refs["gen"] = got
         rec(f"{label}:generate", len(got) > 0, new_tokens=len(got), tokens_per_s=round(len(got) / max(seconds, 1e-9), 1))
@@ -553,7 +553,8 @@ def stage_offload() -> int:
     and leaves no offload folder after SIGTERM."""
     import numpy as np
 
-    spec = os.environ.get("OFFLOAD_SPEC") or ("cpu=200KB" if DRY else "0=1GiB,cpu=60GiB")
+    # GPU, CPU and disk all used: 1 GiB of the 3.5 GB model on the GPU, 1 GiB in CPU memory, the rest on disk
+    spec = os.environ.get("OFFLOAD_SPEC") or ("cpu=200KB" if DRY else "0=1GiB,cpu=1GiB")
     before = offload_dirs()
     proc, sock = start_worker("worker-offload", ["--max-memory", spec])
     during: set[str] = set()
@@ -569,7 +570,8 @@ def stage_offload() -> int:
         if base_path.exists():
             base = json.loads(base_path.read_text())
             same_lens = base.get("lens_top1") == refs.get("lens_top1")
-            same_gen = base.get("gen") == refs.get("gen")
+            a, b = base.get("gen") or [], refs.get("gen") or []
+            same_gen = bool(b) and a[:len(b)] == b  # the offloaded worker generates fewer tokens (slower)
             diff = float(np.abs(np.asarray(base["attn"]) - refs["attn"]).max()) if "attn" in base and "attn" in refs else None
             rec("offload:matches_worker", bool(same_lens and same_gen and diff is not None and diff < 2e-2),
                 lens_top1_same=same_lens, generate_same=same_gen, attention_max_abs_diff=diff)
@@ -579,7 +581,8 @@ def stage_offload() -> int:
         rc = stop_worker(proc)
     time.sleep(0.5)
     left = sorted(during & offload_dirs())
-    rec("offload:folder_removed_on_sigterm", not left, returncode=rc, created=sorted(during), left=left)
+    rec("offload:folder_removed_on_sigterm", bool(during) and not left, returncode=rc, created=sorted(during),
+        left=left, note=None if during else "no offload folder was created: nothing went to disk")
     return 0
 
 
