@@ -113,6 +113,10 @@ class ExplorerApp(ModelInfoMixin, WorkerStatusMixin, DeferredViewsMixin, Navigat
 
     def watch_lessons_visible(self, visible: bool) -> None:
         self.set_class(visible, "-lessons")
+        self._layout_lessons()
+
+    def on_resize(self) -> None:
+        self._layout_lessons()
 
     def on_mount(self) -> None:
         from tui.keymap import load_keymap
