@@ -115,8 +115,8 @@ class ExplorerApp(ModelInfoMixin, WorkerStatusMixin, DeferredViewsMixin, Navigat
         self.set_class(visible, "-lessons")
         self._layout_lessons()
 
-    def on_resize(self) -> None:
-        self._layout_lessons()
+    def on_resize(self, event) -> None:
+        self.call_after_refresh(self._layout_lessons)
 
     def on_mount(self) -> None:
         from tui.keymap import load_keymap

@@ -236,6 +236,7 @@ class LessonsPane(Vertical):
             self.progress.mark_opened(lesson_id)
             self._save_progress()
             self._refresh_label(lesson_id)
+        self.refresh_bindings()
         if focus:
             self.call_after_refresh(self.focus_body)
 
@@ -331,6 +332,17 @@ class LessonsPane(Vertical):
             self.post_message(FollowLink(event.href))
         else:
             self.notify(f"external link (open it in a browser): {event.href}")
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """`d` is offered (not dimmed) only while the open lesson has a demo."""
+        if action == "run_demo":
+            from lessons.catalog import get_lesson
+
+            try:
+                return True if self.current and get_lesson(self.current).demo else None
+            except Exception:  # noqa: BLE001
+                return None
+        return True
 
     def action_close(self) -> None:
         self.post_message(CloseLessons())
