@@ -30,7 +30,7 @@ from tui.status_bar import StatusBar
 from tui.views.summary import SummaryView
 from tui.worker_status import WorkerStatusMixin
 
-VIEWS = ("summary", "tensor", "module", "cross-layer", "attention", "tokens", "lens")
+VIEWS = ("summary", "tensor", "module", "cross-layer", "attention", "tokens", "lens", "chat-template")
 
 __all__ = ["DEFERRED", "VIEWS", "ExplorerApp"]
 
