@@ -43,6 +43,10 @@ class ChatTemplateView(RemoteView):
         yield Static("", id="chat-text")
         yield DataTable(id="chat-tokens", cursor_type="row", zebra_stripes=True)
 
+    def on_mount(self) -> None:
+        for part in ("#chat-text", "#chat-tokens"):
+            self.query_one(part).display = False  # until there is a rendering to show
+
     def focus_target(self) -> Widget:
         return self.query_one("#chat-tokens", DataTable)
 
@@ -64,6 +68,8 @@ class ChatTemplateView(RemoteView):
             text.append(t["text"], style="bold black on yellow" if t["special"] else
                         "bold cyan" if t["added"] else "")
         self.query_one("#chat-text", Static).update(text)
+        for part in ("#chat-text", "#chat-tokens"):
+            self.query_one(part).display = True
         table = self.query_one("#chat-tokens", DataTable)
         table.clear(columns=True)
         table.add_columns("#", "id", "piece", "text", "kind")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 from textual.widgets import DataTable
 
-from internals.errors import UserError
 from tui.views.chat_template import ChatTemplateView
 from views.harness import ViewApp, screen_text, settle
 
@@ -54,11 +53,12 @@ async def test_tokens_special_ones_and_the_two_bos_ids():
         assert source.calls == 1 and app.view.export_data() is RENDERING
 
 
-async def test_a_model_without_a_template_says_so():
-    source = ChatSource(UserError("demo has no chat template (...): it is a base model, prompt it with plain text"))
+async def test_a_model_without_a_template_says_so(source):
     app = ViewApp(ChatTemplateView(data_source=source))
     async with app.run_test(size=(120, 40)) as pilot:
         app.view.activate()
         await settle(app, pilot)
-        assert "it is a base model" in screen_text(app)
+        shown = str(app.view.message_widget().render())
+        assert "it is a base model" in shown and app.view.message_widget().display
+        assert not app.view.query_one(DataTable).display  # no empty table under the message
         assert "no chat template" in app.view.export_data()["error"]
