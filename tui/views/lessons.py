@@ -61,7 +61,7 @@ class ExerciseBox(Vertical):
         solved = " ✓ solved" if self.state.get("correct") else ""
         attempts = int(self.state.get("attempts") or 0)
         tries = f" ({attempts} attempt{'s' if attempts != 1 else ''})" if attempts else ""
-        yield Static(f"[b]Predict:[/b] {escape(self.question)}  [dim]{ex.id}{solved}{tries}[/dim]", classes="ex-question")
+        yield Static(f"[b]▸[/b] {escape(self.question)}  [dim]{ex.id}{solved}{tries}[/dim]", classes="ex-question")
         if ex.kind == "choice":
             yield OptionList(*[Option(c, id=c) for c in ex.choices], classes="ex-choices")
         else:
