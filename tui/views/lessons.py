@@ -2,7 +2,8 @@
 predict-then-check exercises answered live from the open model, and demos that run in the worker with a live plot.
 
 Progress (lessons opened and read, exercises attempted and solved) is `lessons.progress`: loaded when the pane is
-mounted, saved after every change, shown in the lesson list (✓ every exercise solved, ◐ some, · opened).
+mounted, saved after every change, shown in the lesson list (✓ every exercise solved, ◐ some, • read to the end
+or answered, · opened).
 Exercise answers that need only the model card (`needs="facts"`) are computed here; those that need the
 weights run in the worker through the lessons' `exercise-answer` demo (`lessons.answer_op`)."""
 
@@ -142,6 +143,17 @@ class LessonsPane(Vertical):
         for w in caught:
             self.notify(str(w.message), severity="warning", timeout=8)
         self._fill_list()
+        self.watch(self.query_one("#lesson-scroll", VerticalScroll), "scroll_y", self._scrolled, init=False)
+
+    def _scrolled(self, scroll_y: float) -> None:
+        """Reaching the end of a lesson marks it read."""
+        scroll = self.query_one("#lesson-scroll", VerticalScroll)
+        if (self.current and self.progress is not None and scroll.max_scroll_y > 0
+                and scroll_y >= scroll.max_scroll_y - 1
+                and not self.progress.lessons.get(self.current, {}).get("read")):
+            self.progress.mark_opened(self.current, read=True)
+            self._save_progress()
+            self._refresh_label(self.current)
 
     # --- the lesson list and progress ------------------------------------------------------------------
     def _label(self, lesson: Any) -> str:
@@ -150,8 +162,9 @@ class LessonsPane(Vertical):
         part = {"architecture": "A", "training": "T", "inference": "I"}.get(lesson.part, "?")
         ids = [ex.id for ex in lesson_exercises(lesson)]
         solved = sum(1 for i in ids if self.progress is not None and self.progress.solved(i))
-        opened = self.progress is not None and lesson.id in self.progress.lessons
-        mark = "✓" if ids and solved == len(ids) else "◐" if solved else "·" if opened else " "
+        seen = self.progress.lessons.get(lesson.id) if self.progress is not None else None
+        mark = ("✓" if ids and solved == len(ids) else "◐" if solved else "•" if seen and seen.get("read")
+                else "·" if seen is not None else " ")
         count = f"  {solved}/{len(ids)}" if solved and solved < len(ids) else ""
         return f"{mark} {part}{lesson.order:02d} {lesson.title}{count}"
 

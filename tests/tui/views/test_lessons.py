@@ -100,3 +100,20 @@ async def test_a_model_answer_is_asked_of_the_worker(source, monkeypatch):
         await settle(app, pilot)
         assert source.calls[-1] == ("run_demo", (EXERCISE_ANSWER,), {"params": {"exercise": ex.id}})
         assert "✓ correct" in str(pane.exercise_box(ex.id).query_one(".ex-verdict").render())
+
+
+async def test_reading_to_the_end_marks_a_lesson_read(source):
+    from lessons.progress import load_progress
+
+    pane = LessonsPane(data_source=source)
+    pane.set_model(source.data["summary"], source.data["tree"])
+    app = ViewApp(pane)
+    async with app.run_test(size=(120, 40)) as pilot:
+        pane.open("rope")
+        await settle(app, pilot)
+        assert not load_progress().lessons["rope"]["read"]
+        assert str(pane.query_one("#lesson-list").get_option("rope").prompt).startswith("·")
+        pane.query_one("#lesson-scroll").scroll_end(animate=False)
+        await settle(app, pilot)
+        assert load_progress().lessons["rope"]["read"]
+        assert str(pane.query_one("#lesson-list").get_option("rope").prompt).startswith("•")
