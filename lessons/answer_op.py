@@ -27,8 +27,9 @@ class LiveAnswerResult(TypedDict):
 
 
 def answer_exercise(opened: Any, params: dict[str, Any], emit: Any = None, progress: Any = None,
-                    should_stop: Any = None) -> LiveAnswerResult:
-    """The live answer of exercise `params["exercise"]` for the open model (facts from its card and tree)."""
+                    should_stop: Any = None) -> dict[str, Any]:
+    """The live answer (a `LiveAnswerResult`) of exercise `params["exercise"]` for the open model (facts from its
+    card and tree)."""
     from lessons.catalog import all_exercises
     from lessons.exercises import AnswerUnavailable, compute_answer
     from lessons.facts import lesson_facts
@@ -45,8 +46,9 @@ def answer_exercise(opened: Any, params: dict[str, Any], emit: Any = None, progr
     except AnswerUnavailable as exc:
         raise UserError(f"{wanted}: {exc}") from None
     value = live.value if not isinstance(live.value, tuple) else list(live.value)
-    return LiveAnswerResult(exercise=wanted, value=value, explanation=live.explanation,
-                            tolerance=float(live.tolerance), unit=live.unit)
+    result = LiveAnswerResult(exercise=wanted, value=value, explanation=live.explanation,
+                              tolerance=float(live.tolerance), unit=live.unit)
+    return dict(result)  # a demo's result dict (internals.worker.demos.DemoFunction)
 
 
 def live_answer_from_result(result: dict[str, Any]):

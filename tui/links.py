@@ -15,6 +15,9 @@ class LinksMixin:
     narrower one an open lesson takes the main area (class `-lesson-main`), and a link it follows to a view,
     tensor or module shows that view instead (F2 brings the lesson back, where it was)."""
 
+    lessons_visible: bool
+    current_view: str
+
     @property
     def lesson_is_main(self) -> bool:
         return bool(self.lessons_visible and self.size.width < LESSON_BESIDE_MIN_WIDTH)

@@ -10,11 +10,12 @@ the same numbers give the same plot every run.
 
 from __future__ import annotations
 
+from views.harness import FakeSource, ViewApp
+
 from internals.model import open_model
 from internals.worker.client import InProcessClient
 from internals.worker.service import ModelService
 from tui.app import ExplorerApp
-from views.harness import FakeSource, ViewApp
 
 SIZE = (120, 40)
 

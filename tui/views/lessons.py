@@ -21,9 +21,9 @@ from textual.widgets import Input, Markdown, OptionList, Static
 from textual.widgets.option_list import Option
 
 from tui.components.lineplot import LinePlot
+from tui.css import widget_css
 from tui.data_source import DataSource, NoDataSource
 from tui.messages import CloseLessons, FollowLink
-from tui.css import widget_css
 
 
 def result_summary(result: dict[str, Any], limit: int = 12) -> str:

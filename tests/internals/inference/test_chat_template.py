@@ -9,8 +9,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO
+
 from internals.demo_path import demo_model_path
 from internals.errors import UserError
 from internals.inference.chat_template import render_chat_template
