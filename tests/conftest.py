@@ -122,6 +122,7 @@ def _private_cache(tmp_path, monkeypatch):
     """Each test gets its own statistics cache (so tests never see each other's numbers) and default keys."""
     monkeypatch.setenv("LLM_INTERNALS_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("LLM_INTERNALS_KEYMAP", str(tmp_path / "no-keymap.json"))  # never the user's own keys
+    monkeypatch.setenv("LLM_INTERNALS_PROGRESS", str(tmp_path / "progress.json"))  # never the user's lessons
     yield
 
 

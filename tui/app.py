@@ -30,7 +30,7 @@ from tui.status_bar import StatusBar
 from tui.views.summary import SummaryView
 from tui.worker_status import WorkerStatusMixin
 
-VIEWS = ("summary", "tensor", "module", "cross-layer", "attention", "tokens", "lens")
+VIEWS = ("summary", "tensor", "module", "cross-layer", "attention", "tokens", "lens", "chat-template")
 
 __all__ = ["DEFERRED", "VIEWS", "ExplorerApp"]
 
@@ -113,6 +113,10 @@ class ExplorerApp(ModelInfoMixin, WorkerStatusMixin, DeferredViewsMixin, Navigat
 
     def watch_lessons_visible(self, visible: bool) -> None:
         self.set_class(visible, "-lessons")
+        self._layout_lessons()
+
+    def on_resize(self, event) -> None:
+        self.call_after_refresh(self._layout_lessons)
 
     def on_mount(self) -> None:
         from tui.keymap import load_keymap

@@ -62,6 +62,12 @@ class DataSource(Protocol):
         """Nearest input embeddings of a token: `ids`, `pieces`, `cosine`."""
         ...
 
+    def chat_template(self, messages: list[dict[str, Any]] | None = None,
+                      add_generation_prompt: bool = True) -> dict[str, Any]:
+        """The chat template rendered for a conversation: `text`, `tokens` (id, piece, text, special, added), the
+        tokenizer's and the config's BOS; raises a `UserError` when the model has no template."""
+        ...
+
     def run_demo(self, name: str, params: dict[str, Any] | None = None,
                  on_progress: ProgressCallback | None = None) -> Iterator[dict[str, Any]]:
         """A lesson demo: streamed points (`series`, `x`, `y`), then `{"result": ...}`."""

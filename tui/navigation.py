@@ -62,7 +62,7 @@ class NavigationMixin:
             return
         focused = self.focused
         sidebar = self.query_one("#sidebar")
-        lessons = self.query("#lessons")
+        lessons = self.query("#lessons") if self.lessons_visible else []
         keep = focused is not None and (sidebar in focused.ancestors_with_self
                                         or any(pane in focused.ancestors_with_self for pane in lessons))
         if not keep and self.sidebar_visible:

@@ -12,7 +12,8 @@ class ExplorerCommands(Provider):
         app = self.app
         out: list[tuple[str, object, str]] = []
         for view, label in (("summary", "model card"), ("cross-layer", "cross-layer statistics"),
-                            ("attention", "attention"), ("tokens", "tokens"), ("lens", "logit lens")):
+                            ("attention", "attention"), ("tokens", "tokens"), ("lens", "logit lens"),
+                            ("chat-template", "chat template")):
             out.append((f"view: {label}", partial(app.show_view, view), f"show the {label} view"))
         for node in getattr(app, "nodes", []):
             name = node["name"]

@@ -154,6 +154,15 @@ class ExplorerClient:
     def neighbours(self, token_id: int, k: int = 10, group: str | None = "neighbours") -> Neighbours:
         return self.call("neighbours", {"token_id": token_id, "k": k}, group=group)
 
+    def chat_template(self, messages: list[dict[str, Any]] | None = None, add_generation_prompt: bool = True,
+                      group: str | None = "chat-template") -> Any:
+        """The model's chat template rendered for `messages` (the op's default conversation when None), with its
+        tokens (`internals.inference.chat_template.ChatRendering`)."""
+        request: dict[str, Any] = {"add_generation_prompt": add_generation_prompt}
+        if messages is not None:
+            request["messages"] = messages
+        return self.call("chat_template", request, group=group)
+
     def run_demo(self, name: str, params: dict[str, Any] | None = None, on_progress: Progress | None = None,
                  group: str | None = "demo") -> Iterator[DemoPoint | dict[str, Any]]:
         """Streamed points ({"series", "x", "y"}), then {"result": the demo's result}."""

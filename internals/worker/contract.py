@@ -15,6 +15,8 @@ from typing import Any, Literal, TypedDict
 
 import numpy as np
 
+from internals.inference.chat_template import ChatRendering, ChatToken
+
 # --- weights: summary, tree, statistics, previews -------------------------------------------------------
 
 
@@ -349,5 +351,5 @@ class DemoRequest:
 RESULT_TYPES: tuple[type, ...] = (
     ModelSummary, TreeNode, TensorStats, Histogram, MatrixPreview, CrossLayer, Tokens, Attention, LensLayer,
     Lens, ResidualNorms, ActivationStat, ActivationStats, NextTokens, GeneratedToken, GenerationDone,
-    Neighbours, DemoPoint, DemoResult, Pong, Status, Progress, ErrorBody,
+    Neighbours, DemoPoint, DemoResult, Pong, Status, Progress, ErrorBody, ChatToken, ChatRendering,
 )

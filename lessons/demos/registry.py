@@ -297,6 +297,9 @@ def register_demos() -> None:
         register(info.id, functools.partial(run_demo, info.id),
                  {"title": info.title, "requires": list(info.requires), "optional": list(info.optional),
                   "params": dict(info.params), "description": info.description})
+    from lessons.answer_op import register_answer_op
+
+    register_answer_op()  # the exercises' model answers run through the same mechanism
 
 
 register_demos()

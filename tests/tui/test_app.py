@@ -439,3 +439,59 @@ async def test_a_broken_keymap_file_is_reported_and_ignored(tiny_models, tmp_pat
         await pilot.press("3")  # the default keys still work
         await settle(app, pilot)
         assert app.current_view == "attention"
+
+
+class _DemoRecorder:
+    """Stands in for the worker's demo runner: records which demo a key started."""
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+
+    def run_demo(self, name, params=None, on_progress=None):
+        self.started.append(name)
+        yield {"result": {"final_loss": 0.5}}
+
+
+async def test_a_lesson_opened_from_the_palette_takes_the_keyboard(tiny_models):
+    """"lesson: DPO" from the command palette: the focus lands in the lesson, so `d` runs its demo at once and
+    the footer offers it."""
+    app = make_app(tiny_models("qwen2"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        app.model_tree.focus()
+        while app.view("lessons") is None:
+            await pilot.pause(0.05)
+        pane = app.query_one("#lessons")
+        pane.data_source = recorder = _DemoRecorder()
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"lesson: DPO")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert pane.current == "dpo" and app.focused is not None and pane in app.focused.ancestors
+        assert any(key == "d" and b.binding.show for key, b in app.active_bindings.items())
+        await pilot.press("d")
+        await settle(app, pilot)
+        assert recorder.started == ["dpo"] and "demo finished" in str(pane.query_one("#demo-status").render())
+
+
+async def test_a_lesson_takes_the_main_area_of_a_narrow_terminal(tiny_models):
+    """120 columns: the lesson replaces the view (no squeezed model card); a link shows its view instead and F2
+    returns to the lesson. 200 columns: the lesson sits beside the view."""
+    app = make_app(tiny_models("qwen2"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        app.open_lesson("gqa")
+        await settle(app, pilot)
+        pane = app.query_one("#lessons")
+        assert not app.query_one("#views").display and pane.size.width >= 80
+        app.follow_link("llm:view/summary")
+        await settle(app, pilot)
+        assert not pane.display and app.query_one("#views").display and app.current_view == "summary"
+        await pilot.press("f2")
+        await settle(app, pilot)
+        assert pane.display and pane.current == "gqa" and pane in app.focused.ancestors
+        await pilot.resize_terminal(200, 50)
+        await settle(app, pilot)
+        assert pane.display and app.query_one("#views").display and app.query_one("#summary").size.width >= 60

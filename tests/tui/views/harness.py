@@ -96,6 +96,14 @@ class FakeSource:
     def neighbours(self, token_id: int, k: int = 10) -> dict[str, Any]:
         return self._answer("neighbours", str(token_id), token_id, k=k)
 
+    def chat_template(self, messages=None, add_generation_prompt: bool = True) -> dict[str, Any]:
+        """The demo model has no chat template: the worker answers this UserError (see test_chat_template)."""
+        from internals.errors import UserError
+
+        self.calls.append(("chat_template", (), {"messages": messages}))
+        raise UserError("demo_model has no chat template (neither chat_template.jinja nor a chat_template in "
+                        "tokenizer_config.json): it is a base model, prompt it with plain text")
+
     def run_demo(self, name: str, params=None, on_progress=None):
         self.calls.append(("run_demo", (name,), {"params": params}))
         if on_progress is not None:
