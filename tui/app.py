@@ -17,7 +17,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.reactive import var
-from textual.widgets import ContentSwitcher, Footer, Input
+from textual.widgets import ContentSwitcher, Footer, Input, Static
 
 from tui.deferred import DEFERRED, DeferredViewsMixin
 from tui.expert_layout import ExpertLayoutMixin
@@ -102,6 +102,7 @@ class ExplorerApp(ModelInfoMixin, WorkerStatusMixin, DeferredViewsMixin, Navigat
         with Horizontal(id="body"):
             with Vertical(id="sidebar"):
                 yield Input(placeholder="search tensors (Enter: next match)", id="search")
+                yield Static("", id="tree-note")  # which layout the experts are drawn in (tui.expert_layout)
                 yield self.model_tree
             # Only the first screen is built before the first frame; the other views (DEFERRED) follow.
             with ContentSwitcher(initial="summary", id="views"):

@@ -81,10 +81,10 @@ def layout_note(layout: str | None, can_toggle: bool, key: str = "e") -> str:
     if layout is None:
         return ""
     if layout == FUSED:
-        return f"experts: in-memory (fused) layout · {key}: stored layout"
+        return f"experts as in memory (fused) · {key}: as stored"
     if can_toggle:
-        return f"experts: stored layout · {key}: in-memory (fused) layout"
-    return "experts: stored layout (file headers)"
+        return f"experts as stored · {key}: as in memory (fused)"
+    return "experts as stored (read from the file headers)"
 
 
 class ExpertLayoutMixin:
@@ -107,7 +107,10 @@ class ExpertLayoutMixin:
         self.shown_nodes = stored if can_toggle and self.expert_layout == STORED else self.nodes
         self.node_by_name = {n["name"]: n for n in stored} | {n["name"]: n for n in self.nodes}
         note = layout_note(expert_layout_of(self.shown_nodes), can_toggle, self._layout_key())
-        self.model_tree.populate(self.shown_nodes, self.summary or {}, note=note)
+        self.model_tree.populate(self.shown_nodes, self.summary or {})
+        for widget in self.query("#tree-note"):
+            widget.update(note)
+            widget.display = bool(note)
 
     def _layout_key(self) -> str:
         bindings = [b for b in getattr(self, "BINDINGS", []) if getattr(b, "id", None) == "tree.expert_layout"]

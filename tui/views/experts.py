@@ -120,7 +120,7 @@ class ExpertsView(RemoteView):
         experts = [f"e{e}" for e in range(data["num_experts"])]
         self.query_one("#experts-routing", Heatmap).set_matrix(
             routing_matrix(layer, data["num_experts"]), row_labels=data["tokens"], col_labels=experts,
-            vmin=0.0, vmax=1.0, title=f"layer {layer['layer']}: routing weight per token (rows) and expert")
+            vmin=0.0, vmax=1.0, title=f"L{layer['layer']} routing")
         unused = ", ".join(f"e{e}" for e in layer["unused"]) or "none"
         self.query_one("#experts-load", Bars).set_values(
             layer["load"], experts, title=f"layer {layer['layer']} load: tokens per expert (unused: {unused})")
