@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 
-from tests_helpers import run_cli
 from test_cli import assert_user_error
+
+from tests_helpers import run_cli
 
 PROMPT = "def add(a, b): return a + b"
 

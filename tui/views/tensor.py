@@ -9,20 +9,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from rich.table import Table
 from textual import on
 from textual.containers import Horizontal
 from textual.widgets import Static
 
-import numpy as np
-
 from tui.components.heatmap import Heatmap
 from tui.components.heatmap_grid import SmallMultiples
 from tui.components.histogram import Histogram
-from tui.expert_layout import is_fused_experts
-from tui.views.router_panel import RouterPanel
-from tui.views.base import RemoteView
 from tui.css import widget_css
+from tui.expert_layout import is_fused_experts
+from tui.views.base import RemoteView
+from tui.views.router_panel import RouterPanel
 
 
 def stats_table(s: dict[str, Any]) -> Table:
