@@ -72,8 +72,10 @@ def test_moe_demo_in_tmux():
     try:
         wait_for(session, "experts as in memory")
         keys(session, "/")
-        time.sleep(0.3)
-        keys(session, "gate_up_proj", "Enter")
+        wait_for(session, "search tensors", timeout=20)  # the search box has the focus
+        keys(session, "gate_up_proj")
+        wait_for(session, "▊  gate_up_proj", timeout=20)
+        keys(session, "Enter")
         screen = wait_for(session, "per expert")
         assert "gate_up_proj" in screen and "0┤" in screen  # the histogram is drawn
         assert "kurtosis" in screen and "norm" in screen
