@@ -68,6 +68,20 @@ class DataSource(Protocol):
         tokenizer's and the config's BOS; raises a `UserError` when the model has no template."""
         ...
 
+    def expert_stats(self, name: str, bins: int = 64, on_progress: ProgressCallback | None = None) -> dict[str, Any]:
+        """Exact statistics and histogram of a fused expert parameter over its stored tensors, plus `experts`
+        (per expert: `l2_norm`, `std`, `kurtosis`, ...)."""
+        ...
+
+    def router_summary(self, name: str) -> dict[str, Any]:
+        """A router weight: `row_norms` per expert and the `cosine` similarity matrix of the rows."""
+        ...
+
+    def experts(self, prompt: str, on_progress: ProgressCallback | None = None) -> dict[str, Any]:
+        """Routing on a prompt: `tokens`, `num_experts`, `top_k`, per MoE layer `experts`/`weights` per token,
+        `load`, `weight_share`, `unused`."""
+        ...
+
     def run_demo(self, name: str, params: dict[str, Any] | None = None,
                  on_progress: ProgressCallback | None = None) -> Iterator[dict[str, Any]]:
         """A lesson demo: streamed points (`series`, `x`, `y`), then `{"result": ...}`."""

@@ -22,13 +22,14 @@ DEFERRED: dict[str, tuple[str, str]] = {
     "attention": ("tui.views.attention", "AttentionView"),
     "tokens": ("tui.views.tokens", "TokensView"),
     "lens": ("tui.views.lens", "LensView"),
+    "experts": ("tui.views.experts", "ExpertsView"),
     "lessons": ("tui.views.lessons", "LessonsPane"),
     "chat-template": ("tui.views.chat_template", "ChatTemplateView"),
 }
 #: The views that read the model card (`set_model(summary, nodes)`), given it when read and before mounting.
-MODEL_VIEWS = ("lessons", "attention")
+MODEL_VIEWS = ("lessons", "attention", "experts")
 #: The views that ask the worker: constructed with the app's data source.
-REMOTE_VIEWS = ("tensor", "cross-layer", "attention", "tokens", "lens", "lessons", "chat-template")
+REMOTE_VIEWS = ("tensor", "cross-layer", "attention", "tokens", "lens", "lessons", "chat-template", "experts")
 
 
 def build_view(view_id: str, data_source: Any) -> Widget:

@@ -38,7 +38,7 @@ class NavigationMixin:
         if view_id == "tensor":
             self.view("tensor").show(node)
         elif view_id == "module":
-            children = [n for n in self.nodes if n["parent"] == name]
+            children = [n for n in self.shown_nodes if n["parent"] == name]
             self.view("module").show(node, children, self.summary or {})
         self.show_view(view_id)
 

@@ -76,6 +76,12 @@ def cmd_lens(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_experts(args: argparse.Namespace) -> int:
+    from internals.cli.experts import cmd_experts as run
+
+    return run(args)
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from internals.cli.forward import cmd_generate as run
 

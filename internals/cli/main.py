@@ -11,7 +11,7 @@ from typing import Any, NoReturn
 
 from internals.errors import UserError
 
-COMMANDS = ("summary", "stats", "spectrum", "attention", "lens", "generate", "worker", "explore", "diff")
+COMMANDS = ("summary", "stats", "spectrum", "attention", "lens", "experts", "generate", "worker", "explore", "diff")
 
 _EPILOG = """\
 commands:
@@ -21,6 +21,7 @@ commands:
   spectrum [MODEL]     singular values, stable rank and power-law fits of every weight matrix
   attention [MODEL]    attention weights of one layer on a prompt
   lens [MODEL]         logit lens: top next tokens at every layer
+  experts [MODEL]      which experts a mixture-of-experts model routes each token to
   generate [MODEL]     greedy or sampled continuation of a prompt
   worker [MODEL]       run a shared model worker on a Unix socket
   diff BASE TUNED      what fine-tuning, distillation or a LoRA adapter changed (weights; --prompt: behaviour)
@@ -32,6 +33,7 @@ Examples:
   llm-internals stats ./my-model --tensor 'model.layers.0.*' --bins 32 --json
   llm-internals attention --prompt "def __init__(self):" --layer 1 --json
   llm-internals diff Qwen/Qwen2.5-Math-1.5B deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B --rank
+  llm-internals experts --demo moe --prompt "def add(a, b):" --json
 """
 
 
@@ -114,6 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
     _prompt_args(p)
     p.add_argument("--top", type=_positive_int, default=5, help="tokens per position (default 5)")
     p.add_argument("--json", action="store_true")
+    _runtime_args(p)
+
+    p = sub.add_parser("experts", help="which experts each token is routed to, per MoE layer")
+    _model_args(p)
+    _prompt_args(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object (docs/contracts.md, \"Expert routing\")")
     _runtime_args(p)
 
     p = sub.add_parser("generate", help="continue a prompt")

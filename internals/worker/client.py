@@ -20,6 +20,7 @@ from internals.worker.contract import (
     Attention,
     CrossLayer,
     DemoPoint,
+    FusedStats,
     GeneratedToken,
     Lens,
     MatrixPreview,
@@ -27,6 +28,8 @@ from internals.worker.contract import (
     Neighbours,
     NextTokens,
     ResidualNorms,
+    RouterSummary,
+    Routing,
     Status,
     TensorStats,
     Tokens,
@@ -162,6 +165,16 @@ class ExplorerClient:
         if messages is not None:
             request["messages"] = messages
         return self.call("chat_template", request, group=group)
+
+    def expert_stats(self, name: str, bins: int = 64, group: str | None = "tensor",
+                     on_progress: Progress | None = None) -> FusedStats:
+        return self.call("expert_stats", {"name": name, "bins": bins}, group=group, on_progress=on_progress)
+
+    def router_summary(self, name: str, group: str | None = "router") -> RouterSummary:
+        return self.call("router_summary", {"name": name}, group=group)
+
+    def experts(self, prompt: str, group: str | None = "experts", on_progress: Progress | None = None) -> Routing:
+        return self.call("experts", {"prompt": prompt}, group=group, on_progress=on_progress)
 
     def run_demo(self, name: str, params: dict[str, Any] | None = None, on_progress: Progress | None = None,
                  group: str | None = "demo") -> Iterator[DemoPoint | dict[str, Any]]:

@@ -15,6 +15,7 @@ from typing import Any, Literal, TypedDict
 
 import numpy as np
 
+from internals.experts.types import ExpertStats, FusedStats, LayerRouting, RouterSummary, Routing, SharedExperts
 from internals.inference.chat_template import ChatRendering, ChatToken
 
 # --- weights: summary, tree, statistics, previews -------------------------------------------------------
@@ -299,6 +300,17 @@ class MatrixPreviewRequest:
 
 
 @dataclass(frozen=True)
+class ExpertStatsRequest:
+    name: str  # a parameter fused at load time from several stored expert tensors (e.g. mlp.experts.gate_up_proj)
+    bins: int = 64
+
+
+@dataclass(frozen=True)
+class RouterSummaryRequest:
+    name: str  # a router (gate) weight [experts, hidden]
+
+
+@dataclass(frozen=True)
 class TokenizeRequest:
     text: str
 
@@ -352,4 +364,5 @@ RESULT_TYPES: tuple[type, ...] = (
     ModelSummary, TreeNode, TensorStats, Histogram, MatrixPreview, CrossLayer, Tokens, Attention, LensLayer,
     Lens, ResidualNorms, ActivationStat, ActivationStats, NextTokens, GeneratedToken, GenerationDone,
     Neighbours, DemoPoint, DemoResult, Pong, Status, Progress, ErrorBody, ChatToken, ChatRendering,
+    ExpertStats, FusedStats, RouterSummary, SharedExperts, LayerRouting, Routing,
 )

@@ -405,7 +405,14 @@ async def test_moe_model_views(tiny_models):
         assert view.data["name"] == "model.layers.0.block_sparse_moe.gate.weight" and view.preview is not None
         app.open_node("model.layers.0.mlp.experts.gate_up_proj")  # fused from 8 stored tensors
         await settle(app, pilot)
-        assert "several stored tensors" in str(view.query_one(".view-message").render())
+        assert view.data["name"] == "model.layers.0.mlp.experts.gate_up_proj" and len(view.data["experts"]) == 4
+        await pilot.press("e")  # the tree draws the experts as stored; their tensors open too
+        await settle(app, pilot)
+        stored = "model.layers.0.block_sparse_moe.experts.3.w1.weight"
+        assert stored in {n["name"] for n in app.shown_nodes} and "as stored" in str(app.query_one("#tree-note").render())
+        app.open_node(stored)
+        await settle(app, pilot)
+        assert view.data["name"] == stored and view.preview is not None
         await pilot.press("2")
         await settle(app, pilot)
         assert "router" in app.query_one("#cross-layer").data["components"]

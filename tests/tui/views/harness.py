@@ -17,6 +17,8 @@ from textual.widget import Widget
 from tui.messages import CloseLessons, FollowLink, OpenNode, Progress, WorkerFailed
 
 RECORDED = Path(__file__).resolve().parent / "recorded" / "demo.json.gz"
+#: The shipped MoE demo's answers (record_moe_data.py): `FakeSource("moe")`.
+RECORDED_MOE = RECORDED.with_name("moe.json.gz")
 
 
 def _decode(value: Any) -> Any:
@@ -29,16 +31,15 @@ def _decode(value: Any) -> Any:
     return value
 
 
-_RECORD: dict[str, Any] | None = None
+_RECORDS: dict[str, dict[str, Any]] = {}
 
 
-def recorded() -> dict[str, Any]:
-    """The demo model's recorded answers (decoded once per session; callers must not change them)."""
-    global _RECORD
-    if _RECORD is None:
-        with gzip.open(RECORDED, "rt", encoding="utf-8") as fh:
-            _RECORD = _decode(json.load(fh))
-    return _RECORD
+def recorded(which: str = "demo") -> dict[str, Any]:
+    """A demo model's recorded answers, "demo" or "moe" (decoded once per session; callers must not change them)."""
+    if which not in _RECORDS:
+        with gzip.open(RECORDED if which == "demo" else RECORDED_MOE, "rt", encoding="utf-8") as fh:
+            _RECORDS[which] = _decode(json.load(fh))
+    return _RECORDS[which]
 
 
 class FakeSource:
@@ -47,8 +48,8 @@ class FakeSource:
     once per request that takes it; `crash` makes every request raise `WorkerCrashed`; `gate` (an Event)
     holds requests until set."""
 
-    def __init__(self) -> None:
-        self.data = recorded()
+    def __init__(self, which: str = "demo") -> None:
+        self.data = recorded(which)
         self.calls: list[tuple[str, tuple, dict]] = []
         self.crash = False
         self.gate: threading.Event | None = None
@@ -103,6 +104,15 @@ class FakeSource:
         self.calls.append(("chat_template", (), {"messages": messages}))
         raise UserError("demo_model has no chat template (neither chat_template.jinja nor a chat_template in "
                         "tokenizer_config.json): it is a base model, prompt it with plain text")
+
+    def expert_stats(self, name: str, bins: int = 64, on_progress=None) -> dict[str, Any]:
+        return self._answer("expert_stats", name, name, bins=bins, on_progress=on_progress)
+
+    def router_summary(self, name: str) -> dict[str, Any]:
+        return self._answer("router_summary", name, name)
+
+    def experts(self, prompt: str, on_progress=None) -> dict[str, Any]:
+        return self._answer("experts", prompt, prompt, on_progress=on_progress)
 
     def run_demo(self, name: str, params=None, on_progress=None):
         self.calls.append(("run_demo", (name,), {"params": params}))
