@@ -77,9 +77,9 @@ class ModelService:
 
     def close(self) -> None:
         """Release the model: its loaded copy (and accelerate's offload folder) and the opened files."""
-        if self._loaded is not None:
-            self._loaded.close()
-            self._loaded = None
+        if self.loaded_model is not None:
+            self.loaded_model.close()
+            self.loaded_model = None
         self.opened.close()
 
     # --- the loaded model ---------------------------------------------------------------------------
