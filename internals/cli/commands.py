@@ -65,3 +65,21 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from internals.worker.server import serve_from_args
 
     return serve_from_args(args)
+
+
+def cmd_activations(args: argparse.Namespace) -> int:
+    from internals.cli.causes import cmd_activations as run
+
+    return run(args)
+
+
+def cmd_patch(args: argparse.Namespace) -> int:
+    from internals.cli.causes import cmd_patch as run
+
+    return run(args)
+
+
+def cmd_attribute(args: argparse.Namespace) -> int:
+    from internals.cli.causes import cmd_attribute as run
+
+    return run(args)
