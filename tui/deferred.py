@@ -22,12 +22,16 @@ DEFERRED: dict[str, tuple[str, str]] = {
     "attention": ("tui.views.attention", "AttentionView"),
     "tokens": ("tui.views.tokens", "TokensView"),
     "lens": ("tui.views.lens", "LensView"),
+    "activations": ("tui.views.activations", "ActivationsView"),
+    "patching": ("tui.views.patching", "PatchingView"),
+    "attribution": ("tui.views.attribution", "AttributionView"),
     "lessons": ("tui.views.lessons", "LessonsPane"),
 }
 #: The views that read the model card (`set_model(summary, nodes)`), given it when read and before mounting.
 MODEL_VIEWS = ("lessons", "attention")
 #: The views that ask the worker: constructed with the app's data source.
-REMOTE_VIEWS = ("tensor", "cross-layer", "attention", "tokens", "lens", "lessons")
+REMOTE_VIEWS = ("tensor", "cross-layer", "attention", "tokens", "lens", "lessons", "activations", "patching",
+                "attribution")
 
 
 def build_view(view_id: str, data_source: Any) -> Widget:

@@ -17,10 +17,8 @@ from rich.table import Table
 from internals.cli.forward import _client
 from internals.cli.main import print_json
 from internals.cli.render import fraction_progress
+from internals.worker.contract import SINK_SHARE
 from internals.worker.protocol import jsonable
-
-#: Sink heads: a head whose mean attention on key 0 (over query positions >= 1) is above this.
-SINK_SHARE = 0.5
 
 
 def activations_json(result: dict[str, Any]) -> dict[str, Any]:

@@ -26,6 +26,9 @@ from internals.inference.result_types import (
     TokenTracks,
 )
 
+#: A sink head: its mean attention weight on the first token, over the query positions >= 1, is above this.
+SINK_SHARE = 0.5
+
 # --- weights: summary, tree, statistics, previews -------------------------------------------------------
 
 

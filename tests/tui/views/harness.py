@@ -17,6 +17,8 @@ from textual.widget import Widget
 from tui.messages import CloseLessons, FollowLink, OpenNode, Progress, WorkerFailed
 
 RECORDED = Path(__file__).resolve().parent / "recorded" / "demo.json.gz"
+#: The activations, patching and attribution answers (recorded apart, so each recording stays small).
+RECORDED_CAUSES = RECORDED.with_name("causes.json.gz")
 
 
 def _decode(value: Any) -> Any:
@@ -38,6 +40,8 @@ def recorded() -> dict[str, Any]:
     if _RECORD is None:
         with gzip.open(RECORDED, "rt", encoding="utf-8") as fh:
             _RECORD = _decode(json.load(fh))
+        with gzip.open(RECORDED_CAUSES, "rt", encoding="utf-8") as fh:
+            _RECORD.update(_decode(json.load(fh)))
     return _RECORD
 
 
@@ -95,6 +99,18 @@ class FakeSource:
 
     def neighbours(self, token_id: int, k: int = 10) -> dict[str, Any]:
         return self._answer("neighbours", str(token_id), token_id, k=k)
+
+    def activations(self, prompt: str, on_progress=None) -> dict[str, Any]:
+        return self._answer("activations", prompt, prompt, on_progress=on_progress)
+
+    def patch(self, clean: str, corrupt: str, target: str | None = None, on_progress=None) -> dict[str, Any]:
+        return self._answer("patch", f"{clean}|{corrupt}", clean, corrupt, target=target, on_progress=on_progress)
+
+    def attribute(self, prompt: str, target: str | None = None, on_progress=None) -> dict[str, Any]:
+        return self._answer("attribute", prompt, prompt, target=target, on_progress=on_progress)
+
+    def cancel(self, group: str) -> None:
+        self.calls.append(("cancel", (group,), {}))
 
     def run_demo(self, name: str, params=None, on_progress=None):
         self.calls.append(("run_demo", (name,), {"params": params}))
