@@ -97,12 +97,10 @@ class AttentionView(RemoteView):
         return [h for h, share in enumerate(shares) if share > SINK_SHARE]
 
     def sink_note(self) -> str:
-        """For the head's title: its sink share, marked when it is a sink head."""
-        shares = (self.data or {}).get("sink_share")
-        if not shares:
+        """For the head's title (short: it is as wide as the map): an anchor and the sink share of a sink head."""
+        if self.head_idx not in self.sink_heads():
             return ""
-        share = shares[self.head_idx]
-        return f" sink share {share:.2f}" + (" ⚓ sink head" if self.head_idx in self.sink_heads() else "")
+        return f" ⚓{self.data['sink_share'][self.head_idx]:.2f}"
 
     def labels(self) -> list[str]:
         """One label per matrix row: the token, or for a binned long prompt the block's span and first token."""

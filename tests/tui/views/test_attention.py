@@ -68,4 +68,4 @@ async def test_sink_heads_are_marked(source):
         assert "h4 sink" in screen_text(app) and "⚓" not in screen_text(app)
         view.query_one("#attention-head", Heatmap).focus()
         await pilot.press("equals_sign", "equals_sign", "equals_sign", "equals_sign")
-        assert view.head_idx == 4 and "L0 H4 (KV 1) sink share 0.80 ⚓ sink head" in screen_text(app)
+        assert view.head_idx == 4 and "L0 H4 (KV 1) ⚓0.80" in screen_text(app)
