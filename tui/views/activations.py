@@ -32,7 +32,7 @@ class ActivationsView(RemoteView):
         yield Static("", classes="view-message")
         yield Static("", id="activations-info")
         with Horizontal(id="activations-main"):
-            yield Heatmap(title="residual norm", ramp="sequential", row_axis="layer", col_axis="position",
+            yield Heatmap(title="residual norm", ramp="sequential", row_axis="layer", col_axis="position", max_scale=8,
                           id="activations-norms")
             yield Static("", id="activations-massive")
 
@@ -61,7 +61,8 @@ class ActivationsView(RemoteView):
         heatmap = self.query_one("#activations-norms", Heatmap)
         heatmap.set_matrix(norms, row_labels=rows, col_labels=list(data["tokens"]), title="residual stream L2 norm")
         self.query_one("#activations-massive", Static).update(self.describe())
-        heatmap.focus()
+        if self.display:  # a result that arrives while another view is shown must not take the focus
+            heatmap.focus()
 
     def sink_heads(self) -> list[tuple[int, int, float]]:
         """(layer, head, share) of every head whose mean attention on the first token is above SINK_SHARE."""

@@ -17,18 +17,19 @@ from tui.css import widget_css
 from tui.views.base import RemoteView
 
 DEFAULT_PROMPT = "def f(x): return x"
-BAR_WIDTH = 24  # characters on each side of zero
+BAR_WIDTH = 24  # characters on each side of zero, at most
 
 
-def signed_bars(rows: list[tuple[str, float]], scale: float, selected: str | None = None) -> Text:
+def signed_bars(rows: list[tuple[str, float]], scale: float, selected: str | None = None,
+                bar_width: int = BAR_WIDTH) -> Text:
     """One line per (label, value): the value and a bar to the left (negative, red) or right (positive, green)
-    of a zero axis, `BAR_WIDTH` characters for |value| = scale."""
-    text = Text()
+    of a zero axis, `bar_width` characters for |value| = scale."""
+    text = Text(no_wrap=True)
     width = max((len(label) for label, _ in rows), default=0)
     for label, value in rows:
-        length = 0 if scale <= 0 else round(BAR_WIDTH * min(1.0, abs(value) / scale))
-        left = ("█" * length if value < 0 else "").rjust(BAR_WIDTH)
-        right = ("█" * length if value > 0 else "").ljust(BAR_WIDTH)
+        length = 0 if scale <= 0 else round(bar_width * min(1.0, abs(value) / scale))
+        left = ("█" * length if value < 0 else "").rjust(bar_width)
+        right = ("█" * length if value > 0 else "").ljust(bar_width)
         style = "reverse" if label == selected else ""
         text.append(f"{label:<{width}} {value:+8.3f} ", style=style)
         text.append(left, style="red")
@@ -86,7 +87,8 @@ class AttributionView(RemoteView):
         self.loaded = True
         self.layer_idx = min(self.layer_idx, len(data["attention"]) - 1)
         self._draw()
-        self.focus_target().focus()
+        if self.display:  # a result that arrives while another view is shown must not take the focus
+            self.focus_target().focus()
 
     def parts(self) -> list[tuple[str, float]]:
         data = self.data
@@ -109,13 +111,21 @@ class AttributionView(RemoteView):
         heads = data["heads"][self.layer_idx]
         scale = max(abs(v) for _, v in rows + [(h, v) for h, v in enumerate(heads)]) or 1.0
         self.query_one("#attribution-identity", Static).update(self.identity())
+        bars = self.bar_width()
         self.query_one("#attribution-parts", Static).update(
-            signed_bars(rows, scale, selected=f"L{self.layer_idx} attention"))
+            signed_bars(rows, scale, selected=f"L{self.layer_idx} attention", bar_width=bars))
         head_rows = [(f"L{self.layer_idx} h{h}", v) for h, v in enumerate(heads)]
-        text = Text(f"heads of layer {self.layer_idx} (sum {sum(heads):+.3f}; "
-                    f"attention block {data['attention'][self.layer_idx]:+.3f})\n")
-        text.append_text(signed_bars(head_rows, scale))
+        text = Text(f"layer {self.layer_idx} heads: sum {sum(heads):+.3f}\n")
+        text.append_text(signed_bars(head_rows, scale, bar_width=bars))
         self.query_one("#attribution-heads", Static).update(text)
+
+    def bar_width(self) -> int:
+        """Bar characters on each side of zero that fit a column beside the labels and values."""
+        column = self.query_one("#attribution-parts-scroll").size.width
+        return max(3, min(BAR_WIDTH, (column - 2 - 24) // 2)) if column else BAR_WIDTH
+
+    def on_resize(self) -> None:
+        self._draw()
 
     def action_layer(self, step: int) -> None:
         if self.data:

@@ -49,12 +49,14 @@ class PatchingView(RemoteView):
             yield Input(value=self.corrupt, placeholder="corrupted prompt (same number of tokens)", id="patching-corrupt")
             yield Input(value=self.target, placeholder="target token (optional)", id="patching-target")
         yield Static("", classes="view-message")
-        yield ProgressBar(total=1.0, show_eta=False, id="patching-progress")
+        bar = ProgressBar(total=1.0, show_eta=False, id="patching-progress")
+        bar.display = False  # shown while a run goes
+        yield bar
         yield Static("", id="patching-info")
         yield Static("", id="patching-cell")
-        yield Heatmap(title="patching", ramp="diverging", vmin=-1.0, vmax=1.0, row_axis="layer", col_axis="position",
+        yield Heatmap(title="patching", ramp="diverging", vmin=-1.0, vmax=1.0, row_axis="layer", col_axis="position", max_scale=8,
                       id="patching-grid")
-        yield Heatmap(title="patching heads", ramp="diverging", vmin=-1.0, vmax=1.0, row_axis="layer", col_axis="head",
+        yield Heatmap(title="patching heads", ramp="diverging", vmin=-1.0, vmax=1.0, row_axis="layer", col_axis="head", max_scale=8,
                       id="patching-heads")
 
     def heatmap(self) -> Heatmap:
@@ -122,7 +124,8 @@ class PatchingView(RemoteView):
         self.loaded = True
         self.query_one("#patching-progress", ProgressBar).display = False
         self._draw()
-        self.heatmap().focus()
+        if self.display:  # a result that arrives while another view is shown must not take the focus
+            self.heatmap().focus()
 
     def action_grid(self, step: int) -> None:
         available = [g for g in GRIDS if self.data and self.data.get(g) is not None] or list(GRIDS)
