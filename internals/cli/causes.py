@@ -166,5 +166,5 @@ def print_lens_tracks(result: dict[str, Any]) -> None:
     Console().print(table)
 
 
-__all__ = ["cmd_activations", "cmd_patch", "cmd_attribute", "activations_json", "patch_json", "attribute_json",
-           "lens_tracks_json", "print_lens_tracks"]
+__all__ = ["activations_json", "attribute_json", "cmd_activations", "cmd_attribute", "cmd_patch", "lens_tracks_json",
+           "patch_json", "print_lens_tracks"]

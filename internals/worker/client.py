@@ -17,11 +17,9 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from internals.errors import Cancelled, ModelRefused, UserError, WorkerCrashed, from_wire
 from internals.worker.contract import (
     ActivationsResult,
-    AttributionResult,
-    PatchingResult,
-    TokenTracks,
     ActivationStats,
     Attention,
+    AttributionResult,
     CrossLayer,
     DemoPoint,
     GeneratedToken,
@@ -30,10 +28,12 @@ from internals.worker.contract import (
     ModelSummary,
     Neighbours,
     NextTokens,
+    PatchingResult,
     ResidualNorms,
     Status,
     TensorStats,
     Tokens,
+    TokenTracks,
     TreeNode,
 )
 from internals.worker.protocol import ConnectionClosed, ProtocolError, decode, encode, read_frame
