@@ -76,6 +76,10 @@ class DataSource(Protocol):
         """Direct logit attribution: `embedding`, `attention`/`mlp` per layer, `heads`, `bias`, `logit`."""
         ...
 
+    def lens_tracks(self, prompt: str, tokens: list[str], on_progress: ProgressCallback | None = None) -> dict[str, Any]:
+        """The logit lens for chosen tokens at the last position: `readouts`, `ranks`, `probs`, `best`."""
+        ...
+
     def cancel(self, group: str) -> None:
         """Cancel this client's running request of `group` (e.g. "patch")."""
         ...

@@ -109,6 +109,9 @@ class FakeSource:
     def attribute(self, prompt: str, target: str | None = None, on_progress=None) -> dict[str, Any]:
         return self._answer("attribute", prompt, prompt, target=target, on_progress=on_progress)
 
+    def lens_tracks(self, prompt: str, tokens: list[str], on_progress=None) -> dict[str, Any]:
+        return self._answer("lens_tracks", "|".join([prompt, *tokens]), prompt, tokens, on_progress=on_progress)
+
     def cancel(self, group: str) -> None:
         self.calls.append(("cancel", (group,), {}))
 

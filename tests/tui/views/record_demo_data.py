@@ -20,6 +20,7 @@ TENSOR = "model.layers.1.self_attn.q_proj.weight"
 ATTENTION_PROMPT = "def add(self, value):\n    self.total = self.total + value\n    return self.total"
 LENS_PROMPT = "import numpy as np\nx = np.zeros"
 CAUSES_PROMPT = "def f(x): return x"  # the default prompt of the activations and attribution views
+TRACKED = ["(", "."]  # followed through the layers on LENS_PROMPT
 PATCH_PROMPTS = ("def f(x): return x", "def g(x): return x")  # the patching view's default clean and corrupted
 TOKENS_TEXT = "def __init__(self, name):\n    self.name = name  # café 中文"
 
@@ -59,6 +60,7 @@ def main() -> None:
         "activations": {CAUSES_PROMPT: client.activations(CAUSES_PROMPT)},
         "patch": {"|".join(PATCH_PROMPTS): client.patch(*PATCH_PROMPTS)},
         "attribute": {CAUSES_PROMPT: client.attribute(CAUSES_PROMPT)},
+        "lens_tracks": {"|".join([LENS_PROMPT, *TRACKED]): client.lens_tracks(LENS_PROMPT, TRACKED)},
     }
     OUT.parent.mkdir(exist_ok=True)
     for path, data in ((OUT, record), (OUT_CAUSES, causes)):
