@@ -31,7 +31,8 @@ from tui.status_bar import StatusBar
 from tui.views.summary import SummaryView
 from tui.worker_status import WorkerStatusMixin
 
-VIEWS = ("summary", "tensor", "module", "cross-layer", "attention", "tokens", "lens", "chat-template", "experts")
+VIEWS = ("summary", "tensor", "module", "cross-layer", "attention", "tokens", "lens", "chat-template", "experts",
+         "activations", "patching", "attribution")
 
 __all__ = ["DEFERRED", "VIEWS", "ExplorerApp"]
 
@@ -51,7 +52,10 @@ class ExplorerApp(ModelInfoMixin, WorkerStatusMixin, DeferredViewsMixin, Navigat
         Binding("3", "view('attention')", "Attention", id="view.attention"),
         Binding("4", "view('tokens')", "Tokens", id="view.tokens"),
         Binding("5", "view('lens')", "Lens", id="view.lens"),
-        Binding("6", "view('experts')", "Experts", show=False, id="view.experts"),
+        Binding("6", "view('activations')", "Activations", show=False, id="view.activations"),
+        Binding("7", "view('patching')", "Patching", show=False, id="view.patching"),
+        Binding("8", "view('attribution')", "Attribution", show=False, id="view.attribution"),
+        Binding("9", "view('experts')", "Experts", show=False, id="view.experts"),
         Binding("e", "toggle_expert_layout", "Experts layout", show=False, id="tree.expert_layout"),
         Binding("f2", "toggle_lessons", "Lessons", id="app.lessons"),
         Binding("ctrl+b", "toggle_sidebar", "Tree", show=False, id="app.sidebar"),

@@ -82,6 +82,28 @@ class DataSource(Protocol):
         `load`, `weight_share`, `unused`."""
         ...
 
+    def activations(self, prompt: str, on_progress: ProgressCallback | None = None) -> dict[str, Any]:
+        """The residual stream: `residual_norm` (layers+1 × T), `massive`, `massive_channels`, `sink_share`."""
+        ...
+
+    def patch(self, clean: str, corrupt: str, target: str | None = None,
+              on_progress: ProgressCallback | None = None) -> dict[str, Any]:
+        """Activation patching: `residual`, `attention`, `mlp` (layers × T) and `heads` (layers × heads)."""
+        ...
+
+    def attribute(self, prompt: str, target: str | None = None,
+                  on_progress: ProgressCallback | None = None) -> dict[str, Any]:
+        """Direct logit attribution: `embedding`, `attention`/`mlp` per layer, `heads`, `bias`, `logit`."""
+        ...
+
+    def lens_tracks(self, prompt: str, tokens: list[str], on_progress: ProgressCallback | None = None) -> dict[str, Any]:
+        """The logit lens for chosen tokens at the last position: `readouts`, `ranks`, `probs`, `best`."""
+        ...
+
+    def cancel(self, group: str) -> None:
+        """Cancel this client's running request of `group` (e.g. "patch")."""
+        ...
+
     def run_demo(self, name: str, params: dict[str, Any] | None = None,
                  on_progress: ProgressCallback | None = None) -> Iterator[dict[str, Any]]:
         """A lesson demo: streamed points (`series`, `x`, `y`), then `{"result": ...}`."""

@@ -71,6 +71,17 @@ class NavigationMixin:
     def action_view(self, view: str) -> None:
         self.show_view(view)
 
+    def patch_this_prompt(self) -> None:
+        """Open the patching view with the shown view's prompt (attention, lens, activations, attribution) as
+        its clean prompt, the corrupted prompt box focused to edit."""
+        if self._once_mounted("patching", self.patch_this_prompt):
+            return
+        shown = self.query_one(f"#{self.current_view}")
+        prompt = getattr(shown, "prompt", None)
+        if isinstance(prompt, str) and prompt:
+            self.view("patching").use_prompt(prompt)
+        self.show_view("patching")
+
     def action_back(self) -> None:
         if len(self.history) > 1:
             self.future.append(self.history.pop())

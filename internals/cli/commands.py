@@ -98,3 +98,21 @@ def cmd_diff(args: argparse.Namespace) -> int:
     from internals.cli.diff import cmd_diff as run
 
     return run(args)
+
+
+def cmd_activations(args: argparse.Namespace) -> int:
+    from internals.cli.causes import cmd_activations as run
+
+    return run(args)
+
+
+def cmd_patch(args: argparse.Namespace) -> int:
+    from internals.cli.causes import cmd_patch as run
+
+    return run(args)
+
+
+def cmd_attribute(args: argparse.Namespace) -> int:
+    from internals.cli.causes import cmd_attribute as run
+
+    return run(args)

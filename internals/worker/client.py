@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from internals.errors import Cancelled, ModelRefused, UserError, WorkerCrashed, from_wire
 from internals.worker.contract import (
+    ActivationsResult,
     ActivationStats,
     Attention,
+    AttributionResult,
     CrossLayer,
     DemoPoint,
     FusedStats,
@@ -27,12 +29,14 @@ from internals.worker.contract import (
     ModelSummary,
     Neighbours,
     NextTokens,
+    PatchingResult,
     ResidualNorms,
     RouterSummary,
     Routing,
     Status,
     TensorStats,
     Tokens,
+    TokenTracks,
     TreeNode,
 )
 from internals.worker.protocol import ConnectionClosed, ProtocolError, decode, encode, read_frame
@@ -175,6 +179,30 @@ class ExplorerClient:
 
     def experts(self, prompt: str, group: str | None = "experts", on_progress: Progress | None = None) -> Routing:
         return self.call("experts", {"prompt": prompt}, group=group, on_progress=on_progress)
+
+    def activations(self, prompt: str, ratio: float = 1000.0, min_value: float = 100.0,
+                    group: str | None = "residual-activations", on_progress: Progress | None = None) -> ActivationsResult:
+        return self.call("activations", {"prompt": prompt, "ratio": ratio, "min_value": min_value}, group=group,
+                         on_progress=on_progress)
+
+    def patch(self, clean: str, corrupt: str, target: str | None = None, grids: list[str] | None = None,
+              batch_size: int | None = None, group: str | None = "patch",
+              on_progress: Progress | None = None) -> PatchingResult:
+        return self.call("patch", {"clean": clean, "corrupt": corrupt, "target": target, "grids": grids,
+                                   "batch_size": batch_size}, group=group, on_progress=on_progress)
+
+    def attribute(self, prompt: str, target: str | None = None, group: str | None = "attribute",
+                  on_progress: Progress | None = None) -> AttributionResult:
+        return self.call("attribute", {"prompt": prompt, "target": target}, group=group, on_progress=on_progress)
+
+    def lens_tracks(self, prompt: str, tokens: list[str], position: int = -1, group: str | None = "lens-tracks",
+                    on_progress: Progress | None = None) -> TokenTracks:
+        return self.call("lens_tracks", {"prompt": prompt, "tokens": list(tokens), "position": position},
+                         group=group, on_progress=on_progress)
+
+    def cancel(self, group: str) -> None:
+        """Cancel this client's running request of `group` (its caller gets `Cancelled`)."""
+        self.call("cancel", group=group)
 
     def run_demo(self, name: str, params: dict[str, Any] | None = None, on_progress: Progress | None = None,
                  group: str | None = "demo") -> Iterator[DemoPoint | dict[str, Any]]:

@@ -17,6 +17,19 @@ import numpy as np
 
 from internals.experts.types import ExpertStats, FusedStats, LayerRouting, RouterSummary, Routing, SharedExperts
 from internals.inference.chat_template import ChatRendering, ChatToken
+from internals.inference.result_types import (
+    ActivationsResult,
+    AttributionResult,
+    LensBest,
+    LensReadout,
+    MassiveActivation,
+    MassiveChannel,
+    PatchingResult,
+    TokenTracks,
+)
+
+#: A sink head: its mean attention weight on the first token, over the query positions >= 1, is above this.
+SINK_SHARE = 0.5
 
 # --- weights: summary, tree, statistics, previews -------------------------------------------------------
 
@@ -147,7 +160,9 @@ class Tokens(TypedDict):
 
 
 class Attention(TypedDict):
-    """`client.attention(prompt, layer, bins)`: weights [heads, T, T] float32 (or [heads, K, K] when binned)."""
+    """`client.attention(prompt, layer, bins)`: weights [heads, T, T] float32 (or [heads, K, K] when binned);
+    sink_share[head]: the mean attention of query positions >= 1 on key 0 (the attention sink), exact from the
+    unbinned maps (null when binned or for a one-token prompt)."""
 
     weights: np.ndarray
     layer: int
@@ -158,6 +173,7 @@ class Attention(TypedDict):
     bin_edges: list[int] | None
     tokens: list[str]
     token_ids: list[int]
+    sink_share: list[float] | None
 
 
 class LensLayer(TypedDict):
@@ -359,10 +375,47 @@ class DemoRequest:
     params: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ActivationsRequest:
+    prompt: str
+    ratio: float = 1000.0  # a value is massive when |value| >= ratio x its layer's median |value| ...
+    min_value: float = 100.0  # ... and |value| >= min_value (Sun et al. 2024)
+
+
+@dataclass(frozen=True)
+class PatchRequest:
+    clean: str
+    corrupt: str  # same number of tokens as clean
+    target: str | None = None  # a token string (exactly one token); default: the clean run's top token
+    grids: list[str] | None = None  # some of residual, attention, mlp, heads (default: all four)
+    batch_size: int | None = None  # patched runs per forward pass (default: about 4096 tokens per batch)
+
+
+@dataclass(frozen=True)
+class AttributeRequest:
+    prompt: str
+    target: str | None = None  # a token string (exactly one token); default: the model's top next token
+
+
+@dataclass(frozen=True)
+class LensTracksRequest:
+    prompt: str
+    tokens: list[str]  # token strings, each exactly one token
+    position: int = -1
+
+
+class Done(TypedDict):
+    """An operation that only acts (e.g. `cancel`)."""
+
+    done: bool
+
+
 #: Every TypedDict of the contract (documented in docs/contracts.md; checked by a test).
 RESULT_TYPES: tuple[type, ...] = (
     ModelSummary, TreeNode, TensorStats, Histogram, MatrixPreview, CrossLayer, Tokens, Attention, LensLayer,
     Lens, ResidualNorms, ActivationStat, ActivationStats, NextTokens, GeneratedToken, GenerationDone,
     Neighbours, DemoPoint, DemoResult, Pong, Status, Progress, ErrorBody, ChatToken, ChatRendering,
     ExpertStats, FusedStats, RouterSummary, SharedExperts, LayerRouting, Routing,
+    ActivationsResult, MassiveActivation, MassiveChannel, PatchingResult, AttributionResult, TokenTracks,
+    LensReadout, LensBest, Done,
 )

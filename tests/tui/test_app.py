@@ -8,6 +8,7 @@ from internals.model import open_model
 from internals.worker.client import InProcessClient, WorkerCrashed
 from internals.worker.service import ModelService
 from tui.app import ExplorerApp
+from tui.palette import ExplorerCommands
 
 pytestmark = pytest.mark.anyio
 
@@ -47,7 +48,8 @@ async def test_every_view_renders(tiny_models, kind):
         tensor_view = app.query_one("#tensor")
         assert tensor_view.data["name"] == "model.layers.1.self_attn.q_proj.weight"
         assert tensor_view.preview["values"].ndim == 2
-        for key, view in (("2", "cross-layer"), ("3", "attention"), ("4", "tokens"), ("5", "lens")):
+        for key, view in (("2", "cross-layer"), ("3", "attention"), ("4", "tokens"), ("5", "lens"), ("6", "activations"),
+                          ("7", "patching"), ("8", "attribution")):
             app.query_one("#tree").focus()
             await pilot.press(key)
             await settle(app, pilot)
@@ -137,6 +139,23 @@ async def test_view_keys_are_never_typed_into_a_prompt_box(tiny_models):
             view, focus_id = expected[key]
             assert app.current_view == view and app.focused is not None and app.focused.id == focus_id, (key, app.focused)
         assert app.query_one("#tokens-input").value == app.query_one("#tokens").text.replace("\n", "⏎")
+
+
+async def test_patch_this_prompt_takes_the_shown_views_prompt(tiny_models):
+    """The palette's "patch: this prompt": the lens view's prompt becomes the clean (and, to edit, the
+    corrupted) prompt; nothing runs until Enter."""
+    app = make_app(tiny_models("llama"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("5")
+        await settle(app, pilot)
+        app.patch_this_prompt()
+        await settle(app, pilot)
+        patching, prompt = app.query_one("#patching"), app.query_one("#lens").prompt
+        assert app.current_view == "patching" and patching.clean == prompt and patching.data is None
+        assert app.focused is app.query_one("#patching-corrupt") and app.focused.value == prompt
+        titles = [title for title, _, _ in ExplorerCommands(app.screen)._commands()]
+        assert "patch: this prompt" in titles and "view: patching" in titles
 
 
 async def test_navigation_back_forward_and_search(tiny_models):

@@ -81,7 +81,7 @@ def test_moe_demo_in_tmux():
         assert "kurtosis" in screen and "norm" in screen
         keys(session, "Escape")
         time.sleep(0.3)
-        keys(session, "6")
+        keys(session, "9")
         screen = wait_for(session, "layer 0 load")
         assert "▀▀" in screen and "e3 █" in screen  # the routing heatmap and the load bars
         keys(session, ".")

@@ -43,8 +43,17 @@ def attention(ctx: OpContext, req: AttentionRequest) -> Attention:
 
     toks = ctx.tokens(req.prompt)
     result = attention_for_layer(ctx.model, toks["ids"], req.layer, bins=req.bins)
-    result.update({"tokens": toks["labels"], "token_ids": toks["ids"]})
+    result.update({"tokens": toks["labels"], "token_ids": toks["ids"], "sink_share": sink_shares(result)})
     return result
+
+
+def sink_shares(result: dict) -> list[float] | None:
+    """Each head's mean attention weight on key 0 over the query positions >= 1 (the attention sink), from
+    exact maps; None when they are binned or the prompt is one token."""
+    weights = result["weights"]
+    if result["bin_edges"] is not None or weights.shape[1] < 2:
+        return None
+    return [float(v) for v in weights[:, 1:, 0].astype(np.float64).mean(axis=1)]
 
 
 @operation("lens", request=LensRequest, result=Lens, needs_model=True, compute_lock=True, group="lens")

@@ -19,6 +19,8 @@ from tui.messages import CloseLessons, FollowLink, OpenNode, Progress, WorkerFai
 RECORDED = Path(__file__).resolve().parent / "recorded" / "demo.json.gz"
 #: The shipped MoE demo's answers (record_moe_data.py): `FakeSource("moe")`.
 RECORDED_MOE = RECORDED.with_name("moe.json.gz")
+#: The activations, patching and attribution answers (recorded apart, so each recording stays small).
+RECORDED_CAUSES = RECORDED.with_name("causes.json.gz")
 
 
 def _decode(value: Any) -> Any:
@@ -35,10 +37,18 @@ _RECORDS: dict[str, dict[str, Any]] = {}
 
 
 def recorded(which: str = "demo") -> dict[str, Any]:
-    """A demo model's recorded answers, "demo" or "moe" (decoded once per session; callers must not change them)."""
+    """A demo model's recorded answers, "demo" (with the activations, patching and attribution answers) or "moe"
+    (decoded once per session; callers must not change them)."""
     if which not in _RECORDS:
-        with gzip.open(RECORDED if which == "demo" else RECORDED_MOE, "rt", encoding="utf-8") as fh:
-            _RECORDS[which] = _decode(json.load(fh))
+        if which == "demo":
+            with gzip.open(RECORDED, "rt", encoding="utf-8") as fh:
+                record = _decode(json.load(fh))
+            with gzip.open(RECORDED_CAUSES, "rt", encoding="utf-8") as fh:
+                record.update(_decode(json.load(fh)))
+        else:
+            with gzip.open(RECORDED_MOE, "rt", encoding="utf-8") as fh:
+                record = _decode(json.load(fh))
+        _RECORDS[which] = record
     return _RECORDS[which]
 
 
@@ -113,6 +123,21 @@ class FakeSource:
 
     def experts(self, prompt: str, on_progress=None) -> dict[str, Any]:
         return self._answer("experts", prompt, prompt, on_progress=on_progress)
+
+    def activations(self, prompt: str, on_progress=None) -> dict[str, Any]:
+        return self._answer("activations", prompt, prompt, on_progress=on_progress)
+
+    def patch(self, clean: str, corrupt: str, target: str | None = None, on_progress=None) -> dict[str, Any]:
+        return self._answer("patch", f"{clean}|{corrupt}", clean, corrupt, target=target, on_progress=on_progress)
+
+    def attribute(self, prompt: str, target: str | None = None, on_progress=None) -> dict[str, Any]:
+        return self._answer("attribute", prompt, prompt, target=target, on_progress=on_progress)
+
+    def lens_tracks(self, prompt: str, tokens: list[str], on_progress=None) -> dict[str, Any]:
+        return self._answer("lens_tracks", "|".join([prompt, *tokens]), prompt, tokens, on_progress=on_progress)
+
+    def cancel(self, group: str) -> None:
+        self.calls.append(("cancel", (group,), {}))
 
     def run_demo(self, name: str, params=None, on_progress=None):
         self.calls.append(("run_demo", (name,), {"params": params}))
