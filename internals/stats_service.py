@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import tempfile
 import threading
@@ -21,6 +22,8 @@ from internals.weights import WeightStore
 _ENABLED = True
 _LOCK = threading.Lock()
 _MEMORY: dict[str, dict[str, Any]] = {}  # cache key -> {tensor name -> stats}
+_WARNED_UNWRITABLE = False
+log = logging.getLogger("llm_internals.stats")
 
 
 def use_cache(enabled: bool) -> None:
@@ -53,15 +56,28 @@ def _load(key: str) -> dict[str, Any]:
 
 
 def _save(key: str) -> None:
+    """Write one cache file atomically (a temporary file, then `os.replace`): a process killed mid-write
+    leaves the old file or the new one, never half of one. A full disk or a read-only cache folder must not
+    break statistics (they are recomputed next time): it is warned about once per process."""
+    global _WARNED_UNWRITABLE
     folder = cache_dir()
+    tmp = None
     try:
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
         with os.fdopen(fd, "w") as fh:
-            json.dump(_MEMORY[key], fh)
+            fh.write(json.dumps(_MEMORY[key]))
         os.replace(tmp, folder / f"{key}.json")
-    except OSError:
-        pass  # a read-only home must not break statistics: they are recomputed next time
+    except OSError as exc:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        if not _WARNED_UNWRITABLE:
+            _WARNED_UNWRITABLE = True
+            log.warning("statistics are not cached: cannot write %s (%s); set LLM_INTERNALS_CACHE to a "
+                        "writable folder", folder, exc.strerror or exc)
 
 
 def compute_stats(store: WeightStore, name: str, bins: int = 64,

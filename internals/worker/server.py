@@ -24,7 +24,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from internals.errors import UserError
+from internals.errors import AnswerTooLarge, BadRequest, Busy, InternalError, UserError, to_wire
 from internals.worker.protocol import (
     MAX_HEADER,
     MAX_PAYLOAD,
@@ -145,11 +145,11 @@ class WorkerServer:
                     continue
                 rid = header.get("id")
                 if not isinstance(rid, int) or isinstance(rid, bool):
-                    send({"id": 0, "kind": "error"}, {"type": "BadRequest", "message": "a request needs an integer id"})
+                    send({"id": 0, "kind": "error"}, to_wire(BadRequest("a request needs an integer id")))
                     continue
                 if not in_flight.acquire(blocking=False):
-                    send({"id": rid, "kind": "error"}, {"type": "Busy", "message":
-                          f"more than {MAX_IN_FLIGHT} requests in flight on one connection: wait for answers first"})
+                    send({"id": rid, "kind": "error"}, to_wire(Busy(
+                        f"more than {MAX_IN_FLIGHT} requests in flight on one connection: wait for answers first")))
                     continue
                 header["client"] = client_id
                 threading.Thread(target=run, args=(header, params if params is not None else {}), daemon=True).start()
@@ -174,13 +174,13 @@ def _fitting_frame(header: dict[str, Any], body: Any) -> bytes:
     except (TypeError, ValueError) as exc:  # not JSON-able: a bug in an operation, reported to the client
         log.error("answer of request %s could not be encoded: %s", header.get("id"), exc)
         return encode({"id": header.get("id"), "kind": "error"},
-                      {"type": "InternalError", "message": f"the answer could not be encoded: {exc}"})
+                      to_wire(InternalError(f"the answer could not be encoded: {exc}")))
     hlen, plen = int.from_bytes(frame[:4], "little"), int.from_bytes(frame[4:12], "little")
     if hlen > MAX_HEADER or plen > MAX_PAYLOAD:
         size = (hlen + plen) / 2**20
         return encode({"id": header.get("id"), "kind": "error"},
-                      {"type": "AnswerTooLarge", "message": f"the answer is too large to send ({size:.0f} MiB): "
-                                                            "ask for fewer tokens or a shorter prompt"})
+                      to_wire(AnswerTooLarge(f"the answer is too large to send ({size:.0f} MiB): "
+                                             "ask for fewer tokens or a shorter prompt")))
     return frame
 
 
@@ -227,7 +227,8 @@ def serve_from_args(args: argparse.Namespace) -> int:
     except BaseException:
         server.stop()
         raise
-    service = ModelService(opened, RuntimeOptions(device=args.device, dtype=args.dtype, max_memory=args.max_memory))
+    service = ModelService(opened, RuntimeOptions(device=args.device, dtype=args.dtype, max_memory=args.max_memory),
+                           exit_on_broken_device=True)
     server.service = service
     parent = getattr(args, "parent_pid", None)
     if parent:
