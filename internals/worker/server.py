@@ -119,8 +119,17 @@ class WorkerServer:
         service = self.service
         send_lock = threading.Lock()
         client_id = id(conn)
-        in_flight = threading.BoundedSemaphore(MAX_IN_FLIGHT)
+        in_flight = [0]  # requests of this connection still running
+        settled = threading.Condition()
         gone = threading.Event()
+        cancel = getattr(service, "cancel_client", None)
+
+        def peer_gone() -> None:
+            """The peer cannot read answers any more: cancel its requests (they stop at their next step)."""
+            if not gone.is_set():
+                gone.set()
+                if cancel is not None:
+                    cancel(client_id)
 
         def send(header: dict[str, Any], body: Any) -> None:
             frame = _fitting_frame(header, body)
@@ -130,14 +139,21 @@ class WorkerServer:
                 try:
                     conn.sendall(frame)
                 except OSError:
-                    gone.set()  # the client went away: its requests are cancelled below
+                    failed = True
+                else:
+                    failed = False
+            if failed:
+                peer_gone()
 
         def run(header: dict[str, Any], params: Any) -> None:
             try:
                 service.handle(header, params, send)
             finally:
-                in_flight.release()
+                with settled:
+                    in_flight[0] -= 1
+                    settled.notify_all()
 
+        clean_end = False
         try:
             while not gone.is_set():
                 header, params = read_frame(conn, MAX_REQUEST_HEADER, MAX_REQUEST_PAYLOAD)
@@ -147,21 +163,30 @@ class WorkerServer:
                 if not isinstance(rid, int) or isinstance(rid, bool):
                     send({"id": 0, "kind": "error"}, to_wire(BadRequest("a request needs an integer id")))
                     continue
-                if not in_flight.acquire(blocking=False):
+                with settled:
+                    busy = in_flight[0] >= MAX_IN_FLIGHT
+                    if not busy:
+                        in_flight[0] += 1
+                if busy:
                     send({"id": rid, "kind": "error"}, to_wire(Busy(
                         f"more than {MAX_IN_FLIGHT} requests in flight on one connection: wait for answers first")))
                     continue
                 header["client"] = client_id
                 threading.Thread(target=run, args=(header, params if params is not None else {}), daemon=True).start()
-        except (ConnectionClosed, OSError):
+        except ConnectionClosed:
+            clean_end = True
+        except OSError:
             pass
         except ProtocolError as exc:
             log.warning("dropping a client that sent a bad frame: %s", exc)
         finally:
-            gone.set()
-            cancel = getattr(service, "cancel_client", None)
-            if cancel is not None:
-                cancel(client_id)
+            if clean_end:
+                # The peer stopped sending: it closed, or only shut its sending side and still reads the answers
+                # in flight. Answer them; a closed peer makes the next send fail, which cancels the rest.
+                with settled:
+                    while in_flight[0] > 0 and not gone.is_set() and not self._stopping.is_set():
+                        settled.wait(0.2)
+            peer_gone()
             conn.close()
             self._slots.release()
 
