@@ -10,6 +10,7 @@ the lock goes to the oldest ticket, so a waiter is served at the next step bound
 from __future__ import annotations
 
 import threading
+from typing import Self
 
 
 class FairLock:
@@ -58,7 +59,7 @@ class FairLock:
                 self._cond.wait()
         return True
 
-    def __enter__(self) -> FairLock:
+    def __enter__(self) -> Self:
         self.acquire()
         return self
 

@@ -24,7 +24,14 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from internals.errors import AnswerTooLarge, BadRequest, Busy, InternalError, UserError, to_wire
+from internals.errors import (
+    AnswerTooLarge,
+    BadRequest,
+    Busy,
+    InternalError,
+    UserError,
+    to_wire,
+)
 from internals.worker.protocol import (
     MAX_HEADER,
     MAX_PAYLOAD,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import time
-
 from typing import Any
 
 from internals.worker.contract import GpuMemory, NoParams, Pong, Status

@@ -38,7 +38,7 @@ def test_a_worker_killed_during_cache_writes_leaves_a_valid_cache(tiny_models, t
             answered = threading.Event()
             done = {}
 
-            def hammer():  # every answer writes a cache file (one per bins value), rewritten as it grows
+            def hammer(answered=answered, done=done):  # every answer writes a cache file (one per bins value), rewritten as it grows
                 try:
                     for bins in range(8, 400):
                         for name in names:

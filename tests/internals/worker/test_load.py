@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests_helpers import REPO
 
 from internals.errors import Cancelled
 from internals.worker.client import SocketClient
 from internals.worker.spawn import ManagedWorker, WorkerOptions
-from tests_helpers import REPO
 
 pytestmark = pytest.mark.slow
 

@@ -114,7 +114,7 @@ def test_a_demo_gives_the_lock_to_waiting_requests_at_each_step(served):
     """The `run_demo` operation holds the lock for the whole demo but yields it at every progress report."""
     from internals.worker.demos import register, unregister
 
-    service, path = served
+    _, path = served
     steps = 200
 
     def slow_demo(opened, params, emit=None, progress=None, should_stop=None, yield_lock=None, runtime=None):
@@ -175,10 +175,10 @@ def test_the_worker_s_refusals_are_typed_on_the_client(error):
 
 
 def test_too_many_requests_on_one_connection_are_a_busy_error(served):
+    import socket
+
     from internals.worker.protocol import encode, read_frame
     from internals.worker.server import MAX_IN_FLIGHT
-
-    import socket
 
     service, path = served
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
