@@ -264,8 +264,19 @@ class Pong(TypedDict):
     pid: int
 
 
+class GpuMemory(TypedDict):
+    """One CUDA device the loaded model has weights on: what this process allocated there, what is free on
+    the device (other processes included: a shared box) and its size."""
+
+    device: str
+    allocated_bytes: int
+    free_bytes: int
+    total_bytes: int
+
+
 class Status(TypedDict, total=False):
-    """`client.status()`; the gpu_* keys only when the model is loaded on CUDA."""
+    """`client.status()`; the gpu_* keys only when the model is loaded on CUDA (summed over `gpus`, one entry
+    per CUDA device of the model's device map)."""
 
     model: str
     pid: int
@@ -276,6 +287,8 @@ class Status(TypedDict, total=False):
     uptime_s: float
     gpu_allocated_bytes: int
     gpu_total_bytes: int
+    gpu_free_bytes: int
+    gpus: list[GpuMemory]
 
 
 class Progress(TypedDict):
