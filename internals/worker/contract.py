@@ -15,6 +15,8 @@ from typing import Any, Literal, TypedDict
 
 import numpy as np
 
+from internals.diff.types import BehaviourDiff, DiffAggregates, GroupDiff, RankInfo, TensorDiff, TokenChange, WeightDiff
+
 # --- weights: summary, tree, statistics, previews -------------------------------------------------------
 
 
@@ -345,9 +347,32 @@ class DemoRequest:
     params: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class DiffTensorRequest:
+    name: str  # a parameter of the explored model (its tree name)
+    bins: int = 64
+
+
+@dataclass(frozen=True)
+class DiffSummaryRequest:
+    bins: int = 64
+
+
+@dataclass(frozen=True)
+class DiffRankRequest:
+    name: str
+
+
+@dataclass(frozen=True)
+class DiffBehaviourRequest:
+    prompt: str
+    top: int = 10
+
+
 #: Every TypedDict of the contract (documented in docs/contracts.md; checked by a test).
 RESULT_TYPES: tuple[type, ...] = (
     ModelSummary, TreeNode, TensorStats, Histogram, MatrixPreview, CrossLayer, Tokens, Attention, LensLayer,
     Lens, ResidualNorms, ActivationStat, ActivationStats, NextTokens, GeneratedToken, GenerationDone,
     Neighbours, DemoPoint, DemoResult, Pong, Status, Progress, ErrorBody,
+    TensorDiff, RankInfo, GroupDiff, DiffAggregates, WeightDiff, TokenChange, BehaviourDiff,
 )

@@ -47,6 +47,8 @@ class ModelService:
         self._active_lock = threading.Lock()
         self.started = time.time()
         self.info_saved = False
+        #: `internals.diff.DiffSides` when the explorer compares its model with a base (`--base`); else None.
+        self.diff_sides = None
 
     # --- dispatch -----------------------------------------------------------------------------------
     def handle(self, header: dict[str, Any], params: Any, send: Send) -> None:
@@ -81,6 +83,8 @@ class ModelService:
             self.loaded_model.close()
             self.loaded_model = None
         self.opened.close()
+        if self.diff_sides is not None:
+            self.diff_sides.close()
 
     # --- the loaded model ---------------------------------------------------------------------------
     def loaded(self, ctx: OpContext | None = None):

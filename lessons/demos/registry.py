@@ -90,10 +90,11 @@ DEMOS: dict[str, DemoInfo] = {
                 "linear projection), counts trainable and frozen parameters with peft and with the formula "
                 "r*(in+out) per module, shows A and B (B is zero at init, so the wrapped model starts identical), "
                 "fine-tunes on a few repeated sentences while streaming the loss, and compares greedy completions "
-                "before and after; ends with the histogram of one module's merged update (alpha/r)*B@A."
+                "before and after; ends with the histogram of one module's merged update (alpha/r)*B@A, and saves the "
+                "adapter (save_to; default under the cache) with the command that opens it against the model."
             ),
             params=dict(r=8, alpha=16, targets="attention", steps=30, lr=5e-3, seed=0, module="",
-                        prompt="def greet(name):\n", max_new_tokens=20, bins=40),
+                        prompt="def greet(name):\n", max_new_tokens=20, bins=40, save_to=""),
             quick=dict(steps=5, lr=2e-2, max_new_tokens=6, bins=20),
             module="lora",
         ),
