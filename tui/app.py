@@ -20,6 +20,7 @@ from textual.reactive import var
 from textual.widgets import ContentSwitcher, Footer, Input
 
 from tui.deferred import DEFERRED, DeferredViewsMixin
+from tui.diff_badges import DiffBadgesMixin
 from tui.export import ExportMixin
 from tui.links import LinksMixin
 from tui.model_info import ModelInfoMixin
@@ -30,13 +31,13 @@ from tui.status_bar import StatusBar
 from tui.views.summary import SummaryView
 from tui.worker_status import WorkerStatusMixin
 
-VIEWS = ("summary", "tensor", "module", "cross-layer", "attention", "tokens", "lens")
+VIEWS = ("summary", "tensor", "module", "cross-layer", "attention", "tokens", "lens", "diff")
 
 __all__ = ["DEFERRED", "VIEWS", "ExplorerApp"]
 
 
 class ExplorerApp(ModelInfoMixin, WorkerStatusMixin, DeferredViewsMixin, NavigationMixin, LinksMixin, ExportMixin,
-                  App[None]):
+                  DiffBadgesMixin, App[None]):
     """`llm-internals [MODEL]`."""
 
     CSS_PATH = ["app.tcss", "screens.tcss"]
@@ -50,6 +51,7 @@ class ExplorerApp(ModelInfoMixin, WorkerStatusMixin, DeferredViewsMixin, Navigat
         Binding("3", "view('attention')", "Attention", id="view.attention"),
         Binding("4", "view('tokens')", "Tokens", id="view.tokens"),
         Binding("5", "view('lens')", "Lens", id="view.lens"),
+        Binding("6", "view('diff')", "Diff", id="view.diff"),
         Binding("f2", "toggle_lessons", "Lessons", id="app.lessons"),
         Binding("ctrl+b", "toggle_sidebar", "Tree", show=False, id="app.sidebar"),
         Binding("left_square_bracket", "back", "Back", id="nav.back"),
@@ -69,11 +71,14 @@ class ExplorerApp(ModelInfoMixin, WorkerStatusMixin, DeferredViewsMixin, Navigat
     lessons_visible = var(False)
 
     def __init__(self, client, model_label: str = "", initial_info: dict[str, Any] | None = None,
-                 tune_gc: bool = False, **kwargs: Any) -> None:
+                 tune_gc: bool = False, compare_base: str | None = None, **kwargs: Any) -> None:
         """`client`: the data source of every view (an `ExplorerClient`). `tune_gc`: once every view is built,
         freeze what exists and make full garbage collections rarer (process-wide, so only the
-        `llm-internals` process sets it, not tests that run many apps)."""
+        `llm-internals` process sets it, not tests that run many apps). `compare_base`: the base model the
+        worker compares with (`--base`): diff badges in the tree and the diff view."""
         super().__init__(**kwargs)
+        self.compare_base = compare_base
+        self.diff_summary = None
         self.tune_gc = tune_gc
         self.client = client
         self.initial_info = initial_info
@@ -129,6 +134,7 @@ class ExplorerApp(ModelInfoMixin, WorkerStatusMixin, DeferredViewsMixin, Navigat
             if self.info_provisional:
                 self.status_bar.set_state("starting", "tree read from the file headers; transformers is building the exact one")
         self.load_model_info()
+        self.load_diff_summary()
         self.poll_status()
         self.status_timer = self.set_interval(2.0, self.poll_status)
         # the other views follow once the first frame is out and the loop has been idle a moment

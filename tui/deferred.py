@@ -23,11 +23,12 @@ DEFERRED: dict[str, tuple[str, str]] = {
     "tokens": ("tui.views.tokens", "TokensView"),
     "lens": ("tui.views.lens", "LensView"),
     "lessons": ("tui.views.lessons", "LessonsPane"),
+    "diff": ("tui.views.diff", "DiffView"),
 }
 #: The views that read the model card (`set_model(summary, nodes)`), given it when read and before mounting.
 MODEL_VIEWS = ("lessons", "attention")
 #: The views that ask the worker: constructed with the app's data source.
-REMOTE_VIEWS = ("tensor", "cross-layer", "attention", "tokens", "lens", "lessons")
+REMOTE_VIEWS = ("tensor", "cross-layer", "attention", "tokens", "lens", "lessons", "diff")
 
 
 def build_view(view_id: str, data_source: Any) -> Widget:
