@@ -23,7 +23,7 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_ma
 
 class Saved(TypedDict):
     path: str
-    kind: str  # "adapter" | "model"
+    kind: str  # "adapter" | "model" | "student"
     command: str  # opens the saved folder against the open model in the explorer
 
 
@@ -42,8 +42,11 @@ def save_folder(params: dict[str, Any], demo: str) -> Path:
     return folder
 
 
-def open_command(folder: Path, opened: Any) -> str:
-    """`llm-internals <saved> --base <open model>` (the open model as the user gave it, else its folder)."""
+def open_command(folder: Path, opened: Any, against_base: bool = True) -> str:
+    """`llm-internals <saved> --base <open model>` (the open model as the user gave it, else its folder);
+    without `against_base` (a student: a new, smaller model, not a copy) just `llm-internals <saved>`."""
+    if not against_base:
+        return f"llm-internals {shlex.quote(str(folder))}"
     base = opened.source.spec or str(opened.source.path)
     return f"llm-internals {shlex.quote(str(folder))} --base {shlex.quote(base)}"
 
@@ -55,14 +58,19 @@ def save_adapter(peft_model: Any, params: dict[str, Any], demo: str, opened: Any
     return Saved(path=str(folder), kind="adapter", command=open_command(folder, opened))
 
 
-def save_model(model: Any, params: dict[str, Any], demo: str, opened: Any) -> Saved:
-    """A full fine-tuned copy (safetensors) with the open model's tokenizer files."""
+def save_model(model: Any, params: dict[str, Any], demo: str, opened: Any, student: bool = False) -> Saved:
+    """A full fine-tuned copy (safetensors) with the open model's tokenizer files. `student`: a new model
+    trained from the open one (distillation): saved the same way, opened on its own (its shapes differ, so
+    there is no ΔW against the open model); its tokenizer files are copied only when its vocabulary is the
+    open model's."""
     folder = save_folder(params, demo)
     model.save_pretrained(str(folder), safe_serialization=True)
     from lessons.demos._common import model_folder
 
     source = model_folder(opened)
-    for name in TOKENIZER_FILES if source is not None else ():
+    same_vocab = getattr(model.config, "vocab_size", None) == getattr(opened.config, "vocab_size", None)
+    for name in TOKENIZER_FILES if source is not None and same_vocab else ():
         if (source / name).is_file() and not (folder / name).exists():
             shutil.copy2(source / name, folder / name)
-    return Saved(path=str(folder), kind="model", command=open_command(folder, opened))
+    return Saved(path=str(folder), kind="student" if student else "model",
+                 command=open_command(folder, opened, against_base=not student))

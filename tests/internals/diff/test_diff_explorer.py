@@ -87,6 +87,11 @@ def test_operations_through_a_client_equal_the_engine(lora_adapter):
         assert one == {**by_name[name], "rank": None}
         assert client.diff_rank(name) == by_name[name]["rank"]
         assert client.diff_rank(name)["effective_rank_99"] <= 8  # LoRA r=8
+        cross = client.cross_layer()  # the cross-layer view's data gains each weight's relative change
+        for comp, names in cross["names"].items():
+            for layer, n in enumerate(names):
+                assert cross["metrics"]["rel_change"][comp][layer] == (None if n is None else by_name[n]["rel_change"])
+        assert any(v for v in cross["metrics"]["rel_change"]["q"]) and not any(cross["metrics"]["rel_change"]["down"])
         behaviour = client.diff_behaviour("def greet(name):\n", top=3)
         assert len(behaviour["kl"]) == len(behaviour["tokens"]) and len(behaviour["rose"]) == 3
         assert all(c == pytest.approx(1.0) for c in behaviour["residual_cosine"][0])  # embeddings are not adapted
@@ -115,3 +120,30 @@ def test_explorer_with_a_mismatched_base_is_one_error_line(tiny_models):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "TUNED" in lines[0], proc.stderr
     assert proc.stdout == ""
+
+
+def test_the_before_after_demo_saves_a_fine_tuned_copy_that_changed_exactly_its_layer(tmp_path):
+    import torch
+
+    from internals.model import open_model
+    from lessons.demos.registry import run_demo
+
+    torch.set_num_threads(1)
+    opened = open_model(str(demo_model_path()))
+    try:
+        result = run_demo("before-after", opened, {"quick": True, "completions": False, "save_to": str(tmp_path / "ft")})
+    finally:
+        opened.close()
+    ft = result["finetune"]
+    assert ft["saved"]["kind"] == "model" and ft["steps"] == 3 and ft["final_loss"] < ft["initial_loss"]
+    assert (tmp_path / "ft" / "tokenizer.json").is_file()
+    assert ft["saved"]["command"] == f"llm-internals {tmp_path / 'ft'} --base {demo_model_path()}"
+    sides = open_sides(str(demo_model_path()), str(tmp_path / "ft"))
+    try:
+        diff = diff_weights(sides, use_cache=False)
+    finally:
+        sides.close()
+    assert not diff["only_in_base"] and not diff["only_in_tuned"] and diff["kind"] == "full"
+    changed = sorted(t["name"] for t in diff["tensors"] if t["delta_norm"] > 0)
+    assert changed == sorted(ft["trained"]) and all(f"layers.{ft['layer']}." in n for n in changed)
+    assert len(changed) == len([t for t in diff["tensors"] if f"layers.{ft['layer']}." in t["name"]])
