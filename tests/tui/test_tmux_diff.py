@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 
 import pytest
@@ -35,17 +36,17 @@ def test_a_saved_adapter_against_the_demo_model_in_tmux(tmp_path):
     trained = result["module"]["name"] + ".weight"  # a q/k/v/o projection the demo trained
     session = f"llmi-{uuid.uuid4().hex[:8]}"
     before = worker_pids()
-    cmd = (f"cd {REPO} && TERM=xterm-256color LLM_INTERNALS_CACHE={tmp_path / 'cache'} OMP_NUM_THREADS=1 "
+    # COLUMNS/LINES of the test process would pin the explorer to 80×24: the badges need a wide sidebar
+    cmd = (f"cd {REPO} && unset COLUMNS LINES && TERM=xterm-256color LLM_INTERNALS_CACHE={tmp_path / 'cache'} OMP_NUM_THREADS=1 "
            f"{sys.executable} -m llm_internals {saved} --base internals/demo_model")
     subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "140", "-y", "45", cmd], check=True)
     try:
-        screen = wait_for(session, "(adapter) vs base internals/demo_model")
-        screen = wait_for(session, "Δ", timeout=120)  # the whole-model diff has come: badges in the tree
+        screen = wait_for(session, "(adapter) vs base", timeout=180)
+        screen = wait_for(session, "Δ", timeout=180)  # the whole-model diff has come: badges in the tree
         assert "embed_tokens" in screen and " =" in screen  # the embeddings: not adapted, drawn as unchanged
-        subprocess.run(["tmux", "send-keys", "-t", session, "/"], check=True)
-        subprocess.run(["tmux", "send-keys", "-t", session, trained.removeprefix("model."), "Enter"], check=True)
-        subprocess.run(["tmux", "send-keys", "-t", session, "Escape"], check=True)
-        subprocess.run(["tmux", "send-keys", "-t", session, "Enter"], check=True)
+        for keys in (["/"], [trained.removeprefix("model."), "Enter"], ["Escape"], ["Enter"]):
+            subprocess.run(["tmux", "send-keys", "-t", session, *keys], check=True)
+            time.sleep(0.6)  # an Escape followed at once by Enter would read as alt+enter
         wait_for(session, "kurtosis")  # the tensor view of the trained tensor
         subprocess.run(["tmux", "send-keys", "-t", session, "6"], check=True)
         screen = wait_for(session, "rel change %")
@@ -55,8 +56,6 @@ def test_a_saved_adapter_against_the_demo_model_in_tmux(tmp_path):
         assert "99% " in screen
         started = worker_pids() - before
         subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=True)
-        import time
-
         deadline = time.time() + 20
         while time.time() < deadline and (worker_pids() & started):
             time.sleep(0.2)
