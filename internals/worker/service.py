@@ -59,6 +59,8 @@ class ModelService:
         self.exit_on_broken_device = exit_on_broken_device
         self.started = time.time()
         self.info_saved = False
+        #: `internals.diff.DiffSides` when the explorer compares its model with a base (`--base`); else None.
+        self.diff_sides = None
 
     # --- dispatch -----------------------------------------------------------------------------------
     def handle(self, header: dict[str, Any], params: Any, send: Send) -> None:
@@ -137,6 +139,8 @@ class ModelService:
             self.loaded_model.close()
             self.loaded_model = None
         self.opened.close()
+        if self.diff_sides is not None:
+            self.diff_sides.close()
 
     # --- the loaded model ---------------------------------------------------------------------------
     def loaded(self, ctx: OpContext | None = None):
