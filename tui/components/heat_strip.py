@@ -12,8 +12,8 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from textual.message import Message
 
+from tui.components.cursor_grid import WidgetMessage
 from tui.components.heatmap import CellMessage, Heatmap, _Geometry
 from tui.components.reduce import BlockReduce
 from tui.components.theme import Ramp, format_value
@@ -32,20 +32,15 @@ class HeatStrip(Heatmap):
 
     DEFAULT_CSS = widget_css(__file__)
 
-    class TensorPicked(Message):
+    class TensorPicked(WidgetMessage):
         """Enter/click on a cell: open the tensor of `component` in `layer`."""
 
-        def __init__(self, strip: HeatStrip, component: str, layer: int, value: float) -> None:
-            super().__init__()
-            self.strip = strip
-            self.component = component
-            self.layer = layer
-            self.value = value
-
-        @property
-        def control(self) -> HeatStrip:
-            """The sender."""
-            return self.strip
+        SENDER = "strip"
+        FIELDS = ("component", "layer", "value")
+        strip: HeatStrip
+        component: str
+        layer: int
+        value: float
 
     def __init__(
         self,

@@ -98,29 +98,14 @@ class CellMessage(GridMessage):
     (NaN when masked).
     """
 
-    def __init__(
-        self,
-        heatmap: Heatmap,
-        row: int,
-        col: int,
-        value: float,
-        row_span: range,
-        col_span: range,
-        row_label: str | None,
-        col_label: str | None,
-    ) -> None:
-        super().__init__(heatmap, row, col)
-        self.heatmap = heatmap
-        self.value = value
-        self.row_span = row_span
-        self.col_span = col_span
-        self.row_label = row_label
-        self.col_label = col_label
-
-    @property
-    def control(self) -> Heatmap:
-        """The heatmap that sent the message (for `@on(..., "#id")`)."""
-        return self.heatmap
+    SENDER = "heatmap"
+    FIELDS = ("row", "col", "value", "row_span", "col_span", "row_label", "col_label")
+    heatmap: Heatmap
+    value: float
+    row_span: range
+    col_span: range
+    row_label: str | None
+    col_label: str | None
 
     @property
     def masked(self) -> bool:

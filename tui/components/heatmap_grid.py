@@ -99,15 +99,14 @@ class SmallMultiples(CursorGrid, ScrollView, can_focus=True):
     class Highlighted(cursor_grid.CursorMoved):
         """The highlighted tile changed (keys or click); `col` is its index too."""
 
-        def __init__(self, small_multiples: SmallMultiples, index: int) -> None:
-            super().__init__(small_multiples, 0, index)
-            self.small_multiples = small_multiples
-            self.index = index
+        SENDER = "small_multiples"
+        FIELDS = ("index",)
+        small_multiples: SmallMultiples
+        index: int
 
-        @property
-        def control(self) -> SmallMultiples:
-            """The sender."""
-            return self.small_multiples
+        def cell(self) -> tuple[int, int]:
+            """One row of tiles: column `index`."""
+            return 0, self.index
 
     class Selected(Highlighted, cursor_grid.CellSelected):
         """Enter was pressed or a tile was clicked: open tile `index`."""

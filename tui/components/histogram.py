@@ -20,14 +20,15 @@ import numpy as np
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Static
 
+from tui.components.cursor_grid import WidgetMessage
 from tui.components.plotting import SERIES_COLORS, PlotCanvas, PlotSpec, plot_columns
 from tui.components.reduce import merge_bins
 from tui.components.theme import format_tick, format_value
 from tui.css import widget_css
+
 
 class Histogram(Widget, can_focus=True):
     """Bars from precomputed histogram bins, with a log-count toggle and a clip toggle."""
@@ -39,31 +40,21 @@ class Histogram(Widget, can_focus=True):
         Binding("c", "toggle_clip", "Clip outliers", id="histogram.toggle_clip"),
     ]
 
-    class ClipToggled(Message):
+    class ClipToggled(WidgetMessage):
         """The user asked for (or no longer wants) outliers clipped: rebin over [p1, p99]."""
 
-        def __init__(self, histogram: Histogram, clip: bool) -> None:
-            super().__init__()
-            self.histogram = histogram
-            self.clip = clip
+        SENDER = "histogram"
+        FIELDS = ("clip",)
+        histogram: Histogram
+        clip: bool
 
-        @property
-        def control(self) -> Histogram:
-            """The sender."""
-            return self.histogram
-
-    class LogToggled(Message):
+    class LogToggled(WidgetMessage):
         """The count axis switched between linear and log10(count + 1)."""
 
-        def __init__(self, histogram: Histogram, log: bool) -> None:
-            super().__init__()
-            self.histogram = histogram
-            self.log = log
-
-        @property
-        def control(self) -> Histogram:
-            """The sender."""
-            return self.histogram
+        SENDER = "histogram"
+        FIELDS = ("log",)
+        histogram: Histogram
+        log: bool
 
     def __init__(
         self,

@@ -33,17 +33,16 @@ class LensMessage(GridMessage):
     `prob` its probability (NaN if unknown).
     """
 
-    def __init__(self, grid: LensGrid, row: int, position: int, layer: int | str, piece: str, prob: float) -> None:
-        super().__init__(grid, row, position)
-        self.position = position
-        self.layer = layer
-        self.piece = piece
-        self.prob = prob
+    FIELDS = ("row", "position", "layer", "piece", "prob")
+    grid: LensGrid
+    position: int
+    layer: int | str
+    piece: str
+    prob: float
 
-    @property
-    def control(self) -> LensGrid:
-        """The sender."""
-        return self.grid
+    def cell(self) -> tuple[int, int]:
+        """Row and position."""
+        return self.row, self.position
 
 
 class LensGrid(CursorGrid, Widget, can_focus=True):

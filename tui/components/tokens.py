@@ -27,7 +27,6 @@ from tui.components.cursor_grid import CursorGrid, cursor_bindings
 from tui.components.theme import fit_cells, visible_piece
 from tui.css import widget_css
 
-
 #: Blank columns between two tokens: without it, ids like 198 and 750 read as "198750".
 _GAP = 1
 
@@ -68,17 +67,16 @@ class TokenStrip(CursorGrid, ScrollView, can_focus=True):
     class TokenHighlighted(cursor_grid.CursorMoved):
         """The cursor moved to token `index` (also `col`)."""
 
-        def __init__(self, strip: TokenStrip, index: int, token_id: int | None, piece: str) -> None:
-            super().__init__(strip, 0, index)
-            self.strip = strip
-            self.index = index
-            self.token_id = token_id
-            self.piece = piece
+        SENDER = "strip"
+        FIELDS = ("index", "token_id", "piece")
+        strip: TokenStrip
+        index: int
+        token_id: int | None
+        piece: str
 
-        @property
-        def control(self) -> TokenStrip:
-            """The sender."""
-            return self.strip
+        def cell(self) -> tuple[int, int]:
+            """One row of tokens: column `index`."""
+            return 0, self.index
 
     class TokenPicked(TokenHighlighted, cursor_grid.CellSelected):
         """Enter or a click picked token `index`."""
