@@ -46,6 +46,7 @@ from tui.components.heatmap_geometry import (
     row_gutter_width,
     row_label,
 )
+from tui.components.line_cache import HalfBlockLines
 from tui.components.reduce import BlockReduce, as_masked_float
 from tui.components.theme import HalfBlockStyles, Ramp, fit_cells, format_value, get_ramp, visible_piece
 from tui.css import widget_css
@@ -113,7 +114,7 @@ class CellMessage(GridMessage):
         return not math.isfinite(self.value)
 
 
-class Heatmap(CursorGrid, Widget, can_focus=True):
+class Heatmap(CursorGrid, HalfBlockLines, Widget, can_focus=True):
     """A matrix drawn as coloured half blocks, with labels, a title line and a cursor.
 
     Data goes in with `set_matrix` (or the constructor) as anything numpy can turn into a 2-D float
@@ -196,7 +197,7 @@ class Heatmap(CursorGrid, Widget, can_focus=True):
         """
         super().__init__(name=name, id=id, classes=classes, disabled=disabled)
         self._ramp = get_ramp(ramp)
-        self._half_blocks: HalfBlockStyles | None = None
+        self._half_blocks = None
         self._title = title
         self._row_axis = row_axis
         self._col_axis = col_axis
@@ -315,19 +316,6 @@ class Heatmap(CursorGrid, Widget, can_focus=True):
         self._lines.clear()
         self.refresh()
 
-    def notify_style_update(self) -> None:
-        """CSS (theme, focus) changed: drop cached lines and styles, the old colours are baked in."""
-        super().notify_style_update()
-        self._lines.clear()
-        self._half_blocks = None
-
-    @property
-    def _styles(self) -> HalfBlockStyles:
-        """Half-block styles on top of the widget's own style (rebuilt after a style change)."""
-        if self._half_blocks is None:
-            self._half_blocks = HalfBlockStyles(self._ramp, self.rich_style)
-        return self._half_blocks
-
     def on_resize(self, event: events.Resize) -> None:
         """Geometry depends on the size: recompute lazily."""
         self._invalidate()
@@ -371,13 +359,9 @@ class Heatmap(CursorGrid, Widget, can_focus=True):
 
     def render_line(self, y: int) -> Strip:
         """One line of the widget (title, header, or two pixel rows of the grid)."""
-        strip = self._lines.get(y)
-        if strip is None:
-            # every segment carries a full style (the widget's base is folded into the cached
-            # styles): Textual adds nothing to a Line-API widget's segments
-            strip = self._render_line(y)
-            self._lines[y] = strip
-        return strip
+        # every segment carries a full style (the widget's base is folded into the cached
+        # styles): Textual adds nothing to a Line-API widget's segments
+        return self._cached_line(y, self._render_line)
 
     def _render_line(self, y: int) -> Strip:
         width = self.size.width

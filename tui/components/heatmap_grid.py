@@ -28,8 +28,9 @@ from tui.components import cursor_grid
 from tui.components.cursor_grid import CursorGrid, cursor_bindings
 from tui.components.heatmap import half_block_segments
 from tui.components.heatmap_geometry import fit_grid
+from tui.components.line_cache import HalfBlockLines
 from tui.components.reduce import BlockReduce, as_masked_float, block_reduce
-from tui.components.theme import HalfBlockStyles, Ramp, fit_cells, get_ramp
+from tui.components.theme import Ramp, fit_cells, get_ramp
 from tui.css import widget_css
 
 Group = tuple[str, Sequence[int]]
@@ -79,7 +80,7 @@ def gqa_groups(num_heads: int, num_kv_heads: int | None) -> list[Group]:
     ]
 
 
-class SmallMultiples(CursorGrid, ScrollView, can_focus=True):
+class SmallMultiples(CursorGrid, HalfBlockLines, ScrollView, can_focus=True):
     """A framed grid of small heatmaps, in captioned groups, with one highlighted tile."""
 
     DEFAULT_CSS = widget_css(__file__)
@@ -145,7 +146,7 @@ class SmallMultiples(CursorGrid, ScrollView, can_focus=True):
         """
         super().__init__(name=name, id=id, classes=classes, disabled=disabled)
         self._ramp = get_ramp(ramp)
-        self._half_blocks: HalfBlockStyles | None = None
+        self._half_blocks = None
         self._vmin, self._vmax = vmin, vmax
         self._reduce = reduce
         self._tile_width = tile_width
@@ -241,19 +242,6 @@ class SmallMultiples(CursorGrid, ScrollView, can_focus=True):
         if self.is_mounted:
             self.call_after_refresh(self._ensure_layout)
 
-    def notify_style_update(self) -> None:
-        """Theme/focus changed: cached lines and styles have the old colours baked in."""
-        super().notify_style_update()
-        self._lines.clear()
-        self._half_blocks = None
-
-    @property
-    def _styles(self) -> HalfBlockStyles:
-        """Half-block styles on top of the widget's own style."""
-        if self._half_blocks is None:
-            self._half_blocks = HalfBlockStyles(self._ramp, self.rich_style)
-        return self._half_blocks
-
     def on_mount(self) -> None:
         """Lay out once the size is known."""
         self._ensure_layout()
@@ -320,12 +308,8 @@ class SmallMultiples(CursorGrid, ScrollView, can_focus=True):
 
     def render_line(self, y: int) -> Strip:
         """One line of the canvas (scrolled)."""
-        virtual_y = y + int(self.scroll_offset.y)
-        strip = self._lines.get(virtual_y)
-        if strip is None:
-            strip = self._render_virtual_line(virtual_y)  # segments carry full styles
-            self._lines[virtual_y] = strip
-        return strip
+        # segments carry full styles
+        return self._cached_line(y + int(self.scroll_offset.y), self._render_virtual_line)
 
     def _render_virtual_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width or self.size.width

@@ -22,6 +22,7 @@ from textual.widget import Widget
 
 from tui.components import cursor_grid
 from tui.components.cursor_grid import CursorGrid, GridMessage, cursor_bindings
+from tui.components.line_cache import LineCache
 from tui.components.theme import Ramp, contrast_text, fit_cells, format_value, get_ramp, visible_piece
 from tui.css import widget_css
 
@@ -45,7 +46,7 @@ class LensMessage(GridMessage):
         return self.row, self.position
 
 
-class LensGrid(CursorGrid, Widget, can_focus=True):
+class LensGrid(CursorGrid, LineCache, Widget, can_focus=True):
     """Rows = layers, columns = positions, cell = top token piece on a probability colour."""
 
     DEFAULT_CSS = widget_css(__file__)
@@ -170,11 +171,6 @@ class LensGrid(CursorGrid, Widget, can_focus=True):
         self._clamp_origin()
         self.refresh()
 
-    def notify_style_update(self) -> None:
-        """Theme/focus changed: drop cached lines."""
-        super().notify_style_update()
-        self._lines.clear()
-
     def on_resize(self, event: events.Resize) -> None:
         """The visible window depends on the size."""
         self._invalidate()
@@ -202,11 +198,7 @@ class LensGrid(CursorGrid, Widget, can_focus=True):
 
     def render_line(self, y: int) -> Strip:
         """Title, header (input tokens) or one layer row."""
-        strip = self._lines.get(y)
-        if strip is None:
-            strip = self._render_line(y).apply_style(self.rich_style)
-            self._lines[y] = strip
-        return strip
+        return self._cached_line(y, lambda line: self._render_line(line).apply_style(self.rich_style))
 
     def _render_line(self, y: int) -> Strip:
         width = self.size.width

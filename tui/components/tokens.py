@@ -24,6 +24,7 @@ from textual.strip import Strip
 
 from tui.components import cursor_grid
 from tui.components.cursor_grid import CursorGrid, cursor_bindings
+from tui.components.line_cache import LineCache
 from tui.components.theme import fit_cells, visible_piece
 from tui.css import widget_css
 
@@ -43,7 +44,7 @@ class _Chip:
     id_text: str
 
 
-class TokenStrip(CursorGrid, ScrollView, can_focus=True):
+class TokenStrip(CursorGrid, LineCache, ScrollView, can_focus=True):
     """Token pieces wrapped over lines, with ids underneath and a token cursor."""
 
     DEFAULT_CSS = widget_css(__file__)
@@ -155,11 +156,6 @@ class TokenStrip(CursorGrid, ScrollView, can_focus=True):
         self._ensure_layout()
         self.refresh()
 
-    def notify_style_update(self) -> None:
-        """Theme/focus changed: cached lines have old colours baked in."""
-        super().notify_style_update()
-        self._lines.clear()
-
     def on_resize(self, event: events.Resize) -> None:
         """Rewrap for the new width."""
         self._relayout()
@@ -202,12 +198,9 @@ class TokenStrip(CursorGrid, ScrollView, can_focus=True):
     def render_line(self, y: int) -> Strip:
         """One line: the pieces of a row of chips, or their ids."""
         self._ensure_layout()
-        virtual_y = y + int(self.scroll_offset.y)
-        strip = self._lines.get(virtual_y)
-        if strip is None:
-            strip = self._render_virtual_line(virtual_y).apply_style(self.rich_style)
-            self._lines[virtual_y] = strip
-        return strip
+        return self._cached_line(
+            y + int(self.scroll_offset.y), lambda line: self._render_virtual_line(line).apply_style(self.rich_style)
+        )
 
     def _chip_style(self, chip: _Chip, id_line: bool) -> Style:
         style = self.get_component_rich_style("tokens--even" if chip.index % 2 == 0 else "tokens--odd")
