@@ -12,9 +12,11 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+from typing_extensions import Unpack
 
 from tui.components.cursor_grid import WidgetMessage
 from tui.components.heatmap import CellMessage, Heatmap, _Geometry
+from tui.components.options import WidgetOptions
 from tui.components.reduce import BlockReduce
 from tui.components.theme import Ramp, format_value
 from tui.css import widget_css
@@ -54,10 +56,7 @@ class HeatStrip(Heatmap):
         vmax: float | None = None,
         reduce: BlockReduce | None = "mean",
         max_cell_width: int = 4,
-        name: str | None = None,
-        id: str | None = None,  # noqa: A002
-        classes: str | None = None,
-        disabled: bool = False,
+        **options: Unpack[WidgetOptions],
     ) -> None:
         """Create the strip.
 
@@ -78,7 +77,7 @@ class HeatStrip(Heatmap):
         self._max_cell_width = max_cell_width
         super().__init__(
             None, title=metric, row_axis="", col_axis="layer", ramp=ramp, vmin=vmin, vmax=vmax,
-            reduce=reduce, keep_aspect=False, name=name, id=id, classes=classes, disabled=disabled,
+            reduce=reduce, keep_aspect=False, **options,
         )  # fmt: skip
         if values is not None:
             self.set_values(values, components=components, layers=layers, metric=metric)

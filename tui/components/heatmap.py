@@ -31,6 +31,7 @@ from textual.binding import BindingType
 from textual.geometry import Size
 from textual.strip import Strip
 from textual.widget import Widget
+from typing_extensions import Unpack
 
 from tui.components import cursor_grid
 from tui.components.cursor_grid import CursorGrid, GridMessage, clamp, cursor_bindings
@@ -47,6 +48,7 @@ from tui.components.heatmap_geometry import (
     row_label,
 )
 from tui.components.line_cache import HalfBlockLines
+from tui.components.options import WidgetOptions
 from tui.components.reduce import BlockReduce, as_masked_float
 from tui.components.theme import HalfBlockStyles, Ramp, fit_cells, format_value, get_ramp, visible_piece
 from tui.css import widget_css
@@ -167,10 +169,7 @@ class Heatmap(CursorGrid, HalfBlockLines, Widget, can_focus=True):
         show_row_labels: bool = True,
         label_width: int = 10,
         show_cursor: bool = True,
-        name: str | None = None,
-        id: str | None = None,  # noqa: A002 (Textual's own parameter name)
-        classes: str | None = None,
-        disabled: bool = False,
+        **options: Unpack[WidgetOptions],
     ) -> None:
         """Create a heatmap.
 
@@ -195,7 +194,7 @@ class Heatmap(CursorGrid, HalfBlockLines, Widget, can_focus=True):
             label_width: Widest row label, in cells.
             show_cursor: Draw a cursor and react to keys and mouse.
         """
-        super().__init__(name=name, id=id, classes=classes, disabled=disabled)
+        super().__init__(**options)
         self._ramp = get_ramp(ramp)
         self._half_blocks = None
         self._title = title

@@ -23,12 +23,14 @@ from textual.binding import BindingType
 from textual.geometry import Region, Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from typing_extensions import Unpack
 
 from tui.components import cursor_grid
 from tui.components.cursor_grid import CursorGrid, cursor_bindings
 from tui.components.heatmap import half_block_segments
 from tui.components.heatmap_geometry import fit_grid
 from tui.components.line_cache import HalfBlockLines
+from tui.components.options import WidgetOptions
 from tui.components.reduce import BlockReduce, as_masked_float, block_reduce
 from tui.components.theme import Ramp, fit_cells, get_ramp
 from tui.css import widget_css
@@ -125,10 +127,7 @@ class SmallMultiples(CursorGrid, HalfBlockLines, ScrollView, can_focus=True):
         tile_width: int | None = None,
         min_tile: int = 8,
         max_tile: int = 40,
-        name: str | None = None,
-        id: str | None = None,  # noqa: A002
-        classes: str | None = None,
-        disabled: bool = False,
+        **options: Unpack[WidgetOptions],
     ) -> None:
         """Create the grid.
 
@@ -144,7 +143,7 @@ class SmallMultiples(CursorGrid, HalfBlockLines, ScrollView, can_focus=True):
             min_tile: Smallest automatic tile width.
             max_tile: Largest automatic tile width.
         """
-        super().__init__(name=name, id=id, classes=classes, disabled=disabled)
+        super().__init__(**options)
         self._ramp = get_ramp(ramp)
         self._half_blocks = None
         self._vmin, self._vmax = vmin, vmax

@@ -22,8 +22,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widget import Widget
 from textual.widgets import Static
+from typing_extensions import Unpack
 
 from tui.components.cursor_grid import WidgetMessage
+from tui.components.options import WidgetOptions
 from tui.components.plotting import SERIES_COLORS, PlotCanvas, PlotSpec, plot_columns
 from tui.components.reduce import merge_bins
 from tui.components.theme import format_tick, format_value
@@ -66,10 +68,7 @@ class Histogram(Widget, can_focus=True):
         log_counts: bool = False,
         clip_outliers: bool = False,
         max_bars: int | None = None,
-        name: str | None = None,
-        id: str | None = None,  # noqa: A002
-        classes: str | None = None,
-        disabled: bool = False,
+        **options: Unpack[WidgetOptions],
     ) -> None:
         """Create the histogram.
 
@@ -82,7 +81,7 @@ class Histogram(Widget, can_focus=True):
             clip_outliers: Initial state of the clip flag (only displayed; the parent rebins).
             max_bars: Most bars to draw (default: one per plot column).
         """
-        super().__init__(name=name, id=id, classes=classes, disabled=disabled)
+        super().__init__(**options)
         self._edges = np.zeros(1)
         self._counts = np.zeros(0, dtype=np.int64)
         self._title = title

@@ -19,10 +19,12 @@ from textual import events
 from textual.binding import BindingType
 from textual.strip import Strip
 from textual.widget import Widget
+from typing_extensions import Unpack
 
 from tui.components import cursor_grid
 from tui.components.cursor_grid import CursorGrid, GridMessage, cursor_bindings
 from tui.components.line_cache import LineCache
+from tui.components.options import WidgetOptions
 from tui.components.theme import Ramp, contrast_text, fit_cells, format_value, get_ramp, visible_piece
 from tui.css import widget_css
 
@@ -79,10 +81,7 @@ class LensGrid(CursorGrid, LineCache, Widget, can_focus=True):
         title: str = "logit lens",
         cell_width: int = 8,
         ramp: Ramp | str = "sequential",
-        name: str | None = None,
-        id: str | None = None,  # noqa: A002
-        classes: str | None = None,
-        disabled: bool = False,
+        **options: Unpack[WidgetOptions],
     ) -> None:
         """Create the grid.
 
@@ -95,7 +94,7 @@ class LensGrid(CursorGrid, LineCache, Widget, can_focus=True):
             cell_width: Columns per position, including a 1-column gap.
             ramp: Colour ramp for probabilities (0..1).
         """
-        super().__init__(name=name, id=id, classes=classes, disabled=disabled)
+        super().__init__(**options)
         self._title = title
         self.cell_width = max(2, cell_width)
         self._ramp = get_ramp(ramp)

@@ -19,9 +19,11 @@ from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.widget import Widget
 from textual.widgets import Static
+from typing_extensions import Unpack
 
 from tui.components import cursor_grid
 from tui.components.cursor_grid import CursorGrid, cursor_bindings
+from tui.components.options import WidgetOptions
 from tui.components.plotting import SERIES_COLORS, LineSeries, PlotCanvas, PlotPoint, PlotSpec
 from tui.components.reduce import downsample_series
 from tui.components.theme import format_tick, format_value, nice_step
@@ -69,10 +71,7 @@ class LinePlot(CursorGrid, Widget, can_focus=True):
         x: Sequence[float] | None = None,
         title: str = "",
         xlabel: str = "layer",
-        name: str | None = None,
-        id: str | None = None,  # noqa: A002
-        classes: str | None = None,
-        disabled: bool = False,
+        **options: Unpack[WidgetOptions],
     ) -> None:
         """Create the plot.
 
@@ -82,7 +81,7 @@ class LinePlot(CursorGrid, Widget, can_focus=True):
             title: Shown on the header line (e.g. "std across layers").
             xlabel: Name of the x axis in the header ("layer").
         """
-        super().__init__(name=name, id=id, classes=classes, disabled=disabled)
+        super().__init__(**options)
         self._names: list[str] = []
         self._values: list[np.ndarray] = []
         self._x = np.zeros(0)

@@ -21,10 +21,12 @@ from textual.binding import Binding, BindingType
 from textual.geometry import Region, Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from typing_extensions import Unpack
 
 from tui.components import cursor_grid
 from tui.components.cursor_grid import CursorGrid, cursor_bindings
 from tui.components.line_cache import LineCache
+from tui.components.options import WidgetOptions
 from tui.components.theme import fit_cells, visible_piece
 from tui.css import widget_css
 
@@ -90,10 +92,7 @@ class TokenStrip(CursorGrid, LineCache, ScrollView, can_focus=True):
         special: Sequence[bool] | None = None,
         show_ids: bool = True,
         max_piece_width: int = 16,
-        name: str | None = None,
-        id: str | None = None,  # noqa: A002
-        classes: str | None = None,
-        disabled: bool = False,
+        **options: Unpack[WidgetOptions],
     ) -> None:
         """Create the strip.
 
@@ -104,7 +103,7 @@ class TokenStrip(CursorGrid, LineCache, ScrollView, can_focus=True):
             show_ids: Print ids under the pieces (key `i` toggles).
             max_piece_width: Longer pieces are cut with '…'.
         """
-        super().__init__(name=name, id=id, classes=classes, disabled=disabled)
+        super().__init__(**options)
         self._pieces: list[str] = []
         self._ids: list[int] | None = None
         self._special: list[bool] = []
