@@ -20,6 +20,7 @@ import numpy as np
 from internals.errors import UserError
 from internals.stats import PatternCounts, compute_tensor_stats, count_patterns, dtype_info
 from internals.weights import require_weights
+from internals.worker.contract import TensorStats
 
 Progress = Callable[[float, str], None]
 Check = Callable[[], None]
@@ -40,26 +41,9 @@ class ExpertStats(TypedDict):
     max: float | None
 
 
-class FusedStats(TypedDict):
+class FusedStats(TensorStats):
     """The keys of tensor statistics (docs/contracts.md) for the fused parameter, plus where it comes from."""
 
-    name: str
-    shape: list[int]
-    dtype: str
-    numel: int
-    mean: float | None
-    std: float | None
-    min: float | None
-    max: float | None
-    abs_mean: float | None
-    rms: float | None
-    l2_norm: float | None
-    zeros: int
-    nan: int
-    inf: int
-    quantiles: dict[str, float | None]
-    kurtosis: float | None
-    histogram: dict[str, list]
     stored: list[str]
     experts: list[ExpertStats]
 
