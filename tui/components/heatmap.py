@@ -48,10 +48,10 @@ from tui.components.heatmap_geometry import (
     row_label,
 )
 from tui.components.line_cache import HalfBlockLines
-from tui.components.options import WidgetOptions
+from tui.components.options import WidgetOptions, assign_given
 from tui.components.reduce import BlockReduce, as_masked_float
 from tui.components.theme import HalfBlockStyles, Ramp, fit_cells, format_value, get_ramp, visible_piece
-from tui.css import widget_css
+from tui.css import component_classes, widget_css
 
 FitMode = Literal["fit", "crop"]
 
@@ -126,13 +126,7 @@ class Heatmap(CursorGrid, HalfBlockLines, Widget, can_focus=True):
 
     DEFAULT_CSS = widget_css(__file__)
 
-    COMPONENT_CLASSES: ClassVar[set[str]] = {
-        "heatmap--title",
-        "heatmap--status",
-        "heatmap--label",
-        "heatmap--label-cursor",
-        "heatmap--tick",
-    }
+    COMPONENT_CLASSES: ClassVar[set[str]] = component_classes("heatmap", "title", "status", "label", "label-cursor", "tick")
 
     BINDINGS: ClassVar[list[BindingType]] = [
         *cursor_bindings("heatmap", ids={"up": "cursor_up", "down": "cursor_down", "left": "cursor_left",
@@ -284,12 +278,7 @@ class Heatmap(CursorGrid, HalfBlockLines, Widget, can_focus=True):
         `vmin`/`vmax` given here replace the constructor's; pass them again on each call to
         keep a fixed scale across updates (e.g. 0..1 for attention).
         """
-        if title is not None:
-            self._title = title
-        if vmin is not None:
-            self._vmin = vmin
-        if vmax is not None:
-            self._vmax = vmax
+        assign_given(self, title=title, vmin=vmin, vmax=vmax)
         self._load(matrix, row_labels, col_labels)
         self._invalidate()
         if self.is_mounted:

@@ -30,10 +30,10 @@ from tui.components.cursor_grid import CursorGrid, cursor_bindings
 from tui.components.heatmap import half_block_segments
 from tui.components.heatmap_geometry import fit_grid
 from tui.components.line_cache import HalfBlockLines
-from tui.components.options import WidgetOptions
+from tui.components.options import WidgetOptions, assign_given
 from tui.components.reduce import BlockReduce, as_masked_float, block_reduce
 from tui.components.theme import Ramp, fit_cells, get_ramp
-from tui.css import widget_css
+from tui.css import component_classes, widget_css
 
 Group = tuple[str, Sequence[int]]
 
@@ -87,12 +87,7 @@ class SmallMultiples(CursorGrid, HalfBlockLines, ScrollView, can_focus=True):
 
     DEFAULT_CSS = widget_css(__file__)
 
-    COMPONENT_CLASSES: ClassVar[set[str]] = {
-        "small-multiples--caption",
-        "small-multiples--frame",
-        "small-multiples--title",
-        "small-multiples--highlight",
-    }
+    COMPONENT_CLASSES: ClassVar[set[str]] = component_classes("small-multiples", "caption", "frame", "title", "highlight")
 
     BINDINGS: ClassVar[list[BindingType]] = [
         *cursor_bindings("small_multiples", ("left", "right", "up", "down", "select"),
@@ -212,10 +207,7 @@ class SmallMultiples(CursorGrid, HalfBlockLines, ScrollView, can_focus=True):
         vmax: float | None = None,
     ) -> None:
         """Replace all tiles (e.g. another layer); the highlighted index is kept when valid."""
-        if vmin is not None:
-            self._vmin = vmin
-        if vmax is not None:
-            self._vmax = vmax
+        assign_given(self, vmin=vmin, vmax=vmax)
         self._load(matrices, groups, titles)
         self._invalidate()
 

@@ -25,7 +25,7 @@ from textual.widgets import Static
 from typing_extensions import Unpack
 
 from tui.components.cursor_grid import WidgetMessage
-from tui.components.options import WidgetOptions
+from tui.components.options import WidgetOptions, assign_given
 from tui.components.plotting import SERIES_COLORS, PlotCanvas, PlotSpec, plot_columns
 from tui.components.reduce import merge_bins
 from tui.components.theme import format_tick, format_value
@@ -123,12 +123,7 @@ class Histogram(Widget, can_focus=True):
     ) -> None:
         """Draw new bins (e.g. the engine's answer after `ClipToggled`)."""
         self._store(edges, counts)
-        if title is not None:
-            self._title = title
-        if subtitle is not None:
-            self._subtitle = subtitle
-        if clip_outliers is not None:
-            self._clip = clip_outliers
+        assign_given(self, title=title, subtitle=subtitle, clip=clip_outliers)
         self._redraw()
 
     @property

@@ -26,7 +26,7 @@ from tui.components.cursor_grid import CursorGrid, GridMessage, cursor_bindings
 from tui.components.line_cache import LineCache
 from tui.components.options import WidgetOptions
 from tui.components.theme import Ramp, contrast_text, fit_cells, format_value, get_ramp, visible_piece
-from tui.css import widget_css
+from tui.css import component_classes, widget_css
 
 
 class LensMessage(GridMessage):
@@ -53,13 +53,7 @@ class LensGrid(CursorGrid, LineCache, Widget, can_focus=True):
 
     DEFAULT_CSS = widget_css(__file__)
 
-    COMPONENT_CLASSES: ClassVar[set[str]] = {
-        "lens-grid--title",
-        "lens-grid--status",
-        "lens-grid--header",
-        "lens-grid--label",
-        "lens-grid--label-cursor",
-    }
+    COMPONENT_CLASSES: ClassVar[set[str]] = component_classes("lens-grid", "title", "status", "header", "label", "label-cursor")
 
     BINDINGS: ClassVar[list[BindingType]] = [
         *cursor_bindings("lens_grid", descriptions={"home": "First position", "end": "Last position"}),

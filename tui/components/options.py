@@ -19,4 +19,12 @@ class WidgetOptions(TypedDict, total=False):
     disabled: bool
 
 
-__all__ = ["WidgetOptions"]
+
+
+
+def assign_given(widget: object, **values: object) -> None:
+    """`widget._<name> = value` for each value that is not None: the "keep unless given" of `set_*` updates."""
+    for name, value in values.items():
+        if value is not None:
+            setattr(widget, f"_{name}", value)
+__all__ = ["WidgetOptions", "assign_given"]

@@ -28,7 +28,7 @@ from tui.components.cursor_grid import CursorGrid, cursor_bindings
 from tui.components.line_cache import LineCache
 from tui.components.options import WidgetOptions
 from tui.components.theme import fit_cells, visible_piece
-from tui.css import widget_css
+from tui.css import component_classes, widget_css
 
 #: Blank columns between two tokens: without it, ids like 198 and 750 read as "198750".
 _GAP = 1
@@ -51,13 +51,7 @@ class TokenStrip(CursorGrid, LineCache, ScrollView, can_focus=True):
 
     DEFAULT_CSS = widget_css(__file__)
 
-    COMPONENT_CLASSES: ClassVar[set[str]] = {
-        "tokens--even",
-        "tokens--odd",
-        "tokens--special",
-        "tokens--id",
-        "tokens--cursor",
-    }
+    COMPONENT_CLASSES: ClassVar[set[str]] = component_classes("tokens", "even", "odd", "special", "id", "cursor")
 
     BINDINGS: ClassVar[list[BindingType]] = [
         *cursor_bindings("tokens", ("left", "right", "up", "down", "home", "end", "select"), ids={"select": "pick"},
