@@ -304,10 +304,6 @@ class Heatmap(CursorGrid, HalfBlockLines, Widget, can_focus=True):
         self._lines.clear()
         self.refresh()
 
-    def on_resize(self, event: events.Resize) -> None:
-        """Geometry depends on the size: recompute lazily."""
-        self._invalidate()
-
     def _choose_cell(self, rows: int, cols: int, avail_cols: int, avail_half: int) -> tuple[int, int, int, int]:
         """Block factors and pixel size; subclasses (the heat strip) override this."""
         if self._fit == "crop":

@@ -15,7 +15,6 @@ from typing import ClassVar
 import numpy as np
 from rich.segment import Segment
 from rich.style import Style
-from textual import events
 from textual.binding import BindingType
 from textual.strip import Strip
 from textual.widget import Widget
@@ -163,10 +162,6 @@ class LensGrid(CursorGrid, LineCache, Widget, can_focus=True):
         self._lines.clear()
         self._clamp_origin()
         self.refresh()
-
-    def on_resize(self, event: events.Resize) -> None:
-        """The visible window depends on the size."""
-        self._invalidate()
 
     @property
     def _gutter(self) -> int:

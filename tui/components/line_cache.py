@@ -3,8 +3,8 @@
 Why one mixin: each of these widgets kept a `{line: Strip}` cache, filled it in `render_line` and emptied it
 when the theme or focus changed (the old colours are baked into cached segments), and the two half-block
 widgets also rebuilt their `HalfBlockStyles` then. That was written once per widget; here it is written once.
-A widget sets `self._lines = {}` in its constructor, renders through `_cached_line`, and clears `_lines`
-itself where its data or size changes.
+A widget sets `self._lines = {}` in its constructor, renders through `_cached_line`, and says in
+`_invalidate` what to drop when its data or size changes.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from rich.style import Style
+from textual import events
 from textual.strip import Strip
 
 from tui.components.theme import HalfBlockStyles, Ramp
@@ -33,6 +34,14 @@ class LineCache:
     def _style_changed(self) -> None:
         """Drop what has the old colours baked in (subclasses add their own caches)."""
         self._lines.clear()
+
+    def _invalidate(self) -> None:
+        """Drop the cached lines and whatever layout depends on the data or size, and redraw."""
+        raise NotImplementedError
+
+    def on_resize(self, event: events.Resize) -> None:
+        """The layout depends on the size: invalidate it."""
+        self._invalidate()
 
     def notify_style_update(self) -> None:
         """Theme/focus changed: cached lines (and styles) have the old colours baked in."""

@@ -16,7 +16,6 @@ from typing import ClassVar
 from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
-from textual import events
 from textual.binding import Binding, BindingType
 from textual.geometry import Region, Size
 from textual.scroll_view import ScrollView
@@ -139,19 +138,15 @@ class TokenStrip(CursorGrid, LineCache, ScrollView, can_focus=True):
     ) -> None:
         """Show another tokenised prompt (the cursor index is kept when valid)."""
         self._store(pieces, ids, special)
-        self._relayout()
+        self._invalidate()
 
     # -------------------------------------------------------------- layout
 
-    def _relayout(self) -> None:
+    def _invalidate(self) -> None:
         self._layout_width = -1
         self._lines.clear()
         self._ensure_layout()
         self.refresh()
-
-    def on_resize(self, event: events.Resize) -> None:
-        """Rewrap for the new width."""
-        self._relayout()
 
     @property
     def _lines_per_row(self) -> int:
@@ -291,7 +286,7 @@ class TokenStrip(CursorGrid, LineCache, ScrollView, can_focus=True):
     def action_toggle_ids(self) -> None:
         """Show / hide the ids line."""
         self.show_ids = not self.show_ids
-        self._relayout()
+        self._invalidate()
         self._scroll_to_cursor()
 
     def token_at(self, x: int, y: int) -> int | None:
