@@ -16,3 +16,21 @@ def run_cli(*args: str, env: dict | None = None, timeout: int = 180) -> subproce
     full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
     return subprocess.run([sys.executable, "-m", "llm_internals", *args], capture_output=True, text=True,
                           cwd=REPO, env=full_env, timeout=timeout)
+
+
+class Cancelled(Exception):
+    """What a `CancelAfter` check raises."""
+
+
+class CancelAfter:
+    """A `check()` for the engine's cancellable work: counts its calls (`calls`) and raises `Cancelled` on the
+    `n`-th, so a test can see that the work checks between steps and stops there."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.calls = 0
+
+    def __call__(self) -> None:
+        self.calls += 1
+        if self.calls == self.n:
+            raise Cancelled
