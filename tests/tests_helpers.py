@@ -6,7 +6,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
@@ -34,3 +37,17 @@ class CancelAfter:
         self.calls += 1
         if self.calls == self.n:
             raise Cancelled
+
+
+@contextmanager
+def running_worker(model: str) -> Iterator[Any]:
+    """`with running_worker(folder) as w:` — a real worker process (`ManagedWorker`) for `model`, started,
+    and closed after the block."""
+    from internals.worker.spawn import ManagedWorker, WorkerOptions
+
+    worker = ManagedWorker(WorkerOptions(model=model))
+    worker.start()
+    try:
+        yield worker
+    finally:
+        worker.close()
