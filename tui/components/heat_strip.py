@@ -16,7 +16,7 @@ from typing_extensions import Unpack
 
 from tui.components.cursor_grid import WidgetMessage
 from tui.components.heatmap import CellMessage, Heatmap, _Geometry
-from tui.components.options import WidgetOptions
+from tui.components.options import ColourLimits, WidgetOptions, assign_given
 from tui.components.reduce import BlockReduce
 from tui.components.theme import Ramp, format_value
 from tui.css import widget_css
@@ -94,22 +94,17 @@ class HeatStrip(Heatmap):
         components: Sequence[str] | None = None,
         layers: Sequence[int] | None = None,
         metric: str | None = None,
-        vmin: float | None = None,
-        vmax: float | None = None,
+        **limits: Unpack[ColourLimits],
     ) -> None:
-        """Replace the values (and optionally row names, layer numbers and metric name)."""
-        if components is not None:
-            self._components = list(components)
-        if metric is not None:
-            self._metric = metric
-        if layers is not None:
-            self._layers = list(layers)
+        """Replace the values (and optionally row names, layer numbers, metric name and colour limits)."""
+        assign_given(self, components=None if components is None else list(components), metric=metric,
+                     layers=None if layers is None else list(layers))
         cols = np.asarray(values).shape[-1]
         if self._layers is None or len(self._layers) != cols:
             self._layers = list(range(cols))
         self.set_matrix(
             values, row_labels=self._components, col_labels=[str(layer) for layer in self._layers],
-            title=self._metric, vmin=vmin, vmax=vmax,
+            title=self._metric, **limits,
         )  # fmt: skip
 
     def _choose_cell(self, rows: int, cols: int, avail_cols: int, avail_half: int) -> tuple[int, int, int, int]:

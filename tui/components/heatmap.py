@@ -48,7 +48,7 @@ from tui.components.heatmap_geometry import (
     row_label,
 )
 from tui.components.line_cache import HalfBlockLines
-from tui.components.options import WidgetOptions, assign_given
+from tui.components.options import ColourLimits, WidgetOptions, assign_given
 from tui.components.reduce import BlockReduce, as_masked_float
 from tui.components.theme import HalfBlockStyles, Ramp, fit_cells, format_value, get_ramp, visible_piece
 from tui.css import component_classes, widget_css
@@ -216,7 +216,6 @@ class Heatmap(CursorGrid, HalfBlockLines, Widget, can_focus=True):
         self._cursor = (0, 0)  # matrix coordinates
         self._origin = (0, 0)  # first visible pixel (crop mode)
         self._geometry: _Geometry | None = None
-        self._lines: dict[int, Strip] = {}
         if matrix is not None:
             self._load(matrix, row_labels, col_labels)
 
@@ -270,15 +269,14 @@ class Heatmap(CursorGrid, HalfBlockLines, Widget, can_focus=True):
         row_labels: Sequence[str] | None = None,
         col_labels: Sequence[str] | None = None,
         title: str | None = None,
-        vmin: float | None = None,
-        vmax: float | None = None,
+        **limits: Unpack[ColourLimits],
     ) -> None:
         """Replace the matrix (and labels); keeps the cursor where possible and posts `CursorMoved`.
 
         `vmin`/`vmax` given here replace the constructor's; pass them again on each call to
         keep a fixed scale across updates (e.g. 0..1 for attention).
         """
-        assign_given(self, title=title, vmin=vmin, vmax=vmax)
+        assign_given(self, title=title, **limits)
         self._load(matrix, row_labels, col_labels)
         self._invalidate()
         if self.is_mounted:

@@ -30,7 +30,7 @@ from tui.components.cursor_grid import CursorGrid, cursor_bindings
 from tui.components.heatmap import half_block_segments
 from tui.components.heatmap_geometry import fit_grid
 from tui.components.line_cache import HalfBlockLines
-from tui.components.options import WidgetOptions, assign_given
+from tui.components.options import ColourLimits, WidgetOptions, assign_given
 from tui.components.reduce import BlockReduce, as_masked_float, block_reduce
 from tui.components.theme import Ramp, fit_cells, get_ramp
 from tui.css import component_classes, widget_css
@@ -153,7 +153,6 @@ class SmallMultiples(CursorGrid, HalfBlockLines, ScrollView, can_focus=True):
         self._layout: _Layout | None = None
         self._levels_key: tuple[int, int] | None = None
         self._levels: list[np.ndarray] = []
-        self._lines: dict[int, Strip] = {}
         if matrices is not None:
             self._load(matrices, groups, titles)
 
@@ -203,11 +202,10 @@ class SmallMultiples(CursorGrid, HalfBlockLines, ScrollView, can_focus=True):
         *,
         groups: Sequence[Group] | None = None,
         titles: Sequence[str] | None = None,
-        vmin: float | None = None,
-        vmax: float | None = None,
+        **limits: Unpack[ColourLimits],
     ) -> None:
         """Replace all tiles (e.g. another layer); the highlighted index is kept when valid."""
-        assign_given(self, vmin=vmin, vmax=vmax)
+        assign_given(self, **limits)
         self._load(matrices, groups, titles)
         self._invalidate()
 

@@ -32,6 +32,24 @@ from tui.components.theme import format_tick, format_value
 from tui.css import widget_css
 
 
+class _Flag:
+    """A bool property kept in the attribute `attr`; setting it calls the method `redraw` (the histogram's two
+    toggles: the log scale redraws the bars, the clip flag only the header)."""
+
+    def __init__(self, attr: str, redraw: str) -> None:
+        self.attr = attr
+        self.redraw = redraw
+
+    def __get__(self, widget: object, owner: type | None = None) -> bool:
+        if widget is None:  # looked up on the class
+            return self  # type: ignore[return-value]
+        return bool(getattr(widget, self.attr))
+
+    def __set__(self, widget: object, value: bool) -> None:
+        setattr(widget, self.attr, bool(value))
+        getattr(widget, self.redraw)()
+
+
 class Histogram(Widget, can_focus=True):
     """Bars from precomputed histogram bins, with a log-count toggle and a clip toggle."""
 
@@ -126,25 +144,10 @@ class Histogram(Widget, can_focus=True):
         assign_given(self, title=title, subtitle=subtitle, clip=clip_outliers)
         self._redraw()
 
-    @property
-    def log_counts(self) -> bool:
-        """Whether heights are log10(count + 1)."""
-        return self._log
-
-    @log_counts.setter
-    def log_counts(self, value: bool) -> None:
-        self._log = bool(value)
-        self._redraw()
-
-    @property
-    def clip_outliers(self) -> bool:
-        """Whether the parent was asked to clip outliers (shown in the header)."""
-        return self._clip
-
-    @clip_outliers.setter
-    def clip_outliers(self, value: bool) -> None:
-        self._clip = bool(value)
-        self._update_header()
+    #: Whether heights are log10(count + 1).
+    log_counts = _Flag("_log", "_redraw")
+    #: Whether the parent was asked to clip outliers (shown in the header).
+    clip_outliers = _Flag("_clip", "_update_header")
 
     def action_toggle_log(self) -> None:
         """Switch linear / log10(count + 1) heights."""

@@ -98,7 +98,6 @@ class LensGrid(CursorGrid, LineCache, Widget, can_focus=True):
         self._inputs: list[str] | None = None
         self._cursor = (0, 0)
         self._origin = (0, 0)
-        self._lines: dict[int, Strip] = {}
         self._cell_styles: dict[tuple[int, bool], Style] = {}
         if pieces is not None and probs is not None:
             self._store(pieces, probs, layers, input_pieces)

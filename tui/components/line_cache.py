@@ -3,13 +3,13 @@
 Why one mixin: each of these widgets kept a `{line: Strip}` cache, filled it in `render_line` and emptied it
 when the theme or focus changed (the old colours are baked into cached segments), and the two half-block
 widgets also rebuilt their `HalfBlockStyles` then. That was written once per widget; here it is written once.
-A widget sets `self._lines = {}` in its constructor, renders through `_cached_line`, and says in
-`_invalidate` what to drop when its data or size changes.
+A widget renders through `_cached_line` and says in `_invalidate` what to drop when its data or size changes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from rich.style import Style
 from textual import events
@@ -21,7 +21,9 @@ from tui.components.theme import HalfBlockStyles, Ramp
 class LineCache:
     """Mixin (before `Widget` in the bases): a cache of rendered lines, dropped on a style change."""
 
-    _lines: dict[int, Strip]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._lines: dict[int, Strip] = {}
+        super().__init__(*args, **kwargs)
 
     def _cached_line(self, key: int, render: Callable[[int], Strip]) -> Strip:
         """The cached line `key`, rendered with `render(key)` the first time."""

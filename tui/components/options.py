@@ -22,9 +22,16 @@ class WidgetOptions(TypedDict, total=False):
 
 
 
+class ColourLimits(TypedDict, total=False):
+    """The colour scale's limits a `set_*` update may pass (None or absent: keep the current one)."""
+
+    vmin: float | None
+    vmax: float | None
+
+
 def assign_given(widget: object, **values: object) -> None:
     """`widget._<name> = value` for each value that is not None: the "keep unless given" of `set_*` updates."""
     for name, value in values.items():
         if value is not None:
             setattr(widget, f"_{name}", value)
-__all__ = ["WidgetOptions", "assign_given"]
+__all__ = ["ColourLimits", "WidgetOptions", "assign_given"]

@@ -106,7 +106,6 @@ class TokenStrip(CursorGrid, LineCache, ScrollView, can_focus=True):
         self._chips: list[_Chip] = []
         self._row_starts: list[int] = []  # first chip of each row
         self._layout_width = -1
-        self._lines: dict[int, Strip] = {}
         if pieces is not None:
             self._store(pieces, ids, special)
 
