@@ -29,7 +29,6 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 from benchmarks import common  # noqa: E402
 
-FULL_LAYERS = 28
 BANDWIDTH_RATIO_TARGET = 3.0
 PEAK_ANON_FRACTION_TARGET = 0.10
 CACHED_SECONDS_TARGET = 0.2
@@ -77,7 +76,7 @@ def perturbed_copy(base: Path, seed: int = 1) -> tuple[Path, bool, float]:
 def run(args: argparse.Namespace) -> dict:
     from internals.diff import diff_weights, open_sides
 
-    layers = None if args.layers is None or args.layers >= FULL_LAYERS else args.layers
+    layers = None if args.layers is None or args.layers >= common.REFERENCE_LAYERS else args.layers
     base, generated, gen_seconds = common.synthetic_checkpoint(common.REFERENCE_CONFIG, layers, Path(args.cache_dir), log=log)
     tuned, tuned_generated, tuned_seconds = perturbed_copy(base)
     arrays = [t[3] for t in common.tensor_bytes(base)] + [t[3] for t in common.tensor_bytes(tuned)]
@@ -133,7 +132,8 @@ def run(args: argparse.Namespace) -> dict:
         "what": "exact weight diff (‖ΔW‖, relative change, cosine, max|ΔW|, histogram) of every tensor of two "
                 "checkpoints; singular values of every 2-D ΔW",
         "checkpoints": {
-            "base": str(base), "tuned": str(tuned), "config": common.REFERENCE_CONFIG.name, "layers": layers or FULL_LAYERS,
+            "base": str(base), "tuned": str(tuned), "config": common.REFERENCE_CONFIG.name,
+            "layers": layers or common.REFERENCE_LAYERS,
             "tensors": len(result["tensors"]), "bytes_each": one_checkpoint, "dtype": "bfloat16",
             "tuned_values": f"base + normal(0, 1e-3) + rank-{PLANTED_RANK} change on 2-D tensors",
             "generated_this_run": generated or tuned_generated,
@@ -169,7 +169,7 @@ def run(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--layers", type=int, default=None, help=f"decoder layers (default: all {FULL_LAYERS})")
+    p.add_argument("--layers", type=int, default=None, help=f"decoder layers (default: all {common.REFERENCE_LAYERS})")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--bins", type=int, default=64)
     p.add_argument("--cache-dir", default=str(common.DEFAULT_CACHE))

@@ -31,7 +31,6 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 from benchmarks import common  # noqa: E402
 
-FULL_LAYERS = 28
 BASELINE_RATIO_TARGET = 3.0
 PROGRESS_GAP_TARGET = 1.0
 CACHE_SECONDS_TARGET = 0.2
@@ -66,7 +65,7 @@ def run(args: argparse.Namespace) -> dict:
     from internals.spectrum import cache, compute_spectrum, iter_spectra, matrices_of
     from internals.weights import WeightStore
 
-    layers = None if args.layers is None or args.layers >= FULL_LAYERS else args.layers
+    layers = None if args.layers is None or args.layers >= common.REFERENCE_LAYERS else args.layers
     path, generated, gen_seconds = common.synthetic_checkpoint(common.REFERENCE_CONFIG, layers, Path(args.cache_dir), log=log)
     store = WeightStore([path])
     refs = matrices_of(store, store.names())
@@ -127,7 +126,7 @@ def run(args: argparse.Namespace) -> dict:
     return {
         "benchmark": "spectrum",
         "what": "eigenvalues of WᵀW (float64 Gram + eigvalsh), norms, ranks, power-law fit, MP edge of every matrix",
-        "checkpoint": {"path": str(path), "config": common.REFERENCE_CONFIG.name, "layers": layers or FULL_LAYERS,
+        "checkpoint": {"path": str(path), "config": common.REFERENCE_CONFIG.name, "layers": layers or common.REFERENCE_LAYERS,
                        "matrices": len(refs), "generated_now": generated, "generation_seconds": gen_seconds,
                        "values": "synthetic normal(0, 0.02) with outliers, bf16, seed 0"},
         "machine": common.machine(), "torch_threads": torch.get_num_threads(),

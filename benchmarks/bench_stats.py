@@ -44,7 +44,6 @@ import numpy as np  # noqa: E402
 
 from benchmarks import common  # noqa: E402
 
-FULL_LAYERS = 28
 IN_PROCESS_RATIO_TARGET = 2.0
 COMMAND_MARGINAL_RATIO_TARGET = 3.0
 FIXED_COST_TARGET_S = 0.5
@@ -191,7 +190,7 @@ def run(args: argparse.Namespace) -> dict:
     from internals.stats_service import StatisticsCache
     from internals.weights import WeightStore
 
-    layers = None if args.layers is None or args.layers >= FULL_LAYERS else args.layers
+    layers = None if args.layers is None or args.layers >= common.REFERENCE_LAYERS else args.layers
     path, generated, gen_seconds = common.synthetic_checkpoint(common.REFERENCE_CONFIG, layers, Path(args.cache_dir), log=log)
     tensors = list(common.tensor_bytes(path))
     names = [t[0] for t in tensors]
@@ -340,7 +339,7 @@ def run(args: argparse.Namespace) -> dict:
         "benchmark": "stats",
         "what": "exact statistics (moments, 7 quantiles, histogram, zeros/nan/inf) of every tensor",
         "checkpoint": {
-            "path": str(path), "config": common.REFERENCE_CONFIG.name, "layers": layers or FULL_LAYERS,
+            "path": str(path), "config": common.REFERENCE_CONFIG.name, "layers": layers or common.REFERENCE_LAYERS,
             "tensors": len(tensors), "parameters": total_params, "bytes": total_bytes, "dtype": "bfloat16",
             "values": "synthetic normal(0, 0.02) (norm weights mean 1) with outliers, seed 0",
             "generated_this_run": generated, "generation_seconds": gen_seconds if generated else None,
@@ -408,7 +407,7 @@ def refuse_ratios(report: dict, reason: str | None) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--layers", type=int, default=None, help=f"decoder layers (default: all {FULL_LAYERS})")
+    p.add_argument("--layers", type=int, default=None, help=f"decoder layers (default: all {common.REFERENCE_LAYERS})")
     p.add_argument("--scale", type=float, default=None, help="fraction of the layers (e.g. 0.1); overrides --layers")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--bins", type=int, default=64)
@@ -425,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.layers, args.small_layers, args.repeats, args.naive = 2, 1, 1, "skip"
     if args.scale is not None:
-        args.layers = max(1, round(FULL_LAYERS * args.scale))
+        args.layers = max(1, round(common.REFERENCE_LAYERS * args.scale))
     report = run(args)
     common.write_report(refuse_ratios(report, common.busy_reason() or report.get("busy")), args.out_name)
     return 0

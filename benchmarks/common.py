@@ -35,6 +35,8 @@ DATA_DIR = BENCH_DIR / "data"
 DEFAULT_CACHE = BENCH_DIR / ".cache"
 OUT_DIR = BENCH_DIR / "out"
 REFERENCE_CONFIG = DATA_DIR / "deepseek-r1-distill-qwen-1.5b.config.json"
+#: Decoder layers of the reference model (a "full" run builds them all).
+REFERENCE_LAYERS: int = json.loads(REFERENCE_CONFIG.read_text(encoding="utf-8"))["num_hidden_layers"]
 
 sys.path.insert(0, str(REPO))  # the benchmarks run as scripts too
 from internals.dtypes import BY_CODE as _DTYPES  # noqa: E402 - the one dtype table
