@@ -21,6 +21,7 @@ from internals.errors import UserError
 from internals.experts.types import ExpertStats, FusedStats, RouterSummary
 from internals.stats import PatternCounts, compute_tensor_stats, count_patterns, dtype_info
 from internals.weights import require_weights
+from internals.worker.contract import TensorStats
 
 Progress = Callable[[float, str], None]
 Check = Callable[[], None]

@@ -96,6 +96,14 @@ def load_model(opened: Any, ctx: DemoContext, start: float = 0.0, end: float = 0
     return loaded
 
 
+def clipped_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    """One optimizer step on `loss` with the gradient norm clipped to 1 (what every training demo does)."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+
+
 def model_device(model: torch.nn.Module) -> torch.device:
     return next(model.parameters()).device
 

@@ -70,10 +70,7 @@ def run(opened: Any, params: dict[str, Any], ctx: DemoContext) -> dict[str, Any]
         student_logits = student(input_ids=x).logits.float()
         kl = kl_divergence(teacher_logits, student_logits, T)
         loss = T * T * kl
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
-        optimizer.step()
+        C.clipped_step(student, optimizer, loss)
         kl_curve.append([step, float(kl.detach())])
         ctx.point("kl", step, kl_curve[-1][1])
         ctx.progress(0.2 + 0.8 * (step + 1) / max(1, steps), f"step {step + 1}/{steps}: KL {kl_curve[-1][1]:.4f}")

@@ -84,10 +84,7 @@ def run(opened: Any, params: dict[str, Any], ctx: DemoContext) -> dict[str, Any]
             break
         rows = torch.randint(0, n_train, (min(batch, n_train),), generator=gen).to(device)
         loss = sft_loss(student, train_seq[rows], train_mask[rows])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
-        optimizer.step()
+        C.clipped_step(student, optimizer, loss)
         losses.append([step, float(loss.detach())])
         ctx.point("loss", step, losses[-1][1])
         ctx.progress(0.3 + 0.7 * (step + 1) / max(1, steps), f"step {step + 1}/{steps}: loss {losses[-1][1]:.3f}")

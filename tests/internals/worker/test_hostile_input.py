@@ -27,7 +27,7 @@ from internals.worker.protocol import (
     encode,
     read_frame,
 )
-from internals.worker.spawn import ManagedWorker, WorkerOptions
+from tests_helpers import running_worker
 
 _PREFIX = struct.Struct("<IQ")
 
@@ -91,10 +91,8 @@ def test_an_announced_size_is_refused_before_anything_is_allocated():
 
 @pytest.fixture(scope="module")
 def worker(tiny_models):
-    w = ManagedWorker(WorkerOptions(model=str(tiny_models("llama"))))
-    w.start()
-    yield w
-    w.close()
+    with running_worker(str(tiny_models("llama"))) as w:
+        yield w
 
 
 def _exchange(path: str, data: bytes, timeout: float = 10.0) -> list[tuple[dict, object]]:

@@ -6,16 +6,14 @@ import pytest
 
 from tui.components.lens_grid import LensGrid
 from tui.views.lens import DEFAULT_PROMPT, LensView
-from views.harness import ViewApp, settle
+from views.harness import ViewApp
 
 pytestmark = pytest.mark.anyio
 
 
 async def test_draws_the_lens_and_describes_the_cursor_cell(source):
     app = ViewApp(LensView(data_source=source))
-    async with app.run_test(size=(120, 40)) as pilot:
-        app.view.activate()
-        await settle(app, pilot)
+    async with app.activated() as pilot:
         data = source.data["lens"][DEFAULT_PROMPT]
         grid = app.view.query_one(LensGrid)
         assert grid.shape == (len(data["layers"]), len(data["tokens"])) and app.focused is grid
