@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO
+from tests_helpers import REPO
 
 from internals.demo_path import demo_model_path
 from internals.errors import UserError

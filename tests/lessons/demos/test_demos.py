@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from tests_helpers import REPO
 
 torch = pytest.importorskip("torch")
 
