@@ -17,7 +17,7 @@ REF_CONFIG = ROOT / "tests" / "data" / "deepseek-r1-distill-qwen-1.5b.config.jso
 
 EXPECTED_IDS = [
     "parameters", "tokenization", "embeddings", "attention", "gqa", "rope", "swiglu", "rmsnorm",
-    "residual-stream", "lm-head", "parameter-stats", "attention-patterns", "one-head",
+    "residual-stream", "lm-head", "parameter-stats", "attention-patterns", "one-head", "interpretability",
     "pretraining", "distillation", "sft", "rlhf-ppo", "grpo", "dpo", "peft", "tools",
     "inference", "quantization", "mixture-of-experts", "reasoning",
 ]
