@@ -23,11 +23,13 @@ from internals.worker.contract import (
     GeneratedToken,
     Lens,
     MatrixPreview,
+    ModelSpectra,
     ModelSummary,
     Neighbours,
     NextTokens,
     ResidualNorms,
     Status,
+    TensorSpectrum,
     TensorStats,
     Tokens,
     TreeNode,
@@ -123,6 +125,12 @@ class ExplorerClient:
 
     def cross_layer(self, on_progress: Progress | None = None, group: str | None = "cross-layer") -> CrossLayer:
         return self.call("cross_layer", {}, group=group, on_progress=on_progress)
+
+    def spectrum(self, name: str, on_progress: Progress | None = None, group: str | None = "spectrum") -> TensorSpectrum:
+        return self.call("spectrum", {"name": name}, group=group, on_progress=on_progress)
+
+    def spectra(self, on_progress: Progress | None = None, group: str | None = "spectra") -> ModelSpectra:
+        return self.call("spectra", {}, group=group, on_progress=on_progress)
 
     def load(self, on_progress: Progress | None = None) -> Status:
         return self.call("load", {}, group="load", on_progress=on_progress)

@@ -15,6 +15,10 @@ from typing import Any, Literal, TypedDict
 
 import numpy as np
 
+from internals.spectrum import EsdHistogram, TensorSpectrum
+from internals.spectrum.model import ModelSpectra, SpectrumBrief
+from internals.spectrum.powerlaw import PowerLawFit
+
 # --- weights: summary, tree, statistics, previews -------------------------------------------------------
 
 
@@ -297,6 +301,11 @@ class MatrixPreviewRequest:
 
 
 @dataclass(frozen=True)
+class SpectrumRequest:
+    name: str  # a parameter, a stored tensor, or "stored[e]" for slice e of a 3-D (stacked experts) tensor
+
+
+@dataclass(frozen=True)
 class TokenizeRequest:
     text: str
 
@@ -349,5 +358,6 @@ class DemoRequest:
 RESULT_TYPES: tuple[type, ...] = (
     ModelSummary, TreeNode, TensorStats, Histogram, MatrixPreview, CrossLayer, Tokens, Attention, LensLayer,
     Lens, ResidualNorms, ActivationStat, ActivationStats, NextTokens, GeneratedToken, GenerationDone,
-    Neighbours, DemoPoint, DemoResult, Pong, Status, Progress, ErrorBody,
+    Neighbours, DemoPoint, DemoResult, Pong, Status, Progress, ErrorBody, TensorSpectrum, EsdHistogram,
+    PowerLawFit, SpectrumBrief, ModelSpectra,
 )
