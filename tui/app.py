@@ -17,7 +17,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.reactive import var
-from textual.widgets import ContentSwitcher, Footer, Input
+from textual.widgets import ContentSwitcher, Footer, Input, Static
 
 from tui.deferred import DEFERRED, DeferredViewsMixin
 from tui.export import ExportMixin
@@ -26,6 +26,7 @@ from tui.model_info import ModelInfoMixin
 from tui.model_tree import ModelTree
 from tui.navigation import NavigationMixin
 from tui.palette import ExplorerCommands
+from tui.spectra import SpectraMixin
 from tui.status_bar import StatusBar
 from tui.views.summary import SummaryView
 from tui.worker_status import WorkerStatusMixin
@@ -36,7 +37,7 @@ __all__ = ["DEFERRED", "VIEWS", "ExplorerApp"]
 
 
 class ExplorerApp(ModelInfoMixin, WorkerStatusMixin, DeferredViewsMixin, NavigationMixin, LinksMixin, ExportMixin,
-                  App[None]):
+                  SpectraMixin, App[None]):
     """`llm-internals [MODEL]`."""
 
     CSS_PATH = ["app.tcss", "screens.tcss"]
@@ -99,6 +100,7 @@ class ExplorerApp(ModelInfoMixin, WorkerStatusMixin, DeferredViewsMixin, Navigat
             with Vertical(id="sidebar"):
                 yield Input(placeholder="search tensors (Enter: next match)", id="search")
                 yield self.model_tree
+                yield Static("", id="tree-help")  # what a badged matrix's α may mean (tui.spectra)
             # Only the first screen is built before the first frame; the other views (DEFERRED) follow.
             with ContentSwitcher(initial="summary", id="views"):
                 yield self.summary_view

@@ -12,7 +12,8 @@ from textual.widgets.tree import TreeNode
 from internals.cli.render import human_count
 
 
-def node_label(node: dict[str, Any]) -> Text:
+def node_label(node: dict[str, Any], badge: dict[str, Any] | None = None) -> Text:
+    """A node's label: short name, class or shape, size, tied/converted, and the spectrum badge when flagged."""
     short = node["name"].rsplit(".", 1)[-1] if node["name"] else ""
     label = Text(short)
     if node["kind"] == "module":
@@ -27,7 +28,30 @@ def node_label(node: dict[str, Any]) -> Text:
             label.append(" tied", style="magenta")
         if node.get("converted"):
             label.append(" converted", style="yellow")
+        if badge is not None:
+            alpha = badge.get("alpha")
+            label.append(" α?" if alpha is None else f" α{alpha:.1f}", style="bold red")
     return label
+
+
+def spectrum_badges(nodes: list[dict[str, Any]], briefs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The flagged spectrum brief (α outside [2, 6] or a poor fit) of each parameter node it belongs to (the
+    first flagged matrix of its stored tensors: a stacked tensor's slices or a tied parameter's source)."""
+    flagged: dict[str, dict[str, Any]] = {}
+    for b in briefs:
+        if b.get("flagged"):
+            flagged.setdefault(b["stored_name"], b)
+    by_name = {n["name"]: n for n in nodes}
+    out: dict[str, dict[str, Any]] = {}
+    for node in nodes:
+        if node.get("kind") != "parameter":
+            continue
+        source = by_name.get(node["tied_to"], node) if node.get("tied_to") else node
+        for stored in source.get("stored") or [source["name"]]:
+            if stored in flagged:
+                out[node["name"]] = flagged[stored]
+                break
+    return out
 
 
 class ModelTree(Tree[str]):
@@ -43,6 +67,10 @@ class ModelTree(Tree[str]):
         self._by_name: dict[str, TreeNode[str]] = {}
         self._order: list[str] = []
         self._search_pos = -1
+        self._node_info: dict[str, dict[str, Any]] = {}
+        self._briefs: list[dict[str, Any]] = []
+        #: The flagged spectrum brief of each badged parameter (see `spectrum_badges`).
+        self.badges: dict[str, dict[str, Any]] = {}
 
     def populate(self, nodes: list[dict[str, Any]], summary: dict[str, Any]) -> None:
         """Draw `nodes`; when replacing a tree (provisional → exact), keep what was expanded and the cursor."""
@@ -56,10 +84,13 @@ class ModelTree(Tree[str]):
         label.append(f" {human_count(root_info['numel'], 1)} params", style="cyan")
         self.root.set_label(label)
         self.root.data = ""
+        self._node_info = {n["name"]: n for n in nodes}
+        self.badges = spectrum_badges(nodes, self._briefs)
         for node in nodes[1:]:
             parent = self._by_name.get(node["parent"] or "", self.root)
             is_leaf = node["kind"] == "parameter"
-            child = parent.add_leaf(node_label(node), data=node["name"]) if is_leaf else parent.add(node_label(node), data=node["name"])
+            label = node_label(node, self.badges.get(node["name"]))
+            child = parent.add_leaf(label, data=node["name"]) if is_leaf else parent.add(label, data=node["name"])
             self._by_name[node["name"]] = child
             self._order.append(node["name"])
         self.root.expand()
@@ -68,6 +99,20 @@ class ModelTree(Tree[str]):
                 self._by_name[name].expand()
         if cursor and cursor in self._by_name:
             self.call_after_refresh(self.move_cursor, self._by_name[cursor])
+
+    def set_spectra(self, briefs: list[dict[str, Any]]) -> None:
+        """Badge the parameters whose matrix has α outside [2, 6] or a poor power-law fit."""
+        self._briefs = list(briefs)
+        old = self.badges
+        self.badges = spectrum_badges(list(self._node_info.values()), self._briefs)
+        for name in set(old) | set(self.badges):
+            if name in self._by_name and name in self._node_info:
+                self._by_name[name].set_label(node_label(self._node_info[name], self.badges.get(name)))
+
+    def reading_of(self, name: str | None) -> str | None:
+        """The one line on what a badged parameter's α may and may not mean (None when not badged)."""
+        badge = self.badges.get(name or "")
+        return None if badge is None else f"{badge['name']}: {badge['alpha_reading']}"
 
     def on_tree_node_selected(self, event: Tree.NodeSelected[str]) -> None:
         event.stop()

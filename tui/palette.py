@@ -14,6 +14,10 @@ class ExplorerCommands(Provider):
         for view, label in (("summary", "model card"), ("cross-layer", "cross-layer statistics"),
                             ("attention", "attention"), ("tokens", "tokens"), ("lens", "logit lens")):
             out.append((f"view: {label}", partial(app.show_view, view), f"show the {label} view"))
+        out.append(("view: spectrum", partial(app.open_spectrum, None),
+                    "the spectrum of the open weight matrix (ESD, power-law α, Marchenko–Pastur edge)"))
+        out.append(("spectrum: whole model", app.show_model_spectra,
+                     "α, stable rank and spikes of every weight across layers; badges on the tree"))
         for node in getattr(app, "nodes", []):
             name = node["name"]
             if not name:
@@ -36,7 +40,7 @@ class ExplorerCommands(Provider):
 
     async def discover(self) -> Hits:
         for title, callback, help_text in self._commands():
-            if title.startswith(("view:", "lesson:", "worker:", "app:")):
+            if title.startswith(("view:", "lesson:", "worker:", "app:", "spectrum:")):
                 yield DiscoveryHit(title, callback, help=help_text)
 
     async def search(self, query: str) -> Hits:

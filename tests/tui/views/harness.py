@@ -14,9 +14,10 @@ from textual.app import App, ComposeResult
 from textual.message import Message
 from textual.widget import Widget
 
-from tui.messages import CloseLessons, FollowLink, OpenNode, Progress, WorkerFailed
+from tui.messages import CloseLessons, FollowLink, OpenNode, Progress, SpectraComputed, WorkerFailed
 
 RECORDED = Path(__file__).resolve().parent / "recorded" / "demo.json.gz"
+RECORDED_SPECTRA = RECORDED.with_name("spectra.json.gz")
 
 
 def _decode(value: Any) -> Any:
@@ -38,6 +39,8 @@ def recorded() -> dict[str, Any]:
     if _RECORD is None:
         with gzip.open(RECORDED, "rt", encoding="utf-8") as fh:
             _RECORD = _decode(json.load(fh))
+        with gzip.open(RECORDED_SPECTRA, "rt", encoding="utf-8") as fh:
+            _RECORD.update(_decode(json.load(fh)))
     return _RECORD
 
 
@@ -83,6 +86,12 @@ class FakeSource:
 
     def cross_layer(self, on_progress=None) -> dict[str, Any]:
         return self._answer("cross_layer", None, on_progress=on_progress)
+
+    def spectrum(self, name: str, on_progress=None) -> dict[str, Any]:
+        return self._answer("spectrum", name, name, on_progress=on_progress)
+
+    def spectra(self, on_progress=None) -> dict[str, Any]:
+        return self._answer("spectra", None, on_progress=on_progress)
 
     def tokenize(self, text: str, on_progress=None) -> dict[str, Any]:
         return self._answer("tokenize", text, text, on_progress=on_progress)
@@ -131,6 +140,9 @@ class ViewApp(App[None]):
         self.posted.append(message)
 
     def on_close_lessons(self, message: CloseLessons) -> None:
+        self.posted.append(message)
+
+    def on_spectra_computed(self, message: SpectraComputed) -> None:
         self.posted.append(message)
 
     def of(self, kind: type[Message]) -> list[Message]:
