@@ -51,6 +51,7 @@ class ExplorerApp(ModelInfoMixin, WorkerStatusMixin, DeferredViewsMixin, Navigat
         Binding("3", "view('attention')", "Attention", id="view.attention"),
         Binding("4", "view('tokens')", "Tokens", id="view.tokens"),
         Binding("5", "view('lens')", "Lens", id="view.lens"),
+        Binding("s", "spectrum", "Spectrum", id="view.spectrum"),
         Binding("f2", "toggle_lessons", "Lessons", id="app.lessons"),
         Binding("ctrl+b", "toggle_sidebar", "Tree", show=False, id="app.sidebar"),
         Binding("left_square_bracket", "back", "Back", id="nav.back"),

@@ -21,6 +21,9 @@ def node_label(node: dict[str, Any], badge: dict[str, Any] | None = None) -> Tex
             label.append(f" {node['class']}", style="dim")
         label.append(f" {human_count(node['numel'], 1)}", style="cyan")
     else:
+        if badge is not None:  # before the shape: the sidebar is narrow and cuts labels on the right
+            alpha = badge.get("alpha")
+            label.append(" α?" if alpha is None else f" α{alpha:.1f}", style="bold red")
         shape = "×".join(str(d) for d in node["shape"] or [])
         label.append(f" [{shape}]", style="green")
         label.append(f" {human_count(node['numel'], 1)}", style="cyan")
@@ -28,9 +31,6 @@ def node_label(node: dict[str, Any], badge: dict[str, Any] | None = None) -> Tex
             label.append(" tied", style="magenta")
         if node.get("converted"):
             label.append(" converted", style="yellow")
-        if badge is not None:
-            alpha = badge.get("alpha")
-            label.append(" α?" if alpha is None else f" α{alpha:.1f}", style="bold red")
     return label
 
 

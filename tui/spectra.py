@@ -46,6 +46,14 @@ class SpectraMixin:
         self.open_node(node["name"], select_in_tree=True)
         tensor.show_tab("spectrum")
 
+    def action_spectrum(self) -> None:
+        """Key s: the spectrum tab of the open tensor or the tree's cursor; again: back to its statistics."""
+        tensor = self.view("tensor", mount=False)
+        if self.current_view == "tensor" and tensor is not None and tensor.tab == "spectrum":
+            tensor.show_tab("statistics")
+        else:
+            self.open_spectrum()
+
     def show_model_spectra(self) -> None:
         """α of every weight across layers (the whole-model spectra: a progress line, then tree badges)."""
         if self._once_mounted("cross-layer", self.show_model_spectra):
