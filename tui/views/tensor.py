@@ -15,6 +15,7 @@ from textual.widgets import Static, TabbedContent, TabPane, Tabs
 from tui.components.esd_plot import EsdPlot
 from tui.components.heatmap import Heatmap
 from tui.components.histogram import Histogram
+from tui.messages import Progress
 from tui.views.base import RemoteView
 from tui.css import widget_css
 
@@ -130,8 +131,16 @@ class TensorView(RemoteView):
                 "several stored tensors)")
             return
         self.query_one("#spectrum-reading", Static).update("")
-        self.fetch("spectrum", lambda source: source.spectrum(target, on_progress=self.progress), self._show_spectrum,
+        self.fetch("spectrum", lambda source: source.spectrum(target, on_progress=self._spectrum_progress),
+                   self._show_spectrum,
                    loading="computing the singular values (cached after the first time)…")
+
+    def _spectrum_progress(self, fraction: float, message: str) -> None:
+        self.post_message(Progress(fraction, message, status=False))  # a computation, not the model loading
+
+    def progress_text(self, fraction: float, message: str) -> str:
+        bar = "█" * int(20 * fraction) + "░" * (20 - int(20 * fraction))
+        return f"computing the singular values… {bar} {100 * fraction:.0f}%  {message}"
 
     def _show_spectrum(self, spectrum: dict[str, Any]) -> None:
         self.spectrum = spectrum
