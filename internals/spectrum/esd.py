@@ -178,20 +178,19 @@ class _Heartbeat:
         towards `end`; a cancellation raises here at once (the thread finishes on its own and is dropped)."""
         if self.progress is None and self._check is None:
             return work()
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="spectrum-eig") as pool:
-            future = pool.submit(work)
-            waited = 0.0
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spectrum-eig")
+        future = pool.submit(work)
+        waited = 0.0
+        try:
             while True:
                 try:
                     return future.result(timeout=HEARTBEAT_SECONDS / 2)
                 except FuturesTimeout:
                     waited += HEARTBEAT_SECONDS / 2
-                    try:
-                        self.check()
-                    except BaseException:
-                        pool.shutdown(wait=False, cancel_futures=True)
-                        raise
+                    self.check()
                     self.report(start + (end - start) * (1 - 1 / (1 + waited)), force=True)
+        finally:
+            pool.shutdown(wait=False)  # done, or cancelled: never wait for a solve nobody wants
 
 
 def esd_histogram(eigenvalues: np.ndarray, bins: int = 48) -> dict[str, list]:

@@ -182,3 +182,43 @@ def test_check_cancels_and_progress_reaches_one(tmp_path, monkeypatch):
     fractions = [f for f, _ in seen]
     assert len(out) == 2 and fractions == sorted(fractions) and fractions[-1] == 1.0 and fractions[0] == 0.0
     assert {"a", "b"} <= {msg for _, msg in seen}
+
+
+def test_progress_keeps_beating_through_a_slow_eigen_solve_and_cancels_at_once(tmp_path, monkeypatch):
+    """The eigen-solve runs in a thread while progress keeps coming (≤ HEARTBEAT_SECONDS apart) and a
+    cancellation during it returns at once, not when the solve ends."""
+    import time
+
+    from internals.spectrum import esd
+
+    store = _store(tmp_path, {"a": _planted(300, 100, 2)})
+    real = torch.linalg.eigvalsh
+
+    def slow(g):
+        time.sleep(1.6)
+        return real(g)
+
+    monkeypatch.setattr(torch.linalg, "eigvalsh", slow)
+    stamps: list[float] = []
+    moments = esd.matrix_eigenvalues(store, esd.MatrixRef("a"), progress=lambda f: stamps.append(time.monotonic()))
+    gaps = np.diff(stamps)
+    assert len(stamps) >= 4 and gaps.max() <= esd.HEARTBEAT_SECONDS + 0.3, gaps
+    np.testing.assert_allclose(moments["eigenvalues"], _svd_evals(store.tensor("a")), rtol=1e-9, atol=1e-9)
+
+    class Stop(Exception):
+        pass
+
+    t0 = [0.0]
+
+    def check():
+        if t0[0] and time.monotonic() - t0[0] > 0.3:
+            raise Stop
+
+    def progress(f):
+        if f >= 0.8 and not t0[0]:
+            t0[0] = time.monotonic()  # the Gram is done: the solve starts now
+
+    started = time.monotonic()
+    with pytest.raises(Stop):
+        esd.matrix_eigenvalues(store, esd.MatrixRef("a"), check=check, progress=progress)
+    assert time.monotonic() - started < 1.4  # well before the 1.6 s solve ends
