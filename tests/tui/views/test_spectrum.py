@@ -121,3 +121,25 @@ async def test_tree_badges_flag_alpha_outside_2_6_or_a_poor_fit(source):
         assert "α" not in str(tree._by_name[healthy].label) and tree.reading_of(healthy) is None
         tree.populate(source.data["tree"], source.data["summary"])  # the exact tree replaces the provisional one
         assert set(tree.badges) == set(flagged)
+
+
+async def test_escape_stops_the_whole_model_spectra(source):
+    import threading
+
+    app = ViewApp(CrossLayerView(data_source=source))
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.view.activate()
+        await settle(app, pilot)
+        source.gate = threading.Event()  # the spectra request is held until set
+        app.view.show_metric("alpha")
+        await pilot.pause()
+        assert "computing the spectra" in str(app.view.message_widget().render())
+        await pilot.press("escape")
+        assert app.view.metric == "std" and "spectra stopped" in str(app.view.message_widget().render())
+        source.gate.set()
+        await settle(app, pilot)
+        assert app.view.spectra is None and not app.of(SpectraComputed)  # the late answer is dropped
+        source.gate = None
+        app.view.show_metric("alpha")  # asked again: computed (or read from the cache) this time
+        await settle(app, pilot)
+        assert app.view.spectra is source.data["spectra"] and app.of(SpectraComputed)
