@@ -121,7 +121,8 @@ class CrossLayerView(RemoteView):
         self._open(event.series, int(event.index))
 
     def export_data(self) -> Any:
-        return {"statistics": self.data, "spectra": self.spectra, "metric": self.metric}
+        """The statistics as before, plus the spectra (when computed) and the metric shown."""
+        return {**(self.data or {}), "spectra": self.spectra, "metric": self.metric}
 
     @on(HeatStrip.TensorPicked)
     def _cell(self, event: HeatStrip.TensorPicked) -> None:
