@@ -13,10 +13,9 @@ addressed as `name[e]`.
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass
 from typing import TypedDict, TypeVar
 
@@ -111,8 +110,9 @@ def matrix_eigenvalues(store: WeightStore, ref: MatrixRef, check: Callable[[], N
     """Eigenvalues of the smaller Gram matrix of one matrix, in float64, plus its entries' mean and variance.
 
     `progress(fraction)` is called at least every `HEARTBEAT_SECONDS` or so: after each Gram block (blocks are
-    resized as they go so that one takes about `BLOCK_SECONDS`, whatever the load of the machine) and, while
-    the eigen-solve runs in a helper thread, as a heartbeat; `check()` is called at the same moments."""
+    resized as they go so that one takes about `BLOCK_SECONDS`, whatever the load of the machine) and, during
+    the eigen-solve, from a heartbeat thread; `check()` is called between blocks and before and after the
+    solve (a cancellation waits for the solve: about a second for M = 1536)."""
     import torch
 
     w = store.tensor(ref.stored)
@@ -141,7 +141,8 @@ def matrix_eigenvalues(store: WeightStore, ref: MatrixRef, check: Callable[[], N
             step = min(max_step, _next_step(step, time.monotonic() - started))
         beat.check()
         sum_sq = float(np.trace(gram))
-        evals = beat.wait_for(lambda: torch.linalg.eigvalsh(torch.from_numpy(gram)).numpy(), 0.8, 0.9)
+        evals = beat.beat_while(lambda: torch.linalg.eigvalsh(torch.from_numpy(gram)).numpy(), 0.8, 0.9)
+        beat.check()
         beat.report(0.9, force=True)
     count = n * m
     mean = total / count
@@ -158,7 +159,7 @@ def _next_step(step: int, seconds: float) -> int:
 
 class _Heartbeat:
     """Progress reports at least every `HEARTBEAT_SECONDS` (and no more often than every `MIN_REPORT_SECONDS`),
-    with the cancellation check at each one; `wait_for` runs a single long step in a thread and keeps beating."""
+    with the cancellation check between steps; `beat_while` keeps reporting through one long step."""
 
     def __init__(self, progress: Callable[[float], None] | None, check: Callable[[], None] | None) -> None:
         self.progress, self._check = progress, check
@@ -173,24 +174,28 @@ class _Heartbeat:
             self.progress(fraction)
             self.last = time.monotonic()
 
-    def wait_for(self, work: Callable[[], T], start: float, end: float) -> T:
-        """`work()` in a thread (torch's LAPACK call releases the GIL), with a heartbeat from `start` creeping
-        towards `end`; a cancellation raises here at once (the thread finishes on its own and is dropped)."""
-        if self.progress is None and self._check is None:
+    def beat_while(self, work: Callable[[], T], start: float, end: float) -> T:
+        """`work()` (one long step, e.g. the eigen-solve) here, while a helper thread keeps reporting progress
+        from `start` creeping towards `end` every `HEARTBEAT_SECONDS / 2`. The work stays on the calling thread
+        so its large buffers come from the same allocator arena as the Gram matrix (a solve in another thread
+        raised the peak memory above the design bound); the caller checks for cancellation right after it."""
+        if self.progress is None:
             return work()
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spectrum-eig")
-        future = pool.submit(work)
-        waited = 0.0
+        stop = threading.Event()
+
+        def beat() -> None:
+            waited = 0.0
+            while not stop.wait(HEARTBEAT_SECONDS / 2):
+                waited += HEARTBEAT_SECONDS / 2
+                self.report(start + (end - start) * (1 - 1 / (1 + waited)), force=True)
+
+        helper = threading.Thread(target=beat, name="spectrum-heartbeat", daemon=True)
+        helper.start()
         try:
-            while True:
-                try:
-                    return future.result(timeout=HEARTBEAT_SECONDS / 2)
-                except FuturesTimeout:
-                    waited += HEARTBEAT_SECONDS / 2
-                    self.check()
-                    self.report(start + (end - start) * (1 - 1 / (1 + waited)), force=True)
+            return work()
         finally:
-            pool.shutdown(wait=False)  # done, or cancelled: never wait for a solve nobody wants
+            stop.set()
+            helper.join()
 
 
 def esd_histogram(eigenvalues: np.ndarray, bins: int = 48) -> dict[str, list]:
