@@ -26,7 +26,7 @@ from internals.weights import WeightStore
 
 FLOAT_CODES = {"F16", "BF16", "F32", "F64", "F8_E4M3", "F8_E5M2"}
 BLOCK_FLOPS = 1e9  # float64 multiply-adds of the first block: ~0.05-0.15 s on one idle core
-MAX_BLOCK_FLOPS = 4e9  # and at most this many, whatever the speed (bounds the float64 block's memory)
+MAX_BLOCK_FLOPS = 2.5e9  # and at most this many, whatever the speed (bounds the float64 block's memory)
 BLOCK_SECONDS = 0.25  # later blocks are resized to take about this long on the machine as it is loaded now
 MIN_BLOCK = 64  # rows per block at least: thinner blocks make the float64 GEMM inefficient
 HEARTBEAT_SECONDS = 0.5  # the longest silence of `progress` while a matrix is computed (plus one block's time)
