@@ -47,8 +47,14 @@ class NavigationMixin:
             self.view("module").show(node, children, self.summary or {})
         self.show_view(view_id)
 
-    def show_view(self, view: str) -> None:
-        if view != "summary" and self._once_mounted(view, self.show_view, view):
+    def show_view(self, view: str, retry: bool = False) -> None:
+        """Show `view` (mounting it first when needed). The newest request wins: a view that finishes mounting
+        after another view was asked for is not shown over it."""
+        if not retry:
+            self._wanted_view = view
+        elif getattr(self, "_wanted_view", view) != view:
+            return
+        if view != "summary" and self._once_mounted(view, self.show_view, view, True):
             return
         if view == "diff":
             self._sync_diff_view()
