@@ -32,8 +32,8 @@ import argparse
 import math
 import os
 import statistics
-import tempfile
 import sys
+import tempfile
 import time
 from pathlib import Path
 

@@ -80,7 +80,9 @@ class OpenedModel:
         if info is not None and len(info.stored) == 1:
             return info.stored[0]
         if info is not None and info.stored:
-            raise UserError(f"{name} is built at load time from {len(info.stored)} stored tensors (e.g. {info.stored[0]}): ask for those")
+            raise UserError(
+                f"{name} is built at load time from {len(info.stored)} stored tensors (e.g. {info.stored[0]}): ask for those"
+            )
         raise UserError(f"no tensor named {name!r}: `llm-internals stats MODEL --json` lists the stored tensors")
 
     def tensor_stats(self, name: str, bins: int = 64, value_range: tuple[float, float] | None = None,

@@ -29,7 +29,10 @@ class WeightStore:
             self._files[sf.path] = sf
             for name, entry in sf.entries.items():
                 if name in self.entries:
-                    raise ModelSourceError(f"tensor {name!r} is stored twice ({self.entries[name].file.name} and {path.name}): the shards are inconsistent")
+                    raise ModelSourceError(
+                        f"tensor {name!r} is stored twice ({self.entries[name].file.name} and {path.name}): "
+                        "the shards are inconsistent"
+                    )
                 self.entries[name] = entry
         for path in pickle_files or []:
             self._load_pickle(path)

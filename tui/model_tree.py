@@ -62,7 +62,11 @@ class ModelTree(Tree[str]):
         for node in nodes[1:]:
             parent = self._by_name.get(node["parent"] or "", self.root)
             is_leaf = node["kind"] == "parameter"
-            child = parent.add_leaf(node_label(node), data=node["name"]) if is_leaf else parent.add(node_label(node), data=node["name"])
+            child = (
+                parent.add_leaf(node_label(node), data=node["name"])
+                if is_leaf
+                else parent.add(node_label(node), data=node["name"])
+            )
             self._by_name[node["name"]] = child
             self._order.append(node["name"])
         self.root.expand()

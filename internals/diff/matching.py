@@ -109,7 +109,9 @@ def match_adapter(base: OpenedModel, adapter: Adapter, pattern: str | None = Non
     for weight in adapter.factors:
         if weight not in bmap:
             hint = f" (the adapter was made for {adapter.base_model_name})" if adapter.base_model_name else ""
-            raise UserError(f"the adapter changes {weight}, which BASE does not have{hint}: give the base model it was trained on")
+            raise UserError(
+                f"the adapter changes {weight}, which BASE does not have{hint}: give the base model it was trained on"
+            )
     for name in adapter.replaced:
         if name not in bmap:
             raise UserError(f"the adapter replaces {name}, which BASE does not have: give the base model it was trained on")

@@ -81,7 +81,11 @@ def row_blocks(pair: TensorPair, base: WeightStore, tuned: WeightStore | None,
         flat_o = other.reshape(-1) if pair.tuned is not None else None
         for lo in range(0, cols, chunk_elements):
             wb = flat_w[lo:lo + chunk_elements].to(torch.float64).reshape(1, -1)
-            d = (flat_o[lo:lo + chunk_elements].to(torch.float64).reshape(1, -1) - wb) if flat_o is not None else torch.zeros_like(wb)
+            d = (
+                (flat_o[lo : lo + chunk_elements].to(torch.float64).reshape(1, -1) - wb)
+                if flat_o is not None
+                else torch.zeros_like(wb)
+            )
             yield wb, d
         return
     for lo in range(0, rows, step):

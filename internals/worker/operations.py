@@ -219,7 +219,9 @@ def describe(hint: Any) -> str:
         return "an object"
     if hint is Any:
         return "any value"
-    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(hint, getattr(hint, "__name__", str(hint)))
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
+        hint, getattr(hint, "__name__", str(hint))
+    )
 
 
 def request_fields(op: Operation) -> list[tuple[str, str, Any]]:

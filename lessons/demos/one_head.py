@@ -92,7 +92,7 @@ def head_numbers(loaded: Any, ids: list[int], layer: int, head: int, position: i
         q, k = attn.q_norm(q), attn.k_norm(k)
     rope = seen.get("rope")
     if rope is not None:
-        rotate = getattr(sys.modules[type(attn).__module__], "apply_rotary_pos_emb")
+        rotate = sys.modules[type(attn).__module__].apply_rotary_pos_emb
         cos, sin = rope
         q, k = rotate(q[None, None], k[None, None], cos, sin)
         q, k = q[0, 0], k[0, 0]

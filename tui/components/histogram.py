@@ -29,6 +29,7 @@ from tui.components.reduce import merge_bins
 from tui.components.theme import format_tick, format_value
 from tui.css import widget_css
 
+
 class Histogram(Widget, can_focus=True):
     """Bars from precomputed histogram bins, with a log-count toggle and a clip toggle."""
 

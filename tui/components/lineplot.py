@@ -20,11 +20,11 @@ from textual.binding import BindingType
 from textual.widget import Widget
 from textual.widgets import Static
 
+from tui.components import cursor_grid
+from tui.components.cursor_grid import CursorGrid, cursor_bindings
 from tui.components.plotting import SERIES_COLORS, LineSeries, PlotCanvas, PlotPoint, PlotSpec
 from tui.components.reduce import downsample_series
 from tui.components.theme import format_tick, format_value, nice_step
-from tui.components import cursor_grid
-from tui.components.cursor_grid import CursorGrid, cursor_bindings
 from tui.css import widget_css
 
 _Y_AXIS_COLUMNS = 10

@@ -27,7 +27,6 @@ from tui.components.cursor_grid import CursorGrid, cursor_bindings
 from tui.components.theme import fit_cells, visible_piece
 from tui.css import widget_css
 
-
 #: Blank columns between two tokens: without it, ids like 198 and 750 read as "198750".
 _GAP = 1
 

@@ -16,9 +16,9 @@ from textual.widgets import Static
 
 from tui.components.heat_strip import HeatStrip
 from tui.components.lineplot import LinePlot
+from tui.css import widget_css
 from tui.messages import OpenNode, Progress
 from tui.views.base import RemoteView
-from tui.css import widget_css
 
 METRICS = ("std", "rms", "kurtosis", "abs_mean", "max_abs")
 

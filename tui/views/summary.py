@@ -71,7 +71,10 @@ class SummaryView(VerticalScroll):
         elif bool(tied) == bool(shared):
             check.append(f"config says {'tied' if tied else 'untied'}, stored tensors agree", style="green")
         else:
-            check.append(f"config says {'tied' if tied else 'untied'} but the stored tensors are {'shared' if shared else 'separate'}", style="yellow")
+            check.append(
+                f"config says {'tied' if tied else 'untied'} but the stored tensors are {'shared' if shared else 'separate'}",
+                style="yellow",
+            )
         parts = [card, check, Text(""), breakdown_chart(summary), Text(""), layer_chart(summary)]
         if summary.get("provisional"):
             parts.insert(0, Text("provisional: read from the weight files' headers; the exact card follows "

@@ -98,7 +98,10 @@ class TensorView(RemoteView):
                        self._show_stats, loading=f"exact statistics over {len(node['stored'])} stored tensors…")
             return
         if node.get("converted") and len(node.get("stored") or []) != 1:
-            self.set_message("this parameter is built at load time from several stored tensors: open them from `llm-internals stats` (their statistics are per stored tensor)")
+            self.set_message(
+                "this parameter is built at load time from several stored tensors: "
+                "open them from `llm-internals stats` (their statistics are per stored tensor)"
+            )
             self.query_one("#tensor-stats", Static).update("")
             return
         name = node["tied_to"] or node["name"]
@@ -133,7 +136,9 @@ class TensorView(RemoteView):
         self.preview = preview
         shape = preview["shape"]
         self.query_one("#tensor-heatmap", Heatmap).set_matrix(
-            preview["values"], title=f"{'×'.join(map(str, shape))} as {preview['values'].shape[0]}×{preview['values'].shape[1]} blocks, mean |x|")
+            preview["values"],
+            title=f"{'×'.join(map(str, shape))} as {preview['values'].shape[0]}×{preview['values'].shape[1]} blocks, mean |x|",
+        )
 
     @on(Histogram.ClipToggled)
     def _clip(self, event: Histogram.ClipToggled) -> None:

@@ -12,8 +12,8 @@ from internals.worker.contract import (
     ActivationStats,
     Attention,
     AttentionRequest,
-    GenerateRequest,
     GeneratedToken,
+    GenerateRequest,
     GenerationDone,
     Lens,
     LensRequest,
@@ -23,8 +23,8 @@ from internals.worker.contract import (
     NextTokensRequest,
     PromptRequest,
     ResidualNorms,
-    Tokens,
     TokenizeRequest,
+    Tokens,
 )
 from internals.worker.operations import OpContext, operation
 

@@ -6,8 +6,8 @@ import shutil
 
 import pytest
 import torch
-
 from diff_support import plant
+
 from internals.diff.behaviour import diff_behaviour
 from internals.sources import resolve_source
 

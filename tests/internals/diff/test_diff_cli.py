@@ -6,8 +6,8 @@ import json
 import shutil
 
 import pytest
-
 from diff_support import plant
+
 from tests_helpers import run_cli
 
 

@@ -6,8 +6,8 @@ import math
 import time
 
 import pytest
-
 from diff_support import plant, untie
+
 from internals.diff import diff_weights, open_sides
 from internals.diff.cache import DiffCache
 

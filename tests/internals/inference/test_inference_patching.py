@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from inference_support import load_tiny, prompt_ids
+
 from internals.errors import UserError
 from internals.inference.capture import capture
 from internals.inference.patching import GRIDS, Patch, activation_patching, patched_logit_diffs
@@ -85,7 +85,11 @@ def _reference(model, clean, corrupt, target, other):
     stored = {"residual": [], "attention": [], "mlp": [], "heads": []}
     handles = []
     for layer in layers:
-        handles.append(layer.register_forward_hook(lambda m, a, o: stored["residual"].append(o[0].clone() if isinstance(o, tuple) else o.clone())))
+        handles.append(
+            layer.register_forward_hook(
+                lambda m, a, o: stored["residual"].append(o[0].clone() if isinstance(o, tuple) else o.clone())
+            )
+        )
         handles.append(layer.self_attn.register_forward_hook(lambda m, a, o: stored["attention"].append(o[0].clone())))
         handles.append(layer.mlp.register_forward_hook(lambda m, a, o: stored["mlp"].append(o.clone())))
         handles.append(layer.self_attn.o_proj.register_forward_pre_hook(lambda m, a: stored["heads"].append(a[0].clone())))
@@ -122,7 +126,11 @@ def _reference(model, clean, corrupt, target, other):
 
     T = len(clean)
     out = {}
-    for kind, module_of in (("residual", lambda l: l), ("attention", lambda l: l.self_attn), ("mlp", lambda l: l.mlp)):
+    for kind, module_of in (
+        ("residual", lambda layer: layer),
+        ("attention", lambda layer: layer.self_attn),
+        ("mlp", lambda layer: layer.mlp),
+    ):
         out[kind] = np.array([[diff(module_of(layers[i]), "post", at(stored[kind][i], p)) for p in range(T)]
                               for i in range(len(layers))])
     out["heads"] = np.array([[diff(layers[i].self_attn.o_proj, "pre", head_slice(stored["heads"][i], h))

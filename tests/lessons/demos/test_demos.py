@@ -14,7 +14,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO
 
 torch = pytest.importorskip("torch")
@@ -22,7 +21,6 @@ torch = pytest.importorskip("torch")
 from internals.errors import UserError  # noqa: E402
 from internals.model import open_model  # noqa: E402
 from lessons.demos import DEMOS, TRAIN_EXTRA_HINT, MissingExtraError, demo_params, run_demo  # noqa: E402
-
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -52,7 +50,7 @@ def fake_demo(tiny_models, tmp_path_factory):
     (folder / "init.json").write_text(json.dumps({"seed": 7, **checksums(model)}))
     gen = torch.Generator().manual_seed(1)
     with torch.no_grad():
-        for name, p in model.named_parameters():
+        for p in model.parameters():
             p.mul_(1.5).add_(torch.randn(p.shape, generator=gen) * 0.01)
         model.lm_head.weight.mul_(15.0)
     model.save_pretrained(folder)
