@@ -149,7 +149,7 @@ def _head_dim_from_tensors(structure: ModelStructure, heads) -> int | None:
 
 def _stored_dtype(store: WeightStore | None, config) -> str | None:
     if store is not None and len(store):
-        counts = Counter()
+        counts: Counter[str] = Counter()
         for e in store:
             counts[e.dtype] += e.numel
         return DTYPE_NAMES.get(counts.most_common(1)[0][0])

@@ -91,9 +91,10 @@ class OpenedModel:
 
         clip=True: the histogram covers [p1, p99] (when not empty), derived from the same single read."""
         stored = self.stored_name_of(name)
+        store = require_weights(self.store, "statistics")
         if clip and value_range is None:
-            return self.stats_cache.clipped(self.store, stored, bins=bins)
-        return self.stats_cache.stats(self.store, stored, bins=bins, value_range=value_range)
+            return self.stats_cache.clipped(store, stored, bins=bins)
+        return self.stats_cache.stats(store, stored, bins=bins, value_range=value_range)
 
     def iter_stats(self, names: list[str], bins: int = 64,
                    progress: Callable[[int, int, str], None] | None = None) -> Iterator[dict[str, Any]]:

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
+from typing import TYPE_CHECKING, Any, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+if TYPE_CHECKING:
+    from tui.app import ExplorerApp
+
 
 class ExplorerCommands(Provider):
-    def _commands(self) -> list[tuple[str, object, str]]:
-        app = self.app
-        out: list[tuple[str, object, str]] = []
+    def _commands(self) -> list[tuple[str, Callable[[], Any], str]]:
+        app = cast("ExplorerApp", self.app)
+        out: list[tuple[str, Callable[[], Any], str]] = []
         for view, label in (("summary", "model card"), ("cross-layer", "cross-layer statistics"),
                             ("attention", "attention"), ("tokens", "tokens"), ("lens", "logit lens"),
                             ("chat-template", "chat template"), ("experts", "experts"),

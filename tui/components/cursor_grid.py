@@ -16,6 +16,7 @@ from typing import ClassVar
 from textual import events
 from textual.binding import Binding
 from textual.message import Message
+from textual.widget import Widget
 
 #: Every move a grid may bind: name → (keys, action, description).
 MOVES: dict[str, tuple[str, str, str]] = {
@@ -52,14 +53,14 @@ def clamp(value: int, low: int, high: int) -> int:
 class GridMessage(Message):
     """A cell of a grid widget: `row`, `col` in the widget's cursor coordinates."""
 
-    def __init__(self, grid: object, row: int, col: int) -> None:
+    def __init__(self, grid: Widget, row: int, col: int) -> None:
         super().__init__()
         self.grid = grid
         self.row = row
         self.col = col
 
     @property
-    def control(self) -> object:
+    def control(self) -> Widget:
         """The widget that sent the message (for `@on(..., "#id")`)."""
         return self.grid
 

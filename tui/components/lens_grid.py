@@ -35,6 +35,7 @@ class LensMessage(GridMessage):
 
     def __init__(self, grid: LensGrid, row: int, position: int, layer: int | str, piece: str, prob: float) -> None:
         super().__init__(grid, row, position)
+        self.grid: LensGrid = grid
         self.position = position
         self.layer = layer
         self.piece = piece

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from internals.worker.contract import DemoPoint, DemoRequest, DemoResult
 from internals.worker.demos import get_demo
 from internals.worker.operations import OpContext, operation
@@ -14,4 +16,5 @@ def run_demo(ctx: OpContext, req: DemoRequest) -> DemoResult:
     demo = get_demo(req.name)
     result = demo.run(ctx.opened, dict(req.params), emit=ctx.emit, progress=ctx.progress,
                       should_stop=lambda: ctx.cancelled)
-    return result or {}
+    # a demo's own keys travel beside the three that DemoResult declares (see internals/worker/demos.py)
+    return cast(DemoResult, result or {})
