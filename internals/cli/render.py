@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -103,7 +103,7 @@ def print_stats_table(results: list[dict[str, Any]], console: Console | None = N
     console.print(table)
 
 
-def print_spectrum_table(results: list[dict[str, Any]], console: Console | None = None) -> None:
+def print_spectrum_table(results: Sequence[Mapping[str, Any]], console: Console | None = None) -> None:
     """One row per matrix: norms, ranks, the power-law fit of the ESD's tail and spikes beyond the MP edge."""
     console = console or Console()
     table = Table(title=f"{len(results)} matrices (λ = σ² of W; α: power-law tail of the ESD)", title_justify="left")

@@ -66,7 +66,7 @@ def _stats_of(store, names: list[str], code: str, bins: int, counts: dict[str, P
             total = total + counts[n]
         return total.stats(bins)
     raw = np.concatenate([np.asarray(store.raw(n)).reshape(-1) for n in names])
-    numel = raw.size // dtype_info(code).itemsize
+    numel = int(raw.size // dtype_info(code).itemsize)
     return compute_tensor_stats(raw, code, (numel,), bins)
 
 

@@ -705,13 +705,13 @@ def _select(counts: np.ndarray, rank: int) -> tuple[int, int]:
 def _wide_stats(typed: np.ndarray, info: DtypeInfo, shape, numel: int, bins: int, name: str,
                 chunk_elements: int | None) -> TensorStats:
     if numel == 0:
-        edges, hist = histogram_from_counts(np.zeros(0), np.zeros(0, np.int64), bins)
-        return _empty_stats(name, shape, info, numel, 0, 0, edges, hist)
+        edges, empty_hist = histogram_from_counts(np.zeros(0), np.zeros(0, np.int64), bins)
+        return _empty_stats(name, shape, info, numel, 0, 0, edges, empty_hist)
     p = _WidePasses(typed, info, chunk_elements)
     (nfin, nan, inf, zeros), (s1, sa, sq), mn, mx, top = p.pass1()
     if nfin == 0:
-        edges, hist = histogram_from_counts(np.zeros(0), np.zeros(0, np.int64), bins)
-        return _empty_stats(name, shape, info, numel, nan, inf, edges, hist)
+        edges, empty_hist = histogram_from_counts(np.zeros(0), np.zeros(0, np.int64), bins)
+        return _empty_stats(name, shape, info, numel, nan, inf, edges, empty_hist)
     mean = mn if mn == mx else s1 / nfin  # a constant tensor: exact mean, std 0
 
     # exact order statistics by radix select, 16 key bits per level (32-bit keys: 2 levels, 64-bit: 4);

@@ -159,6 +159,8 @@ def parse_request(name: str, request: type[Req], params: Any) -> Req:
     if not isinstance(params, Mapping):
         raise BadRequest(f"{name}: the parameters must be an object, not {type(params).__name__}")
     hints = typing.get_type_hints(request)
+    if not dataclasses.is_dataclass(request):
+        raise TypeError(f"{name}: the request type {request.__name__} is not a dataclass")
     fields = {f.name: f for f in dataclasses.fields(request)}
     unknown = sorted(set(params) - set(fields))
     if unknown:

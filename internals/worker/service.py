@@ -14,11 +14,14 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from internals.errors import Cancelled, InternalError, UserError, to_wire
 from internals.model import OpenedModel
 from internals.worker.operations import OpContext, Send, dispatch, get_operation
+
+if TYPE_CHECKING:
+    from internals.inference.loading import Loaded
 
 log = logging.getLogger("llm_internals.worker")
 
@@ -40,7 +43,7 @@ class ModelService:
     def __init__(self, opened: OpenedModel, options: RuntimeOptions | None = None) -> None:
         self.opened = opened
         self.options = options or RuntimeOptions()
-        self.loaded_model = None
+        self.loaded_model: Loaded | None = None
         self._load_lock = threading.Lock()
         self.compute_lock = threading.Lock()
         self._active: dict[tuple[Any, str], OpContext] = {}
@@ -54,7 +57,8 @@ class ModelService:
         rid = int(header.get("id", 0))
         method = str(header.get("method", ""))
         ctx = OpContext(rid, send, self)
-        key = (header.get("client"), header.get("group")) if header.get("group") else None
+        group = header.get("group")
+        key = (header.get("client"), str(group)) if group else None
         if key is not None:
             with self._active_lock:
                 older = self._active.get(key)
