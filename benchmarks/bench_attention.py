@@ -38,11 +38,9 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import REFERENCE_CONFIG, RssAnonSampler, machine, write_report  # noqa: E402
+from benchmarks import common  # noqa: E402
 
-
-def log(msg: str) -> None:
-    print(f"[bench_attention] {msg}", file=sys.stderr, flush=True)
+log = common.logger("bench_attention")
 
 
 # --- memory ----------------------------------------------------------------------------------------------
@@ -87,7 +85,7 @@ def peak_extra_bytes(fn: Callable[[], Any]) -> tuple[int, Any]:
         before = _status_kb("VmRSS")
         result = fn()
         return max(0, _status_kb("VmHWM") - before) * 1024, result
-    with RssAnonSampler(interval=0.002) as sampler:
+    with common.RssAnonSampler(interval=0.002) as sampler:
         result = fn()
     return sampler.extra, result
 
@@ -192,21 +190,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "time_ratio_baseline_over_ours_last": base["seconds_median"] / ours_last["seconds_median"],
         "same_map": bool(np.allclose(arrays["ours_last_layer"], arrays["baseline_all_layers_last"], atol=1e-4)),
         "extrapolated_28_layers_map_bytes": {"ours": one_map, "baseline": one_map * 28},
-        "machine": machine(),
+        "machine": common.machine(),
     }
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", type=Path, default=REFERENCE_CONFIG)
-    parser.add_argument("--layers", type=int, default=4, help="decoder layers to build (the real model has 28)")
-    parser.add_argument("--tokens", type=int, default=512)
-    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (the machines are shared)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser = common.model_bench_parser(
+        __doc__, layers=4, layers_help="decoder layers to build (the real model has 28)",
+        extra=lambda p: p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32"),
+    )
     args = parser.parse_args(argv)
-    write_report(run(args), "attention")
+    common.write_report(run(args), "attention")
     return 0
 
 

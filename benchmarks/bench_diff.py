@@ -27,28 +27,15 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import (  # noqa: E402
-    DEFAULT_CACHE,
-    REFERENCE_CONFIG,
-    RssAnonSampler,
-    machine,
-    measure_bandwidth,
-    synthetic_checkpoint,
-    target,
-    tensor_bytes,
-    write_report,
-    write_safetensors,
-)
+from benchmarks import common  # noqa: E402
 
-FULL_LAYERS = 28
 BANDWIDTH_RATIO_TARGET = 3.0
 PEAK_ANON_FRACTION_TARGET = 0.10
 CACHED_SECONDS_TARGET = 0.2
 PLANTED_RANK = 8
 
 
-def log(msg: str) -> None:
-    print(f"[bench_diff] {msg}", file=sys.stderr, flush=True)
+log = common.logger("bench_diff")
 
 
 def perturbed_copy(base: Path, seed: int = 1) -> tuple[Path, bool, float]:
@@ -60,7 +47,7 @@ def perturbed_copy(base: Path, seed: int = 1) -> tuple[Path, bool, float]:
         return path, False, 0.0
     t0 = time.perf_counter()
     gen = torch.Generator().manual_seed(seed)
-    raw = {name: (shape, view) for name, _, shape, view in tensor_bytes(base)}
+    raw = {name: (shape, view) for name, _, shape, view in common.tensor_bytes(base)}
     piece_rows = 4096
 
     def fill(name: str, shape: tuple[int, ...], f) -> None:
@@ -81,7 +68,7 @@ def perturbed_copy(base: Path, seed: int = 1) -> tuple[Path, bool, float]:
 
     tmp = path.with_suffix(".tmp")
     log(f"writing the perturbed copy {path}")
-    write_safetensors(tmp, [(name, "BF16", tuple(shape)) for name, (shape, _) in raw.items()], fill)
+    common.write_safetensors(tmp, [(name, "BF16", tuple(shape)) for name, (shape, _) in raw.items()], fill)
     os.replace(tmp, path)
     return path, True, time.perf_counter() - t0
 
@@ -89,22 +76,22 @@ def perturbed_copy(base: Path, seed: int = 1) -> tuple[Path, bool, float]:
 def run(args: argparse.Namespace) -> dict:
     from internals.diff import diff_weights, open_sides
 
-    layers = None if args.layers is None or args.layers >= FULL_LAYERS else args.layers
-    base, generated, gen_seconds = synthetic_checkpoint(REFERENCE_CONFIG, layers, Path(args.cache_dir), log=log)
+    layers = None if args.layers is None or args.layers >= common.REFERENCE_LAYERS else args.layers
+    base, generated, gen_seconds = common.synthetic_checkpoint(common.REFERENCE_CONFIG, layers, Path(args.cache_dir), log=log)
     tuned, tuned_generated, tuned_seconds = perturbed_copy(base)
-    arrays = [t[3] for t in tensor_bytes(base)] + [t[3] for t in tensor_bytes(tuned)]
+    arrays = [t[3] for t in common.tensor_bytes(base)] + [t[3] for t in common.tensor_bytes(tuned)]
     one_checkpoint = int(sum(a.size for a in arrays) // 2)
     log(f"{base.name} and its perturbed copy: {one_checkpoint / 1e9:.2f} GB each")
-    measure_bandwidth(arrays, repeats=1)  # warm the page cache and page tables
+    common.measure_bandwidth(arrays, repeats=1)  # warm the page cache and page tables
 
     sides = open_sides(str(base), str(tuned))
     try:
         diff_weights(sides, pattern="model.norm.weight", use_cache=False)  # imports, first-call costs
         bandwidth_runs, diff_runs = [], []
-        sampler = RssAnonSampler(0.01)
+        sampler = common.RssAnonSampler(0.01)
         result = None
         for rep in range(args.repeats):
-            bandwidth_runs.append(measure_bandwidth(arrays, repeats=1)["seconds"])
+            bandwidth_runs.append(common.measure_bandwidth(arrays, repeats=1)["seconds"])
             t1 = time.perf_counter()
             if rep == 0:
                 with sampler:
@@ -145,13 +132,14 @@ def run(args: argparse.Namespace) -> dict:
         "what": "exact weight diff (‖ΔW‖, relative change, cosine, max|ΔW|, histogram) of every tensor of two "
                 "checkpoints; singular values of every 2-D ΔW",
         "checkpoints": {
-            "base": str(base), "tuned": str(tuned), "config": REFERENCE_CONFIG.name, "layers": layers or FULL_LAYERS,
+            "base": str(base), "tuned": str(tuned), "config": common.REFERENCE_CONFIG.name,
+            "layers": layers or common.REFERENCE_LAYERS,
             "tensors": len(result["tensors"]), "bytes_each": one_checkpoint, "dtype": "bfloat16",
             "tuned_values": f"base + normal(0, 1e-3) + rank-{PLANTED_RANK} change on 2-D tensors",
             "generated_this_run": generated or tuned_generated,
             "generation_seconds": (gen_seconds if generated else 0.0) + (tuned_seconds if tuned_generated else 0.0),
         },
-        "machine": machine(),
+        "machine": common.machine(),
         "torch_threads": __import__("torch").get_num_threads(),
         "changed_tensors": changed,
         "weight_diff": {"seconds": diff_seconds, "seconds_runs": diff_runs,
@@ -172,23 +160,23 @@ def run(args: argparse.Namespace) -> dict:
                  "effective_rank_99_range": [min(m["effective_rank_99"] for m in per_matrix),
                                              max(m["effective_rank_99"] for m in per_matrix)] if per_matrix else None},
         "targets": {
-            "diff_within_3x_bandwidth": target(ratio, BANDWIDTH_RATIO_TARGET, "<="),
-            "peak_anon_below_10pct_of_one_checkpoint": target(peak_fraction, PEAK_ANON_FRACTION_TARGET, "<="),
-            "cached_rank_request_below_0.2s": target(min(cached), CACHED_SECONDS_TARGET, "<="),
+            "diff_within_3x_bandwidth": common.target(ratio, BANDWIDTH_RATIO_TARGET, "<="),
+            "peak_anon_below_10pct_of_one_checkpoint": common.target(peak_fraction, PEAK_ANON_FRACTION_TARGET, "<="),
+            "cached_rank_request_below_0.2s": common.target(min(cached), CACHED_SECONDS_TARGET, "<="),
         },
     }
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--layers", type=int, default=None, help=f"decoder layers (default: all {FULL_LAYERS})")
+    p.add_argument("--layers", type=int, default=None, help=f"decoder layers (default: all {common.REFERENCE_LAYERS})")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--bins", type=int, default=64)
-    p.add_argument("--cache-dir", default=str(DEFAULT_CACHE))
+    p.add_argument("--cache-dir", default=str(common.DEFAULT_CACHE))
     p.add_argument("--out-name", default="diff", help="report name under benchmarks/out/")
     args = p.parse_args(argv)
     report = run(args)
-    write_report(report, args.out_name)
+    common.write_report(report, args.out_name)
     return 0
 
 

@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import DEFAULT_CACHE, REFERENCE_CONFIG, machine, synthetic_checkpoint, target, write_report  # noqa: E402
+from benchmarks import common  # noqa: E402
 
 _OPEN_SCRIPT = r"""
 import sys, time
@@ -98,10 +98,10 @@ def open_seconds(mode: str, model: str, cache: Path) -> tuple[float, float]:
 
 def model_folder(layers: int | None) -> Path:
     """A folder with the reference config and a synthetic bf16 checkpoint (shared with bench_stats)."""
-    path, _, _ = synthetic_checkpoint(REFERENCE_CONFIG, layers=layers, cache_dir=DEFAULT_CACHE)
-    folder = DEFAULT_CACHE / (path.stem + "-folder")
+    path, _, _ = common.synthetic_checkpoint(common.REFERENCE_CONFIG, layers=layers, cache_dir=common.DEFAULT_CACHE)
+    folder = common.DEFAULT_CACHE / (path.stem + "-folder")
     folder.mkdir(exist_ok=True)
-    cfg = json.loads(REFERENCE_CONFIG.read_text())
+    cfg = json.loads(common.REFERENCE_CONFIG.read_text())
     if layers is not None:
         cfg["num_hidden_layers"] = layers
     (folder / "config.json").write_text(json.dumps(cfg))
@@ -227,7 +227,7 @@ def bench_keys(model: str) -> dict:
         client.close()
     # "for a 100-layer model it stays smooth": the reference config at 100 layers (~1,200 nodes, all expanded)
     folder = Path(tempfile.mkdtemp(prefix="llmi-bench-100-"))
-    config = json.loads(REFERENCE_CONFIG.read_text())
+    config = json.loads(common.REFERENCE_CONFIG.read_text())
     (folder / "config.json").write_text(json.dumps({**config, "num_hidden_layers": 100}))
     client_100 = ManagedWorker(WorkerOptions(model=str(folder / "config.json")))
     client_100.start(wait=True)
@@ -271,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     from internals.demo_path import demo_model_path
 
     demo = str(demo_model_path()) if (demo_model_path() / "model.safetensors").exists() else None
-    report: dict = {"benchmark": "explorer", "machine": machine(), "model_1_5b_shapes": str(big), "demo_model": demo}
+    report: dict = {"benchmark": "explorer", "machine": common.machine(), "model_1_5b_shapes": str(big), "demo_model": demo}
     base_cache = Path(tempfile.mkdtemp(prefix="llmi-bench-base-"))
     report["baseline_textual_app_s"] = min(open_seconds("baseline", "", base_cache)[0] for _ in range(args.repeats))
     report["open_1_5b"] = bench_open(str(big), args.repeats)
@@ -281,10 +281,10 @@ def main(argv: list[str] | None = None) -> int:
     report["keys"] = keys_in_fresh_process(demo or str(big))
     opens = [report["open_1_5b"]] + ([report["open_demo"]] if demo else [])
     report["targets"] = {
-        "interactive_tree_first_open_s": target(max(o["first_open_s"] for o in opens), 1.5, "<="),
-        "interactive_tree_second_open_s": target(max(o["second_open_s"] for o in opens), 1.5, "<="),
-        "whole_model_stats_from_cache_s": target(report["stats_cache_1_5b"]["from_cache_s"], 0.2, "<="),
-        "keypress_to_frame_p95_ms": target(
+        "interactive_tree_first_open_s": common.target(max(o["first_open_s"] for o in opens), 1.5, "<="),
+        "interactive_tree_second_open_s": common.target(max(o["second_open_s"] for o in opens), 1.5, "<="),
+        "whole_model_stats_from_cache_s": common.target(report["stats_cache_1_5b"]["from_cache_s"], 0.2, "<="),
+        "keypress_to_frame_p95_ms": common.target(
             max(report["keys"][k]["p95_ms"] for k in ("explorer_tree", "explorer_tree_100_layers", "explorer_switch_views")),
             50.0,
             "<=",
@@ -295,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         "second_open_vs_bare_textual_app": report["open_1_5b"]["second_open_s"] / report["baseline_textual_app_s"],
         "tree_key_p50_vs_trivial_app": report["keys"]["explorer_tree"]["p50_ms"] / report["keys"]["trivial_app_tree"]["p50_ms"],
     }
-    write_report(report, "explorer")
+    common.write_report(report, "explorer")
     return 0
 
 

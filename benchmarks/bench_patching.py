@@ -30,12 +30,10 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks import common  # noqa: E402
 from benchmarks.bench_attention import build_model, peak_extra_bytes  # noqa: E402
-from benchmarks.common import REFERENCE_CONFIG, machine, target, write_report  # noqa: E402
 
-
-def log(msg: str) -> None:
-    print(f"[bench_patching] {msg}", file=sys.stderr, flush=True)
+log = common.logger("bench_patching")
 
 
 def measure(fn: Callable[[], Any], repeats: int) -> dict[str, Any]:
@@ -93,9 +91,9 @@ def bench_model(name: str, loaded: Any, args: argparse.Namespace) -> dict[str, A
     act_ratio = results["activations"]["seconds_median"] / results["plain_forward"]["seconds_median"]
     return {"layers": model.config.num_hidden_layers, "patch_tokens": args.patch_tokens, "cells": cells,
             "batch_size": batch, "tokens": args.tokens, "variants": results,
-            "patching_time_ratio": target(patch_ratio, 1.3, "<="),
-            "patching_memory_ratio": target(memory_ratio, 1.3, "<="),
-            "activations_time_ratio": target(act_ratio, 1.3, "<=")}
+            "patching_time_ratio": common.target(patch_ratio, 1.3, "<="),
+            "patching_memory_ratio": common.target(memory_ratio, 1.3, "<="),
+            "activations_time_ratio": common.target(act_ratio, 1.3, "<=")}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -114,22 +112,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     model = build_model(args.config, args.layers, "float32", args.seed)
     reference = Loaded(model=model, tokenizer=None, device=torch.device("cpu"), dtype=model.dtype)
     report["models"][f"reference_{args.layers}_layers"] = bench_model("reference", reference, args)
-    report["machine"] = machine()
+    report["machine"] = common.machine()
     return report
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", type=Path, default=REFERENCE_CONFIG)
-    parser.add_argument("--layers", type=int, default=2, help="decoder layers of the reference-shaped model")
-    parser.add_argument("--tokens", type=int, default=512, help="prompt length for the activations")
-    parser.add_argument("--patch-tokens", type=int, default=24, help="prompt length for patching")
-    parser.add_argument("--batch", type=int, default=None, help="patched runs per forward pass (default: automatic)")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (the machines are shared)")
-    parser.add_argument("--seed", type=int, default=0)
+    def patching_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--patch-tokens", type=int, default=24, help="prompt length for patching")
+        p.add_argument("--batch", type=int, default=None, help="patched runs per forward pass (default: automatic)")
+
+    parser = common.model_bench_parser(
+        __doc__, layers=2, layers_help="decoder layers of the reference-shaped model",
+        tokens_help="prompt length for the activations", extra=patching_args,
+    )
     args = parser.parse_args(argv)
-    write_report(run(args), "patching")
+    common.write_report(run(args), "patching")
     return 0
 
 

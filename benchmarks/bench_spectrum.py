@@ -29,24 +29,14 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import (  # noqa: E402
-    DEFAULT_CACHE,
-    REFERENCE_CONFIG,
-    RssAnonSampler,
-    machine,
-    synthetic_checkpoint,
-    target,
-    write_report,
-)
+from benchmarks import common  # noqa: E402
 
-FULL_LAYERS = 28
 BASELINE_RATIO_TARGET = 3.0
 PROGRESS_GAP_TARGET = 1.0
 CACHE_SECONDS_TARGET = 0.2
 
 
-def log(msg: str) -> None:
-    print(f"[bench_spectrum] {msg}", file=sys.stderr, flush=True)
+log = common.logger("bench_spectrum")
 
 
 def baseline_seconds(store, ref) -> dict[str, float]:
@@ -75,8 +65,8 @@ def run(args: argparse.Namespace) -> dict:
     from internals.spectrum import cache, compute_spectrum, iter_spectra, matrices_of
     from internals.weights import WeightStore
 
-    layers = None if args.layers is None or args.layers >= FULL_LAYERS else args.layers
-    path, generated, gen_seconds = synthetic_checkpoint(REFERENCE_CONFIG, layers, Path(args.cache_dir), log=log)
+    layers = None if args.layers is None or args.layers >= common.REFERENCE_LAYERS else args.layers
+    path, generated, gen_seconds = common.synthetic_checkpoint(common.REFERENCE_CONFIG, layers, Path(args.cache_dir), log=log)
     store = WeightStore([path])
     refs = matrices_of(store, store.names())
     log(f"{path.name}: {len(refs)} matrices, {len(store)} tensors, torch threads {torch.get_num_threads()}")
@@ -94,7 +84,7 @@ def run(args: argparse.Namespace) -> dict:
     per_matrix, results = [], []
     peak_extra, peak_report = 0, None
     for ref in refs:  # ours, then its baseline right away: load from other users hits both alike
-        with RssAnonSampler(0.01) as sampler:
+        with common.RssAnonSampler(0.01) as sampler:
             last[0] = t0 = time.perf_counter()
             s = compute_spectrum(store, ref, progress=progress)
             ours = time.perf_counter() - t0
@@ -136,10 +126,10 @@ def run(args: argparse.Namespace) -> dict:
     return {
         "benchmark": "spectrum",
         "what": "eigenvalues of WᵀW (float64 Gram + eigvalsh), norms, ranks, power-law fit, MP edge of every matrix",
-        "checkpoint": {"path": str(path), "config": REFERENCE_CONFIG.name, "layers": layers or FULL_LAYERS,
+        "checkpoint": {"path": str(path), "config": common.REFERENCE_CONFIG.name, "layers": layers or common.REFERENCE_LAYERS,
                        "matrices": len(refs), "generated_now": generated, "generation_seconds": gen_seconds,
                        "values": "synthetic normal(0, 0.02) with outliers, bf16, seed 0"},
-        "machine": machine(), "torch_threads": torch.get_num_threads(),
+        "machine": common.machine(), "torch_threads": torch.get_num_threads(),
         "note": "the machine's 2 cores are shared with other jobs: absolute seconds are noisy, ratios less so",
         "spectrum_seconds": total, "seconds_per_matrix": total / len(refs),
         "baseline_seconds": base_total,
@@ -152,10 +142,10 @@ def run(args: argparse.Namespace) -> dict:
         "memory": {**(peak_report or {}), "design_bound_bytes": bound, "largest_gram_side": m_big},
         "cache_read_seconds": cache_seconds,
         "targets": {
-            "ratio_to_baseline": target(ratio, BASELINE_RATIO_TARGET, "<="),
-            "max_progress_gap_seconds": target(max(gaps), PROGRESS_GAP_TARGET, "<="),
-            "peak_extra_bytes_vs_design_bound": target(peak_extra / bound, 1.0, "<="),
-            "cache_read_seconds": target(cache_seconds, CACHE_SECONDS_TARGET, "<="),
+            "ratio_to_baseline": common.target(ratio, BASELINE_RATIO_TARGET, "<="),
+            "max_progress_gap_seconds": common.target(max(gaps), PROGRESS_GAP_TARGET, "<="),
+            "peak_extra_bytes_vs_design_bound": common.target(peak_extra / bound, 1.0, "<="),
+            "cache_read_seconds": common.target(cache_seconds, CACHE_SECONDS_TARGET, "<="),
         },
     }
 
@@ -163,10 +153,10 @@ def run(args: argparse.Namespace) -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--layers", type=int, default=None, help="decoder layers of the synthetic checkpoint (default all 28)")
-    p.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="where the synthetic checkpoint is kept")
+    p.add_argument("--cache-dir", default=str(common.DEFAULT_CACHE), help="where the synthetic checkpoint is kept")
     p.add_argument("--per-matrix", action="store_true", help="include every matrix's timings in the report")
     args = p.parse_args(argv)
-    write_report(run(args), "spectrum")
+    common.write_report(run(args), "spectrum")
     return 0
 
 

@@ -42,25 +42,8 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 import numpy as np  # noqa: E402
 
-from benchmarks.common import (  # noqa: E402
-    DEFAULT_CACHE,
-    REFERENCE_CONFIG,
-    REPO,
-    RssAnonSampler,
-    busy_reason,
-    command_seconds,
-    file_reduction_seconds,
-    guarded_ratio,
-    machine,
-    measure_bandwidth,
-    read_header,
-    synthetic_checkpoint,
-    target,
-    tensor_bytes,
-    write_report,
-)
+from benchmarks import common  # noqa: E402
 
-FULL_LAYERS = 28
 IN_PROCESS_RATIO_TARGET = 2.0
 COMMAND_MARGINAL_RATIO_TARGET = 3.0
 FIXED_COST_TARGET_S = 0.5
@@ -69,8 +52,7 @@ NAIVE_SPEEDUP_TARGET = 10.0
 PEAK_ANON_FRACTION_TARGET = 0.10
 
 
-def log(msg: str) -> None:
-    print(f"[bench_stats] {msg}", file=sys.stderr, flush=True)
+log = common.logger("bench_stats")
 
 
 def naive_subset(names: list[str]) -> list[str]:
@@ -96,19 +78,19 @@ def end_to_end(small: Path, large: Path, repeats: int) -> dict:
     """`llm-internals stats FILE --json` in fresh processes (cold statistics cache: a new cache folder per
     run; page cache warm) against a bare `python -c "import numpy"` and whole-file reductions, interleaved."""
     bare, cmd_small, cmd_large, red_small, red_large = [], [], [], [], []
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(os.environ, PYTHONPATH=str(common.REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     for path in (small, large):  # warm the page cache and the compiled-kernel cache once
-        command_seconds([sys.executable, "-m", "internals.cli", "stats", str(path), "--json", "--no-cache"], env)
+        common.command_seconds([sys.executable, "-m", "internals.cli", "stats", str(path), "--json", "--no-cache"], env)
     for _ in range(repeats):
-        bare.append(command_seconds([sys.executable, "-c", "import numpy"], env))
+        bare.append(common.command_seconds([sys.executable, "-c", "import numpy"], env))
         for path, runs, reds in ((small, cmd_small, red_small), (large, cmd_large, red_large)):
             with tempfile.TemporaryDirectory(prefix="llmi-bench-cache-") as cache:
-                runs.append(command_seconds([sys.executable, "-m", "internals.cli", "stats", str(path), "--json"],
+                runs.append(common.command_seconds([sys.executable, "-m", "internals.cli", "stats", str(path), "--json"],
                                             dict(env, LLM_INTERNALS_CACHE=cache)))
-            reds.append(file_reduction_seconds(path, repeats=1)[0])
+            reds.append(common.file_reduction_seconds(path, repeats=1)[0])
     folder = _folder_figures(large, env, repeats)
-    busy = busy_reason()
-    b_small, b_large = (sum(t[3].size for t in tensor_bytes(p)) for p in (small, large))
+    busy = common.busy_reason()
+    b_small, b_large = (sum(t[3].size for t in common.tensor_bytes(p)) for p in (small, large))
     fixed = min(cmd_small) - min(bare)
     marginal_cmd = (min(cmd_large) - min(cmd_small)) / (b_large - b_small) if b_large > b_small else None
     marginal_red = (min(red_large) - min(red_small)) / (b_large - b_small) if b_large > b_small else None
@@ -122,15 +104,15 @@ def end_to_end(small: Path, large: Path, repeats: int) -> dict:
         "fixed_cost": {"what": "stats FILE (small checkpoint, cold statistics cache) minus bare python -c "
                                "'import numpy', best runs of the same run", "seconds": None if busy else fixed,
                        "seconds_measured_while_busy": fixed if busy else None, "refused": busy},
-        "marginal_per_byte": guarded_ratio(
+        "marginal_per_byte": common.guarded_ratio(
             marginal_cmd, marginal_red, "seconds per byte of `stats FILE` between the small and the large "
             "checkpoint (fresh processes)", "seconds per byte of the whole-file uint64 reduction between the "
             "same two files, in this process", busy),
         "targets": {
-            "fixed_cost_at_most_0.5s": target(None if busy else fixed, FIXED_COST_TARGET_S, "<="),
-            "folder_summary_at_most_1.5s": target(None if busy else min(folder["summary_seconds_runs"]),
+            "fixed_cost_at_most_0.5s": common.target(None if busy else fixed, FIXED_COST_TARGET_S, "<="),
+            "folder_summary_at_most_1.5s": common.target(None if busy else min(folder["summary_seconds_runs"]),
                                                   FOLDER_SUMMARY_TARGET_S, "<="),
-            "marginal_within_3x_reduction": target(None if busy or not marginal_red else marginal_cmd / marginal_red,
+            "marginal_within_3x_reduction": common.target(None if busy or not marginal_red else marginal_cmd / marginal_red,
                                                    COMMAND_MARGINAL_RATIO_TARGET, "<="),
         },
     }
@@ -142,15 +124,15 @@ def _folder_figures(checkpoint: Path, env: dict[str, str], repeats: int) -> dict
     import json
     import subprocess
 
-    layers = sum(1 for name in read_header(checkpoint)[0] if name.endswith(".input_layernorm.weight"))
+    layers = sum(1 for name in common.read_header(checkpoint)[0] if name.endswith(".input_layernorm.weight"))
     with tempfile.TemporaryDirectory(prefix="llmi-bench-folder-") as folder:
-        config = json.loads(REFERENCE_CONFIG.read_text())
+        config = json.loads(common.REFERENCE_CONFIG.read_text())
         config["num_hidden_layers"] = layers
         (Path(folder) / "config.json").write_text(json.dumps(config))
         (Path(folder) / "model.safetensors").symlink_to(checkpoint.resolve())
         argv = [sys.executable, "-m", "internals.cli", "summary", folder, "--json"]
         out = subprocess.run(argv, env=env, capture_output=True, text=True, check=True)
-        runs = [command_seconds(argv, env) for _ in range(repeats)]
+        runs = [common.command_seconds(argv, env) for _ in range(repeats)]
     return {"what": "summary FOLDER --json, fresh process", "layers": layers, "summary_seconds_runs": runs,
             "tree_source": json.loads(out.stdout)["tree_source"]}
 
@@ -165,7 +147,7 @@ def device_figures(path: Path, device: str, repeats: int) -> dict:
         dev = check_device(device)
     except Exception as exc:  # noqa: BLE001 - reported, not raised: the CPU figures stand alone
         return {"device": device, "skipped": str(exc)}
-    tensors = [t for t in tensor_bytes(path)]
+    tensors = [t for t in common.tensor_bytes(path)]
     total = sum(t[3].size for t in tensors)
     counter = DeviceCounter(device)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
@@ -198,9 +180,9 @@ def device_figures(path: Path, device: str, repeats: int) -> dict:
     return {"device": str(dev), "bytes": total, "count_seconds_runs": count_runs,
             "count_bytes_per_s": count_bps, "copy_bytes": int(big.size), "copy_seconds_runs": copy_runs,
             "copy_bytes_per_s": copy_bps,
-            "ratio": guarded_ratio(1 / count_bps, 1 / copy_bps, "seconds per byte counting every tensor from "
+            "ratio": common.guarded_ratio(1 / count_bps, 1 / copy_bps, "seconds per byte counting every tensor from "
                                    "host memory through pinned chunks", "seconds per byte of a device-to-device "
-                                   "copy of the largest tensor", None if dev.type == "cuda" else busy_reason())}
+                                   "copy of the largest tensor", None if dev.type == "cuda" else common.busy_reason())}
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -208,9 +190,9 @@ def run(args: argparse.Namespace) -> dict:
     from internals.stats_service import StatisticsCache
     from internals.weights import WeightStore
 
-    layers = None if args.layers is None or args.layers >= FULL_LAYERS else args.layers
-    path, generated, gen_seconds = synthetic_checkpoint(REFERENCE_CONFIG, layers, Path(args.cache_dir), log=log)
-    tensors = list(tensor_bytes(path))
+    layers = None if args.layers is None or args.layers >= common.REFERENCE_LAYERS else args.layers
+    path, generated, gen_seconds = common.synthetic_checkpoint(common.REFERENCE_CONFIG, layers, Path(args.cache_dir), log=log)
+    tensors = list(common.tensor_bytes(path))
     names = [t[0] for t in tensors]
     total_bytes = int(sum(t[3].size for t in tensors))
     total_params = int(sum(int(np.prod(t[2])) for t in tensors))
@@ -239,9 +221,9 @@ def run(args: argparse.Namespace) -> dict:
 
     # interleave the measurements so that load from other users hits both alike
     bandwidth_runs, stats_runs, per_tensor_best = [], [], None
-    sampler = RssAnonSampler(0.01)
+    sampler = common.RssAnonSampler(0.01)
     for rep in range(args.repeats):
-        bw = measure_bandwidth(arrays, repeats=1)
+        bw = common.measure_bandwidth(arrays, repeats=1)
         bandwidth_runs.append(bw)
         if rep == 0:
             with sampler:
@@ -262,8 +244,8 @@ def run(args: argparse.Namespace) -> dict:
     ref_name = min(variants, key=lambda k: min(variants[k]))
     bw_seconds = min(variants[ref_name])
     stats_seconds = min(stats_runs)
-    whole_file_seconds, _ = file_reduction_seconds(path, repeats=args.repeats)
-    busy = busy_reason()
+    whole_file_seconds, _ = common.file_reduction_seconds(path, repeats=args.repeats)
+    busy = common.busy_reason()
     ratio = stats_seconds / whole_file_seconds
     pair_ratios = [st / bw["seconds"] for st, bw in zip(stats_runs, bandwidth_runs)]
 
@@ -275,7 +257,7 @@ def run(args: argparse.Namespace) -> dict:
     set_threads(1)
     try:
         for _ in range(args.repeats):
-            one_bw.append(measure_bandwidth([raw_b], repeats=1)["variants"][ref_name]["seconds"])
+            one_bw.append(common.measure_bandwidth([raw_b], repeats=1)["variants"][ref_name]["seconds"])
             t1 = time.perf_counter()
             compute_tensor_stats(raw_b, dtype_b, shape_b, bins=args.bins, name=name_b)
             one_thread.append(time.perf_counter() - t1)
@@ -298,7 +280,7 @@ def run(args: argparse.Namespace) -> dict:
         ours_sub = sum(_one_tensor_seconds(tensors[i], args.bins) for i in idx)
         naive_seconds = 0.0
         worst: dict[str, float] = {}
-        with RssAnonSampler(0.01) as naive_mem:
+        with common.RssAnonSampler(0.01) as naive_mem:
             for i in idx:
                 name, dtype, shape, raw = tensors[i]
                 t1 = time.perf_counter()
@@ -347,7 +329,7 @@ def run(args: argparse.Namespace) -> dict:
     store.close()
     command = None
     if not args.no_command:
-        small, _, _ = synthetic_checkpoint(REFERENCE_CONFIG, args.small_layers, Path(args.cache_dir), log=log)
+        small, _, _ = common.synthetic_checkpoint(common.REFERENCE_CONFIG, args.small_layers, Path(args.cache_dir), log=log)
         log(f"end to end: {small.name} vs {path.name}")
         command = end_to_end(small, path, args.repeats)
     device = device_figures(path, args.device, args.repeats) if args.device else None
@@ -357,12 +339,12 @@ def run(args: argparse.Namespace) -> dict:
         "benchmark": "stats",
         "what": "exact statistics (moments, 7 quantiles, histogram, zeros/nan/inf) of every tensor",
         "checkpoint": {
-            "path": str(path), "config": REFERENCE_CONFIG.name, "layers": layers or FULL_LAYERS,
+            "path": str(path), "config": common.REFERENCE_CONFIG.name, "layers": layers or common.REFERENCE_LAYERS,
             "tensors": len(tensors), "parameters": total_params, "bytes": total_bytes, "dtype": "bfloat16",
             "values": "synthetic normal(0, 0.02) (norm weights mean 1) with outliers, seed 0",
             "generated_this_run": generated, "generation_seconds": gen_seconds if generated else None,
         },
-        "machine": machine(),
+        "machine": common.machine(),
         "threads": threads(),
         "bins": args.bins,
         "jit_or_cache_load_seconds": jit_seconds,
@@ -379,7 +361,7 @@ def run(args: argparse.Namespace) -> dict:
             "note": "numpy reduction over the same memory-mapped bytes, page cache warm, interleaved with the "
                     "stats runs; best of the runs",
         },
-        "in_process": guarded_ratio(
+        "in_process": common.guarded_ratio(
             stats_seconds, whole_file_seconds, "stats of every tensor in this process (StatisticsCache.stats_many, "
             "no on-disk cache, page cache warm), best of the runs",
             "one numpy uint64 reduction over all tensor bytes of the file as one array, one thread, same run", busy),
@@ -395,9 +377,9 @@ def run(args: argparse.Namespace) -> dict:
         "memory": {**sampler.report(), "checkpoint_bytes": total_bytes, "fraction_of_checkpoint": peak_fraction,
                    "measured": "RssAnon of the process tree during the first stats pass, minus the baseline"},
         "targets": {
-            "in_process_within_2x_reduction": target(None if busy else ratio, IN_PROCESS_RATIO_TARGET, "<="),
-            "naive_speedup_at_least_10x": target(naive["speedup"] if naive else None, NAIVE_SPEEDUP_TARGET, ">="),
-            "peak_anon_below_10pct": target(peak_fraction, PEAK_ANON_FRACTION_TARGET, "<="),
+            "in_process_within_2x_reduction": common.target(None if busy else ratio, IN_PROCESS_RATIO_TARGET, "<="),
+            "naive_speedup_at_least_10x": common.target(naive["speedup"] if naive else None, NAIVE_SPEEDUP_TARGET, ">="),
+            "peak_anon_below_10pct": common.target(peak_fraction, PEAK_ANON_FRACTION_TARGET, "<="),
         },
     }
 
@@ -411,7 +393,7 @@ def refuse_ratios(report: dict, reason: str | None) -> dict:
     def scrub(obj, key=""):
         if isinstance(obj, dict):
             if "target" in obj and "value" in obj and ("ratio" in key or "speedup" in key or "within" in key):
-                return target(None, float(obj["target"].split()[-1]), obj["target"].split()[0]) | {"refused": reason}
+                return common.target(None, float(obj["target"].split()[-1]), obj["target"].split()[0]) | {"refused": reason}
             inherited = "ratio" in key or "speedup" in key  # e.g. {"variant": ratio, ...}
             return {k: scrub(v, key if inherited else k) for k, v in obj.items()}
         if isinstance(obj, list):
@@ -425,12 +407,12 @@ def refuse_ratios(report: dict, reason: str | None) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--layers", type=int, default=None, help=f"decoder layers (default: all {FULL_LAYERS})")
+    p.add_argument("--layers", type=int, default=None, help=f"decoder layers (default: all {common.REFERENCE_LAYERS})")
     p.add_argument("--scale", type=float, default=None, help="fraction of the layers (e.g. 0.1); overrides --layers")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--bins", type=int, default=64)
     p.add_argument("--naive", choices=("subset", "full", "skip"), default="subset")
-    p.add_argument("--cache-dir", default=str(DEFAULT_CACHE))
+    p.add_argument("--cache-dir", default=str(common.DEFAULT_CACHE))
     p.add_argument("--out-name", default="stats", help="report name under benchmarks/out/")
     p.add_argument("--small-layers", type=int, default=2,
                    help="layers of the small checkpoint of the end-to-end figures (default 2)")
@@ -442,9 +424,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.layers, args.small_layers, args.repeats, args.naive = 2, 1, 1, "skip"
     if args.scale is not None:
-        args.layers = max(1, round(FULL_LAYERS * args.scale))
+        args.layers = max(1, round(common.REFERENCE_LAYERS * args.scale))
     report = run(args)
-    write_report(refuse_ratios(report, busy_reason() or report.get("busy")), args.out_name)
+    common.write_report(refuse_ratios(report, common.busy_reason() or report.get("busy")), args.out_name)
     return 0
 
 

@@ -15,6 +15,7 @@ Every figure a benchmark reports should be a ratio or bound measured in the same
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -22,7 +23,7 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,8 @@ DATA_DIR = BENCH_DIR / "data"
 DEFAULT_CACHE = BENCH_DIR / ".cache"
 OUT_DIR = BENCH_DIR / "out"
 REFERENCE_CONFIG = DATA_DIR / "deepseek-r1-distill-qwen-1.5b.config.json"
+#: Decoder layers of the reference model (a "full" run builds them all).
+REFERENCE_LAYERS: int = json.loads(REFERENCE_CONFIG.read_text(encoding="utf-8"))["num_hidden_layers"]
 
 sys.path.insert(0, str(REPO))  # the benchmarks run as scripts too
 from internals.dtypes import BY_CODE as _DTYPES  # noqa: E402 - the one dtype table
@@ -349,3 +352,28 @@ def write_report(report: dict[str, Any], name: str, out_dir: Path = OUT_DIR) -> 
     path.write_text(text + "\n")
     print(text)
     return path
+
+
+def logger(name: str) -> Callable[[str], None]:
+    """`log(msg)` for benchmark `name`: a `[name] msg` line on stderr (stdout stays for the report)."""
+
+    def log(msg: str) -> None:
+        print(f"[{name}] {msg}", file=sys.stderr, flush=True)
+
+    return log
+
+
+def model_bench_parser(doc: str, *, layers: int, layers_help: str, tokens_help: str | None = None,
+                       extra: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.ArgumentParser:
+    """The options of the forward-pass benchmarks: the reference config, how many layers to build, the prompt
+    length, whatever `extra` adds, then repeats, torch threads and seed."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--config", type=Path, default=REFERENCE_CONFIG)
+    parser.add_argument("--layers", type=int, default=layers, help=layers_help)
+    parser.add_argument("--tokens", type=int, default=512, help=tokens_help)
+    if extra is not None:
+        extra(parser)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (the machines are shared)")
+    parser.add_argument("--seed", type=int, default=0)
+    return parser

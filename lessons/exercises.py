@@ -19,14 +19,20 @@ import re
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lessons.catalog import Exercise
 from lessons.inference_math import absmax_quantize, pass_at_k, softmax_t, top_p_ids
 
+if TYPE_CHECKING:
+    import numpy as np
+
+    from internals.inference.result_types import PatchingResult
+
 __all__ = ["LiveAnswer", "CheckResult", "AnswerInputs", "AnswerSpec", "ANSWERS", "compute_answer", "check_answer",
            "AnswerUnavailable", "parse_guess", "bpe_merges", "grpo_advantages", "previous_token_scores",
-           "ONE_HEAD_TEXT", "PROJECTIONS", "layer0_kurtosis"]
+           "ONE_HEAD_TEXT", "PROJECTIONS", "layer0_kurtosis", "SINK_TEXT", "SHARE_BINS",
+           "repeated_random_pair", "induction_patching", "sink_shares"]
 
 
 @dataclass(frozen=True)
@@ -395,6 +401,90 @@ def _head_argmax(x: AnswerInputs) -> LiveAnswer:
                             f"query is position {n['position']})")
 
 
+# --- interpretability in practice: patching and attention sinks -------------------------------------------------
+#: The prompt of the attention-sink exercise (code, so that the demo model knows it).
+SINK_TEXT = "import os\nimport sys\n\n\ndef main(argv):\n    print(os.getcwd(), argv)\n    return 0\n"
+#: Share of the clean logit difference a patch must restore to fall in each bin (the choices of the head exercise).
+SHARE_BINS = ("under 25%", "25-50%", "50-75%", "over 75%")
+
+
+def repeated_random_pair(vocab_size: int, tokens: int = 12, seed: int = 0) -> tuple[list[int], list[int]]:
+    """(clean, corrupt) ids of the patching exercises: clean is `tokens` random ids, then the same ids again without
+    the last one (so the model's answer is that last id, by induction); corrupt replaces the first copy with other
+    random ids. numpy's default_rng(seed), ids from min(100, V/2) up, away from the special tokens."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    low = min(100, vocab_size // 2)
+    first, other = rng.integers(low, vocab_size, tokens).tolist(), rng.integers(low, vocab_size, tokens).tolist()
+    return first + first[:-1], other + first[:-1]
+
+
+def _loaded(x: AnswerInputs) -> Any:
+    if x.opened is None:
+        raise AnswerUnavailable("this answer needs the model's weights (run it in the worker)")
+    from internals.inference.loading import load_for_inference
+
+    return load_for_inference(x.opened.source, device="cpu", dtype="float32")
+
+
+def induction_patching(opened_or_loaded: Any, given: Mapping[str, str]) -> PatchingResult:
+    """The engine's activation patching (attention and heads grids) on the repeated random-token pair of `given`
+    (tokens, seed): a `PatchingResult`."""
+    from internals.inference.patching import activation_patching
+
+    loaded = opened_or_loaded
+    vocab = int(loaded.model.get_input_embeddings().num_embeddings)
+    clean, corrupt = repeated_random_pair(vocab, int(given.get("tokens", "12")), int(given.get("seed", "0")))
+    return activation_patching(loaded, clean, corrupt, grids=("attention", "heads"))
+
+
+def _patching_grids(x: AnswerInputs) -> tuple[np.ndarray, np.ndarray]:
+    """The attention and heads grids of `induction_patching` (it always asks for both)."""
+    result = induction_patching(_loaded(x), x.given)
+    attention, heads = result["attention"], result["heads"]
+    if attention is None or heads is None:
+        raise RuntimeError("activation patching returned no attention or heads grid")
+    return attention, heads
+
+
+def _patching_best_layer(x: AnswerInputs) -> LiveAnswer:
+    attention, _ = _patching_grids(x)
+    last = [float(v) for v in attention[:, -1]]
+    best = max(range(len(last)), key=lambda layer: last[layer])
+    listing = ", ".join(f"layer {layer} {v:.0%}" for layer, v in enumerate(last))
+    return LiveAnswer(best, f"share of the clean logit difference restored by each layer's attention output at the last "
+                            f"position: {listing}")
+
+
+def _best_head_share(x: AnswerInputs) -> LiveAnswer:
+    attention, head_grid = _patching_grids(x)
+    layer = max(range(attention.shape[0]), key=lambda i: float(attention[i, -1]))
+    heads = [float(v) for v in head_grid[layer]]
+    head = max(range(len(heads)), key=lambda h: heads[h])
+    share = heads[head]
+    bin_ = SHARE_BINS[min(3, max(0, int(share * 4)))] if share < 1 else SHARE_BINS[-1]
+    return LiveAnswer(bin_, f"layer {layer}'s best single head ({head}) restores {share:.0%}; its whole attention output "
+                            f"at the last position restores {float(attention[layer, -1]):.0%}")
+
+
+def sink_shares(loaded: Any, layer: int, text: str = SINK_TEXT) -> list[float]:
+    """Per head of `layer`: the engine's attention-sink share (mean weight on position 0 over queries >= 1)."""
+    from internals.inference.activations import residual_activations
+
+    ids = loaded.tokenizer(text, add_special_tokens=False)["input_ids"]
+    return [float(v) for v in residual_activations(loaded, ids)["sink_share"][layer]]
+
+
+def _sink_head(x: AnswerInputs) -> LiveAnswer:
+    layer = int(x.given.get("layer", "0"))
+    shares = sink_shares(_loaded(x), layer)
+    best = max(range(len(shares)), key=lambda h: shares[h])
+    listing = ", ".join(f"head {h} {v:.0%}" for h, v in enumerate(shares))
+    return LiveAnswer(best, f"mean attention weight on the first token, over query positions 1..T-1, in layer {layer}: "
+                            f"{listing}")
+
+
 ANSWERS: dict[str, AnswerSpec] = {s.key: s for s in [
     AnswerSpec("params_per_layer", "facts", _params_per_layer),
     AnswerSpec("bpe_merge", "facts", _bpe_merge),
@@ -427,6 +517,9 @@ ANSWERS: dict[str, AnswerSpec] = {s.key: s for s in [
     AnswerSpec("largest_kurtosis_first", "model", _largest_kurtosis),
     AnswerSpec("experts_per_mlp", "facts", _experts_per_mlp),
     AnswerSpec("head_argmax_position", "model", _head_argmax),
+    AnswerSpec("patching_best_attention_layer", "model", _patching_best_layer),
+    AnswerSpec("patching_best_head_share", "model", _best_head_share),
+    AnswerSpec("sink_head", "model", _sink_head),
 ]}
 
 

@@ -6,7 +6,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
@@ -16,3 +19,35 @@ def run_cli(*args: str, env: dict | None = None, timeout: int = 180) -> subproce
     full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
     return subprocess.run([sys.executable, "-m", "llm_internals", *args], capture_output=True, text=True,
                           cwd=REPO, env=full_env, timeout=timeout)
+
+
+class Cancelled(Exception):
+    """What a `CancelAfter` check raises."""
+
+
+class CancelAfter:
+    """A `check()` for the engine's cancellable work: counts its calls (`calls`) and raises `Cancelled` on the
+    `n`-th, so a test can see that the work checks between steps and stops there."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.calls = 0
+
+    def __call__(self) -> None:
+        self.calls += 1
+        if self.calls == self.n:
+            raise Cancelled
+
+
+@contextmanager
+def running_worker(model: str) -> Iterator[Any]:
+    """`with running_worker(folder) as w:` — a real worker process (`ManagedWorker`) for `model`, started,
+    and closed after the block."""
+    from internals.worker.spawn import ManagedWorker, WorkerOptions
+
+    worker = ManagedWorker(WorkerOptions(model=model))
+    worker.start()
+    try:
+        yield worker
+    finally:
+        worker.close()

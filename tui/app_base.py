@@ -38,6 +38,17 @@ class ReadsModelCard(Protocol):
     def set_model(self, summary: dict[str, Any], nodes: list[dict[str, Any]]) -> None: ...
 
 
+@runtime_checkable
+class ShowsDiff(Protocol):
+    """The diff view (tui/views/diff.py) as the app drives it: the whole-model diff and the node it shows."""
+
+    summary: dict[str, Any] | None
+    node: dict[str, Any] | None
+
+    def set_summary(self, summary: dict[str, Any]) -> None: ...
+    def show(self, node: dict[str, Any]) -> None: ...
+
+
 class ExplorerBase(App[None]):
     """The explorer's shared state and the methods its parts call on each other (see the module docstring)."""
 
@@ -67,6 +78,9 @@ class ExplorerBase(App[None]):
     summary_view: SummaryView
     status_bar: StatusBar
     status_timer: Timer
+    # --- tui/diff_badges.py (with --base) -----------------------------------------------------------------
+    compare_base: str | None = None
+    diff_summary: dict[str, Any] | None = None
     # --- set in DeferredViewsMixin._init_deferred ---------------------------------------------------------
     _mounting: set[str]
     _imported: set[str]

@@ -13,3 +13,8 @@ from pathlib import Path
 def widget_css(module_file: str) -> str:
     """The text of the `.tcss` file beside the module `module_file` (pass `__file__`)."""
     return Path(module_file).with_suffix(".tcss").read_text(encoding="utf-8")
+
+
+def component_classes(prefix: str, *parts: str) -> set[str]:
+    """A widget's `COMPONENT_CLASSES`: `prefix--part` for each part (the `.tcss` files style them by that name)."""
+    return {f"{prefix}--{part}" for part in parts}

@@ -18,10 +18,7 @@ The learning rate is constant (after warm-up) in A0 and A.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import math
-import platform
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -31,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from internals.demo_model_training import corpus, heads
+from internals.demo_model_training import common, corpus, heads
 from internals.demo_model_training.init_weights import INIT_FILE, checksums, initial_model
 
 
@@ -51,19 +48,6 @@ class Phase:
     switched_at: int | None = None  # global step where the switch rule fired
 
 
-@dataclass
-class ModelShape:
-    hidden_size: int = 144
-    intermediate_size: int = 512
-    num_hidden_layers: int = 3
-    num_attention_heads: int = 6
-    num_key_value_heads: int = 2
-    max_position_embeddings: int = 512
-    rope_theta: float = 10000.0
-    rms_norm_eps: float = 1e-6
-    initializer_range: float = 0.02
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, required=True, help="output folder (weights, tokenizer, card, log)")
@@ -78,11 +62,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )  # fmt: skip
     p.add_argument("--steps-after-induction", type=int, default=1500)
     p.add_argument("--steps-b", type=int, default=3000)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--min-lr-ratio", type=float, default=0.1)
-    p.add_argument("--warmup", type=int, default=300)
-    p.add_argument("--weight-decay", type=float, default=0.01)
-    p.add_argument("--log-every", type=int, default=50)
+    common.add_optimizer_args(p, lr=2e-3, warmup=300)
     p.add_argument("--eval-every", type=int, default=500)
     p.add_argument(
         "--threads", type=int, default=1, help="torch CPU threads (1 is fastest for this size, and robust on a shared CPU)"
@@ -152,34 +132,13 @@ def lr_at(step: int, phase_step: int, phase: Phase, args: argparse.Namespace) ->
     """Phase A: linear warm-up, then constant. Phase B: cosine decay from the peak to min_lr_ratio x peak."""
     if phase.name != "B":
         return args.lr * min(1.0, (step + 1) / args.warmup)
-    progress = phase_step / max(1, phase.steps - 1)
-    cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-    return args.lr * (args.min_lr_ratio + (1 - args.min_lr_ratio) * cosine)
+    return common.cosine_lr(args, phase_step / max(1, phase.steps - 1))
 
 
-def make_config(shape: ModelShape, vocab_size: int, eos_id: int):
+def make_config(shape: common.ModelShape, vocab_size: int, eos_id: int):
     from transformers import Qwen2Config
 
-    config = Qwen2Config(
-        vocab_size=vocab_size,
-        hidden_size=shape.hidden_size,
-        intermediate_size=shape.intermediate_size,
-        num_hidden_layers=shape.num_hidden_layers,
-        num_attention_heads=shape.num_attention_heads,
-        num_key_value_heads=shape.num_key_value_heads,
-        hidden_act="silu",
-        max_position_embeddings=shape.max_position_embeddings,
-        initializer_range=shape.initializer_range,
-        rms_norm_eps=shape.rms_norm_eps,
-        rope_parameters={"rope_type": "default", "rope_theta": shape.rope_theta},
-        tie_word_embeddings=False,
-        use_sliding_window=False,
-        attention_dropout=0.0,
-        bos_token_id=eos_id,
-        eos_token_id=eos_id,
-        pad_token_id=eos_id,
-        use_cache=True,
-    )
+    config = Qwen2Config(**common.config_kwargs(shape, vocab_size, eos_id), use_sliding_window=False)
     config.architectures = ["Qwen2ForCausalLM"]
     config.dtype = "float32"
     return config
@@ -194,28 +153,19 @@ def main(argv: list[str] | None = None) -> None:
     if args.card_only:
         write_card(args.out)
         return
-    t_start = time.time()
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    torch.use_deterministic_algorithms(True)
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
-
-    def say(msg: str) -> None:
-        print(f"[{time.time() - t_start:7.1f}s] {msg}", flush=True)
+    out, say, t_start = common.start_run(args)
 
     # corpus and tokenizer
-    files = corpus.stdlib_files()
-    train_files, heldout_files = corpus.split_files(files)
-    train_texts = [f.read() for f in train_files]
-    heldout_texts = [f.read() for f in heldout_files]
+    texts = common.read_corpus()
+    train_files, heldout_files = texts.train_files, texts.heldout_files
+    train_texts, heldout_texts = texts.train_texts, texts.heldout_texts
     say(
         f"stdlib {corpus.stdlib_dir()}: {len(train_files)} train files ({sum(map(len, train_texts)):,} chars), "
         f"{len(heldout_files)} held-out files ({sum(map(len, heldout_texts)):,} chars)"
     )
     trained_tokenizer = corpus.train_tokenizer(train_texts, args.vocab_size)
     eos_id = trained_tokenizer.convert_tokens_to_ids(corpus.ENDOFTEXT)
-    shape = ModelShape()
+    shape = common.ModelShape()
     config = make_config(shape, len(trained_tokenizer), eos_id)
     config.save_pretrained(out)
     trained_tokenizer.save_pretrained(out)
@@ -223,9 +173,7 @@ def main(argv: list[str] | None = None) -> None:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(out)
-    probe = heldout_texts[0][:20000] + train_texts[0][:20000]
-    if tokenizer(probe)["input_ids"] != trained_tokenizer(probe)["input_ids"]:
-        raise RuntimeError("the saved tokenizer does not encode like the trained one")
+    common.check_tokenizer(tokenizer, trained_tokenizer, texts, "the saved tokenizer does not encode like the trained one")
     train_stream = encode_stream(tokenizer, train_texts, eos_id)
     heldout_stream = encode_stream(tokenizer, heldout_texts, eos_id)
     say(f"tokenizer: {len(tokenizer)} tokens; train {len(train_stream):,} tokens, held-out {len(heldout_stream):,}")
@@ -257,14 +205,7 @@ def main(argv: list[str] | None = None) -> None:
     n_params = sum(p.numel() for p in model.parameters())
     say(f"model: {n_params:,} parameters; init sha256 {init_sums['sha256'][:16]}...")
 
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=args.lr,
-        betas=(0.9, 0.95),
-        eps=1e-8,
-    )
+    opt = common.adamw(model, args, lambda n, p: p.ndim >= 2)
     phases = [
         # copying warm-up: only repeated random sequences of the 64 most frequent tokens (whose embedding and
         # unembedding rows text training aligns early), until an induction head works on such sequences
@@ -290,14 +231,11 @@ def main(argv: list[str] | None = None) -> None:
     eval_heldout = even_windows(heldout_stream, 128, 64)
     eval_train = even_windows(train_stream, 128, 64)
 
-    log_path = out / "training_log.csv"
     fields = [
         "step", "phase", "loss", "text_loss", "lr", "tokens_seen", "heldout_loss", "train_eval_loss",
         "max_prev_token_score", "max_induction_score", "elapsed_s",
     ]  # fmt: skip
-    log_file = log_path.open("w", newline="")
-    writer = csv.DictWriter(log_file, fieldnames=fields)
-    writer.writeheader()
+    log_file, writer = common.open_log(out, fields)
 
     def evaluate(row: dict) -> None:
         model.eval()
@@ -317,18 +255,14 @@ def main(argv: list[str] | None = None) -> None:
         phase_step = 0
         while phase_step < phase.steps:
             lr = lr_at(step, phase_step, phase, args)
-            for group in opt.param_groups:
-                group["lr"] = lr
+            common.set_lr(opt, lr)
             rows, plain = batches.make(phase)
             logits = model(input_ids=rows[:, :-1], use_cache=False).logits
             per_token = F.cross_entropy(
                 logits.reshape(-1, logits.shape[-1]), rows[:, 1:].reshape(-1), reduction="none"
             ).view(rows.shape[0], -1)
             loss = per_token.mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
+            common.optimizer_step(model, opt, loss)
             step += 1
             phase_step += 1
             tokens_seen += rows[:, :-1].numel()
@@ -378,14 +312,7 @@ def main(argv: list[str] | None = None) -> None:
     say(f"training done in {train_seconds / 60:.1f} min")
 
     # save
-    model.eval()
-    model.config._attn_implementation = "sdpa"
-    model.save_pretrained(out, safe_serialization=True)
-    from transformers import GenerationConfig
-
-    GenerationConfig(
-        bos_token_id=eos_id, eos_token_id=eos_id, pad_token_id=eos_id, do_sample=False, max_new_tokens=64
-    ).save_pretrained(out)
+    common.save_model(model, out, eos_id)
 
     # final measurements
     final = {
@@ -402,26 +329,13 @@ def main(argv: list[str] | None = None) -> None:
     final["previous_token_scores"] = [[round(float(x), 4) for x in r] for r in prev]
     final["induction_scores"] = [[round(float(x), 4) for x in r] for r in ind]
     final["continuation"] = heads.greedy_continuation(model, tokenizer, "def __init__(self", 24)
-    meta = {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformers": __import__("transformers").__version__,
-        "tokenizers": __import__("tokenizers").__version__,
-        "threads": args.threads,
-        "train_seconds": round(train_seconds, 1),
-        "train_cpu_seconds": round(train_cpu_seconds, 1),
-        "total_seconds": round(time.time() - t_start, 1),
-        "parameters": n_params,
-        "train_files": len(train_files),
-        "heldout_files": len(heldout_files),
-        "train_chars": sum(map(len, train_texts)),
-        "heldout_chars": sum(map(len, heldout_texts)),
-        "tokens_seen": tokens_seen,
-        "steps": step,
-        "phases": [asdict(p) for p in phases],
-        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "shape": asdict(shape),
-    }
+    meta = common.run_meta(
+        args, shape, ("torch", "transformers", "tokenizers"), train_seconds, train_cpu_seconds,
+        total_seconds=round(time.time() - t_start, 1), parameters=n_params, train_files=len(train_files),
+        heldout_files=len(heldout_files), train_chars=sum(map(len, train_texts)),
+        heldout_chars=sum(map(len, heldout_texts)), tokens_seen=tokens_seen, steps=step,
+        phases=[asdict(p) for p in phases],
+    )  # fmt: skip
     (out / "metrics.json").write_text(json.dumps({**meta, **final}, indent=1))
     write_card(out)
     say(

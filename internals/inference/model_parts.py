@@ -54,12 +54,20 @@ def resolve_layer(model: nn.Module, layer: int) -> int:
     return index
 
 
-def attention_module(block: nn.Module) -> nn.Module:
-    """The self-attention child of a decoder block (by the usual names, else by class name)."""
-    for name in _ATTENTION_NAMES:
+def _named_child(block: nn.Module, names: tuple[str, ...]) -> nn.Module | None:
+    """The first of `names` that is a module attribute of `block` (the usual names of a part), if any."""
+    for name in names:
         child = getattr(block, name, None)
         if isinstance(child, nn.Module):
             return child
+    return None
+
+
+def attention_module(block: nn.Module) -> nn.Module:
+    """The self-attention child of a decoder block (by the usual names, else by class name)."""
+    child = _named_child(block, _ATTENTION_NAMES)
+    if child is not None:
+        return child
     for name, child in block.named_children():
         if type(child).__name__.endswith("Attention") and "cross" not in name.lower():
             return child
@@ -166,10 +174,9 @@ _OUT_PROJ_NAMES = ("o_proj", "c_proj", "out_proj", "dense", "o_dense", "o")
 
 def mlp_module(block: nn.Module) -> nn.Module:
     """The MLP (or mixture-of-experts) child of a decoder block (by the usual names, else by class name)."""
-    for name in _MLP_NAMES:
-        child = getattr(block, name, None)
-        if isinstance(child, nn.Module):
-            return child
+    child = _named_child(block, _MLP_NAMES)
+    if child is not None:
+        return child
     for _, child in block.named_children():
         cls = type(child).__name__
         if cls.endswith(("MLP", "Mlp", "MoE", "MoeBlock", "FeedForward")):

@@ -33,6 +33,20 @@ def _jit(fn):
 
 
 @_jit
+def bin_index(v, first, span, nbins, edges):
+    """numpy.histogram's bin of `v` in [first, first + span] (nbins bins with these edges): the linear guess,
+    the last edge closed, then corrected by one against the edges, as numpy does."""
+    idx = int(((v - first) / span) * nbins)
+    if idx == nbins:
+        idx -= 1
+    if v < edges[idx]:
+        idx -= 1
+    if idx != nbins - 1 and v >= edges[idx + 1]:
+        idx += 1
+    return idx
+
+
+@_jit
 def count_block(x, c):
     """c[p] += number of elements of x (uint8/uint16) equal to p; c: uint32 (the caller flushes)."""
     for i in range(x.size):
@@ -128,14 +142,7 @@ def pass2_block(x, u, nbits, moments, mean, first, last, denom, edges, hist,
             s2 += d2
             s4 += d2 * d2
         if nbins > 0 and v >= first and v <= last:
-            idx = int(((v - first) / denom) * nbins)
-            if idx == nbins:
-                idx -= 1
-            if v < edges[idx]:
-                idx -= 1
-            if idx != nbins - 1 and v >= edges[idx + 1]:
-                idx += 1
-            hist[idx] += 1
+            hist[bin_index(v, first, denom, nbins, edges)] += 1
         if nslots > 0:
             b = np.uint64(u[i])
             if b & sign:
@@ -217,12 +224,5 @@ def summarize_counts(counts, pats, values, ranks, edges, first, last, hist, rank
             ranked[r] = v
             r += 1
         if nbins > 0 and v >= first and v <= last:
-            idx = int(((v - first) / (last - first)) * nbins)
-            if idx == nbins:
-                idx -= 1
-            if v < edges[idx]:
-                idx -= 1
-            if idx != nbins - 1 and v >= edges[idx + 1]:
-                idx += 1
-            hist[idx] += c
+            hist[bin_index(v, first, last - first, nbins, edges)] += c
     return n, s, sa, sq, s2, s4

@@ -15,6 +15,7 @@ from typing import Any, Literal, TypedDict
 
 import numpy as np
 
+from internals.diff.types import BehaviourDiff, DiffAggregates, GroupDiff, RankInfo, TensorDiff, TokenChange, WeightDiff
 from internals.experts.types import ExpertStats, FusedStats, LayerRouting, RouterSummary, Routing, SharedExperts
 from internals.inference.chat_template import ChatRendering, ChatToken
 from internals.inference.result_types import (
@@ -264,8 +265,19 @@ class Pong(TypedDict):
     pid: int
 
 
+class GpuMemory(TypedDict):
+    """One CUDA device the loaded model has weights on: what this process allocated there, what is free on
+    the device (other processes included: a shared box) and its size."""
+
+    device: str
+    allocated_bytes: int
+    free_bytes: int
+    total_bytes: int
+
+
 class Status(TypedDict, total=False):
-    """`client.status()`; the gpu_* keys only when the model is loaded on CUDA."""
+    """`client.status()`; the gpu_* keys only when the model is loaded on CUDA (summed over `gpus`, one entry
+    per CUDA device of the model's device map)."""
 
     model: str
     pid: int
@@ -276,6 +288,8 @@ class Status(TypedDict, total=False):
     uptime_s: float
     gpu_allocated_bytes: int
     gpu_total_bytes: int
+    gpu_free_bytes: int
+    gpus: list[GpuMemory]
 
 
 class Progress(TypedDict):
@@ -410,6 +424,28 @@ class Done(TypedDict):
     done: bool
 
 
+@dataclass(frozen=True)
+class DiffTensorRequest:
+    name: str  # a parameter of the explored model (its tree name)
+    bins: int = 64
+
+
+@dataclass(frozen=True)
+class DiffSummaryRequest:
+    bins: int = 64
+
+
+@dataclass(frozen=True)
+class DiffRankRequest:
+    name: str
+
+
+@dataclass(frozen=True)
+class DiffBehaviourRequest:
+    prompt: str
+    top: int = 10
+
+
 #: Every TypedDict of the contract (documented in docs/contracts.md; checked by a test).
 RESULT_TYPES: tuple[type, ...] = (
     ModelSummary, TreeNode, TensorStats, Histogram, MatrixPreview, CrossLayer, Tokens, Attention, LensLayer,
@@ -418,4 +454,5 @@ RESULT_TYPES: tuple[type, ...] = (
     ExpertStats, FusedStats, RouterSummary, SharedExperts, LayerRouting, Routing,
     ActivationsResult, MassiveActivation, MassiveChannel, PatchingResult, AttributionResult, TokenTracks,
     LensReadout, LensBest, Done,
+    TensorDiff, RankInfo, GroupDiff, DiffAggregates, WeightDiff, TokenChange, BehaviourDiff,
 )

@@ -14,6 +14,7 @@ import json
 import math
 import socket
 import struct
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -209,14 +210,15 @@ def read_frame(sock: socket.socket, max_header: int = MAX_HEADER, max_payload: i
     return decode(head, payload)
 
 
-def jsonable(value: Any) -> Any:
-    """Replace numpy arrays/scalars by lists/numbers (for `--json` output)."""
+def jsonable(value: Any, *, array: Callable[[np.ndarray], Any] = np.ndarray.tolist) -> Any:
+    """Replace numpy arrays/scalars by lists/numbers (for `--json` output); `array` says how an array is
+    written (default: nested lists; a recording that must read back as arrays tags them instead)."""
     if isinstance(value, np.ndarray):
-        return value.tolist()
+        return array(value)
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, dict):
-        return {k: jsonable(v) for k, v in value.items()}
+        return {k: jsonable(v, array=array) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
+        return [jsonable(v, array=array) for v in value]
     return value

@@ -79,10 +79,7 @@ def run(opened: Any, params: dict[str, Any], ctx: DemoContext) -> dict[str, Any]
             break
         batch_ids = C.random_windows(train_ids, batch, seq_len + 1, gen).to(device)
         loss = C.lm_loss(model, batch_ids)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
+        C.clipped_step(model, optimizer, loss)
         schedule.step()
         losses.append([step, float(loss.detach())])
         ctx.point("loss", step, losses[-1][1])

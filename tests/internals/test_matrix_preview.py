@@ -14,6 +14,7 @@ from internals.errors import UserError
 from internals.matrix_preview import matrix_preview
 from internals.reduce import block_edges
 from internals.weights import WeightStore
+from tests_helpers import CancelAfter, Cancelled
 
 
 def torch_preview(t: torch.Tensor, r_edges: list[int], c_edges: list[int]) -> np.ndarray:
@@ -91,17 +92,8 @@ def test_rejects_non_matrices_and_cancels(saved):
     with pytest.raises(UserError, match="not a floating-point matrix"):
         matrix_preview(store, "ints", 4, 4)
 
-    class Stop(Exception):
-        pass
-
-    calls = []
-
-    def check():
-        calls.append(1)
-        if len(calls) == 3:
-            raise Stop
-
-    with pytest.raises(Stop):
+    check = CancelAfter(3)
+    with pytest.raises(Cancelled):
         matrix_preview(store, "BF16_300x200", 64, 8, check)
 
 

@@ -13,7 +13,7 @@ from internals.worker.client import InProcessClient
 from internals.worker.service import ModelService
 from lessons.answer_op import EXERCISE_ANSWER, live_answer_from_result
 from lessons.catalog import all_exercises
-from lessons.exercises import check_answer
+from lessons.exercises import check_answer, compute_answer
 
 
 def _excess_kurtosis(w) -> float:
@@ -36,6 +36,12 @@ def test_a_model_answer_runs_in_the_worker_and_matches_the_weights():
         assert result["exercise"] == "quantization-kurtosis" and result["value"] == max(kurt, key=kurt.get)
         exercise = next(ex for ex in all_exercises() if ex.id == "quantization-kurtosis")
         assert check_answer(exercise, result["value"], live_answer_from_result(result)).correct
+        # a forward-pass answer (the interpretability lesson's patching exercise) answers the same through the worker
+        patching = next(ex for ex in all_exercises() if ex.id == "interp-patching-layer")
+        result = list(client.run_demo(EXERCISE_ANSWER, {"exercise": patching.id}))[-1]["result"]
+        direct = compute_answer(patching, {}, (), open_model(str(demo_model_path())))
+        assert result["value"] == direct.value and result["explanation"] == direct.explanation
+        assert check_answer(patching, str(direct.value), live_answer_from_result(result)).correct
         with pytest.raises(UserError, match="unknown exercise"):
             list(client.run_demo(EXERCISE_ANSWER, {"exercise": "no-such-exercise"}))
     finally:

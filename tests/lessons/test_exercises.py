@@ -386,3 +386,115 @@ def test_head_argmax_matches_transformers_attentions(opened_models, hf_models):
     layer, head = int(ex.given_dict["layer"]), int(ex.given_dict["head"])
     assert live.value == int(att[layer][0, head, -1].argmax())
     assert check_answer(ex, str(live.value), live).correct
+
+
+# --- interpretability in practice: patching and sinks, against hand-written hooks on transformers' modules ---------
+def _last_logit_diff(model, ids, hooks, target, other):
+    """logit[target] - logit[other] at the last position with `hooks` ((module, kind, fn) triples) installed."""
+    import torch
+
+    handles = [m.register_forward_pre_hook(fn) if kind == "pre" else m.register_forward_hook(fn) for m, kind, fn in hooks]
+    try:
+        with torch.no_grad():
+            logits = model(input_ids=ids).logits[0, -1].double()
+    finally:
+        for h in handles:
+            h.remove()
+    return float(logits[target] - logits[other]), logits
+
+
+def test_patching_exercises_match_a_hand_written_patch(opened_models, hf_models):
+    """The engine's answers (activation_patching) against an unbatched patch written here: one hook on each layer's
+    attention module (its output is what the block adds) or on o_proj's input (one head's slice)."""
+    import numpy as np
+    import torch
+
+    opened, _, tree, facts = opened_models["demo"]
+    model = hf_models["demo"]
+    layer_ex, head_ex = _exercise("patching_best_attention_layer"), _exercise("patching_best_head_share")
+    assert layer_ex.given_dict == head_ex.given_dict
+    n, seed = int(layer_ex.given_dict["tokens"]), int(layer_ex.given_dict["seed"])
+    rng = np.random.default_rng(seed)  # the prompt the lesson states: n random ids, repeated; first copy corrupted
+    vocab = model.config.vocab_size
+    first, other_ids = rng.integers(100, vocab, n).tolist(), rng.integers(100, vocab, n).tolist()
+    clean, corrupt = torch.tensor([first + first[:-1]]), torch.tensor([other_ids + first[:-1]])
+    layers = model.model.layers
+    saved_attn, saved_heads = {}, {}
+
+    def keep(i):
+        def hook(module, args, output):
+            saved_attn[i] = output[0][0].clone()
+        return hook
+
+    def keep_in(i):
+        def hook(module, args):
+            saved_heads[i] = args[0][0].clone()
+        return hook
+
+    hooks = [(layer.self_attn, "post", keep(i)) for i, layer in enumerate(layers)]
+    hooks += [(layer.self_attn.o_proj, "pre", keep_in(i)) for i, layer in enumerate(layers)]
+    _, clean_logits = _last_logit_diff(model, clean, hooks, 0, 0)
+    target = int(clean_logits.argmax())
+    assert target == first[-1]  # the model continues the repeat
+    _, corrupt_logits = _last_logit_diff(model, corrupt, [], 0, 0)
+    top2 = corrupt_logits.topk(2).indices.tolist()
+    other = top2[0] if top2[0] != target else top2[1]
+    clean_diff = float(clean_logits[target] - clean_logits[other])
+    corrupt_diff = float(corrupt_logits[target] - corrupt_logits[other])
+
+    def put_last(i):
+        def hook(module, args, output):
+            output[0][0, -1] = saved_attn[i][-1]
+        return hook
+
+    layer_scores = [(_last_logit_diff(model, corrupt, [(layers[i].self_attn, "post", put_last(i))], target, other)[0]
+                     - corrupt_diff) / (clean_diff - corrupt_diff) for i in range(len(layers))]
+    live = compute_answer(layer_ex, facts, tree, opened)
+    assert live.value == int(np.argmax(layer_scores))
+    assert check_answer(layer_ex, str(live.value), live).correct
+
+    best = int(np.argmax(layer_scores))
+    heads = model.config.num_attention_heads
+    width = layers[best].self_attn.o_proj.in_features // heads
+
+    def put_head(h):
+        def hook(module, args):
+            x = args[0].clone()
+            x[0, :, h * width:(h + 1) * width] = saved_heads[best][:, h * width:(h + 1) * width]
+            return (x, *args[1:])
+        return hook
+
+    head_scores = [(_last_logit_diff(model, corrupt, [(layers[best].self_attn.o_proj, "pre", put_head(h))], target,
+                                     other)[0] - corrupt_diff) / (clean_diff - corrupt_diff) for h in range(heads)]
+    share = max(head_scores)
+    expected = "under 25%" if share < 0.25 else "25-50%" if share < 0.5 else "50-75%" if share < 0.75 else "over 75%"
+    live = compute_answer(head_ex, facts, tree, opened)
+    assert live.value == expected and expected in head_ex.choices
+    assert check_answer(head_ex, expected, live).correct
+    # the finding the lesson asks the student to check: the layer's heads are redundant on the demo model
+    assert layer_scores[best] > 0.5 and share < layer_scores[best] / 2, (layer_scores, head_scores)
+
+
+def test_sink_head_matches_transformers_output_attentions(opened_models, hf_models):
+    import torch
+    from transformers import AutoTokenizer
+
+    from internals.demo_path import demo_model_path
+    from lessons.exercises import SINK_TEXT
+
+    opened, _, tree, facts = opened_models["demo"]
+    ex = _exercise("sink_head")
+    with pytest.raises(AnswerUnavailable):
+        compute_answer(ex, facts, tree)
+    live = compute_answer(ex, facts, tree, opened)
+    tok = AutoTokenizer.from_pretrained(demo_model_path())
+    ids = torch.tensor([tok(SINK_TEXT, add_special_tokens=False)["input_ids"]])
+    with torch.no_grad():
+        att = hf_models["demo"](input_ids=ids, output_attentions=True).attentions  # eager: the real weights
+    share = att[int(ex.given_dict["layer"])][0, :, 1:, 0].mean(dim=-1)  # [heads]: weight on position 0, queries >= 1
+    assert live.value == int(share.argmax())
+    assert check_answer(ex, str(live.value), live).correct
+    # the lesson's attention link shows the student the same snippet
+    lesson = render_lesson(next(x for x in load_lessons() if x.id == ex.lesson), facts, strict=True)
+    prompts = [parse_link(t).prompt for t in lesson_links(lesson) if t.startswith("llm:attention")]
+    assert SINK_TEXT in prompts

@@ -10,29 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from lessons import (
-    DEMO_IDS,
-    PARTS,
-    Lesson,
-    LessonError,
-    LessonWarning,
-    Link,
-    LinkError,
-    lesson_facts,
-    lesson_links,
-    load_lessons,
-    parse_link,
-    placeholders,
-    render_lesson,
-    resolve_link,
-)
+import lessons as lessons_api
 
 ROOT = Path(__file__).resolve().parents[2]
 REF_CONFIG = ROOT / "tests" / "data" / "deepseek-r1-distill-qwen-1.5b.config.json"
 
 EXPECTED_IDS = [
     "parameters", "tokenization", "embeddings", "attention", "gqa", "rope", "swiglu", "rmsnorm",
-    "residual-stream", "lm-head", "parameter-stats", "attention-patterns", "one-head",
+    "residual-stream", "lm-head", "parameter-stats", "attention-patterns", "one-head", "interpretability",
     "pretraining", "distillation", "sft", "rlhf-ppo", "grpo", "dpo", "peft", "tools",
     "inference", "quantization", "mixture-of-experts", "reasoning",
 ]
@@ -102,13 +87,13 @@ def models() -> dict[str, tuple[dict, list[dict], dict]]:
     out = {}
     for which in MODELS:
         summary, tree = _summary_and_tree(_config(which))
-        out[which] = (summary, tree, lesson_facts(summary, tree))
+        out[which] = (summary, tree, lessons_api.lesson_facts(summary, tree))
     return out
 
 
 @pytest.fixture(scope="module")
-def lessons() -> list[Lesson]:
-    return load_lessons()
+def lessons() -> list[lessons_api.Lesson]:
+    return lessons_api.load_lessons()
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -117,13 +102,13 @@ def lessons() -> list[Lesson]:
 def test_catalog_order_ids_and_front_matter(lessons):
     assert [x.id for x in lessons] == EXPECTED_IDS
     assert len({x.id for x in lessons}) == len(lessons)
-    for part in PARTS:
+    for part in lessons_api.PARTS:
         orders = [x.order for x in lessons if x.part == part]
         assert orders == list(range(1, len(orders) + 1)), part
     for lesson in lessons:
         assert lesson.path.name == f"{lesson.order:02d}-{lesson.id}.md"
         assert lesson.path.parent.name == lesson.part
-        assert lesson.demo is None or lesson.demo in DEMO_IDS
+        assert lesson.demo is None or lesson.demo in lessons_api.DEMO_IDS
         first_line = lesson.raw.lstrip().splitlines()[0]
         assert first_line == f"# {lesson.title}", lesson.path
         assert "## Try it" in lesson.raw, lesson.path
@@ -141,7 +126,7 @@ def test_catalog_rejects_bad_files(tmp_path):
     arch.mkdir()
     good = "---\nid: a\ntitle: A\npart: architecture\n---\n# A\n"
     (arch / "01-a.md").write_text(good)
-    assert [x.id for x in load_lessons(tmp_path)] == ["a"]
+    assert [x.id for x in lessons_api.load_lessons(tmp_path)] == ["a"]
     cases = {
         "02-b.md": "---\nid: b\ntitle: B\npart: architecture\ndemo: nope\n---\n",  # unknown demo
         "03-c.md": "---\ntitle: C\npart: architecture\n---\n",  # no id
@@ -155,8 +140,8 @@ def test_catalog_rejects_bad_files(tmp_path):
         (root / "architecture").mkdir(parents=True)
         (root / "architecture" / "01-a.md").write_text(good)
         (root / "architecture" / fname).write_text(text)
-        with pytest.raises(LessonError):
-            load_lessons(root)
+        with pytest.raises(lessons_api.LessonError):
+            lessons_api.load_lessons(root)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -189,7 +174,7 @@ def test_part3_facts(models):
     assert f["kv_cache_32k_mib"] == 28_672 * 32_768 / 2**20 == 896 and f["kv_block16_human"] == "448 KiB"
     assert f["kv_cache_32k_ratio_to_weights"] == pytest.approx(28_672 * 32_768 / 3_554_176_000)
     assert f["lens_rows"] == 29 and f["experts_desc"].startswith("no experts")
-    moe = lesson_facts({"num_experts": 8, "num_experts_per_token": 2}, [])
+    moe = lessons_api.lesson_facts({"num_experts": 8, "num_experts_per_token": 2}, [])
     assert moe["experts_desc"] == "8 experts per MoE layer, 2 active per token" and moe["kv_block16_human"] is None
 
 
@@ -199,16 +184,16 @@ def test_summary_values_take_precedence_over_derived(models):
                   parameters_by_component={"embedding": 10, "attention": 0, "mlp": 0, "norm": 0, "lm_head": 10,
                                            "other": 0},
                   attention_bias={"q": False, "k": False, "v": False, "o": True})
-    f = lesson_facts(richer, tree)
+    f = lessons_api.lesson_facts(richer, tree)
     assert f["kv_cache_bytes_per_token_bf16"] == 1 and f["params_embedding"] == 10
     assert f["attention_bias_desc"] == "o"
     assert f["lora_r8_all"] == derived["lora_r8_all"]  # LoRA counts always come from the tree's shapes
 
 
 def test_facts_without_summary_or_tree():
-    f = lesson_facts({}, [])
+    f = lessons_api.lesson_facts({}, [])
     assert f["total_parameters"] is None and f["lora_r8_qkvo"] is None and f["q_weight_first"] is None
-    rendered = render_lesson("{total_parameters:,} / {lora_r8_qkvo_pct:.2f}% / {architecture}", f, strict=True)
+    rendered = lessons_api.render_lesson("{total_parameters:,} / {lora_r8_qkvo_pct:.2f}% / {architecture}", f, strict=True)
     assert rendered == "n/a / n/a% / n/a"
 
 
@@ -222,15 +207,15 @@ def test_every_lesson_renders_and_every_link_resolves(models, lessons, which):
     ids = {x.id for x in lessons}
     kinds = set()
     for lesson in lessons:
-        text = render_lesson(lesson, facts, strict=True)
-        unknown = sorted({p for p in placeholders(lesson.raw) if facts.get(p) is None})
+        text = lessons_api.render_lesson(lesson, facts, strict=True)
+        unknown = sorted({p for p in lessons_api.placeholders(lesson.raw) if facts.get(p) is None})
         assert unknown == [], f"{lesson.path}: facts unknown for {which}: {unknown}"
-        links = lesson_links(text)
+        links = lessons_api.lesson_links(text)
         assert links, f"{lesson.path}: no llm: links"
         for target in links:
-            link = parse_link(target)
+            link = lessons_api.parse_link(target)
             kinds.add(link.kind)
-            error = resolve_link(link, names, facts, lesson_ids=ids)
+            error = lessons_api.resolve_link(link, names, facts, lesson_ids=ids)
             assert error is None, f"{lesson.path}: {target}: {error} ({which})"
             if link.kind == "lesson":
                 assert link.lesson != lesson.id
@@ -244,14 +229,14 @@ def test_links_agree_with_markdown_it_and_views_used(models, lessons):
     md = MarkdownIt("gfm-like")
     views = set()
     for lesson in lessons:
-        text = render_lesson(lesson, facts, strict=True)
+        text = lessons_api.render_lesson(lesson, facts, strict=True)
         hrefs = []
         for token in md.parse(text):
             for child in token.children or []:
                 if child.type == "link_open" and str(child.attrs.get("href", "")).startswith("llm:"):
                     hrefs.append(child.attrs["href"])
-        assert hrefs == lesson_links(text), lesson.path
-        views |= {parse_link(t).view for t in hrefs if t.startswith("llm:view/")}
+        assert hrefs == lessons_api.lesson_links(text), lesson.path
+        views |= {lessons_api.parse_link(t).view for t in hrefs if t.startswith("llm:view/")}
     assert views >= {"summary", "cross-layer", "tokens", "lens"}
 
 
@@ -262,7 +247,7 @@ def test_lessons_parse_in_textual_markdown_widget(models, lessons):
     from textual.widgets import Markdown
 
     facts = models["tiny-qwen2"][2]
-    texts = [render_lesson(lesson, facts, strict=True) for lesson in lessons]
+    texts = [lessons_api.render_lesson(lesson, facts, strict=True) for lesson in lessons]
 
     class Pane(App):
         def compose(self) -> ComposeResult:
@@ -289,13 +274,13 @@ def test_other_layouts_render_and_resolve_from_the_tree_alone(lessons, model_typ
                                n_layer=2, num_attention_heads=4, n_head=4, num_key_value_heads=2, vocab_size=300,
                                pad_token_id=0)
     _, tree = _meta_tree(cfg)
-    facts = lesson_facts({"num_attention_heads": 4}, tree)  # no summary beyond the head count
+    facts = lessons_api.lesson_facts({"num_attention_heads": 4}, tree)  # no summary beyond the head count
     assert facts["num_layers"] == 2 and facts["vocab_size"] == 300 and facts["hidden_size"] == 64
     names = {node["name"] for node in tree}
     for lesson in lessons:
-        text = render_lesson(lesson, facts, strict=True)
-        for target in lesson_links(text):
-            assert resolve_link(parse_link(target), names, facts) is None, (lesson.path, target)
+        text = lessons_api.render_lesson(lesson, facts, strict=True)
+        for target in lessons_api.lesson_links(text):
+            assert lessons_api.resolve_link(lessons_api.parse_link(target), names, facts) is None, (lesson.path, target)
 
 
 @pytest.mark.parametrize("which", ["demo", "tiny-llama-folder"])
@@ -305,12 +290,12 @@ def test_every_link_resolves_on_real_model_folders(lessons, which, tiny_models):
 
     opened = open_model(None if which == "demo" else str(tiny_models("llama")))
     summary, tree = opened.summary(), opened.tree()
-    facts = lesson_facts(summary, tree)
+    facts = lessons_api.lesson_facts(summary, tree)
     names = {node["name"] for node in tree}
     for lesson in lessons:
-        text = render_lesson(lesson, facts, strict=True)
-        for target in lesson_links(text):
-            assert resolve_link(parse_link(target), names, facts) is None, (lesson.path, target, which)
+        text = lessons_api.render_lesson(lesson, facts, strict=True)
+        for target in lessons_api.lesson_links(text):
+            assert lessons_api.resolve_link(lessons_api.parse_link(target), names, facts) is None, (lesson.path, target, which)
 
 
 def test_engine_summary_and_tree_of_the_reference_config(lessons):
@@ -319,13 +304,13 @@ def test_engine_summary_and_tree_of_the_reference_config(lessons):
 
     opened = open_model(str(REF_CONFIG))
     summary, tree = opened.summary(), opened.tree()
-    facts = lesson_facts(summary, tree)
+    facts = lessons_api.lesson_facts(summary, tree)
     assert (facts["lora_r8_qkvo"], facts["lora_r8_all"]) == (2_179_072, 9_232_384)
     names = {node["name"] for node in tree}
     for lesson in lessons:
-        text = render_lesson(lesson, facts, strict=True)
-        for target in lesson_links(text):
-            assert resolve_link(parse_link(target), names, facts) is None, (lesson.path, target)
+        text = lessons_api.render_lesson(lesson, facts, strict=True)
+        for target in lessons_api.lesson_links(text):
+            assert lessons_api.resolve_link(lessons_api.parse_link(target), names, facts) is None, (lesson.path, target)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -333,45 +318,47 @@ def test_engine_summary_and_tree_of_the_reference_config(lessons):
 
 def test_render_placeholders_strict_and_lenient():
     facts = {"n": 1234567, "x": 0.123456, "s": "abc", "none": None}
-    assert render_lesson("{n:,} {x:.2f} {s} {none:,}", facts, strict=True) == "1,234,567 0.12 abc n/a"
-    assert render_lesson("code: {{'a': 1}} and {{n}}", facts, strict=True) == "code: {'a': 1} and {n}"
-    with pytest.raises(LessonError, match="unknown placeholder {missing}"):
-        render_lesson("x {missing} y", facts, strict=True)
-    with pytest.raises(LessonError, match="cannot format"):
-        render_lesson("{s:,}", facts, strict=True)
-    with pytest.raises(LessonError, match="plain fact name"):
-        render_lesson("{s.upper}", facts, strict=True)
-    with pytest.raises(LessonError, match="literal braces"):
-        render_lesson("a { b", facts, strict=True)
-    with pytest.warns(LessonWarning, match="missing"):
-        assert render_lesson("x {missing} y", facts, strict=False) == "x ? y"
+    assert lessons_api.render_lesson("{n:,} {x:.2f} {s} {none:,}", facts, strict=True) == "1,234,567 0.12 abc n/a"
+    assert lessons_api.render_lesson("code: {{'a': 1}} and {{n}}", facts, strict=True) == "code: {'a': 1} and {n}"
+    with pytest.raises(lessons_api.LessonError, match="unknown placeholder {missing}"):
+        lessons_api.render_lesson("x {missing} y", facts, strict=True)
+    with pytest.raises(lessons_api.LessonError, match="cannot format"):
+        lessons_api.render_lesson("{s:,}", facts, strict=True)
+    with pytest.raises(lessons_api.LessonError, match="plain fact name"):
+        lessons_api.render_lesson("{s.upper}", facts, strict=True)
+    with pytest.raises(lessons_api.LessonError, match="literal braces"):
+        lessons_api.render_lesson("a { b", facts, strict=True)
+    with pytest.warns(lessons_api.LessonWarning, match="missing"):
+        assert lessons_api.render_lesson("x {missing} y", facts, strict=False) == "x ? y"
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert render_lesson("{n}", facts, strict=False) == "1234567"
+        assert lessons_api.render_lesson("{n}", facts, strict=False) == "1234567"
 
 
 def test_render_strict_from_environment(monkeypatch):
     monkeypatch.setenv("LLM_INTERNALS_STRICT_LESSONS", "1")
-    with pytest.raises(LessonError):
-        render_lesson("{missing}", {})
+    with pytest.raises(lessons_api.LessonError):
+        lessons_api.render_lesson("{missing}", {})
     monkeypatch.delenv("LLM_INTERNALS_STRICT_LESSONS")
-    with pytest.warns(LessonWarning):
-        assert render_lesson("{missing}", {}) == "?"
+    with pytest.warns(lessons_api.LessonWarning):
+        assert lessons_api.render_lesson("{missing}", {}) == "?"
 
 
 # --------------------------------------------------------------------------------------------------------------
 # links
 
 def test_parse_link_kinds():
-    assert parse_link("llm:tensor/model.layers.0.mlp.down_proj.weight") == Link(
+    assert lessons_api.parse_link("llm:tensor/model.layers.0.mlp.down_proj.weight") == lessons_api.Link(
         kind="tensor", name="model.layers.0.mlp.down_proj.weight")
-    assert parse_link("llm:node/model.layers.0.self_attn") == Link(kind="node", name="model.layers.0.self_attn")
-    assert parse_link("llm:node/") == Link(kind="node", name="")
-    assert parse_link("llm:view/cross-layer") == Link(kind="view", view="cross-layer")
-    assert parse_link("llm:lesson/gqa") == Link(kind="lesson", lesson="gqa")
-    link = parse_link("llm:attention?layer=3&head=11&prompt=def%20f%28x%29%3A%0A%20%20return%20x%20%2B%201")
-    assert link == Link(kind="attention", layer=3, head=11, prompt="def f(x):\n  return x + 1")
-    assert parse_link("llm:attention?head=0&layer=1") == Link(kind="attention", layer=1, head=0)
+    assert lessons_api.parse_link("llm:node/model.layers.0.self_attn") == lessons_api.Link(
+        kind="node", name="model.layers.0.self_attn"
+    )
+    assert lessons_api.parse_link("llm:node/") == lessons_api.Link(kind="node", name="")
+    assert lessons_api.parse_link("llm:view/cross-layer") == lessons_api.Link(kind="view", view="cross-layer")
+    assert lessons_api.parse_link("llm:lesson/gqa") == lessons_api.Link(kind="lesson", lesson="gqa")
+    link = lessons_api.parse_link("llm:attention?layer=3&head=11&prompt=def%20f%28x%29%3A%0A%20%20return%20x%20%2B%201")
+    assert link == lessons_api.Link(kind="attention", layer=3, head=11, prompt="def f(x):\n  return x + 1")
+    assert lessons_api.parse_link("llm:attention?head=0&layer=1") == lessons_api.Link(kind="attention", layer=1, head=0)
 
 
 @pytest.mark.parametrize("target", [
@@ -381,8 +368,8 @@ def test_parse_link_kinds():
     "llm:lesson/", "llm:unknown/x",
 ])
 def test_parse_link_rejects(target):
-    with pytest.raises(LinkError):
-        parse_link(target)
+    with pytest.raises(lessons_api.LinkError):
+        lessons_api.parse_link(target)
 
 
 def test_resolve_link_errors(models):
@@ -392,7 +379,7 @@ def test_resolve_link_errors(models):
     ok = ["llm:tensor/model.layers.1.mlp.down_proj.weight", "llm:node/model.layers.0", "llm:node/",
           "llm:view/lens", "llm:attention?layer=1&head=3&prompt=x", "llm:lesson/gqa"]
     for target in ok:
-        assert resolve_link(parse_link(target), names, facts, lesson_ids=ids) is None, target
+        assert lessons_api.resolve_link(lessons_api.parse_link(target), names, facts, lesson_ids=ids) is None, target
     bad = {
         "llm:tensor/model.layers.2.mlp.down_proj.weight": "no parameter",
         "llm:node/model.layers.9": "no module",
@@ -401,15 +388,15 @@ def test_resolve_link_errors(models):
         "llm:lesson/nope": "no lesson",
     }
     for target, message in bad.items():
-        error = resolve_link(parse_link(target), names, facts, lesson_ids=ids)
+        error = lessons_api.resolve_link(lessons_api.parse_link(target), names, facts, lesson_ids=ids)
         assert error and message in error, (target, error)
-    assert "no lesson" in resolve_link(Link(kind="lesson", lesson="nope"), names, facts)
+    assert "no lesson" in lessons_api.resolve_link(lessons_api.Link(kind="lesson", lesson="nope"), names, facts)
 
 
 def test_lesson_links_forms():
     md = ("[a](llm:view/lens) [b](llm:lesson/gqa \"title\") <llm:view/tokens> `[c](llm:view/summary)`\n\n"
           "```\n[d](llm:view/summary)\n```\n[e]: llm:node/model\n[f](https://example.com)\n")
-    assert lesson_links(md) == ["llm:view/lens", "llm:lesson/gqa", "llm:view/tokens", "llm:node/model"]
+    assert lessons_api.lesson_links(md) == ["llm:view/lens", "llm:lesson/gqa", "llm:view/tokens", "llm:node/model"]
 
 
 # --------------------------------------------------------------------------------------------------------------

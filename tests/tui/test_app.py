@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import pytest
+from textual.pilot import Pilot
 
 from internals.model import open_model
 from internals.worker.client import InProcessClient, WorkerCrashed
@@ -35,11 +39,24 @@ async def settle(app, pilot) -> None:
     await pilot.pause()
 
 
+@asynccontextmanager
+async def started(app: ExplorerApp, size: tuple[int, int] = (120, 40)) -> AsyncIterator[Pilot]:
+    """`async with started(app) as pilot:` — run the app and wait until its start-up work is done."""
+    async with app.run_test(size=size) as pilot:
+        await settle(app, pilot)
+        yield pilot
+
+
+async def press(app, pilot, *keys: str) -> None:
+    """Press the keys, then let the work they start finish (switching views, stepping layers...)."""
+    await pilot.press(*keys)
+    await settle(app, pilot)
+
+
 @pytest.mark.parametrize("kind", ["demo", "qwen2", "llama"])
 async def test_every_view_renders(tiny_models, kind):
     app = make_app(model_folder(tiny_models, kind))
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(app, pilot)
+    async with started(app) as pilot:
         assert app.summary["architecture"].endswith("ForCausalLM")
         assert app.query_one("#summary").data == app.summary and "Architecture" in app.export_screenshot()
         app.open_node("model.layers.1.self_attn.q_proj.weight", select_in_tree=True)
@@ -51,8 +68,7 @@ async def test_every_view_renders(tiny_models, kind):
         for key, view in (("2", "cross-layer"), ("3", "attention"), ("4", "tokens"), ("5", "lens"), ("6", "activations"),
                           ("7", "patching"), ("8", "attribution")):
             app.query_one("#tree").focus()
-            await pilot.press(key)
-            await settle(app, pilot)
+            await press(app, pilot, key)
             assert app.current_view == view
             data = app.query_one(f"#{view}").data
             assert data, f"{view} has no data"
@@ -71,8 +87,7 @@ async def test_a_100_layer_tree_opens_and_moves(tmp_path):
     path = tmp_path / "config.json"
     path.write_text(json.dumps({**config, "num_hidden_layers": 100}))
     app = make_app(path)
-    async with app.run_test(size=(100, 30)) as pilot:
-        await settle(app, pilot)
+    async with started(app, (100, 30)) as pilot:
         tree = app.query_one("#tree")
         assert app.summary["num_layers"] == 100 and "model.layers.99.mlp.down_proj.weight" in tree._by_name
         tree.root.expand_all()
@@ -129,13 +144,11 @@ async def test_tune_gc_freezes_what_the_built_app_holds(tiny_models):
 async def test_view_keys_are_never_typed_into_a_prompt_box(tiny_models):
     """Each view focuses its own key target (or the tree), so 1-5 keep switching views."""
     app = make_app(tiny_models("llama"))
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(app, pilot)
+    async with started(app) as pilot:
         expected = {"3": ("attention", "attention-head"), "4": ("tokens", "tokens-strip"), "5": ("lens", "lens-grid"),
                     "2": ("cross-layer", "cross-plot"), "1": ("summary", "tree")}
         for key in ["3", "1", "4", "1", "5", "2", "4", "3", "1"]:
-            await pilot.press(key)
-            await settle(app, pilot)
+            await press(app, pilot, key)
             view, focus_id = expected[key]
             assert app.current_view == view and app.focused is not None and app.focused.id == focus_id, (key, app.focused)
         assert app.query_one("#tokens-input").value == app.query_one("#tokens").text.replace("\n", "⏎")
@@ -160,36 +173,29 @@ async def test_patch_this_prompt_takes_the_shown_views_prompt(tiny_models):
 
 async def test_navigation_back_forward_and_search(tiny_models):
     app = make_app(tiny_models("qwen2"))
-    async with app.run_test(size=(100, 30)) as pilot:
-        await settle(app, pilot)
+    async with started(app, (100, 30)) as pilot:
         app.open_node("model.layers.0.mlp.up_proj.weight")
         app.open_node("model.layers.2.mlp")
         await settle(app, pilot)
         assert app.current_view == "module"
-        await pilot.press("left_square_bracket")
-        await settle(app, pilot)
+        await press(app, pilot, "left_square_bracket")
         assert app.current_view == "tensor" and app.history[-1] == "model.layers.0.mlp.up_proj.weight"
-        await pilot.press("right_square_bracket")
-        await settle(app, pilot)
+        await press(app, pilot, "right_square_bracket")
         assert app.history[-1] == "model.layers.2.mlp"
         await pilot.press("slash")
         for ch in "down_proj":
             await pilot.press(ch)
-        await pilot.press("enter")
-        await settle(app, pilot)
+        await press(app, pilot, "enter")
         assert app.history[-1].endswith("down_proj") or app.history[-1].endswith("down_proj.weight")
 
 
 async def test_attention_keys_step_layer_and_head(tiny_models):
     app = make_app(tiny_models("qwen2"))
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(app, pilot)
-        await pilot.press("3")
-        await settle(app, pilot)
+    async with started(app) as pilot:
+        await press(app, pilot, "3")
         view = app.query_one("#attention")
         assert app.focused is view.query_one("#attention-head")  # the keys work right after switching
-        await pilot.press("full_stop")
-        await settle(app, pilot)
+        await press(app, pilot, "full_stop")
         assert view.data["layer"] == 1
         await pilot.press("equals_sign")
         await pilot.pause()
@@ -201,8 +207,7 @@ async def test_attention_keys_step_layer_and_head(tiny_models):
 
 async def test_lessons_pane_and_links(tiny_models):
     app = make_app(tiny_models("qwen2"))
-    async with app.run_test(size=(140, 40)) as pilot:
-        await settle(app, pilot)
+    async with started(app, (140, 40)) as pilot:
         await pilot.press("f2")
         await pilot.pause()
         app.open_lesson("gqa")
@@ -219,8 +224,7 @@ async def test_lessons_pane_and_links(tiny_models):
 
 async def test_small_terminal_and_light_theme(tiny_models):
     app = make_app(tiny_models("llama"))
-    async with app.run_test(size=(80, 24)) as pilot:
-        await settle(app, pilot)
+    async with started(app, (80, 24)) as pilot:
         await pilot.press("ctrl+t")
         app.open_node("model.layers.0.mlp.down_proj.weight")
         await settle(app, pilot)
@@ -230,8 +234,7 @@ async def test_small_terminal_and_light_theme(tiny_models):
 
 async def test_export_writes_svg_and_json_and_never_overwrites_silently(tiny_models, tmp_path):
     app = make_app(tiny_models("llama"))
-    async with app.run_test(size=(100, 30)) as pilot:
-        await settle(app, pilot)
+    async with started(app, (100, 30)) as pilot:
         app.open_node("model.norm.weight")
         await settle(app, pilot)
         app._export_to(str(tmp_path / "view"))
@@ -257,8 +260,7 @@ class CrashingClient(InProcessClient):
 async def test_worker_crash_is_reported(tiny_models):
     client = CrashingClient(ModelService(open_model(str(tiny_models("llama")))))
     app = ExplorerApp(client, model_label="tiny")
-    async with app.run_test(size=(100, 30)) as pilot:
-        await settle(app, pilot)
+    async with started(app, (100, 30)) as pilot:
         client.crash = True
         app.open_node("model.layers.0.mlp.up_proj.weight")
         await settle(app, pilot)
@@ -286,8 +288,7 @@ async def test_worker_log_opens_from_the_status_bar_key(tiny_models, tmp_path):
     client = InProcessClient(ModelService(open_model(str(tiny_models("llama")))))
     client.log_path = str(log)  # what the managed worker client has
     app = ExplorerApp(client, model_label="tiny")
-    async with app.run_test(size=(100, 30)) as pilot:
-        await settle(app, pilot)
+    async with started(app, (100, 30)) as pilot:
         await pilot.press("ctrl+l")
         await pilot.pause()
         assert type(app.screen).__name__ == "LogScreen"
@@ -368,10 +369,8 @@ async def test_a_refused_model_closes_the_provisional_screen_with_its_error(tiny
 
 async def test_long_prompt_attention_is_binned(tiny_models):
     app = make_app(tiny_models("qwen2"))
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(app, pilot)
-        await pilot.press("3")
-        await settle(app, pilot)
+    async with started(app) as pilot:
+        await press(app, pilot, "3")
         view = app.query_one("#attention")
         view.focus_on(prompt="abc " * 30, layer=0)  # 120 characters: more tokens than MAX_EXACT_TOKENS
         await settle(app, pilot)
@@ -383,14 +382,12 @@ async def test_long_prompt_attention_is_binned(tiny_models):
 
 async def test_status_bar_shows_loading_progress_then_ready(tiny_models):
     app = make_app(tiny_models("llama"))
-    async with app.run_test(size=(120, 30)) as pilot:
-        await settle(app, pilot)
+    async with started(app, (120, 30)) as pilot:
         bar = app.query_one("#status")
         app.show_progress(0.4, "loading weights")
         await pilot.pause()
         assert "loading 40%" in str(bar.render())
-        await pilot.press("4")  # the tokens view needs the model: it loads in the worker
-        await settle(app, pilot)
+        await press(app, pilot, "4")  # the tokens view needs the model: it loads in the worker
         app.poll_status()
         await settle(app, pilot)
         assert bar.state == "ready" and bar.status["loaded"] is True
@@ -398,8 +395,7 @@ async def test_status_bar_shows_loading_progress_then_ready(tiny_models):
 
 async def test_lesson_demo_runs_in_the_worker_and_shows_its_result(tiny_models):
     app = make_app(tiny_models("qwen2"))
-    async with app.run_test(size=(140, 40)) as pilot:
-        await settle(app, pilot)
+    async with started(app, (140, 40)) as pilot:
         app.open_lesson("peft")
         await pilot.pause()
         pane = app.query_one("#lessons")
@@ -407,8 +403,7 @@ async def test_lesson_demo_runs_in_the_worker_and_shows_its_result(tiny_models):
 
         pane.demo_params = dict(DEMOS["lora"].quick)
         pane.query_one("#lesson-list").focus()
-        await pilot.press("d")
-        await settle(app, pilot)
+        await press(app, pilot, "d")
         status = str(pane.query_one("#demo-status").render())
         assert "demo finished" in status and "counts.trainable" in status, status
         assert pane.points.get("loss"), "no live points were plotted"
@@ -416,8 +411,7 @@ async def test_lesson_demo_runs_in_the_worker_and_shows_its_result(tiny_models):
 
 async def test_moe_model_views(tiny_models):
     app = make_app(tiny_models("mixtral"))
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(app, pilot)
+    async with started(app) as pilot:
         app.open_node("model.layers.0.mlp.gate.weight")  # the router: renamed on load, one stored tensor
         await settle(app, pilot)
         view = app.query_one("#tensor")
@@ -447,23 +441,18 @@ def app_with_keymap(tiny_models, tmp_path, monkeypatch, text: str) -> ExplorerAp
 
 async def test_keys_are_remapped_from_the_users_keymap_file(tiny_models, tmp_path, monkeypatch):
     app = app_with_keymap(tiny_models, tmp_path, monkeypatch, '{"view.attention": "a", "view.tokens": "t"}')
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(app, pilot)
-        await pilot.press("a")
-        await settle(app, pilot)
+    async with started(app) as pilot:
+        await press(app, pilot, "a")
         assert app.current_view == "attention"
-        await pilot.press("t")
-        await settle(app, pilot)
+        await press(app, pilot, "t")
         assert app.current_view == "tokens"
 
 
 async def test_a_broken_keymap_file_is_reported_and_ignored(tiny_models, tmp_path, monkeypatch):
     app = app_with_keymap(tiny_models, tmp_path, monkeypatch, '{"view.attention": ')
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(app, pilot)
+    async with started(app) as pilot:
         assert any("was ignored" in n.message for n in app._notifications)
-        await pilot.press("3")  # the default keys still work
-        await settle(app, pilot)
+        await press(app, pilot, "3")  # the default keys still work
         assert app.current_view == "attention"
 
 

@@ -11,12 +11,11 @@ per widget (`heatmap.cursor_up`, `lens_grid.up`...), because users remap keys by
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textual import events
 from textual.binding import Binding
 from textual.message import Message
-from textual.widget import Widget
 
 #: Every move a grid may bind: name → (keys, action, description).
 MOVES: dict[str, tuple[str, str, str]] = {
@@ -50,19 +49,55 @@ def clamp(value: int, low: int, high: int) -> int:
     return max(low, min(high, value))
 
 
-class GridMessage(Message):
-    """A cell of a grid widget: `row`, `col` in the widget's cursor coordinates."""
+class WidgetMessage(Message):
+    """A message a widget posts about itself: the sender, then the values named in `FIELDS`.
 
-    def __init__(self, grid: Widget, row: int, col: int) -> None:
+    Why one base: every widget message stored its sender under its own name (`strip`, `plot`...), a few
+    values, and answered `control` with the sender (so `@on(..., "#id")` works). A subclass now only names
+    them: `SENDER` (the attribute that also holds the sender) and `FIELDS` (the positional values after the
+    sender, in order), with annotations for the type checker.
+    """
+
+    #: Attribute that holds the sending widget besides `control` ("heatmap", "strip", "plot"...).
+    SENDER: ClassVar[str] = "widget"
+    #: Names of the values after the sender, in the order the constructor takes them.
+    FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, sender: object, *values: object) -> None:
+        if len(values) != len(self.FIELDS):
+            raise TypeError(f"{type(self).__name__} takes the sender and {', '.join(self.FIELDS) or 'nothing'}")
         super().__init__()
-        self.grid = grid
-        self.row = row
-        self.col = col
+        setattr(self, self.SENDER, sender)
+        for name, value in zip(self.FIELDS, values):
+            setattr(self, name, value)
 
     @property
-    def control(self) -> Widget:
+    def control(self) -> Any:
         """The widget that sent the message (for `@on(..., "#id")`)."""
-        return self.grid
+        return getattr(self, self.SENDER)
+
+
+class GridMessage(WidgetMessage):
+    """A cell of a grid widget: `row`, `col` in the widget's cursor coordinates.
+
+    The base takes `(grid, row, col)`; a widget whose messages name other values lists them in `FIELDS` and
+    says which cell they stand for in `cell()` (e.g. a token strip: row 0, column `index`).
+    """
+
+    SENDER: ClassVar[str] = "grid"
+    FIELDS: ClassVar[tuple[str, ...]] = ("row", "col")
+    grid: object
+    row: int
+    col: int
+
+    def __init__(self, grid: object, *values: object) -> None:
+        super().__init__(grid, *values)
+        self.grid = grid
+        self.row, self.col = self.cell()
+
+    def cell(self) -> tuple[int, int]:
+        """The grid cell the message's values stand for."""
+        return self.row, self.col
 
 
 class CursorMoved(GridMessage):
@@ -165,4 +200,6 @@ class CursorGrid:
                 self.move_cell(*cell)
 
 
-__all__ = ["MOVES", "CellSelected", "CursorGrid", "CursorMoved", "GridMessage", "clamp", "cursor_bindings"]
+__all__ = [
+    "MOVES", "CellSelected", "CursorGrid", "CursorMoved", "GridMessage", "WidgetMessage", "clamp", "cursor_bindings",
+]

@@ -12,9 +12,11 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from textual.message import Message
+from typing_extensions import Unpack
 
+from tui.components.cursor_grid import WidgetMessage
 from tui.components.heatmap import CellMessage, Heatmap, _Geometry
+from tui.components.options import ColourLimits, WidgetOptions, assign_given
 from tui.components.reduce import BlockReduce
 from tui.components.theme import Ramp, format_value
 from tui.css import widget_css
@@ -32,20 +34,15 @@ class HeatStrip(Heatmap):
 
     DEFAULT_CSS = widget_css(__file__)
 
-    class TensorPicked(Message):
+    class TensorPicked(WidgetMessage):
         """Enter/click on a cell: open the tensor of `component` in `layer`."""
 
-        def __init__(self, strip: HeatStrip, component: str, layer: int, value: float) -> None:
-            super().__init__()
-            self.strip = strip
-            self.component = component
-            self.layer = layer
-            self.value = value
-
-        @property
-        def control(self) -> HeatStrip:
-            """The sender."""
-            return self.strip
+        SENDER = "strip"
+        FIELDS = ("component", "layer", "value")
+        strip: HeatStrip
+        component: str
+        layer: int
+        value: float
 
     def __init__(
         self,
@@ -59,10 +56,7 @@ class HeatStrip(Heatmap):
         vmax: float | None = None,
         reduce: BlockReduce | None = "mean",
         max_cell_width: int = 4,
-        name: str | None = None,
-        id: str | None = None,  # noqa: A002
-        classes: str | None = None,
-        disabled: bool = False,
+        **options: Unpack[WidgetOptions],
     ) -> None:
         """Create the strip.
 
@@ -83,7 +77,7 @@ class HeatStrip(Heatmap):
         self._max_cell_width = max_cell_width
         super().__init__(
             None, title=metric, row_axis="", col_axis="layer", ramp=ramp, vmin=vmin, vmax=vmax,
-            reduce=reduce, keep_aspect=False, name=name, id=id, classes=classes, disabled=disabled,
+            reduce=reduce, keep_aspect=False, **options,
         )  # fmt: skip
         if values is not None:
             self.set_values(values, components=components, layers=layers, metric=metric)
@@ -100,22 +94,17 @@ class HeatStrip(Heatmap):
         components: Sequence[str] | None = None,
         layers: Sequence[int] | None = None,
         metric: str | None = None,
-        vmin: float | None = None,
-        vmax: float | None = None,
+        **limits: Unpack[ColourLimits],
     ) -> None:
-        """Replace the values (and optionally row names, layer numbers and metric name)."""
-        if components is not None:
-            self._components = list(components)
-        if metric is not None:
-            self._metric = metric
-        if layers is not None:
-            self._layers = list(layers)
+        """Replace the values (and optionally row names, layer numbers, metric name and colour limits)."""
+        assign_given(self, components=None if components is None else list(components), metric=metric,
+                     layers=None if layers is None else list(layers))
         cols = np.asarray(values).shape[-1]
         if self._layers is None or len(self._layers) != cols:
             self._layers = list(range(cols))
         self.set_matrix(
             values, row_labels=self._components, col_labels=[str(layer) for layer in self._layers],
-            title=self._metric, vmin=vmin, vmax=vmax,
+            title=self._metric, **limits,
         )  # fmt: skip
 
     def _choose_cell(self, rows: int, cols: int, avail_cols: int, avail_half: int) -> tuple[int, int, int, int]:

@@ -31,6 +31,7 @@ from textual.binding import BindingType
 from textual.geometry import Size
 from textual.strip import Strip
 from textual.widget import Widget
+from typing_extensions import Unpack
 
 from tui.components import cursor_grid
 from tui.components.cursor_grid import CursorGrid, GridMessage, clamp, cursor_bindings
@@ -46,9 +47,11 @@ from tui.components.heatmap_geometry import (
     row_gutter_width,
     row_label,
 )
+from tui.components.line_cache import HalfBlockLines
+from tui.components.options import ColourLimits, WidgetOptions, assign_given
 from tui.components.reduce import BlockReduce, as_masked_float
 from tui.components.theme import HalfBlockStyles, Ramp, fit_cells, format_value, get_ramp, visible_piece
-from tui.css import widget_css
+from tui.css import component_classes, widget_css
 
 FitMode = Literal["fit", "crop"]
 
@@ -98,29 +101,14 @@ class CellMessage(GridMessage):
     (NaN when masked).
     """
 
-    def __init__(
-        self,
-        heatmap: Heatmap,
-        row: int,
-        col: int,
-        value: float,
-        row_span: range,
-        col_span: range,
-        row_label: str | None,
-        col_label: str | None,
-    ) -> None:
-        super().__init__(heatmap, row, col)
-        self.heatmap = heatmap
-        self.value = value
-        self.row_span = row_span
-        self.col_span = col_span
-        self.row_label = row_label
-        self.col_label = col_label
-
-    @property
-    def control(self) -> Heatmap:
-        """The heatmap that sent the message (for `@on(..., "#id")`)."""
-        return self.heatmap
+    SENDER = "heatmap"
+    FIELDS = ("row", "col", "value", "row_span", "col_span", "row_label", "col_label")
+    heatmap: Heatmap
+    value: float
+    row_span: range
+    col_span: range
+    row_label: str | None
+    col_label: str | None
 
     @property
     def masked(self) -> bool:
@@ -128,7 +116,7 @@ class CellMessage(GridMessage):
         return not math.isfinite(self.value)
 
 
-class Heatmap(CursorGrid, Widget, can_focus=True):
+class Heatmap(CursorGrid, HalfBlockLines, Widget, can_focus=True):
     """A matrix drawn as coloured half blocks, with labels, a title line and a cursor.
 
     Data goes in with `set_matrix` (or the constructor) as anything numpy can turn into a 2-D float
@@ -138,13 +126,7 @@ class Heatmap(CursorGrid, Widget, can_focus=True):
 
     DEFAULT_CSS = widget_css(__file__)
 
-    COMPONENT_CLASSES: ClassVar[set[str]] = {
-        "heatmap--title",
-        "heatmap--status",
-        "heatmap--label",
-        "heatmap--label-cursor",
-        "heatmap--tick",
-    }
+    COMPONENT_CLASSES: ClassVar[set[str]] = component_classes("heatmap", "title", "status", "label", "label-cursor", "tick")
 
     BINDINGS: ClassVar[list[BindingType]] = [
         *cursor_bindings("heatmap", ids={"up": "cursor_up", "down": "cursor_down", "left": "cursor_left",
@@ -181,10 +163,7 @@ class Heatmap(CursorGrid, Widget, can_focus=True):
         show_row_labels: bool = True,
         label_width: int = 10,
         show_cursor: bool = True,
-        name: str | None = None,
-        id: str | None = None,  # noqa: A002 (Textual's own parameter name)
-        classes: str | None = None,
-        disabled: bool = False,
+        **options: Unpack[WidgetOptions],
     ) -> None:
         """Create a heatmap.
 
@@ -209,9 +188,9 @@ class Heatmap(CursorGrid, Widget, can_focus=True):
             label_width: Widest row label, in cells.
             show_cursor: Draw a cursor and react to keys and mouse.
         """
-        super().__init__(name=name, id=id, classes=classes, disabled=disabled)
+        super().__init__(**options)
         self._ramp = get_ramp(ramp)
-        self._half_blocks: HalfBlockStyles | None = None
+        self._half_blocks = None
         self._title = title
         self._row_axis = row_axis
         self._col_axis = col_axis
@@ -237,7 +216,6 @@ class Heatmap(CursorGrid, Widget, can_focus=True):
         self._cursor = (0, 0)  # matrix coordinates
         self._origin = (0, 0)  # first visible pixel (crop mode)
         self._geometry: _Geometry | None = None
-        self._lines: dict[int, Strip] = {}
         if matrix is not None:
             self._load(matrix, row_labels, col_labels)
 
@@ -291,20 +269,14 @@ class Heatmap(CursorGrid, Widget, can_focus=True):
         row_labels: Sequence[str] | None = None,
         col_labels: Sequence[str] | None = None,
         title: str | None = None,
-        vmin: float | None = None,
-        vmax: float | None = None,
+        **limits: Unpack[ColourLimits],
     ) -> None:
         """Replace the matrix (and labels); keeps the cursor where possible and posts `CursorMoved`.
 
         `vmin`/`vmax` given here replace the constructor's; pass them again on each call to
         keep a fixed scale across updates (e.g. 0..1 for attention).
         """
-        if title is not None:
-            self._title = title
-        if vmin is not None:
-            self._vmin = vmin
-        if vmax is not None:
-            self._vmax = vmax
+        assign_given(self, title=title, **limits)
         self._load(matrix, row_labels, col_labels)
         self._invalidate()
         if self.is_mounted:
@@ -329,23 +301,6 @@ class Heatmap(CursorGrid, Widget, can_focus=True):
         self._geometry = None
         self._lines.clear()
         self.refresh()
-
-    def notify_style_update(self) -> None:
-        """CSS (theme, focus) changed: drop cached lines and styles, the old colours are baked in."""
-        super().notify_style_update()
-        self._lines.clear()
-        self._half_blocks = None
-
-    @property
-    def _styles(self) -> HalfBlockStyles:
-        """Half-block styles on top of the widget's own style (rebuilt after a style change)."""
-        if self._half_blocks is None:
-            self._half_blocks = HalfBlockStyles(self._ramp, self.rich_style)
-        return self._half_blocks
-
-    def on_resize(self, event: events.Resize) -> None:
-        """Geometry depends on the size: recompute lazily."""
-        self._invalidate()
 
     def _choose_cell(self, rows: int, cols: int, avail_cols: int, avail_half: int) -> tuple[int, int, int, int]:
         """Block factors and pixel size; subclasses (the heat strip) override this."""
@@ -386,13 +341,9 @@ class Heatmap(CursorGrid, Widget, can_focus=True):
 
     def render_line(self, y: int) -> Strip:
         """One line of the widget (title, header, or two pixel rows of the grid)."""
-        strip = self._lines.get(y)
-        if strip is None:
-            # every segment carries a full style (the widget's base is folded into the cached
-            # styles): Textual adds nothing to a Line-API widget's segments
-            strip = self._render_line(y)
-            self._lines[y] = strip
-        return strip
+        # every segment carries a full style (the widget's base is folded into the cached
+        # styles): Textual adds nothing to a Line-API widget's segments
+        return self._cached_line(y, self._render_line)
 
     def _render_line(self, y: int) -> Strip:
         width = self.size.width

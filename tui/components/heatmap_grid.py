@@ -23,14 +23,17 @@ from textual.binding import BindingType
 from textual.geometry import Region, Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from typing_extensions import Unpack
 
 from tui.components import cursor_grid
 from tui.components.cursor_grid import CursorGrid, cursor_bindings
 from tui.components.heatmap import half_block_segments
 from tui.components.heatmap_geometry import fit_grid
+from tui.components.line_cache import HalfBlockLines
+from tui.components.options import ColourLimits, WidgetOptions, assign_given
 from tui.components.reduce import BlockReduce, as_masked_float, block_reduce
-from tui.components.theme import HalfBlockStyles, Ramp, fit_cells, get_ramp
-from tui.css import widget_css
+from tui.components.theme import Ramp, fit_cells, get_ramp
+from tui.css import component_classes, widget_css
 
 Group = tuple[str, Sequence[int]]
 
@@ -79,17 +82,12 @@ def gqa_groups(num_heads: int, num_kv_heads: int | None) -> list[Group]:
     ]
 
 
-class SmallMultiples(CursorGrid, ScrollView, can_focus=True):
+class SmallMultiples(CursorGrid, HalfBlockLines, ScrollView, can_focus=True):
     """A framed grid of small heatmaps, in captioned groups, with one highlighted tile."""
 
     DEFAULT_CSS = widget_css(__file__)
 
-    COMPONENT_CLASSES: ClassVar[set[str]] = {
-        "small-multiples--caption",
-        "small-multiples--frame",
-        "small-multiples--title",
-        "small-multiples--highlight",
-    }
+    COMPONENT_CLASSES: ClassVar[set[str]] = component_classes("small-multiples", "caption", "frame", "title", "highlight")
 
     BINDINGS: ClassVar[list[BindingType]] = [
         *cursor_bindings("small_multiples", ("left", "right", "up", "down", "select"),
@@ -99,15 +97,14 @@ class SmallMultiples(CursorGrid, ScrollView, can_focus=True):
     class Highlighted(cursor_grid.CursorMoved):
         """The highlighted tile changed (keys or click); `col` is its index too."""
 
-        def __init__(self, small_multiples: SmallMultiples, index: int) -> None:
-            super().__init__(small_multiples, 0, index)
-            self.small_multiples = small_multiples
-            self.index = index
+        SENDER = "small_multiples"
+        FIELDS = ("index",)
+        small_multiples: SmallMultiples
+        index: int
 
-        @property
-        def control(self) -> SmallMultiples:
-            """The sender."""
-            return self.small_multiples
+        def cell(self) -> tuple[int, int]:
+            """One row of tiles: column `index`."""
+            return 0, self.index
 
     class Selected(Highlighted, cursor_grid.CellSelected):
         """Enter was pressed or a tile was clicked: open tile `index`."""
@@ -125,10 +122,7 @@ class SmallMultiples(CursorGrid, ScrollView, can_focus=True):
         tile_width: int | None = None,
         min_tile: int = 8,
         max_tile: int = 40,
-        name: str | None = None,
-        id: str | None = None,  # noqa: A002
-        classes: str | None = None,
-        disabled: bool = False,
+        **options: Unpack[WidgetOptions],
     ) -> None:
         """Create the grid.
 
@@ -144,9 +138,9 @@ class SmallMultiples(CursorGrid, ScrollView, can_focus=True):
             min_tile: Smallest automatic tile width.
             max_tile: Largest automatic tile width.
         """
-        super().__init__(name=name, id=id, classes=classes, disabled=disabled)
+        super().__init__(**options)
         self._ramp = get_ramp(ramp)
-        self._half_blocks: HalfBlockStyles | None = None
+        self._half_blocks = None
         self._vmin, self._vmax = vmin, vmax
         self._reduce = reduce
         self._tile_width = tile_width
@@ -159,7 +153,6 @@ class SmallMultiples(CursorGrid, ScrollView, can_focus=True):
         self._layout: _Layout | None = None
         self._levels_key: tuple[int, int] | None = None
         self._levels: list[np.ndarray] = []
-        self._lines: dict[int, Strip] = {}
         if matrices is not None:
             self._load(matrices, groups, titles)
 
@@ -209,14 +202,10 @@ class SmallMultiples(CursorGrid, ScrollView, can_focus=True):
         *,
         groups: Sequence[Group] | None = None,
         titles: Sequence[str] | None = None,
-        vmin: float | None = None,
-        vmax: float | None = None,
+        **limits: Unpack[ColourLimits],
     ) -> None:
         """Replace all tiles (e.g. another layer); the highlighted index is kept when valid."""
-        if vmin is not None:
-            self._vmin = vmin
-        if vmax is not None:
-            self._vmax = vmax
+        assign_given(self, **limits)
         self._load(matrices, groups, titles)
         self._invalidate()
 
@@ -241,19 +230,6 @@ class SmallMultiples(CursorGrid, ScrollView, can_focus=True):
         self.refresh()
         if self.is_mounted:
             self.call_after_refresh(self._ensure_layout)
-
-    def notify_style_update(self) -> None:
-        """Theme/focus changed: cached lines and styles have the old colours baked in."""
-        super().notify_style_update()
-        self._lines.clear()
-        self._half_blocks = None
-
-    @property
-    def _styles(self) -> HalfBlockStyles:
-        """Half-block styles on top of the widget's own style."""
-        if self._half_blocks is None:
-            self._half_blocks = HalfBlockStyles(self._ramp, self.rich_style)
-        return self._half_blocks
 
     def on_mount(self) -> None:
         """Lay out once the size is known."""
@@ -321,12 +297,8 @@ class SmallMultiples(CursorGrid, ScrollView, can_focus=True):
 
     def render_line(self, y: int) -> Strip:
         """One line of the canvas (scrolled)."""
-        virtual_y = y + int(self.scroll_offset.y)
-        strip = self._lines.get(virtual_y)
-        if strip is None:
-            strip = self._render_virtual_line(virtual_y)  # segments carry full styles
-            self._lines[virtual_y] = strip
-        return strip
+        # segments carry full styles
+        return self._cached_line(y + int(self.scroll_offset.y), self._render_virtual_line)
 
     def _render_virtual_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width or self.size.width

@@ -20,14 +20,34 @@ import numpy as np
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Static
+from typing_extensions import Unpack
 
+from tui.components.cursor_grid import WidgetMessage
+from tui.components.options import WidgetOptions, assign_given
 from tui.components.plotting import SERIES_COLORS, PlotCanvas, PlotSpec, plot_columns
 from tui.components.reduce import merge_bins
 from tui.components.theme import format_tick, format_value
 from tui.css import widget_css
+
+
+class _Flag:
+    """A bool property kept in the attribute `attr`; setting it calls the method `redraw` (the histogram's two
+    toggles: the log scale redraws the bars, the clip flag only the header)."""
+
+    def __init__(self, attr: str, redraw: str) -> None:
+        self.attr = attr
+        self.redraw = redraw
+
+    def __get__(self, widget: object, owner: type | None = None) -> bool:
+        if widget is None:  # looked up on the class
+            return self  # type: ignore[return-value]
+        return bool(getattr(widget, self.attr))
+
+    def __set__(self, widget: object, value: bool) -> None:
+        setattr(widget, self.attr, bool(value))
+        getattr(widget, self.redraw)()
 
 
 class Histogram(Widget, can_focus=True):
@@ -40,31 +60,21 @@ class Histogram(Widget, can_focus=True):
         Binding("c", "toggle_clip", "Clip outliers", id="histogram.toggle_clip"),
     ]
 
-    class ClipToggled(Message):
+    class ClipToggled(WidgetMessage):
         """The user asked for (or no longer wants) outliers clipped: rebin over [p1, p99]."""
 
-        def __init__(self, histogram: Histogram, clip: bool) -> None:
-            super().__init__()
-            self.histogram = histogram
-            self.clip = clip
+        SENDER = "histogram"
+        FIELDS = ("clip",)
+        histogram: Histogram
+        clip: bool
 
-        @property
-        def control(self) -> Histogram:
-            """The sender."""
-            return self.histogram
-
-    class LogToggled(Message):
+    class LogToggled(WidgetMessage):
         """The count axis switched between linear and log10(count + 1)."""
 
-        def __init__(self, histogram: Histogram, log: bool) -> None:
-            super().__init__()
-            self.histogram = histogram
-            self.log = log
-
-        @property
-        def control(self) -> Histogram:
-            """The sender."""
-            return self.histogram
+        SENDER = "histogram"
+        FIELDS = ("log",)
+        histogram: Histogram
+        log: bool
 
     def __init__(
         self,
@@ -76,10 +86,7 @@ class Histogram(Widget, can_focus=True):
         log_counts: bool = False,
         clip_outliers: bool = False,
         max_bars: int | None = None,
-        name: str | None = None,
-        id: str | None = None,  # noqa: A002
-        classes: str | None = None,
-        disabled: bool = False,
+        **options: Unpack[WidgetOptions],
     ) -> None:
         """Create the histogram.
 
@@ -92,7 +99,7 @@ class Histogram(Widget, can_focus=True):
             clip_outliers: Initial state of the clip flag (only displayed; the parent rebins).
             max_bars: Most bars to draw (default: one per plot column).
         """
-        super().__init__(name=name, id=id, classes=classes, disabled=disabled)
+        super().__init__(**options)
         self._edges = np.zeros(1)
         self._counts = np.zeros(0, dtype=np.int64)
         self._title = title
@@ -134,33 +141,13 @@ class Histogram(Widget, can_focus=True):
     ) -> None:
         """Draw new bins (e.g. the engine's answer after `ClipToggled`)."""
         self._store(edges, counts)
-        if title is not None:
-            self._title = title
-        if subtitle is not None:
-            self._subtitle = subtitle
-        if clip_outliers is not None:
-            self._clip = clip_outliers
+        assign_given(self, title=title, subtitle=subtitle, clip=clip_outliers)
         self._redraw()
 
-    @property
-    def log_counts(self) -> bool:
-        """Whether heights are log10(count + 1)."""
-        return self._log
-
-    @log_counts.setter
-    def log_counts(self, value: bool) -> None:
-        self._log = bool(value)
-        self._redraw()
-
-    @property
-    def clip_outliers(self) -> bool:
-        """Whether the parent was asked to clip outliers (shown in the header)."""
-        return self._clip
-
-    @clip_outliers.setter
-    def clip_outliers(self, value: bool) -> None:
-        self._clip = bool(value)
-        self._update_header()
+    #: Whether heights are log10(count + 1).
+    log_counts = _Flag("_log", "_redraw")
+    #: Whether the parent was asked to clip outliers (shown in the header).
+    clip_outliers = _Flag("_clip", "_update_header")
 
     def action_toggle_log(self) -> None:
         """Switch linear / log10(count + 1) heights."""

@@ -15,15 +15,17 @@ from typing import ClassVar
 import numpy as np
 from rich.segment import Segment
 from rich.style import Style
-from textual import events
 from textual.binding import BindingType
 from textual.strip import Strip
 from textual.widget import Widget
+from typing_extensions import Unpack
 
 from tui.components import cursor_grid
 from tui.components.cursor_grid import CursorGrid, GridMessage, cursor_bindings
+from tui.components.line_cache import LineCache
+from tui.components.options import WidgetOptions
 from tui.components.theme import Ramp, contrast_text, fit_cells, format_value, get_ramp, visible_piece
-from tui.css import widget_css
+from tui.css import component_classes, widget_css
 
 
 class LensMessage(GridMessage):
@@ -33,32 +35,24 @@ class LensMessage(GridMessage):
     `prob` its probability (NaN if unknown).
     """
 
-    def __init__(self, grid: LensGrid, row: int, position: int, layer: int | str, piece: str, prob: float) -> None:
-        super().__init__(grid, row, position)
-        self.grid: LensGrid = grid
-        self.position = position
-        self.layer = layer
-        self.piece = piece
-        self.prob = prob
+    FIELDS = ("row", "position", "layer", "piece", "prob")
+    grid: LensGrid
+    position: int
+    layer: int | str
+    piece: str
+    prob: float
 
-    @property
-    def control(self) -> LensGrid:
-        """The sender."""
-        return self.grid
+    def cell(self) -> tuple[int, int]:
+        """Row and position."""
+        return self.row, self.position
 
 
-class LensGrid(CursorGrid, Widget, can_focus=True):
+class LensGrid(CursorGrid, LineCache, Widget, can_focus=True):
     """Rows = layers, columns = positions, cell = top token piece on a probability colour."""
 
     DEFAULT_CSS = widget_css(__file__)
 
-    COMPONENT_CLASSES: ClassVar[set[str]] = {
-        "lens-grid--title",
-        "lens-grid--status",
-        "lens-grid--header",
-        "lens-grid--label",
-        "lens-grid--label-cursor",
-    }
+    COMPONENT_CLASSES: ClassVar[set[str]] = component_classes("lens-grid", "title", "status", "header", "label", "label-cursor")
 
     BINDINGS: ClassVar[list[BindingType]] = [
         *cursor_bindings("lens_grid", descriptions={"home": "First position", "end": "Last position"}),
@@ -80,10 +74,7 @@ class LensGrid(CursorGrid, Widget, can_focus=True):
         title: str = "logit lens",
         cell_width: int = 8,
         ramp: Ramp | str = "sequential",
-        name: str | None = None,
-        id: str | None = None,  # noqa: A002
-        classes: str | None = None,
-        disabled: bool = False,
+        **options: Unpack[WidgetOptions],
     ) -> None:
         """Create the grid.
 
@@ -96,7 +87,7 @@ class LensGrid(CursorGrid, Widget, can_focus=True):
             cell_width: Columns per position, including a 1-column gap.
             ramp: Colour ramp for probabilities (0..1).
         """
-        super().__init__(name=name, id=id, classes=classes, disabled=disabled)
+        super().__init__(**options)
         self._title = title
         self.cell_width = max(2, cell_width)
         self._ramp = get_ramp(ramp)
@@ -107,7 +98,6 @@ class LensGrid(CursorGrid, Widget, can_focus=True):
         self._inputs: list[str] | None = None
         self._cursor = (0, 0)
         self._origin = (0, 0)
-        self._lines: dict[int, Strip] = {}
         self._cell_styles: dict[tuple[int, bool], Style] = {}
         if pieces is not None and probs is not None:
             self._store(pieces, probs, layers, input_pieces)
@@ -172,15 +162,6 @@ class LensGrid(CursorGrid, Widget, can_focus=True):
         self._clamp_origin()
         self.refresh()
 
-    def notify_style_update(self) -> None:
-        """Theme/focus changed: drop cached lines."""
-        super().notify_style_update()
-        self._lines.clear()
-
-    def on_resize(self, event: events.Resize) -> None:
-        """The visible window depends on the size."""
-        self._invalidate()
-
     @property
     def _gutter(self) -> int:
         widest = max((len(str(label)) for label in self._layers), default=1)
@@ -204,11 +185,7 @@ class LensGrid(CursorGrid, Widget, can_focus=True):
 
     def render_line(self, y: int) -> Strip:
         """Title, header (input tokens) or one layer row."""
-        strip = self._lines.get(y)
-        if strip is None:
-            strip = self._render_line(y).apply_style(self.rich_style)
-            self._lines[y] = strip
-        return strip
+        return self._cached_line(y, lambda line: self._render_line(line).apply_style(self.rich_style))
 
     def _render_line(self, y: int) -> Strip:
         width = self.size.width

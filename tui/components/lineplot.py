@@ -19,9 +19,11 @@ from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.widget import Widget
 from textual.widgets import Static
+from typing_extensions import Unpack
 
 from tui.components import cursor_grid
 from tui.components.cursor_grid import CursorGrid, cursor_bindings
+from tui.components.options import WidgetOptions
 from tui.components.plotting import SERIES_COLORS, LineSeries, PlotCanvas, PlotPoint, PlotSpec
 from tui.components.reduce import downsample_series
 from tui.components.theme import format_tick, format_value, nice_step
@@ -46,18 +48,18 @@ class LinePlot(CursorGrid, Widget, can_focus=True):
     class PointSelected(cursor_grid.CursorMoved):
         """The marker moved to point `index` (`col`) of `series` (x = `x`, y = `value`)."""
 
-        def __init__(self, plot: LinePlot, series: str, index: int, x: float, value: float) -> None:
-            super().__init__(plot, plot._names.index(series) if series in plot._names else 0, index)
-            self.plot = plot
-            self.series = series
-            self.index = index
-            self.x = x
-            self.value = value
+        SENDER = "plot"
+        FIELDS = ("series", "index", "x", "value")
+        plot: LinePlot
+        series: str
+        index: int
+        x: float
+        value: float
 
-        @property
-        def control(self) -> LinePlot:
-            """The sender."""
-            return self.plot
+        def cell(self) -> tuple[int, int]:
+            """Row of `series` among the plot's series, column `index`."""
+            names = self.plot._names
+            return (names.index(self.series) if self.series in names else 0), self.index
 
     class PointOpened(PointSelected, cursor_grid.CellSelected):
         """Enter on the marker: open what the point stands for (e.g. that layer's tensor)."""
@@ -69,10 +71,7 @@ class LinePlot(CursorGrid, Widget, can_focus=True):
         x: Sequence[float] | None = None,
         title: str = "",
         xlabel: str = "layer",
-        name: str | None = None,
-        id: str | None = None,  # noqa: A002
-        classes: str | None = None,
-        disabled: bool = False,
+        **options: Unpack[WidgetOptions],
     ) -> None:
         """Create the plot.
 
@@ -82,7 +81,7 @@ class LinePlot(CursorGrid, Widget, can_focus=True):
             title: Shown on the header line (e.g. "std across layers").
             xlabel: Name of the x axis in the header ("layer").
         """
-        super().__init__(name=name, id=id, classes=classes, disabled=disabled)
+        super().__init__(**options)
         self._names: list[str] = []
         self._values: list[np.ndarray] = []
         self._x = np.zeros(0)

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from rich.text import Text
 from textual.app import RenderResult
 from textual_plotext import PlotextPlot
+from typing_extensions import Unpack
 
+from tui.components.options import WidgetOptions
 from tui.css import widget_css
 
 
@@ -114,12 +116,9 @@ class PlotCanvas(PlotextPlot):
         builder: SpecBuilder | None = None,
         *,
         empty_text: str = "no data",
-        name: str | None = None,
-        id: str | None = None,  # noqa: A002
-        classes: str | None = None,
-        disabled: bool = False,
+        **options: Unpack[WidgetOptions],
     ) -> None:
-        super().__init__(name=name, id=id, classes=classes, disabled=disabled)
+        super().__init__(**options)
         self._builder = builder
         self._empty_text = empty_text
         self._version = 0

@@ -16,16 +16,18 @@ from typing import ClassVar
 from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
-from textual import events
 from textual.binding import Binding, BindingType
 from textual.geometry import Region, Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from typing_extensions import Unpack
 
 from tui.components import cursor_grid
 from tui.components.cursor_grid import CursorGrid, cursor_bindings
+from tui.components.line_cache import LineCache
+from tui.components.options import WidgetOptions
 from tui.components.theme import fit_cells, visible_piece
-from tui.css import widget_css
+from tui.css import component_classes, widget_css
 
 #: Blank columns between two tokens: without it, ids like 198 and 750 read as "198750".
 _GAP = 1
@@ -43,18 +45,12 @@ class _Chip:
     id_text: str
 
 
-class TokenStrip(CursorGrid, ScrollView, can_focus=True):
+class TokenStrip(CursorGrid, LineCache, ScrollView, can_focus=True):
     """Token pieces wrapped over lines, with ids underneath and a token cursor."""
 
     DEFAULT_CSS = widget_css(__file__)
 
-    COMPONENT_CLASSES: ClassVar[set[str]] = {
-        "tokens--even",
-        "tokens--odd",
-        "tokens--special",
-        "tokens--id",
-        "tokens--cursor",
-    }
+    COMPONENT_CLASSES: ClassVar[set[str]] = component_classes("tokens", "even", "odd", "special", "id", "cursor")
 
     BINDINGS: ClassVar[list[BindingType]] = [
         *cursor_bindings("tokens", ("left", "right", "up", "down", "home", "end", "select"), ids={"select": "pick"},
@@ -67,17 +63,16 @@ class TokenStrip(CursorGrid, ScrollView, can_focus=True):
     class TokenHighlighted(cursor_grid.CursorMoved):
         """The cursor moved to token `index` (also `col`)."""
 
-        def __init__(self, strip: TokenStrip, index: int, token_id: int | None, piece: str) -> None:
-            super().__init__(strip, 0, index)
-            self.strip = strip
-            self.index = index
-            self.token_id = token_id
-            self.piece = piece
+        SENDER = "strip"
+        FIELDS = ("index", "token_id", "piece")
+        strip: TokenStrip
+        index: int
+        token_id: int | None
+        piece: str
 
-        @property
-        def control(self) -> TokenStrip:
-            """The sender."""
-            return self.strip
+        def cell(self) -> tuple[int, int]:
+            """One row of tokens: column `index`."""
+            return 0, self.index
 
     class TokenPicked(TokenHighlighted, cursor_grid.CellSelected):
         """Enter or a click picked token `index`."""
@@ -90,10 +85,7 @@ class TokenStrip(CursorGrid, ScrollView, can_focus=True):
         special: Sequence[bool] | None = None,
         show_ids: bool = True,
         max_piece_width: int = 16,
-        name: str | None = None,
-        id: str | None = None,  # noqa: A002
-        classes: str | None = None,
-        disabled: bool = False,
+        **options: Unpack[WidgetOptions],
     ) -> None:
         """Create the strip.
 
@@ -104,7 +96,7 @@ class TokenStrip(CursorGrid, ScrollView, can_focus=True):
             show_ids: Print ids under the pieces (key `i` toggles).
             max_piece_width: Longer pieces are cut with '…'.
         """
-        super().__init__(name=name, id=id, classes=classes, disabled=disabled)
+        super().__init__(**options)
         self._pieces: list[str] = []
         self._ids: list[int] | None = None
         self._special: list[bool] = []
@@ -114,7 +106,6 @@ class TokenStrip(CursorGrid, ScrollView, can_focus=True):
         self._chips: list[_Chip] = []
         self._row_starts: list[int] = []  # first chip of each row
         self._layout_width = -1
-        self._lines: dict[int, Strip] = {}
         if pieces is not None:
             self._store(pieces, ids, special)
 
@@ -146,24 +137,15 @@ class TokenStrip(CursorGrid, ScrollView, can_focus=True):
     ) -> None:
         """Show another tokenised prompt (the cursor index is kept when valid)."""
         self._store(pieces, ids, special)
-        self._relayout()
+        self._invalidate()
 
     # -------------------------------------------------------------- layout
 
-    def _relayout(self) -> None:
+    def _invalidate(self) -> None:
         self._layout_width = -1
         self._lines.clear()
         self._ensure_layout()
         self.refresh()
-
-    def notify_style_update(self) -> None:
-        """Theme/focus changed: cached lines have old colours baked in."""
-        super().notify_style_update()
-        self._lines.clear()
-
-    def on_resize(self, event: events.Resize) -> None:
-        """Rewrap for the new width."""
-        self._relayout()
 
     @property
     def _lines_per_row(self) -> int:
@@ -203,12 +185,9 @@ class TokenStrip(CursorGrid, ScrollView, can_focus=True):
     def render_line(self, y: int) -> Strip:
         """One line: the pieces of a row of chips, or their ids."""
         self._ensure_layout()
-        virtual_y = y + int(self.scroll_offset.y)
-        strip = self._lines.get(virtual_y)
-        if strip is None:
-            strip = self._render_virtual_line(virtual_y).apply_style(self.rich_style)
-            self._lines[virtual_y] = strip
-        return strip
+        return self._cached_line(
+            y + int(self.scroll_offset.y), lambda line: self._render_virtual_line(line).apply_style(self.rich_style)
+        )
 
     def _chip_style(self, chip: _Chip, id_line: bool) -> Style:
         style = self.get_component_rich_style("tokens--even" if chip.index % 2 == 0 else "tokens--odd")
@@ -306,7 +285,7 @@ class TokenStrip(CursorGrid, ScrollView, can_focus=True):
     def action_toggle_ids(self) -> None:
         """Show / hide the ids line."""
         self.show_ids = not self.show_ids
-        self._relayout()
+        self._invalidate()
         self._scroll_to_cursor()
 
     def token_at(self, x: int, y: int) -> int | None:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -64,3 +67,19 @@ def untie(tied: Path, out: Path, rank: int, rel: float) -> float:
     tensors["lm_head.weight"] = head.contiguous()
     save_file(tensors, path, metadata={"format": "pt"})
     return float((head.double() - emb.double()).norm() / emb.double().norm())
+
+
+@contextmanager
+def planted_sides(base: Path, tmp_path: Path, changes: dict[str, tuple[int, float]]) -> Iterator[tuple[Any, dict]]:
+    """`with planted_sides(base, tmp_path, changes) as (sides, expected):` — `plant` the changes into a copy of
+    `base` at `tmp_path / "tuned"` and open both sides (closed after the block); `expected` is what `plant`
+    returns."""
+    from internals.diff import open_sides
+
+    tuned = tmp_path / "tuned"
+    expected = plant(base, tuned, changes)
+    sides = open_sides(str(base), str(tuned))
+    try:
+        yield sides, expected
+    finally:
+        sides.close()

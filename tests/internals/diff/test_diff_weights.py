@@ -6,7 +6,7 @@ import math
 import time
 
 import pytest
-from diff_support import plant, untie
+from diff_support import plant, planted_sides, untie
 
 from internals.diff import diff_weights, open_sides
 from internals.diff.cache import DiffCache
@@ -24,13 +24,8 @@ PLANTS = {
 @pytest.mark.parametrize("kind", sorted(PLANTS))
 def test_planted_changes_found_exactly(kind, tiny_models, tmp_path):
     base = tiny_models(kind)
-    tuned = tmp_path / "tuned"
-    expected = plant(base, tuned, PLANTS[kind])
-    sides = open_sides(str(base), str(tuned))
-    try:
+    with planted_sides(base, tmp_path, PLANTS[kind]) as (sides, expected):
         result = diff_weights(sides, rank=True)
-    finally:
-        sides.close()
     assert result["kind"] == "full" and result["only_in_base"] == [] and result["only_in_tuned"] == []
     by_name = {t["name"]: t for t in result["tensors"]}
     assert len(by_name) == len(result["tensors"])
@@ -76,10 +71,7 @@ def test_kernels_agree_with_torch_blocks(dtype, tiny_models, tmp_path):
     from internals.diff.weights import diff_tensor, diff_tensor_blocks
 
     base = tiny_models("qwen2", dtype)
-    tuned = tmp_path / "tuned"
-    plant(base, tuned, {"model.layers.0.mlp.down_proj.weight": (3, 0.1)})
-    sides = open_sides(str(base), str(tuned))
-    try:
+    with planted_sides(base, tmp_path, {"model.layers.0.mlp.down_proj.weight": (3, 0.1)}) as (sides, _):
         pairs = {p.name: p for p in match_models(sides.base, sides.tuned).pairs}
         for name in ("model.layers.0.mlp.down_proj.weight", "model.norm.weight"):
             one = diff_tensor(pairs[name], sides.base.store, sides.tuned.store)
@@ -94,8 +86,6 @@ def test_kernels_agree_with_torch_blocks(dtype, tiny_models, tmp_path):
         ref = torch.linalg.svdvals(full)
         got = gram_singular_values(pair, sides.base.store, sides.tuned.store, chunk_elements=500)
         assert torch.allclose(torch.sort(got, descending=True).values[:3], ref[:3], rtol=1e-9)
-    finally:
-        sides.close()
 
 
 def test_histogram_matches_numpy(tiny_models, tmp_path):
@@ -103,15 +93,10 @@ def test_histogram_matches_numpy(tiny_models, tmp_path):
     from safetensors.torch import load_file
 
     base = tiny_models("llama")
-    tuned = tmp_path / "tuned"
-    plant(base, tuned, {"model.layers.0.mlp.up_proj.weight": (2, 0.3)})
-    sides = open_sides(str(base), str(tuned))
-    try:
+    with planted_sides(base, tmp_path, {"model.layers.0.mlp.up_proj.weight": (2, 0.3)}) as (sides, _):
         t = diff_weights(sides, pattern="model.layers.0.mlp.up_proj.weight", bins=17)["tensors"][0]
-    finally:
-        sides.close()
     name = "model.layers.0.mlp.up_proj.weight"
-    d = load_file(tuned / "model.safetensors")[name].double() - load_file(base / "model.safetensors")[name].double()
+    d = load_file(tmp_path / "tuned" / "model.safetensors")[name].double() - load_file(base / "model.safetensors")[name].double()
     counts, edges = np.histogram(d.numpy(), bins=17)
     assert t["histogram"]["counts"] == counts.tolist()
     assert np.allclose(t["histogram"]["edges"], edges, rtol=0, atol=1e-15)
@@ -166,10 +151,7 @@ def test_tensor_only_in_one_side_is_listed(tiny_models, tmp_path):
 
 def test_rank_is_cached_by_file_identity(tiny_models, tmp_path):
     base = tiny_models("qwen2")
-    tuned = tmp_path / "tuned"
-    plant(base, tuned, {"model.layers.0.self_attn.q_proj.weight": (2, 0.1)})
-    sides = open_sides(str(base), str(tuned))
-    try:
+    with planted_sides(base, tmp_path, {"model.layers.0.self_attn.q_proj.weight": (2, 0.1)}) as (sides, _):
         first = diff_weights(sides, rank=True)
         cache = DiffCache(list(sides.base.source.weight_files), sides.tuned_files())
         assert cache.path.is_file()
@@ -178,8 +160,6 @@ def test_rank_is_cached_by_file_identity(tiny_models, tmp_path):
         assert time.perf_counter() - start < 0.2
         assert second == first
         # a rewritten file is a different identity: recomputed, not read
-        (tuned / "model.safetensors").touch()
+        (tmp_path / "tuned" / "model.safetensors").touch()
         assert DiffCache(list(sides.base.source.weight_files), sides.tuned_files()).path != cache.path
         assert diff_weights(sides, rank=True, use_cache=False) == first
-    finally:
-        sides.close()

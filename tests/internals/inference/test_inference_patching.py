@@ -10,6 +10,7 @@ from inference_support import load_tiny, prompt_ids
 from internals.errors import UserError
 from internals.inference.capture import capture
 from internals.inference.patching import GRIDS, Patch, activation_patching, patched_logit_diffs
+from tests_helpers import CancelAfter, Cancelled
 
 KINDS = ["llama", "qwen2", "gpt2", "mixtral", "gemma2", "demo"]
 
@@ -166,19 +167,10 @@ def test_progress_between_batches_and_cancellation(tiny_models):
     assert seen[0] == 0.0 and seen[-1] == 1.0 and len(seen) == 2 + 3  # 12 cells in batches of 4
     assert seen == sorted(seen)
 
-    class Cancelled(Exception):
-        pass
-
-    calls = []
-
-    def check():
-        calls.append(1)
-        if len(calls) == 2:
-            raise Cancelled
-
+    check = CancelAfter(2)
     with pytest.raises(Cancelled):
         activation_patching(loaded, clean, corrupt, grids=["residual"], batch_size=4, check=check)
-    assert len(calls) == 2
+    assert check.calls == 2
 
 
 def test_demo_model_induction_is_done_by_a_later_layers_attention(tiny_models):

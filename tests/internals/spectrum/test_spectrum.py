@@ -18,6 +18,7 @@ from internals.spectrum import cache, iter_spectra, spectrum_of
 from internals.spectrum.marchenko_pastur import bulk_edge, tracy_widom_scale
 from internals.spectrum.powerlaw import KS_POOR_FIT, alpha_reading, fit_power_law
 from internals.weights import WeightStore
+from tests_helpers import CancelAfter, Cancelled
 
 
 @pytest.fixture(autouse=True)
@@ -164,16 +165,7 @@ def test_check_cancels_and_progress_reaches_one(tmp_path, monkeypatch):
     monkeypatch.setattr(esd, "BLOCK_FLOPS", 100 * 100 * 10)  # many blocks per matrix
     monkeypatch.setattr(esd, "MIN_BLOCK", 1)
 
-    class Cancelled(Exception):
-        pass
-
-    calls = []
-
-    def check():
-        calls.append(1)
-        if len(calls) == 5:
-            raise Cancelled
-
+    check = CancelAfter(5)
     with pytest.raises(Cancelled):
         list(iter_spectra(store, ["a", "b"], check=check))
     assert cache.lookup(store, "a", "a") is None  # nothing half-done was kept

@@ -9,16 +9,13 @@ import numpy as np
 import pytest
 
 from internals.worker.client import Cancelled, RemoteError
-from internals.worker.spawn import ManagedWorker, WorkerOptions
-from tests_helpers import run_cli
+from tests_helpers import run_cli, running_worker
 
 
 @pytest.fixture(scope="module")
 def worker(tiny_models):
-    w = ManagedWorker(WorkerOptions(model=str(tiny_models("qwen2"))))
-    w.start()
-    yield w
-    w.close()
+    with running_worker(str(tiny_models("qwen2"))) as w:
+        yield w
     assert w.proc.poll() is not None
 
 

@@ -28,7 +28,7 @@ from internals.worker.protocol import (
     encode,
     read_frame,
 )
-from internals.worker.spawn import ManagedWorker, WorkerOptions
+from tests_helpers import running_worker
 
 _PREFIX = struct.Struct("<IQ")
 
@@ -92,10 +92,8 @@ def test_an_announced_size_is_refused_before_anything_is_allocated():
 
 @pytest.fixture(scope="module")
 def worker(tiny_models):
-    w = ManagedWorker(WorkerOptions(model=str(tiny_models("llama"))))
-    w.start()
-    yield w
-    w.close()
+    with running_worker(str(tiny_models("llama"))) as w:
+        yield w
 
 
 def _exchange(path: str, data: bytes, timeout: float = 10.0) -> list[tuple[dict, object]]:
@@ -206,6 +204,8 @@ def test_fuzzing_the_socket_never_takes_the_worker_down(worker):
     elapsed = time.monotonic() - started
     assert worker.proc.poll() is None, "the worker died"
     growth = proc.memory_info().rss - rss_before
+    print(f"\nfuzz: {sum(seen.values())} cases of {len(seen)} kinds in {elapsed:.1f} s, "
+          f"worker RSS growth {growth / 2**20:.1f} MiB")  # cited in the README ("Load, faults and hostile input")
     assert growth < 64 * 2**20, f"the worker's memory grew by {growth / 2**20:.0f} MiB over the fuzz loop"
     assert len(seen) == 12 and elapsed < 240
     client = SocketClient(worker.socket_path)

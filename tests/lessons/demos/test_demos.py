@@ -14,7 +14,8 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO
+
+from tests_helpers import REPO
 
 torch = pytest.importorskip("torch")
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import pytest
 from rich.style import Style
 from textual.app import App, ComposeResult
 from textual.message import Message
+from textual.pilot import Pilot
 from textual.strip import Strip
 from textual.widget import Widget
 
@@ -43,6 +47,16 @@ class HostApp(App[None]):
     def run_host(self, size: tuple[int, int] = (120, 40)):  # noqa: ANN201 (an async context manager)
         """`async with app.run_host(size) as pilot:` — `run_test` with the message hook installed."""
         return self.run_test(size=size, message_hook=self.hook)
+
+    @asynccontextmanager
+    async def keys(self, widget: Widget, *keys: str, size: tuple[int, int] = (120, 40)) -> AsyncIterator[Pilot]:
+        """`async with app.keys(widget, "down", "enter") as pilot:` — run the host, focus `widget`, press the
+        keys and let the messages they post arrive (the start of every keyboard test)."""
+        async with self.run_host(size) as pilot:
+            widget.focus()
+            await pilot.press(*keys)
+            await pilot.pause()
+            yield pilot
 
 
 @pytest.fixture

@@ -44,10 +44,7 @@ async def test_keys_pick_a_tensor(host) -> None:  # noqa: ANN001
     v = values()
     strip = HeatStrip(v, metric="rms")
     app = host(strip)
-    async with app.run_host(size=(80, 24)) as pilot:
-        strip.focus()
-        await pilot.press("down", "right", "right", "enter")
-        await pilot.pause()
+    async with app.keys(strip, "down", "right", "right", "enter", size=(80, 24)):
         picked = app.of_type(HeatStrip.TensorPicked)
         assert [(p.component, p.layer) for p in picked] == [("k", 2)]
         assert picked[0].value == pytest.approx(v[1, 2])
@@ -59,10 +56,7 @@ async def test_more_layers_than_columns_are_merged(host) -> None:  # noqa: ANN00
     v = values(200)
     strip = HeatStrip(v, layers=list(range(200)))
     app = host(strip)
-    async with app.run_host(size=(80, 24)) as pilot:
-        strip.focus()
-        await pilot.press("right", "enter")
-        await pilot.pause()
+    async with app.keys(strip, "right", "enter", size=(80, 24)):
         geo = strip._get_geometry()
         assert geo is not None and geo.col_factor == 3 and geo.sx == 1
         picked = app.of_type(HeatStrip.TensorPicked)[-1]

@@ -114,10 +114,7 @@ async def test_keys_move_cursor_and_post_values(host) -> None:  # noqa: ANN001
     pieces = [f"t{i}" for i in range(10)]
     hm = Heatmap(m, row_labels=pieces, col_labels=pieces, row_axis="query", col_axis="key", vmin=0, vmax=1)
     app = host(hm)
-    async with app.run_host() as pilot:
-        hm.focus()
-        await pilot.press("down", "down", "right", "j", "l")
-        await pilot.pause()
+    async with app.keys(hm, "down", "down", "right", "j", "l") as pilot:
         moved = app.of_type(Heatmap.CursorMoved)
         assert [(m_.row, m_.col) for m_ in moved] == [(1, 0), (2, 0), (2, 1), (3, 1), (3, 2)]
         last = moved[-1]
@@ -199,10 +196,7 @@ async def test_small_hosts_do_not_crash(host, size) -> None:  # noqa: ANN001
     m[0, 1] = np.nan
     hm = Heatmap(m, row_labels=[f" tok{i}" for i in range(64)], col_labels=[str(i) for i in range(64)])
     app = host(hm)
-    async with app.run_host(size=size) as pilot:
-        hm.focus()
-        await pilot.press("down", "right", "end", "pagedown")
-        await pilot.pause()
+    async with app.keys(hm, "down", "right", "end", "pagedown", size=size):
         for y in range(hm.size.height):
             assert hm.render_line(y).cell_length == hm.size.width
 
@@ -211,10 +205,7 @@ async def test_crop_mode_pans_with_the_cursor(host, cells) -> None:  # noqa: ANN
     m = np.random.default_rng(0).uniform(size=(100, 100))
     hm = Heatmap(m, vmin=0, vmax=1, fit="crop", show_row_labels=False)
     app = host(hm)
-    async with app.run_host(size=(80, 24)) as pilot:
-        hm.focus()
-        await pilot.press("end", "pagedown")
-        await pilot.pause()
+    async with app.keys(hm, "end", "pagedown", size=(80, 24)):
         geo = hm._get_geometry()
         assert geo is not None and geo.row_factor == 1 and geo.vis_cols == 80
         assert hm._origin == (hm.cursor[0] - geo.vis_rows + 1, 100 - 80)

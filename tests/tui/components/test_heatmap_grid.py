@@ -81,10 +81,7 @@ async def test_click_selects_a_tile(host) -> None:  # noqa: ANN001
 async def test_many_heads_scroll_in_a_small_host(host) -> None:  # noqa: ANN001
     sm = SmallMultiples(heads(32, 16), groups=gqa_groups(32, 8), vmin=0, vmax=1, tile_width=16)
     app = host(sm)
-    async with app.run_host(size=(80, 24)) as pilot:
-        sm.focus()
-        await pilot.press("end", "down", "down", "down", "down", "down")
-        await pilot.pause()
+    async with app.keys(sm, "end", "down", "down", "down", "down", "down", size=(80, 24)):
         assert sm.virtual_size.height > 24
         assert sm.scroll_offset.y > 0  # scrolled to keep the highlighted tile visible
         for y in range(sm.size.height):

@@ -41,10 +41,7 @@ async def test_log_toggle_uses_log10_count_plus_one(host) -> None:  # noqa: ANN0
     edges, counts = bins(40)
     hist = Histogram(edges, counts)
     app = host(hist)
-    async with app.run_host() as pilot:
-        hist.focus()
-        await pilot.press("l")
-        await pilot.pause()
+    async with app.keys(hist, "l") as pilot:
         spec = app.query_one(PlotCanvas).last_spec
         assert spec is not None
         assert np.allclose(spec.bars, np.log10(counts + 1.0))
@@ -59,10 +56,7 @@ async def test_clip_toggle_asks_the_parent_and_shows_the_subtitle(host) -> None:
     edges, counts = bins(100)
     hist = Histogram(edges, counts)
     app = host(hist)
-    async with app.run_host() as pilot:
-        hist.focus()
-        await pilot.press("c")
-        await pilot.pause()
+    async with app.keys(hist, "c") as pilot:
         assert [m.clip for m in app.of_type(Histogram.ClipToggled)] == [True]
         # the parent answers with bins over [p1, p99]
         inner_edges = np.linspace(-0.05, 0.05, 51)

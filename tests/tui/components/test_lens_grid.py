@@ -40,10 +40,7 @@ async def test_keys_move_cursor_and_post_layer_and_position(host) -> None:  # no
     pieces, probs = lens()
     grid = LensGrid(pieces, probs, layers=[0, 1, 2, 3, "final"])
     app = host(grid)
-    async with app.run_host() as pilot:
-        grid.focus()
-        await pilot.press("down", "right", "j", "end", "pagedown", "enter")
-        await pilot.pause()
+    async with app.keys(grid, "down", "right", "j", "end", "pagedown", "enter"):
         moved = app.of_type(LensGrid.CursorMoved)
         assert [(m.row, m.position) for m in moved] == [(1, 0), (1, 1), (2, 1), (2, 3), (4, 3)]
         selected = app.of_type(LensGrid.CellSelected)
@@ -56,10 +53,7 @@ async def test_pans_when_there_are_more_positions_than_fit(host) -> None:  # noq
     pieces, probs = lens(40, 60)
     grid = LensGrid(pieces, probs, cell_width=6)
     app = host(grid)
-    async with app.run_host(size=(80, 24)) as pilot:
-        grid.focus()
-        await pilot.press("end", "pagedown")
-        await pilot.pause()
+    async with app.keys(grid, "end", "pagedown", size=(80, 24)) as pilot:
         vis_rows, vis_cols = grid._visible
         assert grid.cursor == (vis_rows, 59)
         assert grid._origin == (1, 60 - vis_cols)

@@ -22,10 +22,7 @@ async def test_keys_move_the_marker_and_post_points(host) -> None:  # noqa: ANN0
     data = series()
     plot = LinePlot(data, title="std across layers")
     app = host(plot)
-    async with app.run_host(size=(80, 24)) as pilot:
-        plot.focus()
-        await pilot.press("right", "right", "l", "down", "left", "enter")
-        await pilot.pause()
+    async with app.keys(plot, "right", "right", "l", "down", "left", "enter", size=(80, 24)) as pilot:
         points = app.of_type(LinePlot.PointSelected)
         assert [(p.series, p.index) for p in points] == [("q", 1), ("q", 2), ("q", 3), ("k", 3), ("k", 2)]
         assert points[-1].value == pytest.approx(data["k"][2])
@@ -61,10 +58,7 @@ async def test_nan_points_and_empty(host) -> None:  # noqa: ANN001
     plot = LinePlot(data)
     empty = LinePlot()
     app = host(plot, empty)
-    async with app.run_host(size=(80, 24)) as pilot:
-        plot.focus()
-        await pilot.press("down", "right")
-        await pilot.pause()
+    async with app.keys(plot, "down", "right", size=(80, 24)):
         last = app.of_type(LinePlot.PointSelected)[-1]
         assert last.series == "b" and np.isnan(last.value)
         assert app.query(PlotCanvas).first().last_spec.lines[1].x == ()

@@ -35,10 +35,7 @@ async def test_pieces_ids_whitespace_and_colours(host, cells, lines) -> None:  #
 async def test_cursor_keys_and_pick(host) -> None:  # noqa: ANN001
     tokens = TokenStrip(PIECES, IDS, special=SPECIAL)
     app = host(tokens)
-    async with app.run_host() as pilot:
-        tokens.focus()
-        await pilot.press("right", "right", "l", "enter", "end", "h")
-        await pilot.pause()
+    async with app.keys(tokens, "right", "right", "l", "enter", "end", "h"):
         moved = app.of_type(TokenStrip.TokenHighlighted)
         assert [m.index for m in moved] == [1, 2, 3, 8, 7]
         picked = app.of_type(TokenStrip.TokenPicked)

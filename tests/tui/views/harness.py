@@ -6,12 +6,15 @@ from __future__ import annotations
 import gzip
 import json
 import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from textual.app import App, ComposeResult
 from textual.message import Message
+from textual.pilot import Pilot
 from textual.widget import Widget
 
 from tui.messages import CloseLessons, FollowLink, OpenNode, Progress, WorkerFailed
@@ -178,6 +181,15 @@ class ViewApp(App[None]):
 
     def of(self, kind: type[Message]) -> list[Message]:
         return [m for m in self.posted if isinstance(m, kind)]
+
+    @asynccontextmanager
+    async def activated(self, size: tuple[int, int] = (120, 40)) -> AsyncIterator[Pilot]:
+        """`async with app.activated() as pilot:` — run the app, activate the view (its first request) and
+        wait until the answer is drawn: the start of every view test."""
+        async with self.run_test(size=size) as pilot:
+            self.view.activate()  # type: ignore[attr-defined]
+            await settle(self, pilot)
+            yield pilot
 
 
 async def settle(app: App, pilot) -> None:

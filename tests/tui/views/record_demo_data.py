@@ -12,7 +12,7 @@ import gzip
 import json
 from pathlib import Path
 
-import numpy as np
+from internals.worker.protocol import jsonable
 
 OUT = Path(__file__).resolve().parent / "recorded" / "demo.json.gz"
 OUT_CAUSES = OUT.with_name("causes.json.gz")  # activations, patching, attribution (views of those names)
@@ -26,15 +26,8 @@ TOKENS_TEXT = "def __init__(self, name):\n    self.name = name  # café 中文"
 
 
 def encode(value):
-    if isinstance(value, np.ndarray):
-        return {"__ndarray__": value.tolist(), "dtype": str(value.dtype)}
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, dict):
-        return {k: encode(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [encode(v) for v in value]
-    return value
+    """JSON with arrays tagged (`{"__ndarray__": ..., "dtype": ...}`) so that the harness reads them back."""
+    return jsonable(value, array=lambda a: {"__ndarray__": a.tolist(), "dtype": str(a.dtype)})
 
 
 def main() -> None:

@@ -17,9 +17,7 @@ async def test_draws_the_layer_and_steps_layers_and_heads(source):
     view = AttentionView(data_source=source)
     view.set_model(source.data["summary"])
     app = ViewApp(view)
-    async with app.run_test(size=(140, 40)) as pilot:
-        view.activate()
-        await settle(app, pilot)
+    async with app.activated(size=(140, 40)) as pilot:
         data = source.data["attention"]["0"]
         assert view.data is data and source.calls[0][1] == (DEFAULT_PROMPT, 0)
         grid = view.query_one(SmallMultiples)
@@ -39,9 +37,7 @@ async def test_picking_a_tile_draws_that_head(source):
     view = AttentionView(data_source=source)
     view.set_model(source.data["summary"])
     app = ViewApp(view)
-    async with app.run_test(size=(140, 40)) as pilot:
-        view.activate()
-        await settle(app, pilot)
+    async with app.activated(size=(140, 40)) as pilot:
         view.query_one(SmallMultiples).focus()
         await pilot.press("right", "right", "enter")
         await pilot.pause()

@@ -15,9 +15,7 @@ pytestmark = pytest.mark.anyio
 
 async def test_draws_every_component_and_opens_a_tensor(source):
     app = ViewApp(CrossLayerView(data_source=source))
-    async with app.run_test(size=(120, 40)) as pilot:
-        app.view.activate()
-        await settle(app, pilot)
+    async with app.activated() as pilot:
         data = source.data["cross_layer"]
         assert app.view.data is data
         plot = app.view.query_one(LinePlot)
@@ -35,9 +33,7 @@ async def test_draws_every_component_and_opens_a_tensor(source):
 
 async def test_m_cycles_the_statistic(source):
     app = ViewApp(CrossLayerView(data_source=source))
-    async with app.run_test(size=(120, 40)) as pilot:
-        app.view.activate()
-        await settle(app, pilot)
+    async with app.activated() as pilot:
         await pilot.press("m")
         await pilot.pause()
         assert app.view.metric == "rms" and "rms of each weight" in screen_text(app)

@@ -13,9 +13,7 @@ pytestmark = pytest.mark.anyio
 
 async def test_draws_the_lens_and_describes_the_cursor_cell(source):
     app = ViewApp(LensView(data_source=source))
-    async with app.run_test(size=(120, 40)) as pilot:
-        app.view.activate()
-        await settle(app, pilot)
+    async with app.activated() as pilot:
         data = source.data["lens"][DEFAULT_PROMPT]
         grid = app.view.query_one(LensGrid)
         assert grid.shape == (len(data["layers"]), len(data["tokens"])) and app.focused is grid

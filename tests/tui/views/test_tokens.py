@@ -13,9 +13,7 @@ pytestmark = pytest.mark.anyio
 
 async def test_draws_tokens_and_their_neighbours(source):
     app = ViewApp(TokensView(data_source=source))
-    async with app.run_test(size=(120, 40)) as pilot:
-        app.view.activate()
-        await settle(app, pilot)
+    async with app.activated() as pilot:
         data = source.data["tokenize"][DEFAULT_TEXT]
         strip = app.view.query_one(TokenStrip)
         assert strip.count == len(data["ids"]) and app.focused is strip
