@@ -8,8 +8,8 @@ with `ctx.step()`, so that other clients' requests run between its steps), which
 use by default (`group`), and whether it streams items before its result (`streams`, with the `item` type).
 `dispatch` checks a request's parameters against the request type (a `BadRequest` names the bad one: never a
 traceback), then runs the one sequence every forward operation shares: load (with progress) -> lock -> check
-cancellation -> run -> out-of-memory translation. Adding an analysis is one request dataclass, one result TypedDict and one decorated function
-(see docs/architecture.md, "How to add an operation").
+cancellation -> run -> out-of-memory translation. Adding an analysis is one request dataclass, one result
+TypedDict and one decorated function (see docs/architecture.md, "How to add an operation").
 
 Torch-free: the explorer's client reads the registry for default groups and request checks.
 """
