@@ -104,9 +104,9 @@ def run(args: argparse.Namespace) -> dict:
     base_total = sum(r["baseline_seconds"] for r in per_matrix)
     ratio = total / base_total
     m_big = max(min(r["shape"]) for r in per_matrix)
-    from internals.spectrum.esd import BLOCK_FLOPS, MIN_BLOCK
+    from internals.spectrum.esd import MAX_BLOCK_FLOPS, MIN_BLOCK
 
-    rows = max(MIN_BLOCK, int(BLOCK_FLOPS // (m_big * m_big)))
+    rows = max(MIN_BLOCK, int(MAX_BLOCK_FLOPS // (m_big * m_big)))  # the largest block the sizing allows
     # the Gram sum, one block's update (or eigvalsh's copy), LAPACK syevd's workspace (2·M² doubles), one block
     bound = 4 * m_big * m_big * 8 + rows * m_big * 8
 

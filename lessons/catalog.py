@@ -46,7 +46,7 @@ DEMO_IDS = frozenset({"pretrain", "before-after", "lora", "dpo", "grpo", "distil
 #: Views an `llm:view/<view>` link may name.
 VIEWS = frozenset({"summary", "cross-layer", "attention", "tokens", "lens", "experts", "chat-template", "activations",
                    "patching", "attribution", "diff"})
-LINK_KINDS = ("tensor", "node", "view", "attention", "lesson")
+LINK_KINDS = ("tensor", "node", "view", "attention", "lesson", "spectrum")
 #: Set to "1" to make unknown placeholders raise in `render_lesson` (tests pass strict=True instead).
 STRICT_ENV = "LLM_INTERNALS_STRICT_LESSONS"
 
@@ -91,7 +91,8 @@ class Link:
     """A parsed `llm:` link target. Only the fields of its kind are set."""
 
     kind: str  # one of LINK_KINDS
-    name: str | None = None  # tensor / node: parameter or module name ("" is the root module)
+    name: str | None = None  # tensor / node / spectrum: parameter or module name ("" is the root module; for
+    # spectrum, "" is the whole model's spectra in the cross-layer view)
     view: str | None = None  # view
     layer: int | None = None  # attention
     head: int | None = None  # attention
@@ -397,8 +398,8 @@ def parse_link(target: str) -> Link:
                     head=_nonneg_int(params["head"], "head", target), prompt=params.get("prompt"))
     kind, slash, value = rest.partition("/")
     if not slash or kind not in LINK_KINDS:
-        raise LinkError(f"{target!r}: expected llm:tensor/..., llm:node/..., llm:view/..., llm:attention?... "
-                        "or llm:lesson/...")
+        raise LinkError(f"{target!r}: expected llm:tensor/..., llm:node/..., llm:view/..., llm:attention?..., "
+                        "llm:spectrum/... or llm:lesson/...")
     value = unquote(value)
     if re.search(r"\s", value):
         raise LinkError(f"{target!r}: names contain no whitespace")
@@ -408,6 +409,8 @@ def parse_link(target: str) -> Link:
         return Link(kind="tensor", name=value)
     if kind == "node":
         return Link(kind="node", name=value)  # "" is the root module
+    if kind == "spectrum":
+        return Link(kind="spectrum", name=value)  # "" is the whole model (the cross-layer view's α)
     if kind == "view":
         if value not in VIEWS:
             raise LinkError(f"{target!r}: unknown view {value!r}; views: {', '.join(sorted(VIEWS))}")
@@ -428,6 +431,10 @@ def resolve_link(link: Link, tree_names: set[str], facts: Mapping[str, object], 
         if link.name not in tree_names:
             what = "parameter" if link.kind == "tensor" else "module"
             return f"no {what} named {link.name!r} in this model"
+        return None
+    if link.kind == "spectrum":
+        if link.name and link.name not in tree_names:
+            return f"no parameter named {link.name!r} in this model"
         return None
     if link.kind == "view":
         return None if link.view in VIEWS else f"unknown view {link.view!r}"

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["LiveAnswer", "CheckResult", "AnswerInputs", "AnswerSpec", "ANSWERS", "compute_answer", "check_answer",
            "AnswerUnavailable", "parse_guess", "bpe_merges", "grpo_advantages", "previous_token_scores",
            "ONE_HEAD_TEXT", "PROJECTIONS", "layer0_kurtosis", "SINK_TEXT", "SHARE_BINS",
-           "repeated_random_pair", "induction_patching", "sink_shares"]
+           "repeated_random_pair", "induction_patching", "sink_shares", "initial_matrix", "matrix_spikes"]
 
 
 @dataclass(frozen=True)
@@ -485,6 +485,55 @@ def _sink_head(x: AnswerInputs) -> LiveAnswer:
                             f"{listing}")
 
 
+def initial_matrix(source: Any, name: str) -> Any:
+    """The untrained values (float64 numpy) of parameter `name` of the demo model at `source`, rebuilt from the
+    seed its training started from (`init.json`: the recipe, not the weights, is shipped)."""
+    from pathlib import Path
+
+    folder = Path(source.spec) if getattr(source, "kind", None) == "folder" else Path(str(source))
+    if not (folder / "init.json").is_file():
+        raise AnswerUnavailable("only the demo model ships the recipe of its initial weights (init.json)")
+    from internals.demo_model_training.init_weights import initial_model
+
+    params = dict(initial_model(folder).named_parameters())
+    return params[name].detach().double().numpy()
+
+
+def matrix_spikes(matrix: Any) -> int:
+    """Eigenvalues of WᵀW beyond the Marchenko–Pastur spike threshold (the engine's rule) of a numpy matrix."""
+    import numpy as np
+
+    from internals.spectrum.marchenko_pastur import count_spikes
+
+    w = np.asarray(matrix, dtype=np.float64)
+    gram = w.T @ w if w.shape[0] >= w.shape[1] else w @ w.T
+    return count_spikes(np.linalg.eigvalsh(gram), float(w.var()), *w.shape)
+
+
+def _q_first(x: AnswerInputs) -> str:
+    if x.opened is None:
+        raise AnswerUnavailable("this answer needs the model's weights (run it in the worker)")
+    return str(_fact(x, "q_weight_first"))
+
+
+def _spikes_initial(x: AnswerInputs) -> LiveAnswer:
+    name = _q_first(x)
+    n = matrix_spikes(initial_matrix(x.opened.source, name))
+    return LiveAnswer(n, f"{name} at initialisation (rebuilt from init.json's seed): {n} spikes, as expected of "
+                         "independent random entries: its whole spectrum lies inside the Marchenko–Pastur bulk")
+
+
+def _spikes_trained(x: AnswerInputs) -> LiveAnswer:
+    from internals.spectrum import spectrum_of
+
+    name = _q_first(x)
+    s = spectrum_of(x.opened.store, x.opened.stored_name_of(name))
+    fit = s["powerlaw"]
+    alpha = f", α={fit['alpha']:.2f} (D={fit['ks_distance']:.2f})" if fit else ""
+    return LiveAnswer(s["num_spikes"], f"{name} as trained: {s['num_spikes']} of {s['m']} eigenvalues beyond the "
+                                       f"MP threshold{alpha}: training grew directions out of the noise", tolerance=0.5)
+
+
 ANSWERS: dict[str, AnswerSpec] = {s.key: s for s in [
     AnswerSpec("params_per_layer", "facts", _params_per_layer),
     AnswerSpec("bpe_merge", "facts", _bpe_merge),
@@ -520,6 +569,10 @@ ANSWERS: dict[str, AnswerSpec] = {s.key: s for s in [
     AnswerSpec("patching_best_attention_layer", "model", _patching_best_layer),
     AnswerSpec("patching_best_head_share", "model", _best_head_share),
     AnswerSpec("sink_head", "model", _sink_head),
+
+
+    AnswerSpec("spikes_initial_q_first", "model", _spikes_initial),
+    AnswerSpec("spikes_trained_q_first", "model", _spikes_trained),
 ]}
 
 

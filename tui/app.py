@@ -27,6 +27,7 @@ from tui.model_info import ModelInfoMixin
 from tui.model_tree import ModelTree
 from tui.navigation import NavigationMixin
 from tui.palette import ExplorerCommands
+from tui.spectra import SpectraMixin
 from tui.status_bar import StatusBar
 from tui.views.summary import SummaryView
 from tui.worker_status import WorkerStatusMixin
@@ -38,7 +39,8 @@ __all__ = ["DEFERRED", "VIEWS", "ExplorerApp"]
 
 
 class ExplorerApp(ModelInfoMixin, WorkerStatusMixin, DeferredViewsMixin, NavigationMixin, LinksMixin, ExportMixin,
-                  ExpertLayoutMixin, DiffBadgesMixin, App[None]):
+                  ExpertLayoutMixin, DiffBadgesMixin,
+                  SpectraMixin, App[None]):
     """`llm-internals [MODEL]`."""
 
     CSS_PATH = ["app.tcss", "screens.tcss"]
@@ -58,6 +60,7 @@ class ExplorerApp(ModelInfoMixin, WorkerStatusMixin, DeferredViewsMixin, Navigat
         Binding("9", "view('experts')", "Experts", show=False, id="view.experts"),
         Binding("e", "toggle_expert_layout", "Experts layout", show=False, id="tree.expert_layout"),
         Binding("0", "view('diff')", "Diff", show=False, id="view.diff"),
+        Binding("s", "spectrum", "Spectrum", id="view.spectrum"),
         Binding("f2", "toggle_lessons", "Lessons", id="app.lessons"),
         Binding("ctrl+b", "toggle_sidebar", "Tree", show=False, id="app.sidebar"),
         Binding("left_square_bracket", "back", "Back", id="nav.back"),
@@ -107,6 +110,7 @@ class ExplorerApp(ModelInfoMixin, WorkerStatusMixin, DeferredViewsMixin, Navigat
                 yield Input(placeholder="search tensors (Enter: next match)", id="search")
                 yield Static("", id="tree-note")  # which layout the experts are drawn in (tui.expert_layout)
                 yield self.model_tree
+                yield Static("", id="tree-help")  # what a badged matrix's α may mean (tui.spectra)
             # Only the first screen is built before the first frame; the other views (DEFERRED) follow.
             with ContentSwitcher(initial="summary", id="views"):
                 yield self.summary_view

@@ -45,6 +45,16 @@ class DataSource(Protocol):
         """Statistics of every layer's weights: `components`, `metrics[metric][component]`, `names`."""
         ...
 
+    def spectrum(self, name: str, on_progress: ProgressCallback | None = None) -> dict[str, Any]:
+        """Singular values of one weight matrix: norms, ranks, `esd_histogram`, `powerlaw`, `mp_bulk_edge`,
+        `num_spikes`, `alpha_reading` (a parameter, a stored name or `stored[e]`)."""
+        ...
+
+    def spectra(self, on_progress: ProgressCallback | None = None) -> dict[str, Any]:
+        """Every matrix's spectrum in brief (`matrices`: α, D, stable rank, spikes, `flagged`) and
+        `metrics[alpha|stable_rank|spikes][component][layer]` with `names`, as `cross_layer`."""
+        ...
+
     def tokenize(self, text: str, on_progress: ProgressCallback | None = None) -> dict[str, Any]:
         """`pieces`, `ids`, `labels`, `special` of a text."""
         ...

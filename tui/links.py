@@ -46,6 +46,11 @@ class LinksMixin(ExplorerBase):
             self.open_node(link.name, select_in_tree=True)
         elif link.kind == "view" and link.view is not None:
             self.show_view(link.view)
+        elif link.kind == "spectrum":
+            if link.name:
+                self.open_spectrum(link.name)
+            else:
+                self.show_model_spectra()
         elif link.kind == "attention":
             if self._once_mounted("attention", self.follow_link, target):
                 return

@@ -54,6 +54,15 @@ class WorkerFailed(Message):
         self.error = error
 
 
+class SpectraComputed(Message):
+    """The whole model's spectra came back (`spectra`: `matrices` briefs with `flagged` and `alpha_reading`):
+    the app badges the tree's matrices whose α is outside [2, 6] or whose fit is poor."""
+
+    def __init__(self, spectra: dict[str, Any]) -> None:
+        super().__init__()
+        self.spectra = spectra
+
+
 class CloseLessons(Message):
     """The lessons pane asks to be hidden (Esc)."""
 
@@ -92,4 +101,4 @@ class WorkerRestarted(Message):
 
 
 __all__ = ["CloseLessons", "FollowLink", "ModelInfoFailed", "ModelInfoLoaded", "OpenNode", "Progress",
-           "StatusPolled", "WorkerFailed", "WorkerRestarted"]
+           "SpectraComputed", "StatusPolled", "WorkerFailed", "WorkerRestarted"]

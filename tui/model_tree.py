@@ -12,7 +12,8 @@ from textual.widgets.tree import TreeNode
 from internals.cli.render import human_count
 
 
-def node_label(node: dict[str, Any]) -> Text:
+def node_label(node: dict[str, Any], badge: dict[str, Any] | None = None) -> Text:
+    """A node's label: short name, class or shape, size, tied/converted, and the spectrum badge when flagged."""
     short = node["name"].rsplit(".", 1)[-1] if node["name"] else ""
     label = Text(short)
     if node["kind"] == "module":
@@ -20,6 +21,9 @@ def node_label(node: dict[str, Any]) -> Text:
             label.append(f" {node['class']}", style="dim")
         label.append(f" {human_count(node['numel'], 1)}", style="cyan")
     else:
+        if badge is not None:  # before the shape: the sidebar is narrow and cuts labels on the right
+            alpha = badge.get("alpha")
+            label.append(" α?" if alpha is None else f" α{alpha:.1f}", style="bold red")
         shape = "×".join(str(d) for d in node["shape"] or [])
         label.append(f" [{shape}]", style="green")
         label.append(f" {human_count(node['numel'], 1)}", style="cyan")
@@ -41,6 +45,26 @@ def badge(rel: float | None) -> Text:
     return Text(f" Δ{pct:.2g}%" if pct < 10 else f" Δ{pct:.0f}%", style=style)
 
 
+def spectrum_badges(nodes: list[dict[str, Any]], briefs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The flagged spectrum brief (α outside [2, 6] or a poor fit) of each parameter node it belongs to (the
+    first flagged matrix of its stored tensors: a stacked tensor's slices or a tied parameter's source)."""
+    flagged: dict[str, dict[str, Any]] = {}
+    for b in briefs:
+        if b.get("flagged"):
+            flagged.setdefault(b["stored_name"], b)
+    by_name = {n["name"]: n for n in nodes}
+    out: dict[str, dict[str, Any]] = {}
+    for node in nodes:
+        if node.get("kind") != "parameter":
+            continue
+        source = by_name.get(node["tied_to"], node) if node.get("tied_to") else node
+        for stored in source.get("stored") or [source["name"]]:
+            if stored in flagged:
+                out[node["name"]] = flagged[stored]
+                break
+    return out
+
+
 class ModelTree(Tree[str]):
     """Tree of modules and parameters; Enter or click opens a node (posts `NodePicked`)."""
 
@@ -55,20 +79,24 @@ class ModelTree(Tree[str]):
         self._order: list[str] = []
         self._search_pos = -1
         self._node_info: dict[str, dict[str, Any]] = {}
-        self._badges: dict[str, float | None] = {}
+        self._diff_badges: dict[str, float | None] = {}
+        self._briefs: list[dict[str, Any]] = []
+        #: The flagged spectrum brief of each badged parameter (see `spectrum_badges`).
+        self.badges: dict[str, dict[str, Any]] = {}
 
     def set_badges(self, badges: dict[str, float | None]) -> None:
         """With a base open: each node's relative change (tree name -> value) after its label."""
-        self._badges = badges
+        self._diff_badges = badges
         for name, tree_node in self._by_name.items():
             info = self._node_info.get(name)
             if info is not None:
                 tree_node.set_label(self._label(info))
 
     def _label(self, node: dict[str, Any]) -> Text:
-        label = node_label(node)
-        if node["name"] in self._badges:
-            label.append_text(badge(self._badges[node["name"]]))
+        """The node's label with its badges: a flagged spectrum (α) and, with a base open, its relative change."""
+        label = node_label(node, self.badges.get(node["name"]))
+        if node["name"] in self._diff_badges:
+            label.append_text(badge(self._diff_badges[node["name"]]))
         return label
 
     def populate(self, nodes: list[dict[str, Any]], summary: dict[str, Any], note: str = "") -> None:
@@ -86,10 +114,11 @@ class ModelTree(Tree[str]):
             label.append(f"  {note}", style="yellow")
         self.root.set_label(label)
         self.root.data = ""
+        self._node_info = {n["name"]: n for n in nodes}
+        self.badges = spectrum_badges(nodes, self._briefs)
         for node in nodes[1:]:
             parent = self._by_name.get(node["parent"] or "", self.root)
             is_leaf = node["kind"] == "parameter"
-            self._node_info[node["name"]] = node
             label = self._label(node)
             child = parent.add_leaf(label, data=node["name"]) if is_leaf else parent.add(label, data=node["name"])
             self._by_name[node["name"]] = child
@@ -100,6 +129,20 @@ class ModelTree(Tree[str]):
                 self._by_name[name].expand()
         if cursor and cursor in self._by_name:
             self.call_after_refresh(self.move_cursor, self._by_name[cursor])
+
+    def set_spectra(self, briefs: list[dict[str, Any]]) -> None:
+        """Badge the parameters whose matrix has α outside [2, 6] or a poor power-law fit."""
+        self._briefs = list(briefs)
+        old = self.badges
+        self.badges = spectrum_badges(list(self._node_info.values()), self._briefs)
+        for name in set(old) | set(self.badges):
+            if name in self._by_name and name in self._node_info:
+                self._by_name[name].set_label(self._label(self._node_info[name]))
+
+    def reading_of(self, name: str | None) -> str | None:
+        """The one line on what a badged parameter's α may and may not mean (None when not badged)."""
+        badge = self.badges.get(name or "")
+        return None if badge is None else f"{badge['name']}: {badge['alpha_reading']}"
 
     def on_tree_node_selected(self, event: Tree.NodeSelected[str]) -> None:
         event.stop()

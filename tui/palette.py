@@ -27,6 +27,10 @@ class ExplorerCommands(Provider):
                     "singular values of ΔW, stable and effective ranks"))
         out.append(("diff: behaviour on a prompt", partial(app.diff_action, "prompt"),
                     "KL per position and the residual cosine of the two models on a prompt"))
+        out.append(("view: spectrum", partial(app.open_spectrum, None),
+                    "the spectrum of the open weight matrix (ESD, power-law α, Marchenko–Pastur edge)"))
+        out.append(("spectrum: whole model", app.show_model_spectra,
+                     "α, stable rank and spikes of every weight across layers; badges on the tree"))
         for node in getattr(app, "nodes", []):
             name = node["name"]
             if not name:
@@ -56,7 +60,7 @@ class ExplorerCommands(Provider):
 
     async def discover(self) -> Hits:
         for title, callback, help_text in self._commands():
-            if title.startswith(("view:", "lesson:", "worker:", "app:", "experts:", "model:", "patch:", "diff:")):
+            if title.startswith(("view:", "lesson:", "worker:", "app:", "experts:", "model:", "patch:", "diff:", "spectrum:")):
                 yield DiscoveryHit(title, callback, help=help_text)
 
     async def search(self, query: str) -> Hits:

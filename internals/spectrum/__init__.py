@@ -103,9 +103,13 @@ def _spectrum(store: WeightStore, ref: MatrixRef, check, progress, save: bool) -
     return result
 
 
-def spectrum_of(store: WeightStore, stored_name: str, check: Callable[[], None] | None = None) -> TensorSpectrum:
-    """The spectrum of one matrix (`stored` or `stored[e]` for a slice of a 3-D tensor), cached by file."""
-    return _spectrum(store, parse_ref(store, stored_name), check, None, save=True)
+def spectrum_of(store: WeightStore, stored_name: str, check: Callable[[], None] | None = None,
+                progress: Callable[[float, str], None] | None = None) -> TensorSpectrum:
+    """The spectrum of one matrix (`stored` or `stored[e]` for a slice of a 3-D tensor), cached by file.
+    `progress(fraction, name)` is called at least every second or so while it is computed."""
+    ref = parse_ref(store, stored_name)
+    inner = None if progress is None else (lambda frac: progress(frac, ref.name))
+    return _spectrum(store, ref, check, inner, save=True)
 
 
 def _refs(store: WeightStore, names: list[str]) -> list[MatrixRef]:

@@ -1,6 +1,7 @@
 """Eigenvalues of WᵀW (the squared singular values of W) for one stored matrix, and their histogram.
 
-W is read from the checkpoint's memory map a block of rows (or columns) at a time, converted to float64,
+W is read from the checkpoint's memory map a block of rows (or columns) at a time (blocks sized to take about
+a quarter of a second each on the machine as loaded, so progress never stalls), converted to float64,
 and its smaller Gram matrix G (M×M for an N×M matrix, M ≤ N) accumulated block by block (numpy's dot(Bᵀ, B), a
 BLAS symmetric rank-k update), so that memory stays at two Gram-sized matrices (the sum and one block's
 update) plus one float64 block whatever the dtype and size of W. `torch.linalg.eigvalsh`
@@ -12,10 +13,11 @@ addressed as `name[e]`.
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypedDict
+from typing import TypedDict, TypeVar
 
 import numpy as np
 
@@ -23,8 +25,13 @@ from internals.errors import UserError
 from internals.weights import WeightStore
 
 FLOAT_CODES = {"F16", "BF16", "F32", "F64", "F8_E4M3", "F8_E5M2"}
-BLOCK_FLOPS = 2.5e9  # float64 multiply-adds per block: ~0.1-0.3 s on one idle core, so progress keeps moving
+BLOCK_FLOPS = 1e9  # float64 multiply-adds of the first block: ~0.05-0.15 s on one idle core
+MAX_BLOCK_FLOPS = 2.5e9  # and at most this many, whatever the speed (bounds the float64 block's memory)
+BLOCK_SECONDS = 0.25  # later blocks are resized to take about this long on the machine as it is loaded now
 MIN_BLOCK = 64  # rows per block at least: thinner blocks make the float64 GEMM inefficient
+HEARTBEAT_SECONDS = 0.5  # the longest silence of `progress` while a matrix is computed (plus one block's time)
+MIN_REPORT_SECONDS = 0.1  # progress calls no more often than this
+T = TypeVar("T")
 _SLICE = re.compile(r"^(?P<stored>.+)\[(?P<index>\d+)\]$")
 
 
@@ -74,6 +81,12 @@ def matrices_of(store: WeightStore, names: list[str], explicit: bool = False) ->
     return refs
 
 
+def names_stored(store: WeightStore, name: str) -> bool:
+    """Whether `name` is a stored tensor or a slice `stored[e]` of one (else it may be a parameter name)."""
+    match = _SLICE.match(name)
+    return name in store or bool(match and match["stored"] in store)
+
+
 def parse_ref(store: WeightStore, name: str) -> MatrixRef:
     """`stored` or `stored[e]` -> MatrixRef, checked against the store."""
     match = _SLICE.match(name)
@@ -94,7 +107,12 @@ def parse_ref(store: WeightStore, name: str) -> MatrixRef:
 
 def matrix_eigenvalues(store: WeightStore, ref: MatrixRef, check: Callable[[], None] | None = None,
                        progress: Callable[[float], None] | None = None) -> MatrixMoments:
-    """Eigenvalues of the smaller Gram matrix of one matrix, in float64, plus its entries' mean and variance."""
+    """Eigenvalues of the smaller Gram matrix of one matrix, in float64, plus its entries' mean and variance.
+
+    `progress(fraction)` is called at least every `HEARTBEAT_SECONDS` or so: after each Gram block (blocks are
+    resized as they go so that one takes about `BLOCK_SECONDS`, whatever the load of the machine) and, during
+    the eigen-solve, from a heartbeat thread; `check()` is called between blocks and before and after the
+    solve (a cancellation waits for the solve: about a second for M = 1536)."""
     import torch
 
     w = store.tensor(ref.stored)
@@ -103,32 +121,81 @@ def matrix_eigenvalues(store: WeightStore, ref: MatrixRef, check: Callable[[], N
     n, m = int(w.shape[0]), int(w.shape[1])
     tall = n >= m
     small, big = (m, n) if tall else (n, m)
-    step = max(MIN_BLOCK, int(BLOCK_FLOPS // max(small * small, 1)))
+    step = min(big, max(MIN_BLOCK, int(BLOCK_FLOPS // max(small * small, 1))))
+    max_step = max(MIN_BLOCK, int(MAX_BLOCK_FLOPS // max(small * small, 1)))
     gram = np.zeros((small, small), dtype=np.float64)
     total = 0.0
-    last = time.monotonic()
+    beat = _Heartbeat(progress, check)
     with torch.no_grad():
-        for lo in range(0, big, step):
-            if check is not None:
-                check()
+        lo = 0
+        while lo < big:
+            beat.check()
+            started = time.monotonic()
             block = (w[lo:lo + step] if tall else w[:, lo:lo + step]).to(torch.float64).numpy()
             total += float(block.sum())
             # numpy turns dot(Bᵀ, B) into a symmetric rank-k update (BLAS syrk): half the work of a product
             gram += np.dot(block.T, block) if tall else np.dot(block, block.T)
             del block
-            if progress is not None and time.monotonic() - last > 0.2:
-                progress(0.8 * min(lo + step, big) / big)
-                last = time.monotonic()
-        if check is not None:
-            check()
+            lo += step
+            beat.report(0.8 * min(lo, big) / big)
+            step = min(max_step, _next_step(step, time.monotonic() - started))
+        beat.check()
         sum_sq = float(np.trace(gram))
-        evals = torch.linalg.eigvalsh(torch.from_numpy(gram)).numpy()
-        if progress is not None:
-            progress(0.9)
+        evals = beat.beat_while(lambda: torch.linalg.eigvalsh(torch.from_numpy(gram)).numpy(), 0.8, 0.9)
+        beat.check()
+        beat.report(0.9, force=True)
     count = n * m
     mean = total / count
     return MatrixMoments(eigenvalues=np.clip(evals, 0.0, None), n=n, m=m, mean=mean,
                          variance=max(sum_sq / count - mean * mean, 0.0))
+
+
+def _next_step(step: int, seconds: float) -> int:
+    """Rows of the next Gram block: aim at `BLOCK_SECONDS` a block (at most doubling, at least `MIN_BLOCK`)."""
+    if seconds <= 0:
+        return step * 2
+    return max(MIN_BLOCK, min(2 * step, int(step * BLOCK_SECONDS / seconds)))
+
+
+class _Heartbeat:
+    """Progress reports at least every `HEARTBEAT_SECONDS` (and no more often than every `MIN_REPORT_SECONDS`),
+    with the cancellation check between steps; `beat_while` keeps reporting through one long step."""
+
+    def __init__(self, progress: Callable[[float], None] | None, check: Callable[[], None] | None) -> None:
+        self.progress, self._check = progress, check
+        self.last = time.monotonic()
+
+    def check(self) -> None:
+        if self._check is not None:
+            self._check()
+
+    def report(self, fraction: float, force: bool = False) -> None:
+        if self.progress is not None and (force or time.monotonic() - self.last >= MIN_REPORT_SECONDS):
+            self.progress(fraction)
+            self.last = time.monotonic()
+
+    def beat_while(self, work: Callable[[], T], start: float, end: float) -> T:
+        """`work()` (one long step, e.g. the eigen-solve) here, while a helper thread keeps reporting progress
+        from `start` creeping towards `end` every `HEARTBEAT_SECONDS / 2`. The work stays on the calling thread
+        so its large buffers come from the same allocator arena as the Gram matrix (a solve in another thread
+        raised the peak memory above the design bound); the caller checks for cancellation right after it."""
+        if self.progress is None:
+            return work()
+        stop = threading.Event()
+
+        def beat() -> None:
+            waited = 0.0
+            while not stop.wait(HEARTBEAT_SECONDS / 2):
+                waited += HEARTBEAT_SECONDS / 2
+                self.report(start + (end - start) * (1 - 1 / (1 + waited)), force=True)
+
+        helper = threading.Thread(target=beat, name="spectrum-heartbeat", daemon=True)
+        helper.start()
+        try:
+            return work()
+        finally:
+            stop.set()
+            helper.join()
 
 
 def esd_histogram(eigenvalues: np.ndarray, bins: int = 48) -> dict[str, list]:

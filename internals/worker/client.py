@@ -27,6 +27,7 @@ from internals.worker.contract import (
     GeneratedToken,
     Lens,
     MatrixPreview,
+    ModelSpectra,
     ModelSummary,
     Neighbours,
     NextTokens,
@@ -35,6 +36,7 @@ from internals.worker.contract import (
     RouterSummary,
     Routing,
     Status,
+    TensorSpectrum,
     TensorStats,
     Tokens,
     TokenTracks,
@@ -145,6 +147,12 @@ class ExplorerClient:
     def diff_behaviour(self, prompt: str, top: int = 10, on_progress: Progress | None = None,
                        group: str | None = "diff-behaviour") -> BehaviourDiff:
         return self.call("diff_behaviour", {"prompt": prompt, "top": top}, group=group, on_progress=on_progress)
+
+    def spectrum(self, name: str, on_progress: Progress | None = None, group: str | None = "spectrum") -> TensorSpectrum:
+        return self.call("spectrum", {"name": name}, group=group, on_progress=on_progress)
+
+    def spectra(self, on_progress: Progress | None = None, group: str | None = "spectra") -> ModelSpectra:
+        return self.call("spectra", {}, group=group, on_progress=on_progress)
 
     def load(self, on_progress: Progress | None = None) -> Status:
         return self.call("load", {}, group="load", on_progress=on_progress)

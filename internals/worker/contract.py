@@ -28,6 +28,9 @@ from internals.inference.result_types import (
     PatchingResult,
     TokenTracks,
 )
+from internals.spectrum import EsdHistogram, TensorSpectrum
+from internals.spectrum.model import ModelSpectra, SpectrumBrief
+from internals.spectrum.powerlaw import PowerLawFit
 
 #: A sink head: its mean attention weight on the first token, over the query positions >= 1, is above this.
 SINK_SHARE = 0.5
@@ -341,6 +344,11 @@ class RouterSummaryRequest:
 
 
 @dataclass(frozen=True)
+class SpectrumRequest:
+    name: str  # a parameter, a stored tensor, or "stored[e]" for slice e of a 3-D (stacked experts) tensor
+
+
+@dataclass(frozen=True)
 class TokenizeRequest:
     text: str
 
@@ -455,4 +463,5 @@ RESULT_TYPES: tuple[type, ...] = (
     ActivationsResult, MassiveActivation, MassiveChannel, PatchingResult, AttributionResult, TokenTracks,
     LensReadout, LensBest, Done,
     TensorDiff, RankInfo, GroupDiff, DiffAggregates, WeightDiff, TokenChange, BehaviourDiff,
+    TensorSpectrum, EsdHistogram, PowerLawFit, SpectrumBrief, ModelSpectra,
 )

@@ -11,6 +11,7 @@ import warnings
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from lessons import lesson_facts, lesson_links, load_lessons, parse_link, render_lesson, resolve_link
@@ -498,3 +499,46 @@ def test_sink_head_matches_transformers_output_attentions(opened_models, hf_mode
     lesson = render_lesson(next(x for x in load_lessons() if x.id == ex.lesson), facts, strict=True)
     prompts = [parse_link(t).prompt for t in lesson_links(lesson) if t.startswith("llm:attention")]
     assert SINK_TEXT in prompts
+
+
+def _spikes_by_svd(w: np.ndarray) -> int:
+    """Spikes counted independently: numpy's SVD, the MP edge σ²N(1+√(M/N))² plus 4 Tracy–Widom units."""
+    w = np.asarray(w, dtype=np.float64)
+    lam = np.linalg.svd(w, compute_uv=False) ** 2
+    n, m = max(w.shape), min(w.shape)
+    s2 = w.var()
+    edge = s2 * n * (1 + math.sqrt(m / n)) ** 2
+    tw = s2 * (math.sqrt(n) + math.sqrt(m)) * (1 / math.sqrt(n) + 1 / math.sqrt(m)) ** (1 / 3)
+    return int(np.sum(lam > edge + 4 * tw))
+
+
+def test_spike_answers_match_numpy_svd_of_the_trained_and_initial_weights(opened_models, folders):
+    from safetensors.numpy import load_file
+
+    from internals.demo_model_training.init_weights import read_init
+    from lessons.exercises import initial_matrix
+
+    opened, _, tree, facts = opened_models["demo"]
+    name = facts["q_weight_first"]
+    trained = load_file(next(folders["demo"].glob("*.safetensors")))[name]
+    initial = initial_matrix(opened.source, name)
+    recorded = read_init(folders["demo"])["tensors"][name]  # the shipped checksums of the real initial weights
+    assert list(initial.shape) == recorded["shape"]
+    assert initial.sum() == pytest.approx(recorded["sum"], rel=1e-6, abs=1e-6)
+    assert np.abs(initial).sum() == pytest.approx(recorded["abs_sum"], rel=1e-9)
+    before, after = _exercise("spikes_initial_q_first"), _exercise("spikes_trained_q_first")
+    for ex in (before, after):
+        with pytest.raises(AnswerUnavailable):
+            compute_answer(ex, facts, tree)
+    live_before = compute_answer(before, facts, tree, opened)
+    live_after = compute_answer(after, facts, tree, opened)
+    assert live_before.value == _spikes_by_svd(initial) == 0  # random: inside the bulk
+    assert live_after.value == _spikes_by_svd(trained) > 0  # trained: directions out of the noise
+    assert check_answer(before, "0", live_before).correct and not check_answer(before, "5", live_before).correct
+    assert check_answer(after, str(live_after.value), live_after).correct
+
+
+def test_spike_answers_need_the_demo_models_init(opened_models):
+    opened, _, tree, facts = opened_models["llama"]
+    with pytest.raises(AnswerUnavailable, match="init.json"):
+        compute_answer(_exercise("spikes_initial_q_first"), facts, tree, opened)

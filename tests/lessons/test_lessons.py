@@ -17,7 +17,7 @@ REF_CONFIG = ROOT / "tests" / "data" / "deepseek-r1-distill-qwen-1.5b.config.jso
 
 EXPECTED_IDS = [
     "parameters", "tokenization", "embeddings", "attention", "gqa", "rope", "swiglu", "rmsnorm",
-    "residual-stream", "lm-head", "parameter-stats", "attention-patterns", "one-head", "interpretability",
+    "residual-stream", "lm-head", "parameter-stats", "attention-patterns", "one-head", "interpretability", "weight-spectra",
     "pretraining", "distillation", "sft", "rlhf-ppo", "grpo", "dpo", "peft", "tools",
     "inference", "quantization", "mixture-of-experts", "reasoning",
 ]
@@ -219,7 +219,7 @@ def test_every_lesson_renders_and_every_link_resolves(models, lessons, which):
             assert error is None, f"{lesson.path}: {target}: {error} ({which})"
             if link.kind == "lesson":
                 assert link.lesson != lesson.id
-    assert kinds == {"tensor", "node", "view", "attention", "lesson"}
+    assert kinds == {"tensor", "node", "view", "attention", "lesson", "spectrum"}
 
 
 def test_links_agree_with_markdown_it_and_views_used(models, lessons):
@@ -359,6 +359,9 @@ def test_parse_link_kinds():
     link = lessons_api.parse_link("llm:attention?layer=3&head=11&prompt=def%20f%28x%29%3A%0A%20%20return%20x%20%2B%201")
     assert link == lessons_api.Link(kind="attention", layer=3, head=11, prompt="def f(x):\n  return x + 1")
     assert lessons_api.parse_link("llm:attention?head=0&layer=1") == lessons_api.Link(kind="attention", layer=1, head=0)
+    assert lessons_api.parse_link("llm:spectrum/model.layers.0.self_attn.q_proj.weight") == lessons_api.Link(
+        kind="spectrum", name="model.layers.0.self_attn.q_proj.weight")
+    assert lessons_api.parse_link("llm:spectrum/") == lessons_api.Link(kind="spectrum", name="")  # the whole model
 
 
 @pytest.mark.parametrize("target", [
@@ -377,7 +380,8 @@ def test_resolve_link_errors(models):
     names = {node["name"] for node in tree}
     ids = {"gqa"}
     ok = ["llm:tensor/model.layers.1.mlp.down_proj.weight", "llm:node/model.layers.0", "llm:node/",
-          "llm:view/lens", "llm:attention?layer=1&head=3&prompt=x", "llm:lesson/gqa"]
+          "llm:view/lens", "llm:attention?layer=1&head=3&prompt=x", "llm:lesson/gqa",
+          "llm:spectrum/model.layers.1.mlp.down_proj.weight", "llm:spectrum/"]
     for target in ok:
         assert lessons_api.resolve_link(lessons_api.parse_link(target), names, facts, lesson_ids=ids) is None, target
     bad = {
@@ -386,6 +390,7 @@ def test_resolve_link_errors(models):
         "llm:attention?layer=2&head=0": "layer 2 is out of range",
         "llm:attention?layer=0&head=4": "head 4 is out of range",
         "llm:lesson/nope": "no lesson",
+        "llm:spectrum/model.layers.2.mlp.down_proj.weight": "no parameter",
     }
     for target, message in bad.items():
         error = lessons_api.resolve_link(lessons_api.parse_link(target), names, facts, lesson_ids=ids)

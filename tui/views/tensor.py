@@ -1,4 +1,6 @@
-"""A tensor: exact statistics, the histogram (bins from the engine), and a heatmap of a 2-D weight.
+"""A tensor: exact statistics, the histogram (bins from the engine), and a heatmap of a 2-D weight; and, in a
+second tab (key s), the spectrum of a weight matrix: its ESD on log-log axes with the power-law fit and the
+Marchenko–Pastur edge, the numbers read from it, and what its α may and may not mean.
 
 A mixture-of-experts parameter fused at load time from many stored tensors opens like any other: its
 statistics and histogram are aggregated exactly over the stored tensors (`expert_stats`), with a table and
@@ -7,19 +9,22 @@ small multiples of each expert's norm, std and kurtosis. A router (gate) weight 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from rich.table import Table
 from textual import on
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
-from textual.widgets import Static
+from textual.widgets import Static, TabbedContent, TabPane, Tabs
 
+from tui.components.esd_plot import EsdPlot
 from tui.components.heatmap import Heatmap
 from tui.components.heatmap_grid import SmallMultiples
 from tui.components.histogram import Histogram
 from tui.css import widget_css
 from tui.expert_layout import is_fused_experts
+from tui.messages import Progress
 from tui.views.base import RemoteView
 from tui.views.router_panel import RouterPanel
 
@@ -40,7 +45,38 @@ def stats_table(s: dict[str, Any]) -> Table:
     return table
 
 
+def spectrum_table(s: dict[str, Any]) -> Table:
+    """The numbers read from a spectrum (see docs/spectrum.md for each)."""
+    def f(v: Any) -> str:
+        return "-" if v is None else f"{v:.4g}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v)
+
+    fit = s.get("powerlaw") or {}
+    table = Table(show_header=False, box=None, padding=(0, 1))
+    table.add_column(style="bold cyan", no_wrap=True)
+    table.add_column(justify="right")
+    rows = [("σ_max", s["spectral_norm"]), ("‖W‖_F", s["frobenius_norm"]), ("stable rank", s["stable_rank"]),
+            ("effective rank", s["effective_rank"]), ("α", fit.get("alpha")), ("x_min", fit.get("xmin")),
+            ("KS D", fit.get("ks_distance")), ("α̂ (weighted)", fit.get("alpha_hat")),
+            ("spikes / m", f"{s['num_spikes']} / {s['m']}"), ("MP edge", s["mp_bulk_edge"]),
+            ("shape", "×".join(map(str, s["shape"])))]
+    for key, value in rows:
+        table.add_row(key, f(value))
+    return table
+
+
+def spectrum_target(node: dict[str, Any]) -> str | None:
+    """What to ask the worker's `spectrum` for this tree node: None when it is not one stored matrix."""
+    stored = node.get("stored") or []
+    if len(node.get("shape") or []) not in (2, 3) or (node.get("converted") and len(stored) != 1):
+        return None
+    name = node.get("tied_to") or node["name"]
+    if len(node["shape"]) == 3:
+        return f"{stored[0] if stored else name}[0]"  # stacked experts: the first slice
+    return name
+
+
 class TensorView(RemoteView):
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("s", "toggle_spectrum", "Spectrum", id="tensor.spectrum")]
     DEFAULT_CSS = widget_css(__file__)
 
     def __init__(self, **kwargs: Any) -> None:
@@ -48,19 +84,83 @@ class TensorView(RemoteView):
         self.node: dict[str, Any] | None = None
         self.clip = False
         self.preview: dict[str, Any] | None = None
+        self.spectrum: dict[str, Any] | None = None
+        self._spectrum_for: str | None = None  # the node whose spectrum was asked for
 
     def compose(self):
         yield Static("", classes="view-message")
         yield Static("", id="tensor-title")
-        with Horizontal(id="tensor-top"):
-            yield Static("", id="tensor-stats")
-            yield Histogram(title="histogram", id="tensor-hist")
-        yield Heatmap(title="weight matrix (mean |x| per block)", ramp="sequential", id="tensor-heatmap",
-                      row_axis="row", col_axis="col", show_row_labels=False)
-        with Horizontal(id="tensor-experts"):
-            yield Static("", id="tensor-expert-table")
-            yield SmallMultiples(ramp="sequential", vmin=0.0, vmax=1.0, id="tensor-expert-plots")
-        yield RouterPanel(id="tensor-router")
+        with TabbedContent(id="tensor-tabs", initial="tab-stats"):
+            with TabPane("statistics", id="tab-stats"):
+                with Horizontal(id="tensor-top"):
+                    yield Static("", id="tensor-stats")
+                    yield Histogram(title="histogram", id="tensor-hist")
+                yield Heatmap(title="weight matrix (mean |x| per block)", ramp="sequential", id="tensor-heatmap",
+                              row_axis="row", col_axis="col", show_row_labels=False)
+                with Horizontal(id="tensor-experts"):
+                    yield Static("", id="tensor-expert-table")
+                    yield SmallMultiples(ramp="sequential", vmin=0.0, vmax=1.0, id="tensor-expert-plots")
+                yield RouterPanel(id="tensor-router")
+            with TabPane("spectrum", id="tab-spectrum"):
+                with Horizontal(id="spectrum-top"):
+                    yield Static("", id="spectrum-numbers")
+                    yield EsdPlot(id="spectrum-esd")
+                yield Static("", id="spectrum-reading")
+
+    # --- the spectrum tab ----------------------------------------------------------------------------
+    @property
+    def tab(self) -> str:
+        return "spectrum" if self.query_one(TabbedContent).active == "tab-spectrum" else "statistics"
+
+    def show_tab(self, tab: str) -> None:
+        """Show the `statistics` or `spectrum` tab (the spectrum is asked for when first shown)."""
+        tabs = self.query_one(TabbedContent)
+        tabs.active = "tab-spectrum" if tab == "spectrum" else "tab-stats"
+        if self.app.focused is None or not self.app.focused.display or tab == "spectrum":
+            tabs.query_one(Tabs).focus()  # keys keep reaching the view (s, ←/→ between the tabs)
+        if tab == "spectrum":
+            self._request_spectrum()
+
+    def action_toggle_spectrum(self) -> None:
+        self.show_tab("statistics" if self.tab == "spectrum" else "spectrum")
+
+    @on(TabbedContent.TabActivated)
+    def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id == "tab-spectrum":
+            self._request_spectrum()
+
+    def _request_spectrum(self) -> None:
+        node = self.node
+        if node is None or self._spectrum_for == node["name"]:
+            return
+        self._spectrum_for = node["name"]
+        target = spectrum_target(node)
+        self.spectrum = None
+        self.query_one("#spectrum-esd", EsdPlot).set_spectrum(None)
+        self.query_one("#spectrum-numbers", Static).update("")
+        if target is None:
+            self.query_one("#spectrum-reading", Static).update(
+                "no spectrum: this is not one stored weight matrix (a vector, or built at load time from "
+                "several stored tensors)")
+            return
+        self.query_one("#spectrum-reading", Static).update("")
+        self.fetch("spectrum", lambda source: source.spectrum(target, on_progress=self._spectrum_progress),
+                   self._show_spectrum,
+                   loading="computing the singular values (cached after the first time)…")
+
+    def _spectrum_progress(self, fraction: float, message: str) -> None:
+        self.post_message(Progress(fraction, message, status=False))  # a computation, not the model loading
+
+    def progress_text(self, fraction: float, message: str) -> str:
+        bar = "█" * int(20 * fraction) + "░" * (20 - int(20 * fraction))
+        return f"computing the singular values… {bar} {100 * fraction:.0f}%  {message}"
+
+    def _show_spectrum(self, spectrum: dict[str, Any]) -> None:
+        self.spectrum = spectrum
+        self.query_one("#spectrum-numbers", Static).update(spectrum_table(spectrum))
+        self.query_one("#spectrum-esd", EsdPlot).set_spectrum(spectrum)
+        note = f"  (slice 0 of {self.node['shape'][0]} stacked matrices)" if self.node and len(self.node["shape"]) == 3 else ""
+        self.query_one("#spectrum-reading", Static).update(f"[b]reading α:[/b] {spectrum['alpha_reading']}{note}")
 
     def show(self, node: dict[str, Any]) -> None:
         self.node = node
@@ -80,7 +180,10 @@ class TensorView(RemoteView):
         self.query_one("#tensor-experts").display = is_fused_experts(node)
         router = self.query_one("#tensor-router", RouterPanel)
         router.display = node.get("component") == "router" and len(node["shape"]) == 2 and readable
+        self._spectrum_for = None
         self._request_stats()
+        if self.tab == "spectrum":
+            self._request_spectrum()
         if router.display:
             self.fetch("router", lambda source: source.router_summary(name), router.show,
                        loading="reading the router weight…")
@@ -152,7 +255,7 @@ class TensorView(RemoteView):
     def export_data(self) -> Any:
         router = self.query_one("#tensor-router", RouterPanel)
         return {"stats": self.data, "matrix_preview": self.preview,
-                "router": router.summary if router.display else None}
+                "router": router.summary if router.display else None, "spectrum": self.spectrum, "tab": self.tab}
 
 
 #: The per-expert statistics drawn as small multiples: (key of `ExpertStats`, label).

@@ -174,3 +174,38 @@ def test_check_cancels_and_progress_reaches_one(tmp_path, monkeypatch):
     fractions = [f for f, _ in seen]
     assert len(out) == 2 and fractions == sorted(fractions) and fractions[-1] == 1.0 and fractions[0] == 0.0
     assert {"a", "b"} <= {msg for _, msg in seen}
+
+
+def test_progress_keeps_beating_through_a_slow_eigen_solve_and_cancellation_follows_it(tmp_path, monkeypatch):
+    """While the eigen-solve runs, a heartbeat thread keeps progress coming (≤ HEARTBEAT_SECONDS apart); a
+    cancellation asked during the solve is honoured as soon as it ends."""
+    import time
+
+    from internals.spectrum import esd
+
+    store = _store(tmp_path, {"a": _planted(300, 100, 2)})
+    real = torch.linalg.eigvalsh
+    solving = []
+
+    def slow(g):
+        solving.append(time.monotonic())
+        time.sleep(1.6)
+        return real(g)
+
+    monkeypatch.setattr(torch.linalg, "eigvalsh", slow)
+    stamps: list[float] = []
+    moments = esd.matrix_eigenvalues(store, esd.MatrixRef("a"), progress=lambda f: stamps.append(time.monotonic()))
+    gaps = np.diff(stamps)
+    assert len(stamps) >= 4 and gaps.max() <= esd.HEARTBEAT_SECONDS + 0.3, gaps
+    np.testing.assert_allclose(moments["eigenvalues"], _svd_evals(store.tensor("a")), rtol=1e-9, atol=1e-9)
+
+    class Stop(Exception):
+        pass
+
+    def check():
+        if solving and len(solving) == 2:  # the second run's solve has started: cancel
+            raise Stop
+
+    with pytest.raises(Stop):
+        esd.matrix_eigenvalues(store, esd.MatrixRef("a"), check=check, progress=lambda f: None)
+    assert len(solving) == 2 and time.monotonic() - solving[1] < 1.6 + 0.5  # right after the solve

@@ -17,13 +17,14 @@ from textual.message import Message
 from textual.pilot import Pilot
 from textual.widget import Widget
 
-from tui.messages import CloseLessons, FollowLink, OpenNode, Progress, WorkerFailed
+from tui.messages import CloseLessons, FollowLink, OpenNode, Progress, SpectraComputed, WorkerFailed
 
 RECORDED = Path(__file__).resolve().parent / "recorded" / "demo.json.gz"
 #: The shipped MoE demo's answers (record_moe_data.py): `FakeSource("moe")`.
 RECORDED_MOE = RECORDED.with_name("moe.json.gz")
 #: The activations, patching and attribution answers (recorded apart, so each recording stays small).
 RECORDED_CAUSES = RECORDED.with_name("causes.json.gz")
+RECORDED_SPECTRA = RECORDED.with_name("spectra.json.gz")
 
 
 def _decode(value: Any) -> Any:
@@ -40,14 +41,15 @@ _RECORDS: dict[str, dict[str, Any]] = {}
 
 
 def recorded(which: str = "demo") -> dict[str, Any]:
-    """A demo model's recorded answers, "demo" (with the activations, patching and attribution answers) or "moe"
+    """A demo model's recorded answers, "demo" (with the activations, patching, attribution and spectra answers) or "moe"
     (decoded once per session; callers must not change them)."""
     if which not in _RECORDS:
         if which == "demo":
             with gzip.open(RECORDED, "rt", encoding="utf-8") as fh:
                 record = _decode(json.load(fh))
-            with gzip.open(RECORDED_CAUSES, "rt", encoding="utf-8") as fh:
-                record.update(_decode(json.load(fh)))
+            for extra in (RECORDED_CAUSES, RECORDED_SPECTRA):
+                with gzip.open(extra, "rt", encoding="utf-8") as fh:
+                    record.update(_decode(json.load(fh)))
         else:
             with gzip.open(RECORDED_MOE, "rt", encoding="utf-8") as fh:
                 record = _decode(json.load(fh))
@@ -97,6 +99,12 @@ class FakeSource:
 
     def cross_layer(self, on_progress=None) -> dict[str, Any]:
         return self._answer("cross_layer", None, on_progress=on_progress)
+
+    def spectrum(self, name: str, on_progress=None) -> dict[str, Any]:
+        return self._answer("spectrum", name, name, on_progress=on_progress)
+
+    def spectra(self, on_progress=None) -> dict[str, Any]:
+        return self._answer("spectra", None, on_progress=on_progress)
 
     def tokenize(self, text: str, on_progress=None) -> dict[str, Any]:
         return self._answer("tokenize", text, text, on_progress=on_progress)
@@ -177,6 +185,9 @@ class ViewApp(App[None]):
         self.posted.append(message)
 
     def on_close_lessons(self, message: CloseLessons) -> None:
+        self.posted.append(message)
+
+    def on_spectra_computed(self, message: SpectraComputed) -> None:
         self.posted.append(message)
 
     def of(self, kind: type[Message]) -> list[Message]:

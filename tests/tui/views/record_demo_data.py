@@ -1,7 +1,8 @@
 """Record what the shipped demo model's worker answers to the views' requests, for the views' fake data
 source (tests/tui/views/fake_source.py). Run again after a change to the wire format:
 
-    PYTHONPATH=$PWD python tests/tui/views/record_demo_data.py
+    PYTHONPATH=$PWD python tests/tui/views/record_demo_data.py             # both files
+    PYTHONPATH=$PWD python tests/tui/views/record_demo_data.py --spectra   # recorded/spectra.json.gz only
 
 Arrays are stored as {"__ndarray__": nested lists, "dtype": ...}; the fake turns them back into numpy.
 """
@@ -16,6 +17,8 @@ from internals.worker.protocol import jsonable
 
 OUT = Path(__file__).resolve().parent / "recorded" / "demo.json.gz"
 OUT_CAUSES = OUT.with_name("causes.json.gz")  # activations, patching, attribution (views of those names)
+#: The spectra (`spectrum`, `spectra`), in a file of their own: re-recording them leaves demo.json.gz alone.
+SPECTRA_OUT = OUT.with_name("spectra.json.gz")
 TENSOR = "model.layers.1.self_attn.q_proj.weight"
 ATTENTION_PROMPT = "def add(self, value):\n    self.total = self.total + value\n    return self.total"
 LENS_PROMPT = "import numpy as np\nx = np.zeros"
@@ -60,7 +63,28 @@ def main() -> None:
         with gzip.open(path, "wt", encoding="utf-8") as fh:
             json.dump(encode(data), fh)
         print(f"wrote {path} ({path.stat().st_size:,} bytes)")
+    record_spectra(client)
+
+
+def record_spectra(client) -> None:
+    from internals.spectrum import cache
+
+    cache.use_cache(False)  # what the engine computes now, never an old cache file
+    record = {"spectrum": {TENSOR: client.spectrum(TENSOR)}, "spectra": client.spectra()}
+    with gzip.open(SPECTRA_OUT, "wt", encoding="utf-8") as fh:
+        json.dump(encode(record), fh)
+    print(f"wrote {SPECTRA_OUT} ({SPECTRA_OUT.stat().st_size:,} bytes)")
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    if sys.argv[1:] == ["--spectra"]:  # only the spectra file
+        from internals.demo_path import demo_model_path
+        from internals.model import open_model
+        from internals.worker.client import InProcessClient
+        from internals.worker.service import ModelService
+
+        record_spectra(InProcessClient(ModelService(open_model(str(demo_model_path())))))
+    else:
+        main()
