@@ -150,6 +150,25 @@ class FakeSource:
     def cancel(self, group: str) -> None:
         self.calls.append(("cancel", (group,), {}))
 
+    # The recorded demo model was opened without --base: the worker refuses every diff question like this.
+    def _no_base(self, method: str, *args: Any) -> Any:
+        from internals.errors import UserError
+
+        self.calls.append((method, args, {}))
+        raise UserError("no base model is open: start the explorer with --base BASE to compare")
+
+    def diff_summary(self, bins: int = 64, on_progress=None) -> dict[str, Any]:
+        return self._no_base("diff_summary")
+
+    def diff_tensor(self, name: str, bins: int = 64) -> dict[str, Any]:
+        return self._no_base("diff_tensor", name)
+
+    def diff_rank(self, name: str) -> dict[str, Any]:
+        return self._no_base("diff_rank", name)
+
+    def diff_behaviour(self, prompt: str, top: int = 10, on_progress=None) -> dict[str, Any]:
+        return self._no_base("diff_behaviour", prompt)
+
     def run_demo(self, name: str, params=None, on_progress=None):
         self.calls.append(("run_demo", (name,), {"params": params}))
         if on_progress is not None:
