@@ -166,18 +166,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     floor = results["reference_plain_forward"]["peak_extra_bytes"]
     return {
         "benchmark": "attention for one layer vs output_attentions=True",
-        "config": str(args.config), "layers": args.layers, "tokens": tokens, "dtype": args.dtype,
-        "heads": heads, "key_value_heads": config.num_key_value_heads, "threads": args.threads,
+        "config": str(args.config),
+        "layers": args.layers,
+        "tokens": tokens,
+        "dtype": args.dtype,
+        "heads": heads,
+        "key_value_heads": config.num_key_value_heads,
+        "threads": args.threads,
         "build_seconds": build_s,
-        "memory_method": "VmHWM reset via /proc/self/clear_refs after malloc_trim" if _can_reset_peak() else "RssAnon sampled every 2 ms",
+        "memory_method": "VmHWM reset via /proc/self/clear_refs after malloc_trim"
+        if _can_reset_peak()
+        else "RssAnon sampled every 2 ms",
         "mmap_threshold_pinned": pinned,
-        "one_layer_map_bytes": one_map, "all_layers_map_bytes": one_map * args.layers,
+        "one_layer_map_bytes": one_map,
+        "all_layers_map_bytes": one_map * args.layers,
         "float32_output_bytes": heads * tokens * tokens * 4,
         "variants": results,
         "memory_ratio_baseline_over_ours": base["peak_extra_bytes"] / max(1, ours_last["peak_extra_bytes"]),
         "above_plain_forward_in_one_layer_maps": {
             name: (results[name]["peak_extra_bytes"] - floor) / one_map
-            for name in ("ours_first_layer", "ours_last_layer", "baseline_all_layers_last")},
+            for name in ("ours_first_layer", "ours_last_layer", "baseline_all_layers_last")
+        },
         "time_ratio_baseline_over_ours_last": base["seconds_median"] / ours_last["seconds_median"],
         "same_map": bool(np.allclose(arrays["ours_last_layer"], arrays["baseline_all_layers_last"], atol=1e-4)),
         "extrapolated_28_layers_map_bytes": {"ours": one_map, "baseline": one_map * 28},

@@ -232,7 +232,11 @@ def bench_keys(model: str) -> dict:
     client_100 = ManagedWorker(WorkerOptions(model=str(folder / "config.json")))
     client_100.start(wait=True)
     try:
-        tree_100 = asyncio.run(_press_times(ExplorerApp(client_100, model_label="bench", tune_gc=True), ["down"] * 50 + ["end"] + ["up"] * 10 + ["home"]))
+        tree_100 = asyncio.run(
+            _press_times(
+                ExplorerApp(client_100, model_label="bench", tune_gc=True), ["down"] * 50 + ["end"] + ["up"] * 10 + ["home"]
+            )
+        )
     finally:
         client_100.close()
         shutil.rmtree(folder, ignore_errors=True)
@@ -248,7 +252,8 @@ def bench_keys(model: str) -> dict:
 def keys_in_fresh_process(model: str) -> dict:
     """bench_keys in a process that, like `llm-internals`, never imports torch (whose heap would make the
     UI's garbage collections slower than they are in real use)."""
-    code = f"import json, sys; sys.path.insert(0, {str(ROOT)!r}); from benchmarks.bench_explorer import bench_keys; print(json.dumps(bench_keys({model!r})))"
+    code = (f"import json, sys; sys.path.insert(0, {str(ROOT)!r}); "
+            f"from benchmarks.bench_explorer import bench_keys; print(json.dumps(bench_keys({model!r})))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=900,
                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
     if out.returncode != 0:
@@ -279,7 +284,11 @@ def main(argv: list[str] | None = None) -> int:
         "interactive_tree_first_open_s": common.target(max(o["first_open_s"] for o in opens), 1.5, "<="),
         "interactive_tree_second_open_s": common.target(max(o["second_open_s"] for o in opens), 1.5, "<="),
         "whole_model_stats_from_cache_s": common.target(report["stats_cache_1_5b"]["from_cache_s"], 0.2, "<="),
-        "keypress_to_frame_p95_ms": common.target(max(report["keys"][k]["p95_ms"] for k in ("explorer_tree", "explorer_tree_100_layers", "explorer_switch_views")), 50.0, "<="),
+        "keypress_to_frame_p95_ms": common.target(
+            max(report["keys"][k]["p95_ms"] for k in ("explorer_tree", "explorer_tree_100_layers", "explorer_switch_views")),
+            50.0,
+            "<=",
+        ),
     }
     report["ratios"] = {
         "first_open_vs_bare_textual_app": report["open_1_5b"]["first_open_s"] / report["baseline_textual_app_s"],

@@ -79,7 +79,7 @@ def write_safetensors(path: Path, tensors: list[tuple[str, str, tuple[int, ...]]
     with open(path, "wb") as f:
         f.write(struct.pack("<Q", len(blob)))
         f.write(blob)
-        for name, dtype, shape in tensors:
+        for name, _dtype, shape in tensors:
             before = f.tell()
             fill(name, shape, f)
             lo, hi = header[name]["data_offsets"]

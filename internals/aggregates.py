@@ -71,4 +71,20 @@ def aggregate(structure: ModelStructure, stats: list[dict[str, Any]], num_layers
     }
 
 
-_ORDER = ("embedding", "q", "k", "v", "o", "qkv", "gate", "up", "down", "gate_up", "experts", "router", "norm", "lm_head", "other")
+_ORDER = (
+    "embedding",
+    "q",
+    "k",
+    "v",
+    "o",
+    "qkv",
+    "gate",
+    "up",
+    "down",
+    "gate_up",
+    "experts",
+    "router",
+    "norm",
+    "lm_head",
+    "other",
+)

@@ -88,7 +88,11 @@ def summarize(structure: ModelStructure, store: WeightStore | None, *, path: str
         kv_heads = k.shape[0] // head_dim if k else None
     activation = _cfg(config, "hidden_act", "activation_function", "hidden_activation")
     components = {p.component for p in unique}
-    gated = bool(components & {"gate", "gate_up"}) or _cfg(config, "num_local_experts", "num_experts") is not None and "experts" in components
+    gated = (
+        bool(components & {"gate", "gate_up"})
+        or _cfg(config, "num_local_experts", "num_experts") is not None
+        and "experts" in components
+    )
     mlp_kind = "dense"
     if gated:
         act = str(activation or "").lower()
@@ -112,7 +116,8 @@ def summarize(structure: ModelStructure, store: WeightStore | None, *, path: str
         "num_key_value_heads": kv_heads,
         "gqa_group_size": (heads // kv_heads) if heads and kv_heads else None,
         "head_dim": head_dim,
-        "intermediate_size": _cfg(config, "intermediate_size", "n_inner", "ffn_dim") or (4 * hidden if hidden and _cfg(config, "model_type") == "gpt2" else None),
+        "intermediate_size": _cfg(config, "intermediate_size", "n_inner", "ffn_dim")
+        or (4 * hidden if hidden and _cfg(config, "model_type") == "gpt2" else None),
         "vocab_size": _cfg(config, "vocab_size"),
         "max_position_embeddings": _cfg(config, "max_position_embeddings", "n_positions", "max_seq_len"),
         "activation": activation,
@@ -123,7 +128,9 @@ def summarize(structure: ModelStructure, store: WeightStore | None, *, path: str
         "num_experts": _cfg(config, "num_local_experts", "num_experts", "n_routed_experts"),
         "num_experts_per_token": _cfg(config, "num_experts_per_tok", "moe_topk", "num_experts_per_token"),
         "stored_dtype": stored_dtype,
-        "tie_word_embeddings": bool(_cfg(structure.config, "tie_word_embeddings", default=False)) if structure.config is not None else None,
+        "tie_word_embeddings": bool(_cfg(structure.config, "tie_word_embeddings", default=False))
+        if structure.config is not None
+        else None,
         "embeddings_shared": embeddings_shared(structure, store) if check_shared else None,
         "total_parameters": total,
         "parameters_by_component": by_group,
@@ -142,7 +149,7 @@ def _head_dim_from_tensors(structure: ModelStructure, heads) -> int | None:
 
 def _stored_dtype(store: WeightStore | None, config) -> str | None:
     if store is not None and len(store):
-        counts = Counter()
+        counts: Counter[str] = Counter()
         for e in store:
             counts[e.dtype] += e.numel
         return DTYPE_NAMES.get(counts.most_common(1)[0][0])

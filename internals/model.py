@@ -80,7 +80,9 @@ class OpenedModel:
         if info is not None and len(info.stored) == 1:
             return info.stored[0]
         if info is not None and info.stored:
-            raise UserError(f"{name} is built at load time from {len(info.stored)} stored tensors (e.g. {info.stored[0]}): ask for those")
+            raise UserError(
+                f"{name} is built at load time from {len(info.stored)} stored tensors (e.g. {info.stored[0]}): ask for those"
+            )
         raise UserError(f"no tensor named {name!r}: `llm-internals stats MODEL --json` lists the stored tensors")
 
     def tensor_stats(self, name: str, bins: int = 64, value_range: tuple[float, float] | None = None,
@@ -89,9 +91,10 @@ class OpenedModel:
 
         clip=True: the histogram covers [p1, p99] (when not empty), derived from the same single read."""
         stored = self.stored_name_of(name)
+        store = require_weights(self.store, "statistics")
         if clip and value_range is None:
-            return self.stats_cache.clipped(self.store, stored, bins=bins)
-        return self.stats_cache.stats(self.store, stored, bins=bins, value_range=value_range)
+            return self.stats_cache.clipped(store, stored, bins=bins)
+        return self.stats_cache.stats(store, stored, bins=bins, value_range=value_range)
 
     def iter_stats(self, names: list[str], bins: int = 64,
                    progress: Callable[[int, int, str], None] | None = None) -> Iterator[dict[str, Any]]:

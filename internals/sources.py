@@ -69,7 +69,9 @@ def resolve_source(spec: str | None, revision: str | None = None) -> ModelSource
         return _from_local(expanded.resolve(), spec)
     looks_like_path = spec.startswith((".", "/", "~")) or spec.endswith((".json", ".safetensors", ".bin", ".pt"))
     if looks_like_path or not _HUB_ID.match(spec):
-        raise ModelSourceError(f"no such file or folder: {spec} (give a local folder, a .safetensors file, a config.json or a hub id like org/name)")
+        raise ModelSourceError(
+            f"no such file or folder: {spec} (give a local folder, a .safetensors file, a config.json or a hub id like org/name)"
+        )
     return _from_hub(spec, revision)
 
 
@@ -98,7 +100,9 @@ def _from_folder(folder: Path, spec: str) -> ModelSource:
         raise ModelSourceError(f"{folder} has neither config.json nor .safetensors files: is it a model folder?")
     if config.is_file():
         _check_config(config)
-    tokenizer_dir = folder if any((folder / n).is_file() for n in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")) else None
+    tokenizer_dir = (
+        folder if any((folder / n).is_file() for n in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")) else None
+    )
     return ModelSource(kind="folder", spec=spec, path=folder, config_path=config if config.is_file() else None,
                        weight_files=weights, pickle_files=[] if weights else pickles, tokenizer_dir=tokenizer_dir)
 
@@ -113,7 +117,9 @@ def _weight_files(folder: Path) -> list[Path]:
         files = sorted({folder / f for f in weight_map.values()})
         missing = [f.name for f in files if not f.is_file()]
         if missing:
-            raise ModelSourceError(f"{folder} is missing shard {missing[0]} named in model.safetensors.index.json: download every shard")
+            raise ModelSourceError(
+                f"{folder} is missing shard {missing[0]} named in model.safetensors.index.json: download every shard"
+            )
         return files
     return sorted(folder.glob("*.safetensors"))
 
@@ -147,7 +153,10 @@ def _from_hub(repo_id: str, revision: str | None) -> ModelSource:
             folder = snapshot_download(repo_id, revision=revision, allow_patterns=_HUB_PATTERNS)
         except Exception as exc:  # noqa: BLE001 - any hub failure means: not available here
             if type(exc).__name__ in ("RepositoryNotFoundError", "RevisionNotFoundError", "GatedRepoError"):
-                raise ModelSourceError(f"{repo_id}{'@' + revision if revision else ''} was not found on the Hugging Face hub (or needs `hf auth login`)") from None
+                raise ModelSourceError(
+                    f"{repo_id}{'@' + revision if revision else ''} was not found on the Hugging Face hub "
+                    "(or needs `hf auth login`)"
+                ) from None
             folder = None
     if folder is None:
         rev = f" --revision {revision}" if revision else ""

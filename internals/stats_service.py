@@ -23,12 +23,15 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from internals.cache_paths import cache_root
 from internals.weights import WeightStore
+
+if TYPE_CHECKING:
+    from internals.stats.device import DeviceCounter
 
 log = logging.getLogger("llm_internals.stats")
 _warned_unwritable = threading.Event()  # one warning per process, not one per tensor
@@ -91,7 +94,7 @@ class StatisticsCache:
         self._disk: dict[str, dict[str, Any]] = {}  # cache key -> {tensor name -> stats}
         self._lru: OrderedDict[tuple[str, str], _Retained] = OrderedDict()
         self._lru_bytes = 0
-        self._device_counter = None  # internals.stats.device.DeviceCounter when counting on a torch device
+        self._device_counter: DeviceCounter | None = None  # internals.stats.device.DeviceCounter when counting on a torch device
 
     def use_device(self, device: str | None) -> None:
         """Count the bit patterns of 8/16-bit tensors on a torch device ("cuda", "cuda:1"; "cpu" runs the
@@ -223,7 +226,8 @@ class StatisticsCache:
 
         i = 0
         while i < len(names):
-            group, size = [], 0
+            group: list[str] = []
+            size = 0
             while i < len(names) and (not group or size < GROUP_BYTES):
                 group.append(names[i])
                 size += store.entry(names[i]).nbytes

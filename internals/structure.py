@@ -145,13 +145,18 @@ def load_config(path: Path, trust_remote_code: bool = False):
     except ValueError as exc:
         msg = str(exc)
         if "trust_remote_code" in msg:
-            raise UserError(f"{path} needs its own Python code to load: pass --trust-remote-code only if you trust its author") from None
+            raise UserError(
+                f"{path} needs its own Python code to load: pass --trust-remote-code only if you trust its author"
+            ) from None
         model_type = re.search(r"model type `([^`]+)`", msg)
         if model_type or "Unrecognized model" in msg or "does not recognize" in msg:
             import transformers
 
             kind = model_type.group(1) if model_type else "?"
-            raise UserError(f"unknown architecture (model_type {kind!r}) for transformers {transformers.__version__}: upgrade transformers, or pass --trust-remote-code if the folder ships its code") from None
+            raise UserError(
+                f"unknown architecture (model_type {kind!r}) for transformers {transformers.__version__}: "
+                "upgrade transformers, or pass --trust-remote-code if the folder ships its code"
+            ) from None
         raise UserError(f"cannot read the config at {path}: {msg.splitlines()[0]}") from None
     except OSError as exc:
         raise ModelSourceError(f"cannot read the config at {path}: {str(exc).splitlines()[0]}") from None
@@ -168,7 +173,10 @@ def build_meta_model(config, trust_remote_code: bool = False):
     except ValueError as exc:
         msg = str(exc).splitlines()[0]
         if "Unrecognized configuration class" in msg:
-            raise UserError(f"{type(config).__name__} is not a causal language model that transformers can build: llm-internals explores causal LMs") from None
+            raise UserError(
+                f"{type(config).__name__} is not a causal language model that transformers can build: "
+                "llm-internals explores causal LMs"
+            ) from None
         raise UserError(f"transformers cannot build this model: {msg}") from None
     try:
         model.tie_weights()

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from internals.dtypes import code_of_torch_dtype
 from internals.errors import ModelSourceError, WeightsRequiredError
 from internals.safetensors_file import SafetensorsFile, TensorEntry
+
+if TYPE_CHECKING:
+    import torch
 
 
 class WeightStore:
@@ -23,13 +27,16 @@ class WeightStore:
     def __init__(self, safetensors_files: list[Path], pickle_files: list[Path] | None = None) -> None:
         self._files: dict[Path, SafetensorsFile] = {}
         self.entries: dict[str, TensorEntry] = {}
-        self._pickled: dict[str, object] = {}
+        self._pickled: dict[str, torch.Tensor] = {}
         for path in safetensors_files:
             sf = SafetensorsFile(path)
             self._files[sf.path] = sf
             for name, entry in sf.entries.items():
                 if name in self.entries:
-                    raise ModelSourceError(f"tensor {name!r} is stored twice ({self.entries[name].file.name} and {path.name}): the shards are inconsistent")
+                    raise ModelSourceError(
+                        f"tensor {name!r} is stored twice ({self.entries[name].file.name} and {path.name}): "
+                        "the shards are inconsistent"
+                    )
                 self.entries[name] = entry
         for path in pickle_files or []:
             self._load_pickle(path)
@@ -88,7 +95,7 @@ class WeightStore:
         if name in self._pickled:
             import torch
 
-            t = self._pickled[name].contiguous()  # type: ignore[union-attr]
+            t = self._pickled[name].contiguous()
             return t.view(torch.uint8).reshape(-1).numpy() if t.numel() else np.zeros(0, np.uint8)
         return self._files[entry.file].view(entry)
 

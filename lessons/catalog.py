@@ -23,10 +23,10 @@ import os
 import re
 import string
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Mapping
 from urllib.parse import parse_qsl, unquote
 
 __all__ = [

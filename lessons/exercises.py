@@ -19,10 +19,15 @@ import re
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lessons.catalog import Exercise
 from lessons.inference_math import absmax_quantize, pass_at_k, softmax_t, top_p_ids
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from internals.inference.result_types import PatchingResult
 
 __all__ = ["LiveAnswer", "CheckResult", "AnswerInputs", "AnswerSpec", "ANSWERS", "compute_answer", "check_answer",
            "AnswerUnavailable", "parse_guess", "bpe_merges", "grpo_advantages", "previous_token_scores",
@@ -423,7 +428,7 @@ def _loaded(x: AnswerInputs) -> Any:
     return load_for_inference(x.opened.source, device="cpu", dtype="float32")
 
 
-def induction_patching(opened_or_loaded: Any, given: Mapping[str, str]) -> dict[str, Any]:
+def induction_patching(opened_or_loaded: Any, given: Mapping[str, str]) -> PatchingResult:
     """The engine's activation patching (attention and heads grids) on the repeated random-token pair of `given`
     (tokens, seed): a `PatchingResult`."""
     from internals.inference.patching import activation_patching
@@ -434,9 +439,18 @@ def induction_patching(opened_or_loaded: Any, given: Mapping[str, str]) -> dict[
     return activation_patching(loaded, clean, corrupt, grids=("attention", "heads"))
 
 
-def _patching_best_layer(x: AnswerInputs) -> LiveAnswer:
+def _patching_grids(x: AnswerInputs) -> tuple[np.ndarray, np.ndarray]:
+    """The attention and heads grids of `induction_patching` (it always asks for both)."""
     result = induction_patching(_loaded(x), x.given)
-    last = [float(v) for v in result["attention"][:, -1]]
+    attention, heads = result["attention"], result["heads"]
+    if attention is None or heads is None:
+        raise RuntimeError("activation patching returned no attention or heads grid")
+    return attention, heads
+
+
+def _patching_best_layer(x: AnswerInputs) -> LiveAnswer:
+    attention, _ = _patching_grids(x)
+    last = [float(v) for v in attention[:, -1]]
     best = max(range(len(last)), key=lambda layer: last[layer])
     listing = ", ".join(f"layer {layer} {v:.0%}" for layer, v in enumerate(last))
     return LiveAnswer(best, f"share of the clean logit difference restored by each layer's attention output at the last "
@@ -444,14 +458,14 @@ def _patching_best_layer(x: AnswerInputs) -> LiveAnswer:
 
 
 def _best_head_share(x: AnswerInputs) -> LiveAnswer:
-    result = induction_patching(_loaded(x), x.given)
-    layer = max(range(result["attention"].shape[0]), key=lambda i: float(result["attention"][i, -1]))
-    heads = [float(v) for v in result["heads"][layer]]
+    attention, head_grid = _patching_grids(x)
+    layer = max(range(attention.shape[0]), key=lambda i: float(attention[i, -1]))
+    heads = [float(v) for v in head_grid[layer]]
     head = max(range(len(heads)), key=lambda h: heads[h])
     share = heads[head]
     bin_ = SHARE_BINS[min(3, max(0, int(share * 4)))] if share < 1 else SHARE_BINS[-1]
     return LiveAnswer(bin_, f"layer {layer}'s best single head ({head}) restores {share:.0%}; its whole attention output "
-                            f"at the last position restores {float(result['attention'][layer, -1]):.0%}")
+                            f"at the last position restores {float(attention[layer, -1]):.0%}")
 
 
 def sink_shares(loaded: Any, layer: int, text: str = SINK_TEXT) -> list[float]:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 __all__ = ["lesson_facts", "LORA_RANKS", "QKVO", "ALL_LINEAR", "POSITIONS", "QLORA_CONSTANT_BITS"]
 
@@ -297,7 +298,8 @@ def lesson_facts(summary: dict | None, tree: list[dict] | None) -> dict[str, obj
     f["kv_cache_mib_4k_bf16"] = kv16 * 4096 / 2**20 if kv16 else None
     # max_position_embeddings is a config value, not a tested context: DeepSeek-R1-Distill-Qwen-1.5B says 131,072,
     # its base Qwen2.5-Math-1.5B has 4,096 (RoPE θ 10,000, no rope_scaling added), and DeepSeek evaluated
-    # generations of up to 32,768 tokens (arXiv:2501.12948 §3, "Evaluation Setup"). Lessons quote the 32k figure as the realistic one.
+    # generations of up to 32,768 tokens (arXiv:2501.12948 §3, "Evaluation Setup").
+    # Lessons quote the 32k figure as the realistic one.
     maxpos = _int(f["max_position_embeddings"])
     f["kv_cache_gib_max_context_bf16"] = kv16 * maxpos / 2**30 if (kv16 and maxpos) else None
     f["kv_cache_gib_max_context_bf16_mha"] = (f["kv_cache_bytes_per_token_bf16_mha"] * maxpos / 2**30

@@ -16,7 +16,6 @@ from typing import Any, ClassVar
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.reactive import var
 from textual.widgets import ContentSwitcher, Footer, Input, Static
 
 from tui.deferred import DEFERRED, DeferredViewsMixin
@@ -73,12 +72,7 @@ class ExplorerApp(ModelInfoMixin, WorkerStatusMixin, DeferredViewsMixin, Navigat
         Binding("q", "quit", "Quit", id="app.quit"),
     ]
 
-    #: The view shown in the main area (a widget id of `VIEWS`).
-    current_view = var("summary")
-    #: The tree sidebar (ctrl+b).
-    sidebar_visible = var(True)
-    #: The lessons pane (F2, Esc in the pane, `llm:lesson/...` links).
-    lessons_visible = var(False)
+    # The reactives `current_view`, `sidebar_visible` and `lessons_visible` are declared in tui/app_base.py.
 
     def __init__(self, client, model_label: str = "", initial_info: dict[str, Any] | None = None,
                  tune_gc: bool = False, compare_base: str | None = None, **kwargs: Any) -> None:
@@ -163,7 +157,7 @@ class ExplorerApp(ModelInfoMixin, WorkerStatusMixin, DeferredViewsMixin, Navigat
     def action_help(self) -> None:
         from tui.screens import HelpScreen
 
-        self.push_screen(HelpScreen(self.BINDINGS))
+        self.push_screen(HelpScreen([b for b in self.BINDINGS if isinstance(b, Binding)]))
 
     def action_toggle_dark(self) -> None:
         self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"

@@ -9,9 +9,13 @@ import gc
 import importlib
 import threading
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from textual.widget import Widget
+
+from tui.app_base import ExplorerBase, ReadsModelCard
+
+ViewT = TypeVar("ViewT", bound=Widget)
 
 #: Everything but the first screen, by widget id: imported and mounted when first needed, or in idle time
 #: after the first frame (so the tree is interactive sooner: plotext, Markdown and the views' widgets wait).
@@ -44,7 +48,7 @@ def build_view(view_id: str, data_source: Any) -> Widget:
     return cls(data_source=data_source, id=view_id) if view_id in REMOTE_VIEWS else cls(id=view_id)
 
 
-class DeferredViewsMixin:
+class DeferredViewsMixin(ExplorerBase):
     """Part of `ExplorerApp`: `view(id)` and the idle-time building of every view."""
 
     MODEL_VIEWS = MODEL_VIEWS
@@ -66,11 +70,19 @@ class DeferredViewsMixin:
             widget = build_view(view_id, self.client)
             if view_id != "lessons":
                 widget.display = False  # the content switcher shows one view; the lessons pane follows a class
-            if view_id in MODEL_VIEWS and self.summary:
+            if view_id in MODEL_VIEWS and self.summary and isinstance(widget, ReadsModelCard):
                 widget.set_model(self.summary, self.nodes)
             self._mounting.add(view_id)
             parent.first().mount(widget)
         return None
+
+    def mounted(self, view_id: str, kind: type[ViewT]) -> ViewT:
+        """The view `view_id` once `_once_mounted` said it is mounted, checked to be the `kind` it is built as
+        (`DEFERRED`), so that callers use its own methods with their types."""
+        widget = self.view(view_id, mount=False)
+        if not isinstance(widget, kind):
+            raise RuntimeError(f"view {view_id!r} is {type(widget).__name__}, not a mounted {kind.__name__}")
+        return widget
 
     def _mounted_views(self) -> set[str]:
         return {view_id for view_id in DEFERRED if self.view(view_id, mount=False) is not None}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from tui.app_base import ExplorerBase, ShowsDiff
 from tui.messages import Progress
 
 
@@ -27,7 +28,7 @@ def diff_badges(summary: dict[str, Any]) -> dict[str, float | None]:
     return badges
 
 
-class DiffBadgesMixin:
+class DiffBadgesMixin(ExplorerBase):
     """Part of `ExplorerApp`: fetch `diff_summary` (progress in the status bar) when a base is open."""
 
     compare_base: str | None = None
@@ -39,7 +40,10 @@ class DiffBadgesMixin:
 
     def _fetch_diff_summary(self) -> None:
         try:
-            result = self.client.diff_summary(on_progress=lambda f, m: self.post_message(Progress(f, f"diff {m}")))
+            def report(fraction: float, message: str) -> None:
+                self.post_message(Progress(fraction, f"diff {message}"))
+
+            result = self.client.diff_summary(on_progress=report)
         except Exception as exc:  # noqa: BLE001 - shown, never fatal
             self.call_from_thread(self.notify, f"diff against the base failed: {exc}", severity="error")
             return
@@ -49,7 +53,7 @@ class DiffBadgesMixin:
         self.diff_summary = summary
         self.model_tree.set_badges(diff_badges(summary))
         view = self.view("diff", mount=False)
-        if view is not None:
+        if isinstance(view, ShowsDiff):
             view.set_summary(summary)
 
     def diff_action(self, action: str) -> None:

@@ -14,6 +14,10 @@ import math
 import re
 from typing import Any
 
+from textual.widgets import Static
+
+from tui.app_base import ExplorerBase
+
 _EXPERT = re.compile(r"^(?P<expert>.*\.experts\.(?P<index>\d+))\.(?P<rest>.+)$")
 
 FUSED, STORED = "fused", "stored"
@@ -49,6 +53,8 @@ def stored_layout(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
         dtypes = node.get("stored_dtypes") or [node.get("dtype")] * len(node["stored"])
         for name, shape, dtype in zip(node["stored"], shapes, dtypes):
             match = _EXPERT.match(name)
+            if match is None:
+                raise ValueError(f"{name!r} is not a stored expert tensor name ({_EXPERT.pattern})")
             parent = node["parent"]
             expert = match.group("expert")
             chain = [expert] + [f"{expert}.{'.'.join(match.group('rest').split('.')[:i])}"
@@ -87,7 +93,7 @@ def layout_note(layout: str | None, can_toggle: bool, key: str = "e") -> str:
     return "experts as stored (read from the file headers)"
 
 
-class ExpertLayoutMixin:
+class ExpertLayoutMixin(ExplorerBase):
     """Part of `ExplorerApp`: which experts layout the tree draws (`e`), `shown_nodes` and `node_by_name`
     (both layouts' names open), the experts view's prompt from the palette, and the MoE demo's command."""
 
@@ -108,7 +114,7 @@ class ExpertLayoutMixin:
         self.node_by_name = {n["name"]: n for n in stored} | {n["name"]: n for n in self.nodes}
         note = layout_note(expert_layout_of(self.shown_nodes), can_toggle, self._layout_key())
         self.model_tree.populate(self.shown_nodes, self.summary or {})
-        for widget in self.query("#tree-note"):
+        for widget in self.query("#tree-note").results(Static):
             widget.update(note)
             widget.display = bool(note)
 
@@ -133,7 +139,9 @@ class ExpertLayoutMixin:
         if self._once_mounted("experts", self.action_route_prompt):
             return
         self.show_view("experts")
-        self.view("experts").route()
+        from tui.views.experts import ExpertsView
+
+        self.mounted("experts", ExpertsView).route()
 
     def action_moe_demo(self) -> None:
         self.notify("the explorer shows one model per run: quit (q) and run `llm-internals --demo moe` "

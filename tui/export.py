@@ -6,8 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from tui.app_base import ExplorerBase
 
-class ExportMixin:
+
+class ExportMixin(ExplorerBase):
     """Part of `ExplorerApp`: ctrl+s."""
 
     def action_export(self) -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from tui.app_base import ExplorerBase
 from tui.messages import CloseLessons, FollowLink
 
 #: The width from which a lesson is shown beside the open view; narrower, it takes the main area alone.
 LESSON_BESIDE_MIN_WIDTH = 160
 
 
-class LinksMixin:
+class LinksMixin(ExplorerBase):
     """Part of `ExplorerApp`: follow `llm:` links; show, hide and open lessons.
 
     Layout: on a terminal at least `LESSON_BESIDE_MIN_WIDTH` wide the lessons pane sits beside the view; on a
@@ -41,9 +42,9 @@ class LinksMixin:
         if link.kind != "lesson" and self.lesson_is_main:
             self.lessons_visible = False  # the view the lesson links to takes the main area
             self.notify("F2 returns to the lesson", timeout=3)
-        if link.kind in ("tensor", "node"):
+        if link.kind in ("tensor", "node") and link.name is not None:
             self.open_node(link.name, select_in_tree=True)
-        elif link.kind == "view":
+        elif link.kind == "view" and link.view is not None:
             self.show_view(link.view)
         elif link.kind == "spectrum":
             if link.name:
@@ -54,15 +55,19 @@ class LinksMixin:
             if self._once_mounted("attention", self.follow_link, target):
                 return
             self.show_view("attention")
-            self.view("attention").focus_on(prompt=link.prompt, layer=link.layer, head=link.head)
-        elif link.kind == "lesson":
+            from tui.views.attention import AttentionView
+
+            self.mounted("attention", AttentionView).focus_on(prompt=link.prompt, layer=link.layer, head=link.head)
+        elif link.kind == "lesson" and link.lesson is not None:
             self.open_lesson(link.lesson)
 
     def action_toggle_lessons(self) -> None:
         if self._once_mounted("lessons", self.action_toggle_lessons):
             return
         self.lessons_visible = not self.lessons_visible
-        pane = self.view("lessons")
+        from tui.views.lessons import LessonsPane
+
+        pane = self.mounted("lessons", LessonsPane)
         if self.lessons_visible:
             self.call_after_refresh(pane.focus_body if pane.current else pane.focus_list)
         else:
@@ -77,4 +82,6 @@ class LinksMixin:
         if self._once_mounted("lessons", self.open_lesson, lesson_id):
             return
         self.lessons_visible = True
-        self.view("lessons").open(lesson_id)  # and focuses it, after the next refresh
+        from tui.views.lessons import LessonsPane
+
+        self.mounted("lessons", LessonsPane).open(lesson_id)  # and focuses it, after the next refresh

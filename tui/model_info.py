@@ -10,10 +10,11 @@ from typing import Any
 
 from textual import work
 
+from tui.app_base import ExplorerBase, ReadsModelCard
 from tui.messages import ModelInfoFailed, ModelInfoLoaded
 
 
-class ModelInfoMixin:
+class ModelInfoMixin(ExplorerBase):
     """Part of `ExplorerApp`: `summary`, `nodes` and `node_by_name`, and what they are drawn in."""
 
     summary: dict[str, Any] | None
@@ -62,7 +63,7 @@ class ModelInfoMixin:
         self.status_bar.set_model(f"{summary.get('architecture') or 'model'} · {self.model_label}")
         for view_id in self.MODEL_VIEWS:
             view = self.view(view_id, mount=False)
-            if view is not None:  # else it is given the model before it mounts
+            if isinstance(view, ReadsModelCard):  # else it is given the model before it mounts
                 view.set_model(summary, nodes)
         if not replacing:
             self.model_tree.focus()

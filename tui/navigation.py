@@ -5,11 +5,12 @@ from __future__ import annotations
 from textual.widget import Widget
 from textual.widgets import Input
 
+from tui.app_base import ExplorerBase, ShowsDiff
 from tui.messages import OpenNode
 from tui.model_tree import ModelTree
 
 
-class NavigationMixin:
+class NavigationMixin(ExplorerBase):
     """Part of `ExplorerApp`: `history`/`future` of opened nodes, the open view, the search box."""
 
     history: list[str]
@@ -34,17 +35,21 @@ class NavigationMixin:
             self.query_one(ModelTree).select_name(name)
         if self.current_view == "diff":  # the diff view follows the tree (models compared with --base)
             diff = self.view("diff", mount=False)
-            if diff is not None:
+            if isinstance(diff, ShowsDiff):
                 diff.show(node)
                 return
         view_id = "summary" if name == "" else "tensor" if node["kind"] == "parameter" else "module"
         if view_id != "summary" and self._once_mounted(view_id, self.open_node, name, False, select_in_tree):
             return
         if view_id == "tensor":
-            self.view("tensor").show(node)
+            from tui.views.tensor import TensorView
+
+            self.mounted("tensor", TensorView).show(node)
         elif view_id == "module":
+            from tui.views.module import ModuleView
+
             children = [n for n in self.shown_nodes if n["parent"] == name]
-            self.view("module").show(node, children, self.summary or {})
+            self.mounted("module", ModuleView).show(node, children, self.summary or {})
         self.show_view(view_id)
 
     def show_view(self, view: str, retry: bool = False) -> None:
@@ -68,9 +73,9 @@ class NavigationMixin:
     def _sync_diff_view(self) -> None:
         """Entering the diff view: give it the whole-model diff and the node last opened."""
         diff = self.view("diff", mount=False)
-        if diff is None:
+        if not isinstance(diff, ShowsDiff):
             return
-        if getattr(self, "diff_summary", None) is not None and diff.summary is None:
+        if self.diff_summary is not None and diff.summary is None:
             diff.set_summary(self.diff_summary)
         name = self.history[-1] if self.history else ""
         if diff.node is None or diff.node["name"] != name:
@@ -88,7 +93,7 @@ class NavigationMixin:
             return
         focused = self.focused
         sidebar = self.query_one("#sidebar")
-        lessons = self.query("#lessons") if self.lessons_visible else []
+        lessons: list[Widget] = list(self.query("#lessons")) if self.lessons_visible else []
         keep = focused is not None and (sidebar in focused.ancestors_with_self
                                         or any(pane in focused.ancestors_with_self for pane in lessons))
         if not keep and self.sidebar_visible:
@@ -105,10 +110,12 @@ class NavigationMixin:
         shown = self.query_one(f"#{self.current_view}")
         prompt = getattr(shown, "prompt", None)
         if isinstance(prompt, str) and prompt:
-            self.view("patching").use_prompt(prompt)
+            from tui.views.patching import PatchingView
+
+            self.mounted("patching", PatchingView).use_prompt(prompt)
         self.show_view("patching")
 
-    def action_back(self) -> None:
+    async def action_back(self) -> None:  # async like App.action_back (screens), which it replaces
         if len(self.history) > 1:
             self.future.append(self.history.pop())
             self.open_node(self.history[-1], record=False, select_in_tree=True)

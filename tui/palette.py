@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
+from typing import TYPE_CHECKING, Any, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+if TYPE_CHECKING:
+    from tui.app import ExplorerApp
+
 
 class ExplorerCommands(Provider):
-    def _commands(self) -> list[tuple[str, object, str]]:
-        app = self.app
-        out: list[tuple[str, object, str]] = []
+    def _commands(self) -> list[tuple[str, Callable[[], Any], str]]:
+        app = cast("ExplorerApp", self.app)
+        out: list[tuple[str, Callable[[], Any], str]] = []
         for view, label in (("summary", "model card"), ("cross-layer", "cross-layer statistics"),
                             ("attention", "attention"), ("tokens", "tokens"), ("lens", "logit lens"),
                             ("chat-template", "chat template"), ("experts", "experts"),
@@ -18,7 +23,8 @@ class ExplorerCommands(Provider):
             out.append((f"view: {label}", partial(app.show_view, view), f"show the {label} view"))
         out.append(("view: diff", partial(app.show_view, "diff"),
                     "what training changed, against the base (llm-internals MODEL --base BASE)"))
-        out.append(("diff: rank of this tensor", partial(app.diff_action, "rank"), "singular values of ΔW, stable and effective ranks"))
+        out.append(("diff: rank of this tensor", partial(app.diff_action, "rank"),
+                    "singular values of ΔW, stable and effective ranks"))
         out.append(("diff: behaviour on a prompt", partial(app.diff_action, "prompt"),
                     "KL per position and the residual cosine of the two models on a prompt"))
         out.append(("view: spectrum", partial(app.open_spectrum, None),

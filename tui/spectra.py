@@ -4,12 +4,13 @@ spectra in the cross-layer view ("spectrum: whole model", `llm:spectrum/`)."""
 
 from __future__ import annotations
 
-from textual.widgets import Tree
+from textual.widgets import Static, Tree
 
+from tui.app_base import ExplorerBase
 from tui.messages import SpectraComputed
 
 
-class SpectraMixin:
+class SpectraMixin(ExplorerBase):
     """Part of `ExplorerApp`."""
 
     def on_spectra_computed(self, message: SpectraComputed) -> None:
@@ -24,7 +25,7 @@ class SpectraMixin:
             self._show_reading(event.node.data)
 
     def _show_reading(self, name: str | None) -> None:
-        for help_line in self.query("#tree-help"):
+        for help_line in self.query("#tree-help").results(Static):
             reading = self.model_tree.reading_of(name)
             help_line.update(reading or "")
             help_line.display = bool(reading)
@@ -33,7 +34,9 @@ class SpectraMixin:
         """The spectrum tab of parameter `name` (default: the open tensor, else the tree's cursor)."""
         if self._once_mounted("tensor", self.open_spectrum, name):
             return
-        tensor = self.view("tensor")
+        from tui.views.tensor import TensorView
+
+        tensor = self.mounted("tensor", TensorView)
         if name is None:
             cursor = self.model_tree.cursor_node
             name = tensor.node["name"] if tensor.node is not None and self.current_view == "tensor" else (
@@ -48,18 +51,23 @@ class SpectraMixin:
 
     def action_spectrum(self) -> None:
         """Key s: the spectrum tab of the open tensor or the tree's cursor; again: back to its statistics."""
-        tensor = self.view("tensor", mount=False)
-        if self.current_view == "tensor" and tensor is not None and tensor.tab == "spectrum":
-            tensor.show_tab("statistics")
-        else:
-            self.open_spectrum()
+        tensor = self.view("tensor", mount=False) if self.current_view == "tensor" else None
+        if tensor is not None:
+            from tui.views.tensor import TensorView
+
+            if isinstance(tensor, TensorView) and tensor.tab == "spectrum":
+                tensor.show_tab("statistics")
+                return
+        self.open_spectrum()
 
     def show_model_spectra(self) -> None:
         """α of every weight across layers (the whole-model spectra: a progress line, then tree badges)."""
         if self._once_mounted("cross-layer", self.show_model_spectra):
             return
         self.show_view("cross-layer")
-        self.view("cross-layer").show_metric("alpha")
+        from tui.views.cross_layer import CrossLayerView
+
+        self.mounted("cross-layer", CrossLayerView).show_metric("alpha")
 
 
 __all__ = ["SpectraMixin"]

@@ -6,6 +6,7 @@ from typing import Any
 
 from rich.text import Text
 from textual.widgets import Static
+
 from tui.css import widget_css
 
 
@@ -34,7 +35,11 @@ class StatusBar(Static):
     def set_status(self, status: dict[str, Any]) -> None:
         self.status = status
         loaded = bool(status.get("loaded"))
-        if self.state in ("starting", "crashed") or self.state.startswith("ready") or (self.state.startswith("loading") and loaded):
+        if (
+            self.state in ("starting", "crashed")
+            or self.state.startswith("ready")
+            or (self.state.startswith("loading") and loaded)
+        ):
             self.state, self.detail = ("ready" if loaded else "ready (model not loaded yet)"), ""
         self._draw()
 

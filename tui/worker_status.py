@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from textual import work
 
+from tui.app_base import ExplorerBase
 from tui.messages import Progress, StatusPolled, WorkerFailed, WorkerRestarted
 
 
-class WorkerStatusMixin:
+class WorkerStatusMixin(ExplorerBase):
     """Part of `ExplorerApp`: everything about the worker process itself (not about the model)."""
 
     @work(thread=True, exclusive=True, group="status", exit_on_error=False)
@@ -61,12 +64,12 @@ class WorkerStatusMixin:
             self.notify("this explorer is attached to a shared worker: restart it where it runs", severity="warning")
             return
         self.status_bar.set_state("starting")
-        self._restart()
+        self._restart(restart)
 
     @work(thread=True, exclusive=True, group="restart", exit_on_error=False)
-    def _restart(self) -> None:
+    def _restart(self, restart: Callable[[], None]) -> None:
         try:
-            self.client.restart()
+            restart()
         except Exception as exc:  # noqa: BLE001
             self.post_message(WorkerFailed(exc))
             return

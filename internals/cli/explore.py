@@ -18,7 +18,9 @@ def make_client(args: argparse.Namespace, source=None, wait: bool = True, worker
 
     if getattr(args, "connect", None):
         if not os.path.exists(args.connect):
-            raise UserError(f"no worker socket at {args.connect}: start one with `llm-internals worker MODEL --socket {args.connect}`")
+            raise UserError(
+                f"no worker socket at {args.connect}: start one with `llm-internals worker MODEL --socket {args.connect}`"
+            )
         try:
             return SocketClient(args.connect)
         except WorkerCrashed as exc:

@@ -37,8 +37,11 @@ def cmd_attention(args: argparse.Namespace) -> int:
         return 0
     console = Console()
     tokens = result["tokens"]
-    table = Table(title=f"layer {result['layer']}: {result['num_heads']} query heads share {result['num_key_value_heads']} KV heads; "
-                        f"where each head looks from the last token", title_justify="left")
+    table = Table(
+        title=f"layer {result['layer']}: {result['num_heads']} query heads share {result['num_key_value_heads']} KV heads; "
+        f"where each head looks from the last token",
+        title_justify="left",
+    )
     table.add_column("head", justify="right")
     table.add_column("KV head", justify="right")
     table.add_column("top keys (weight)")
@@ -79,7 +82,9 @@ def cmd_lens(args: argparse.Namespace) -> int:
         table.add_column(repr(tok)[1:-1][:10])
     for i, entry in enumerate(layers):
         label = "output" if i == len(layers) - 1 else str(entry["layer"])
-        table.add_row(label, *(f"{repr(toks[0])[1:-1][:8]} {probs[0]:.2f}" for toks, probs in zip(entry["top_tokens"], entry["top_probs"])))
+        table.add_row(
+            label, *(f"{repr(toks[0])[1:-1][:8]} {probs[0]:.2f}" for toks, probs in zip(entry["top_tokens"], entry["top_probs"]))
+        )
     Console().print(table)
     return 0
 
@@ -91,7 +96,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
         if not args.json:
             sys.stdout.write(args.prompt)
             sys.stdout.flush()
-        for item in client.generate(args.prompt, max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=args.seed):
+        for item in client.generate(
+            args.prompt, max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=args.seed
+        ):
             pieces.append(item)
             if not args.json:
                 sys.stdout.write(item.get("text", item.get("piece", "")))

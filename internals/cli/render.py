@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -48,7 +48,10 @@ def summary_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
         ("head dim", str(s.get("head_dim"))),
         ("MLP", f"{s.get('intermediate_size')} ({s.get('mlp_kind')}, {s.get('activation')})"),
         ("norm", f"{norm.get('kind', '-')} eps={norm.get('eps')}"),
-        ("RoPE", f"theta={rope.get('theta')}" + (f" scaling={rope.get('scaling')}" if rope.get("scaling") else "") if rope else "-"),
+        (
+            "RoPE",
+            f"theta={rope.get('theta')}" + (f" scaling={rope.get('scaling')}" if rope.get("scaling") else "") if rope else "-",
+        ),
         ("q/k/v/o bias", " ".join(f"{k}={'yes' if v else 'no'}" for k, v in bias.items()) or "-"),
         ("vocab", str(s.get("vocab_size"))),
         ("max positions", str(s.get("max_position_embeddings"))),
@@ -100,7 +103,7 @@ def print_stats_table(results: list[dict[str, Any]], console: Console | None = N
     console.print(table)
 
 
-def print_spectrum_table(results: list[dict[str, Any]], console: Console | None = None) -> None:
+def print_spectrum_table(results: Sequence[Mapping[str, Any]], console: Console | None = None) -> None:
     """One row per matrix: norms, ranks, the power-law fit of the ESD's tail and spikes beyond the MP edge."""
     console = console or Console()
     table = Table(title=f"{len(results)} matrices (λ = σ² of W; α: power-law tail of the ESD)", title_justify="left")
@@ -119,7 +122,9 @@ def print_spectrum_table(results: list[dict[str, Any]], console: Console | None 
 
 
 @contextmanager
-def stats_progress(total: int, enabled: bool = True, label: str = "statistics") -> Iterator[Callable[[int, int, str], None] | None]:
+def stats_progress(
+    total: int, enabled: bool = True, label: str = "statistics"
+) -> Iterator[Callable[[int, int, str], None] | None]:
     """A progress bar on stderr; yields the callback `iter_stats` calls after each tensor."""
     console = Console(stderr=True)
     if not enabled or not console.is_terminal:

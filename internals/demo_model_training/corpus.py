@@ -74,7 +74,7 @@ def split_files(files: list[SourceFile]) -> tuple[list[SourceFile], list[SourceF
 def heldout_sample(texts: list[str], n_files: int = 8, chars_per_file: int = 1000) -> str:
     """A few KB of held-out code: from each of the first `n_files` texts, about `chars_per_file` characters
     of whole lines starting at the first line break after the middle of the file."""
-    pieces = []
+    pieces: list[str] = []
     for text in texts:
         if len(pieces) == n_files:
             break
@@ -120,7 +120,7 @@ def train_tokenizer(texts: list[str], vocab_size: int = 4096):
     merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in bpe["merges"]]
     return Qwen2Tokenizer(
         vocab=bpe["vocab"],
-        merges=merges,
+        merges=merges,  # type: ignore[arg-type]  # transformers' annotation omits the list of pairs it accepts
         unk_token=ENDOFTEXT,
         bos_token=ENDOFTEXT,
         eos_token=ENDOFTEXT,

@@ -35,7 +35,7 @@ def initialise_(model: torch.nn.Module, seed: int, std: float) -> None:
 def build_initial_model(config: Any, seed: int) -> torch.nn.Module:
     from transformers import Qwen2ForCausalLM
 
-    model = Qwen2ForCausalLM(config).to(torch.float32)
+    model = Qwen2ForCausalLM(config).to(torch.float32)  # type: ignore[arg-type]  # transformers' wrapper types `to` wrongly
     initialise_(model, seed, config.initializer_range)
     return model
 

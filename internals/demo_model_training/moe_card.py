@@ -131,9 +131,9 @@ OMP_NUM_THREADS=1 python -m internals.demo_model_training.train_moe --out intern
 python -m internals.demo_model_training.moe_card --out internals/demo_moe
 ```
 
-Deterministic given the same Python standard library (Python {meta['python']}), torch ({meta['torch']}),
-transformers ({meta['transformers']}) and thread count ({meta['threads']}): seed {a['seed']}, numpy
-`default_rng({a['seed']})` batch order, `torch.use_deterministic_algorithms(True)`.
+Deterministic given the same Python standard library (Python {meta["python"]}), torch ({meta["torch"]}),
+transformers ({meta["transformers"]}) and thread count ({meta["threads"]}): seed {a["seed"]}, numpy
+`default_rng({a["seed"]})` batch order, `torch.use_deterministic_algorithms(True)`.
 
 ## Architecture (`MixtralForCausalLM`)
 
@@ -145,28 +145,29 @@ transformers ({meta['transformers']}) and thread count ({meta['threads']}): seed
 | experts per layer | {config.num_local_experts} (SwiGLU, intermediate size {config.intermediate_size} each) |
 | experts per token (top-k) | {config.num_experts_per_tok}, softmax router, top-k weights renormalised |
 | vocabulary | {config.vocab_size} (the dense demo model's byte-level BPE) |
-| parameters | {meta['parameters']:,} |
-| stored as | float32 safetensors, experts as separate tensors (`block_sparse_moe.experts.E.w1/w2/w3`), fused by transformers at load time into `mlp.experts.gate_up_proj` / `down_proj` |
+| parameters | {meta["parameters"]:,} |
+| stored as | float32 safetensors, experts as separate tensors (`block_sparse_moe.experts.E.w1/w2/w3`), \
+fused by transformers at load time into `mlp.experts.gate_up_proj` / `down_proj` |
 
 Folder size: {size / 1e6:.1f} MB.
 
 ## Training
 
-Plain text from the train files (batch {a['batch']} x {a['ctx']} tokens, {meta['steps']:,} steps,
-{meta['tokens_seen']:,} tokens seen), AdamW (betas 0.9/0.95, weight decay {a['weight_decay']} on matrices),
-learning rate {a['lr']:g} after a {a['warmup']}-step warm-up, cosine decay to {a['min_lr_ratio']:g} x; gradient
+Plain text from the train files (batch {a["batch"]} x {a["ctx"]} tokens, {meta["steps"]:,} steps,
+{meta["tokens_seen"]:,} tokens seen), AdamW (betas 0.9/0.95, weight decay {a["weight_decay"]} on matrices),
+learning rate {a["lr"]:g} after a {a["warmup"]}-step warm-up, cosine decay to {a["min_lr_ratio"]:g} x; gradient
 clipping at 1.0; Mixtral's load-balancing loss with coefficient {config.router_aux_loss_coef}. Training time
-{meta['train_seconds'] / 60:.1f} min wall clock on a shared machine. `training_log.csv` holds the language-model
-loss and the load-balancing loss every {a['log_every']} steps.
+{meta["train_seconds"] / 60:.1f} min wall clock on a shared machine. `training_log.csv` holds the language-model
+loss and the load-balancing loss every {a["log_every"]} steps.
 
-Held-out loss: {meta['heldout_loss']:.3f} nats per token ({meta['heldout_windows']} windows of 128 tokens of
-the held-out files; unigram entropy of the held-out text {meta['heldout_unigram_entropy']:.3f}). Greedy
-continuation of `def __init__(self`: `{meta['continuation']!r}`.
+Held-out loss: {meta["heldout_loss"]:.3f} nats per token ({meta["heldout_windows"]} windows of 128 tokens of
+the held-out files; unigram entropy of the held-out text {meta["heldout_unigram_entropy"]:.3f}). Greedy
+continuation of `def __init__(self`: `{meta["continuation"]!r}`.
 
 ## What the experts learned (measured)
 
 `{SAMPLE_FILE}` is held-out code (about 1,000 characters from the middle of each of the first 40 held-out
-files): {spec['tokens']:,} tokens in {spec['windows']} windows of {spec['window']}, each routed by the model's own
+files): {spec["tokens"]:,} tokens in {spec["windows"]} windows of {spec["window"]}, each routed by the model's own
 router. Every token is put in one class by its text: whitespace (indentation, newlines), keyword (Python
 keywords), identifier, digits, punctuation, other (mixed, string fragments). Each row gives the classes of the
 tokens whose first-choice expert (largest routing weight) it is; the first row is the base rate over all

@@ -64,7 +64,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steps-b", type=int, default=3000)
     common.add_optimizer_args(p, lr=2e-3, warmup=300)
     p.add_argument("--eval-every", type=int, default=500)
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest for this size, and robust on a shared CPU)")
+    p.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads (1 is fastest for this size, and robust on a shared CPU)"
+    )
     p.add_argument("--smoke", action="store_true", help="a one-minute pipeline check (few steps)")
     p.add_argument("--card-only", action="store_true", help="only rewrite README.md from metrics.json")
     args = p.parse_args(argv)
@@ -359,7 +361,7 @@ def _named(scores: list[list[float]], threshold: float, label: str) -> str:
     if not found:
         best = heads.top_heads(torch.tensor(scores), -1.0)[0]
         return f"- none at or above {threshold} (best: layer {best[0]} head {best[1]}: {label} {best[2]:.2f})"
-    return "\n".join(f"- layer {l} head {h}: {label} {s:.2f}" for l, h, s in found)
+    return "\n".join(f"- layer {layer} head {h}: {label} {s:.2f}" for layer, h, s in found)
 
 
 def write_card(out: Path) -> None:
@@ -402,9 +404,9 @@ Everything below was written by the training script from its own measurements.
 nice -n 5 python -m internals.demo_model_training.train --out internals/demo_model
 ```
 
-Deterministic given the same Python standard library (Python {meta['python']} here), torch
-({meta['torch']}), transformers ({meta['transformers']}), tokenizers ({meta['tokenizers']}) and thread count
-({meta['threads']}): seed {a['seed']}, sorted file list, numpy `default_rng({a['seed']})` data order,
+Deterministic given the same Python standard library (Python {meta["python"]} here), torch
+({meta["torch"]}), transformers ({meta["transformers"]}), tokenizers ({meta["tokenizers"]}) and thread count
+({meta["threads"]}): seed {a["seed"]}, sorted file list, numpy `default_rng({a["seed"]})` data order,
 `torch.use_deterministic_algorithms(True)`.
 `internals.demo_model_training.init_weights.initial_model("internals/demo_model")` rebuilds the exact
 untrained weights; `init.json` holds the seed and their checksums.
@@ -415,14 +417,15 @@ untrained weights; `init.json` holds the seed and their checksums.
 |---|---|---|
 | layers | {config.num_hidden_layers} | 28 |
 | hidden size | {config.hidden_size} | 1536 |
-| query heads / KV heads (GQA) | {config.num_attention_heads} / {config.num_key_value_heads} (head dim {config.hidden_size // config.num_attention_heads}) | 12 / 2 (head dim 128) |
+| query heads / KV heads (GQA) | {config.num_attention_heads} / {config.num_key_value_heads} \
+(head dim {config.hidden_size // config.num_attention_heads}) | 12 / 2 (head dim 128) |
 | MLP (SwiGLU, `silu`) | {config.intermediate_size} | 8960 |
 | norm | RMSNorm, eps {config.rms_norm_eps} | RMSNorm, eps 1e-6 |
-| positions | RoPE, theta {config.rope_parameters['rope_theta']:g}, max {config.max_position_embeddings} | RoPE, theta 10000 |
+| positions | RoPE, theta {config.rope_parameters["rope_theta"]:g}, max {config.max_position_embeddings} | RoPE, theta 10000 |
 | q/k/v biases | yes | yes |
 | tied embeddings | no (separate `lm_head`) | no |
 | vocabulary | {config.vocab_size} | 151,936 |
-| parameters | {meta['parameters']:,} | 1,777,088,000 |
+| parameters | {meta["parameters"]:,} | 1,777,088,000 |
 | stored as | float32 safetensors | bf16 |
 
 Folder size: {size / 1e6:.1f} MB.
@@ -432,10 +435,10 @@ Folder size: {size / 1e6:.1f} MB.
 The `.py` files under the Python standard library directory (`sysconfig.get_paths()['stdlib']`), sorted by
 path, leaving out any directory named test, tests, idle_test, site-packages, dist-packages, `__pycache__`,
 encodings (generated codec tables) or pydoc_data. A file is held out when the sha256 of its relative path,
-taken as an integer mod 10, is 0: {meta['train_files']} train files ({meta['train_chars']:,} characters,
-{final['train_tokens']:,} tokens) and {meta['heldout_files']} held-out files ({meta['heldout_chars']:,}
-characters, {final['heldout_tokens']:,} tokens), listed in `heldout_files.txt`. `heldout_sample.txt` is
-{len((out / 'heldout_sample.txt').read_text(encoding='utf-8')):,} characters of held-out code (about 1,000
+taken as an integer mod 10, is 0: {meta["train_files"]} train files ({meta["train_chars"]:,} characters,
+{final["train_tokens"]:,} tokens) and {meta["heldout_files"]} held-out files ({meta["heldout_chars"]:,}
+characters, {final["heldout_tokens"]:,} tokens), listed in `heldout_files.txt`. `heldout_sample.txt` is
+{len((out / "heldout_sample.txt").read_text(encoding="utf-8")):,} characters of held-out code (about 1,000
 characters from the middle of each of the first 8 held-out files) used by the tests. The project's lessons are
 not used.
 
@@ -451,24 +454,25 @@ Decoding is byte-level, so `decode(encode(text)) == text` for NFC text.
 
 ## Training
 
-AdamW (betas 0.9/0.95, weight decay {a['weight_decay']} on matrices), learning rate {a['lr']:g} after a linear
-warm-up over {a['warmup']} steps, constant through phases A0 and A, then a cosine decay to {a['min_lr_ratio']:g} x
-that over phase B; gradient clipping at 1.0, float32, {meta['threads']} CPU thread(s).
+AdamW (betas 0.9/0.95, weight decay {a["weight_decay"]} on matrices), learning rate {a["lr"]:g} after a linear
+warm-up over {a["warmup"]} steps, constant through phases A0 and A, then a cosine decay to {a["min_lr_ratio"]:g} x
+that over phase B; gradient clipping at 1.0, float32, {meta["threads"]} CPU thread(s).
 
 A curriculum with repeated sequences, so that induction heads form early. Random token sequences repeated
 are the cleanest signal for an induction head, but copying a random token needs that token's input embedding
 and (untied) output row to be aligned, which takes long for rare tokens. Without the warm-up (three earlier
 runs of this architecture here, with a GPT-2-style or this pre-tokenizer and 25-37.5% random rows), the head
-formed once after about 5,500 steps and not at all within 9,000 and 11,500 steps the other two times. With a short warm-up on only the 64 most frequent tokens, an induction head
+formed once after about 5,500 steps and not at all within 9,000 and 11,500 steps the other two times. \
+With a short warm-up on only the 64 most frequent tokens, an induction head
 forms there within a couple of thousand steps and then extends to the whole vocabulary while the model learns
 the text:
 
 {phase_lines}
 
-{meta['steps']:,} steps, {meta['tokens_seen']:,} tokens seen; training time {meta['train_seconds'] / 60:.1f} min
-wall clock, {meta['train_cpu_seconds'] / 60:.1f} min of CPU time (total {meta['total_seconds'] / 60:.1f} min with tokenizer
+{meta["steps"]:,} steps, {meta["tokens_seen"]:,} tokens seen; training time {meta["train_seconds"] / 60:.1f} min
+wall clock, {meta["train_cpu_seconds"] / 60:.1f} min of CPU time (total {meta["total_seconds"] / 60:.1f} min with tokenizer
 training and evaluation; the machine's 2 cores were shared with other work). `training_log.csv` holds
-step, phase, loss (mixed batch), text_loss (plain-text rows), lr, tokens_seen and, every {a['eval_every']} steps,
+step, phase, loss (mixed batch), text_loss (plain-text rows), lr, tokens_seen and, every {a["eval_every"]} steps,
 held-out loss, train loss (64 windows of 128 tokens each) and the best previous-token and induction scores.
 
 ## Results
@@ -477,9 +481,9 @@ Losses are mean next-token cross-entropy in nats, on non-overlapping windows of 
 
 | | loss | unigram entropy of the same text |
 |---|---|---|
-| train files (2,048 windows) | {final['train_loss']:.3f} | |
-| held-out files (all) | {final['heldout_loss']:.3f} | {final['heldout_unigram_entropy']:.3f} |
-| `heldout_sample.txt` ({final['sample_tokens']:,} tokens) | {final['sample_loss']:.3f} | {final['sample_unigram_entropy']:.3f} |
+| train files (2,048 windows) | {final["train_loss"]:.3f} | |
+| held-out files (all) | {final["heldout_loss"]:.3f} | {final["heldout_unigram_entropy"]:.3f} |
+| `heldout_sample.txt` ({final["sample_tokens"]:,} tokens) | {final["sample_loss"]:.3f} | {final["sample_unigram_entropy"]:.3f} |
 
 The unigram entropy is that of the empirical token frequencies of the text itself (the loss of the best
 predictor that ignores context), so a held-out loss well below it shows the model uses context.
@@ -492,22 +496,22 @@ Previous-token score: mean attention from each position to the one before, on `h
 that followed the earlier occurrence of the current one.
 
 Previous-token heads (score >= 0.5):
-{_named(final['previous_token_scores'], 0.5, 'previous-token score')}
+{_named(final["previous_token_scores"], 0.5, "previous-token score")}
 
 Induction heads (score >= 0.3):
-{_named(final['induction_scores'], 0.3, 'induction score')}
+{_named(final["induction_scores"], 0.3, "induction score")}
 
 Previous-token scores:
 
-{_table(final['previous_token_scores'])}
+{_table(final["previous_token_scores"])}
 
 Induction scores:
 
-{_table(final['induction_scores'])}
+{_table(final["induction_scores"])}
 
 ### Greedy continuation
 
-`def __init__(self` -> `{final['continuation']!r}`
+`def __init__(self` -> `{final["continuation"]!r}`
 
 ## Limits
 

@@ -6,7 +6,8 @@ top-2) on the same Python-stdlib corpus, with the same tokenizer, as the dense d
 The tokenizer is not retrained: its files are copied from `internals/demo_model/` and the script checks that
 the copy, loaded with `AutoTokenizer` from the new folder, encodes exactly like the original. Plain text only
 (no copying curriculum: this model is for looking at experts and routing, not induction heads), batch
-8 x 128 (small, so that it trains in about 25 minutes on a CPU shared with other work), AdamW with a linear warm-up and a cosine decay, Mixtral's own load-balancing loss
+8 x 128 (small, so that it trains in about 25 minutes on a CPU shared with other work), AdamW with a linear
+warm-up and a cosine decay, Mixtral's own load-balancing loss
 (`output_router_logits=True`, `router_aux_loss_coef`) so that every expert gets used. Deterministic given the
 same versions and thread count (seed, numpy `default_rng` data order, `torch.use_deterministic_algorithms`).
 The model card (README.md, with measured expert specialisation) is written by

@@ -5,8 +5,9 @@
 - `diff_behaviour(base, tuned, prompt, ...)` -> `BehaviourDiff`: KL per position, the tokens that rose and fell,
   the cosine of the two residual streams per layer and position (imported lazily: it needs transformers).
 
-Modules: `types` (the result TypedDicts, torch-free), `matching` (which tensor goes with which), `adapter` (LoRA factors), `weights` (streamed exact
-figures), `rank` (singular values), `aggregates` (by layer and component), `cache`, `behaviour`.
+Modules: `types` (the result TypedDicts, torch-free), `matching` (which tensor goes with which), `adapter` (LoRA
+factors), `weights` (streamed exact figures), `rank` (singular values), `aggregates` (by layer and component),
+`cache`, `behaviour`.
 """
 
 from __future__ import annotations

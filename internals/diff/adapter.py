@@ -23,7 +23,9 @@ from internals.weights import WeightStore
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 _PREFIX = "base_model.model."
-_LORA_KEY = re.compile(r"^(?P<module>.+)\.(?P<kind>lora_A|lora_B|lora_embedding_A|lora_embedding_B)(\.[A-Za-z0-9_-]+)?(\.weight)?$")
+_LORA_KEY = re.compile(
+    r"^(?P<module>.+)\.(?P<kind>lora_A|lora_B|lora_embedding_A|lora_embedding_B)(\.[A-Za-z0-9_-]+)?(\.weight)?$"
+)
 
 
 @dataclass
@@ -85,7 +87,9 @@ def open_adapter(path: str | Path) -> Adapter:
     if peft_type != "LORA":
         raise UserError(f"{folder} is a {peft_type} adapter: diff reads LoRA adapters only")
     if config.get("use_dora"):
-        raise UserError(f"{folder} is a DoRA adapter (use_dora): its change is not B·A alone; merge it with peft and diff the merged folder")
+        raise UserError(
+            f"{folder} is a DoRA adapter (use_dora): its change is not B·A alone; merge it with peft and diff the merged folder"
+        )
     weights = folder / ADAPTER_WEIGHTS
     if not weights.is_file():
         pickled = folder / "adapter_model.bin"
@@ -108,7 +112,9 @@ def open_adapter(path: str | Path) -> Adapter:
     fan_in_fan_out = bool(config.get("fan_in_fan_out"))
     for module, parts in halves.items():
         if "A" not in parts or "B" not in parts:
-            raise UserError(f"{folder}: module {module} has only lora_{'A' if 'A' in parts else 'B'}: the adapter file is incomplete")
+            raise UserError(
+                f"{folder}: module {module} has only lora_{'A' if 'A' in parts else 'B'}: the adapter file is incomplete"
+            )
         a, b = store.entry(parts["A"]).shape, store.entry(parts["B"]).shape
         embedding = bool(parts.get("embedding"))
         if len(a) != 2 or len(b) != 2 or (b[1] != a[0] if not embedding else b[1] != a[0]):

@@ -1,7 +1,7 @@
 """How the change shows on a prompt: KL per position, the tokens that rose and fell, residual-stream cosines.
 
-Both models read the same token ids (BASE's tokenizer; TUNED needs none of its own). For each position t the next-token distributions
-give KL(tuned ‖ base) = Σ_v p_tuned(v) (log p_tuned(v) − log p_base(v)) (nats). "rose" / "fell" are the tokens
+Both models read the same token ids (BASE's tokenizer; TUNED needs none of its own). For each position t the next-token
+distributions give KL(tuned ‖ base) = Σ_v p_tuned(v) (log p_tuned(v) − log p_base(v)) (nats). "rose" / "fell" are the tokens
 whose log-probability changed most at the LAST position (the next token after the prompt): Δ = log p_tuned −
 log p_base. The residual streams are transformers' own `output_hidden_states=True` (the embeddings, then
 after each layer; the model's last entry is after the final norm for most architectures): for each of these
@@ -22,11 +22,11 @@ from typing import Any, TypedDict
 
 import torch
 
+from internals.diff.types import BehaviourDiff, TokenChange
 from internals.errors import UserError
 from internals.inference.loading import Loaded, load_for_inference
 from internals.inference.model_parts import prompt_tensor
 from internals.inference.tokens import token_label, tokenize
-from internals.diff.types import BehaviourDiff, TokenChange
 from internals.sources import ModelSource
 
 Progress = Callable[[float, str], None]

@@ -79,7 +79,7 @@ def match_models(base: OpenedModel, tuned: OpenedModel, pattern: str | None = No
     _check_architectures(base, tuned)
     bmap, b_alias = _names(base)
     tmap, t_alias = _names(tuned)
-    bstore, tstore = base.store, tuned.store
+    bstore, tstore = require_weights(base.store, "a diff"), require_weights(tuned.store, "a diff")
     pairs: list[TensorPair] = []
     seen: set[tuple[str, str]] = set()
     # a parameter's own name before the alias that ties another parameter to it (lm_head -> embedding)
@@ -105,11 +105,13 @@ def match_models(base: OpenedModel, tuned: OpenedModel, pattern: str | None = No
 def match_adapter(base: OpenedModel, adapter: Adapter, pattern: str | None = None) -> Matching:
     """Pair every base tensor with its LoRA change (or none); raise UserError when a target is not in the base."""
     bmap, b_alias = _names(base)
-    store = base.store
+    store = require_weights(base.store, "a diff")
     for weight in adapter.factors:
         if weight not in bmap:
             hint = f" (the adapter was made for {adapter.base_model_name})" if adapter.base_model_name else ""
-            raise UserError(f"the adapter changes {weight}, which BASE does not have{hint}: give the base model it was trained on")
+            raise UserError(
+                f"the adapter changes {weight}, which BASE does not have{hint}: give the base model it was trained on"
+            )
     for name in adapter.replaced:
         if name not in bmap:
             raise UserError(f"the adapter replaces {name}, which BASE does not have: give the base model it was trained on")

@@ -57,7 +57,11 @@ def row_blocks(pair: TensorPair, base: WeightStore, tuned: WeightStore | None,
         flat_o = other.reshape(-1) if pair.tuned is not None else None
         for lo in range(0, cols, chunk_elements):
             wb = flat_w[lo:lo + chunk_elements].to(torch.float64).reshape(1, -1)
-            d = (flat_o[lo:lo + chunk_elements].to(torch.float64).reshape(1, -1) - wb) if flat_o is not None else torch.zeros_like(wb)
+            d = (
+                (flat_o[lo : lo + chunk_elements].to(torch.float64).reshape(1, -1) - wb)
+                if flat_o is not None
+                else torch.zeros_like(wb)
+            )
             yield wb, d
         return
     for lo in range(0, rows, step):
@@ -67,8 +71,8 @@ def row_blocks(pair: TensorPair, base: WeightStore, tuned: WeightStore | None,
             d = other[lo:hi].to(torch.float64).sub_(wb)
         else:
             d = torch.zeros_like(wb)
-        if pair.lora is not None:
-            d = d + (a.T[lo:hi] @ b.T if pair.lora.transpose else b[lo:hi] @ a)  # type: ignore[union-attr]
+        if pair.lora is not None and a is not None and b is not None:
+            d = d + (a.T[lo:hi] @ b.T if pair.lora.transpose else b[lo:hi] @ a)
         yield wb, d
 
 
@@ -87,8 +91,8 @@ def col_blocks(pair: TensorPair, base: WeightStore, tuned: WeightStore | None,
         hi = min(cols, lo + step)
         d = (other[:, lo:hi].to(torch.float64) - w[:, lo:hi].to(torch.float64)) if other is not None \
             else torch.zeros((rows, hi - lo), dtype=torch.float64)
-        if pair.lora is not None:
-            d = d + (a.T @ b.T[:, lo:hi] if pair.lora.transpose else b @ a[:, lo:hi])  # type: ignore[union-attr]
+        if pair.lora is not None and a is not None and b is not None:
+            d = d + (a.T @ b.T[:, lo:hi] if pair.lora.transpose else b @ a[:, lo:hi])
         yield d
 
 
@@ -154,6 +158,7 @@ def _result(pair: TensorPair, n: int, delta2: float, base2: float, cross: float,
     tuned2 = max(0.0, base2 + 2 * cross + delta2)  # ‖W + ΔW‖²
     dot = base2 + cross  # <W, W + ΔW>
     delta_norm, base_norm = math.sqrt(delta2), math.sqrt(base2)
+    rel: float | None
     if base_norm > 0:
         rel = delta_norm / base_norm
     else:

@@ -21,7 +21,6 @@ from internals.errors import UserError
 from internals.experts.types import ExpertStats, FusedStats, RouterSummary
 from internals.stats import PatternCounts, compute_tensor_stats, count_patterns, dtype_info
 from internals.weights import require_weights
-from internals.worker.contract import TensorStats
 
 Progress = Callable[[float, str], None]
 Check = Callable[[], None]
@@ -67,7 +66,7 @@ def _stats_of(store, names: list[str], code: str, bins: int, counts: dict[str, P
             total = total + counts[n]
         return total.stats(bins)
     raw = np.concatenate([np.asarray(store.raw(n)).reshape(-1) for n in names])
-    numel = raw.size // dtype_info(code).itemsize
+    numel = int(raw.size // dtype_info(code).itemsize)
     return compute_tensor_stats(raw, code, (numel,), bins)
 
 

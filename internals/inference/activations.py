@@ -31,7 +31,7 @@ from internals.errors import UserError
 from internals.inference.attention import can_stop_early, eager_attention
 from internals.inference.capture import hooks
 from internals.inference.errors import translate_oom
-from internals.inference.model_parts import attention_module, decoder_layers, first_tensor, prompt_tensor
+from internals.inference.model_parts import attention_module, decoder_layers, output_tensor, prompt_tensor
 from internals.inference.patching import label
 from internals.inference.result_types import ActivationsResult, MassiveActivation, MassiveChannel
 
@@ -60,7 +60,7 @@ def residual_activations(loaded: Any, prompt_ids: Sequence[int], ratio: float = 
 
     def layer_hook(index: int):
         def hook(module: nn.Module, args: tuple, output: Any) -> None:
-            scan.add(index + 1, first_tensor(output))
+            scan.add(index + 1, output_tensor(output))
             report((index + 1) / len(layers), f"layer {index + 1} of {len(layers)}")
             if check is not None and stoppable:  # never abort mid-pass with offloaded weights
                 check()

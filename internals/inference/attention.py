@@ -208,11 +208,11 @@ def _implementation_set(model: nn.Module, name: str) -> Iterator[None]:
     if current == name:
         yield
         return
-    model.set_attn_implementation(name)
+    model.set_attn_implementation(name)  # type: ignore[operator]  # torch types dynamic attributes as Tensor | Module
     try:
         yield
     finally:
-        model.set_attn_implementation(current)
+        model.set_attn_implementation(current)  # type: ignore[operator]  # torch types dynamic attributes as Tensor | Module
 
 
 def can_stop_early(model: nn.Module) -> bool:

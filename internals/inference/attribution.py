@@ -34,6 +34,7 @@ from internals.inference.model_parts import (
     out_projection,
     projection_weight,
     prompt_tensor,
+    tensor_attr,
     vocab_size,
 )
 from internals.inference.norm_probe import FrozenNorm, freeze_norm, identity_norm
@@ -57,20 +58,23 @@ def direct_logit_attribution(loaded: Any, prompt_ids: Sequence[int], target_id: 
         run = capture(model, ids, ("embedding", "residual", "attention", "mlp", "heads"))
         if check is not None:
             check()
-        target = int(run.last_logits.argmax()) if target_id is None else int(target_id)
+        target = int(run.got("last_logits").argmax()) if target_id is None else int(target_id)
         final = run.residual[-1][-1]
         norm_module = final_norm(model)
         norm = freeze_norm(norm_module, final) if norm_module is not None else identity_norm(final.numel(), final.device)
         head = lm_head(model)
-        direction = head.weight[target].double()
-        head_bias = float(head.bias[target]) if getattr(head, "bias", None) is not None else 0.0
+        head_weight, head_bias_row = tensor_attr(head, "weight"), tensor_attr(head, "bias")
+        if head_weight is None:
+            raise UserError(f"{type(head).__name__}, the LM head, has no weight tensor")
+        direction = head_weight[target].double()
+        head_bias = float(head_bias_row[target]) if head_bias_row is not None else 0.0
         normed = norm_module(final[None]) if norm_module is not None else final[None]
         logit = float(head(normed)[0, target])
 
         def term(part: torch.Tensor) -> float:
             return float(norm.linear(part) @ direction)
 
-        embedding = term(run.embedding[-1])
+        embedding = term(run.got("embedding")[-1])
         attention = [term(a[-1]) for a in run.attention]
         mlp = [term(m[-1]) for m in run.mlp]
         heads = [head_terms(model, layer, run.heads[layer][-1], norm, direction) for layer in range(len(attention))]
@@ -100,7 +104,8 @@ def head_terms(model: Any, layer: int, heads_input: torch.Tensor, norm: FrozenNo
     writer = attention_writer(block)
     if writer is not attention_module(block):  # a post-attention norm: freeze it at its clean input
         projection = out_projection(attention_module(block))
-        bias = projection.bias.double() if getattr(projection, "bias", None) is not None else 0.0
+        out_bias = tensor_attr(projection, "bias")
+        bias = out_bias.double() if out_bias is not None else 0.0
         post = freeze_norm(writer, (outputs.sum(0) + bias).to(heads_input.dtype))
         outputs = post.linear(outputs)
     return [float(v) for v in norm.linear(outputs) @ direction]

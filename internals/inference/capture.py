@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -21,10 +21,11 @@ from internals.inference.model_parts import (
     attention_module,
     attention_writer,
     decoder_layers,
-    first_tensor,
+    hook_hidden_states,
     lm_head,
     mlp_writer,
     out_projection,
+    output_tensor,
     text_config,
 )
 
@@ -41,6 +42,13 @@ class Captured:
     mlp: list[torch.Tensor] = field(default_factory=list)  # what each MLP adds
     heads: list[torch.Tensor] = field(default_factory=list)  # input of each attention's output projection
     last_logits: torch.Tensor | None = None  # [vocab] float32 at the last position
+
+    def got(self, part: Literal["embedding", "last_logits"]) -> torch.Tensor:
+        """`embedding` or `last_logits` of a run that captured it (`capture` always keeps the last logits)."""
+        value = self.embedding if part == "embedding" else self.last_logits
+        if value is None:
+            raise RuntimeError(f"this run did not capture {part}")
+        return value
 
 
 @contextmanager
@@ -84,8 +92,7 @@ def capture(model: nn.Module, ids: torch.Tensor, parts: tuple[str, ...] = PARTS)
     handles = []
     if "embedding" in parts:
         def keep_embedding(module: nn.Module, args: tuple, kwargs: dict) -> None:
-            hidden = args[0] if args else kwargs.get("hidden_states")
-            out.embedding = hidden[0].detach().clone()
+            out.embedding = hook_hidden_states(args, kwargs)[0].detach().clone()
         handles.append(decoder_layers(model)[0].register_forward_pre_hook(keep_embedding, with_kwargs=True))
     for part in ("residual", "attention", "mlp"):
         if part in parts:
@@ -107,7 +114,7 @@ def capture(model: nn.Module, ids: torch.Tensor, parts: tuple[str, ...] = PARTS)
 
 def _keep_output(kept: list):
     def hook(module: nn.Module, args: tuple, output: Any) -> None:
-        kept.append(first_tensor(output)[0].detach().clone())
+        kept.append(output_tensor(output)[0].detach().clone())
     return hook
 
 

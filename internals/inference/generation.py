@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -19,8 +19,11 @@ from internals.inference.errors import translate_oom
 from internals.inference.model_parts import max_positions, prompt_tensor, vocab_size
 from internals.inference.tokens import IncrementalDecoder, token_label
 
+if TYPE_CHECKING:
+    from internals.worker.contract import NextTokens
 
-def next_token_topk(loaded: Any, prompt_ids: Sequence[int], k: int = 10) -> dict[str, Any]:
+
+def next_token_topk(loaded: Any, prompt_ids: Sequence[int], k: int = 10) -> NextTokens:
     """The model's k most likely next tokens after the prompt: ids, probs (softmax of the last logits) and
     pieces (a readable label per token)."""
     model = loaded.model
@@ -31,8 +34,8 @@ def next_token_topk(loaded: Any, prompt_ids: Sequence[int], k: int = 10) -> dict
         logits = _last_logits(model, ids)
         top = torch.topk(torch.softmax(logits, dim=-1), k)
     top_ids = top.indices.cpu().tolist()
-    return dict(ids=top_ids, probs=top.values.cpu().tolist(),
-                pieces=[token_label(loaded.tokenizer, i) for i in top_ids])
+    return {"ids": top_ids, "probs": top.values.cpu().tolist(),
+            "pieces": [token_label(loaded.tokenizer, i) for i in top_ids]}
 
 
 def generate_stream(loaded: Any, prompt_ids: Sequence[int], max_new_tokens: int, temperature: float = 0.0,
@@ -115,7 +118,7 @@ def _new_cache(model: nn.Module):
     from transformers import DynamicCache
 
     try:
-        return DynamicCache(config=model.config)
+        return DynamicCache(config=model.config)  # type: ignore[arg-type]  # torch types dynamic attributes as Tensor | Module
     except TypeError:
         return DynamicCache()
 

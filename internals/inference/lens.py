@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -22,13 +22,18 @@ from internals.inference.model_parts import (
     decoder_layers,
     final_norm,
     first_tensor,
+    hook_hidden_states,
     lm_head,
+    output_tensor,
     prompt_tensor,
     text_config,
     vocab_size,
 )
 from internals.inference.result_types import LensBest, LensReadout, TokenTracks
 from internals.inference.tokens import token_label
+
+if TYPE_CHECKING:
+    from internals.worker.contract import ActivationStat
 
 
 def logit_lens(loaded: Any, prompt_ids: Sequence[int], top_k: int = 5) -> dict[str, Any]:
@@ -49,7 +54,7 @@ def logit_lens(loaded: Any, prompt_ids: Sequence[int], top_k: int = 5) -> dict[s
         layers = []
         for index, hidden in enumerate(residuals[1:]):
             last = index == len(residuals) - 2
-            layer_logits = logits if last else lens_logits(model, hidden)
+            layer_logits = logits if last and logits is not None else lens_logits(model, hidden)
             layers.append(_top_entry(loaded.tokenizer, index, layer_logits, top_k, labels))
             del layer_logits
     return dict(num_layers=len(layers), top_k=top_k, num_tokens=int(ids.shape[1]), layers=layers)
@@ -83,12 +88,11 @@ def residual_stream(model: nn.Module, ids: torch.Tensor, with_logits: bool) -> t
     residuals: list[torch.Tensor | None] = [None] * (len(layers) + 1)
 
     def keep_input(module: nn.Module, args: tuple, kwargs: dict) -> None:
-        hidden = args[0] if args else kwargs.get("hidden_states")
-        residuals[0] = hidden[0].detach()
+        residuals[0] = hook_hidden_states(args, kwargs)[0].detach()
 
     def keep_output(position: int):
         def hook(module: nn.Module, args: tuple, output: Any) -> None:
-            residuals[position] = first_tensor(output)[0].detach()
+            residuals[position] = output_tensor(output)[0].detach()
         return hook
 
     handles = [layers[0].register_forward_pre_hook(keep_input, with_kwargs=True)]
@@ -144,7 +148,7 @@ def lens_token_tracks(loaded: Any, prompt_ids: Sequence[int], token_ids: Sequenc
         readouts: list[LensReadout] = []
         states = []
         for layer in range(len(run.residual)):
-            before = run.embedding if layer == 0 else run.residual[layer - 1]
+            before = run.got("embedding") if layer == 0 else run.residual[layer - 1]
             states.append(before[index] + run.attention[layer][index])
             readouts.append(LensReadout(layer=layer, stage="attention"))
             states.append(run.residual[layer][index])
@@ -198,7 +202,7 @@ class _Running:
         return mean, (m2 / count) ** 0.5, max(float(part[3]) for part in self.parts)
 
 
-def activation_stats(loaded: Any, prompt_ids: Sequence[int]) -> list[dict[str, Any]]:
+def activation_stats(loaded: Any, prompt_ids: Sequence[int]) -> list[ActivationStat]:
     """Statistics of the output of every Linear, norm, attention and MLP module for a prompt, in the order the
     modules first ran.
 
@@ -255,7 +259,7 @@ def _stats_hook(name: str, kind: str, running: dict[str, _Running]):
     return hook
 
 
-def _finish(name: str, stats: _Running) -> dict[str, Any]:
+def _finish(name: str, stats: _Running) -> ActivationStat:
     mean, std, max_abs = stats.combined()
     return {"name": name, "class": stats.cls, "kind": stats.kind, "shape": stats.shape, "mean": mean,
             "std": std, "max_abs": max_abs, "calls": len(stats.parts)}

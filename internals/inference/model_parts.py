@@ -9,6 +9,7 @@ attention child in each block, and a norm as the base model's last normalising c
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -85,7 +86,7 @@ def final_norm(model: nn.Module) -> nn.Module | None:
 
 
 def lm_head(model: nn.Module) -> nn.Module:
-    head = model.get_output_embeddings()
+    head = model.get_output_embeddings()  # type: ignore[operator]  # torch types dynamic attributes as Tensor | Module
     if head is None:
         raise UserError(f"{type(model).__name__} has no LM head: load it as a causal language model")
     return head
@@ -102,12 +103,13 @@ def max_positions(model: nn.Module) -> int | None:
 
 
 def vocab_size(model: nn.Module) -> int:
-    return int(model.get_input_embeddings().num_embeddings)
+    embedding = model.get_input_embeddings()  # type: ignore[operator]  # torch types dynamic attributes as Tensor | Module
+    return int(embedding.num_embeddings)
 
 
 def input_device(model: nn.Module) -> torch.device:
     """Where input ids must go: the embedding's execution device (accelerate may have offloaded its weight)."""
-    embedding = model.get_input_embeddings()
+    embedding = model.get_input_embeddings()  # type: ignore[operator]  # torch types dynamic attributes as Tensor | Module
     hook = getattr(embedding, "_hf_hook", None)
     device = getattr(hook, "execution_device", None)
     if device is not None:
@@ -139,6 +141,29 @@ def first_tensor(output) -> torch.Tensor | None:
     if isinstance(output, dict):
         return next((item for item in output.values() if isinstance(item, torch.Tensor)), None)
     return None
+
+
+def tensor_attr(module: nn.Module, name: str) -> torch.Tensor | None:
+    """`module.<name>` when it is a tensor (a weight, a bias), else None (absent, None or a submodule)."""
+    value = getattr(module, name, None)
+    return value if isinstance(value, torch.Tensor) else None
+
+
+def output_tensor(output: Any) -> torch.Tensor:
+    """`first_tensor` of an output that always holds one (a decoder layer's, a block's): raises when it does not."""
+    tensor = first_tensor(output)
+    if tensor is None:
+        raise RuntimeError(f"expected a tensor in the module's output, got {type(output).__name__}")
+    return tensor
+
+
+def hook_hidden_states(args: tuple, kwargs: dict[str, Any]) -> torch.Tensor:
+    """The hidden states a forward pre-hook registered `with_kwargs=True` sees: the first argument or the
+    `hidden_states` keyword."""
+    hidden = args[0] if args else kwargs.get("hidden_states")
+    if not isinstance(hidden, torch.Tensor):
+        raise RuntimeError(f"expected the hidden states as a tensor, got {type(hidden).__name__}")
+    return hidden
 
 
 # --- the parts that write into the residual stream (activations, patching, attribution) ----------------
@@ -181,7 +206,7 @@ def out_projection(attention: nn.Module) -> nn.Module:
     by side, [..., heads * head_dim], which is where per-head analyses hook."""
     for name in _OUT_PROJ_NAMES:
         child = getattr(attention, name, None)
-        if isinstance(child, nn.Linear) or type(child).__name__ == "Conv1D":
+        if isinstance(child, nn.Module) and (isinstance(child, nn.Linear) or type(child).__name__ == "Conv1D"):
             return child
     raise UserError(f"cannot find the output projection of {type(attention).__name__}: per-head analyses are not "
                     "supported for this architecture")
@@ -189,7 +214,9 @@ def out_projection(attention: nn.Module) -> nn.Module:
 
 def projection_weight(projection: nn.Module) -> torch.Tensor:
     """The projection's weight as [out, in] (GPT-2's Conv1D stores it as [in, out])."""
-    weight = projection.weight
+    weight = tensor_attr(projection, "weight")
+    if weight is None:
+        raise UserError(f"{type(projection).__name__} has no weight tensor")
     return weight.t() if type(projection).__name__ == "Conv1D" else weight
 
 

@@ -6,7 +6,7 @@ device, keeping only a running top-k, so the extra memory is one float32 chunk.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -14,10 +14,13 @@ from internals.errors import UserError
 from internals.inference.errors import translate_oom
 from internals.inference.tokens import token_label
 
+if TYPE_CHECKING:
+    from internals.worker.contract import Neighbours
+
 CHUNK_ROWS = 16384
 
 
-def embedding_neighbours(loaded: Any, token_id: int, k: int = 10, chunk_rows: int = CHUNK_ROWS) -> dict[str, Any]:
+def embedding_neighbours(loaded: Any, token_id: int, k: int = 10, chunk_rows: int = CHUNK_ROWS) -> Neighbours:
     """The k tokens whose input embedding rows are closest by cosine to token_id's row (the token excluded).
 
     Returns ids, pieces (readable labels) and cosine (floats, best first). Rows of zero norm have cosine 0.
@@ -34,7 +37,7 @@ def embedding_neighbours(loaded: Any, token_id: int, k: int = 10, chunk_rows: in
         raise UserError("k must be at least 1 (and the vocabulary must have more than one token)")
     with translate_oom(), torch.no_grad():
         ids, cosine = _top_cosine(weight, token_id, k, chunk_rows)
-    return dict(ids=ids, pieces=[token_label(loaded.tokenizer, i) for i in ids], cosine=cosine)
+    return {"ids": ids, "pieces": [token_label(loaded.tokenizer, i) for i in ids], "cosine": cosine}
 
 
 def _top_cosine(weight: torch.Tensor, token_id: int, k: int, chunk_rows: int) -> tuple[list[int], list[float]]:

@@ -67,9 +67,10 @@ def activation_patching(loaded: Any, clean_ids: Sequence[int], corrupt_ids: Sequ
         report(0.0, "clean and corrupted runs")
         clean_run = capture(model, clean, tuple(grids))
         corrupt_logits = last_position_logits(model, corrupt)[0]
-        target = int(clean_run.last_logits.argmax()) if target_id is None else int(target_id)
+        clean_logits = clean_run.got("last_logits")
+        target = int(clean_logits.argmax()) if target_id is None else int(target_id)
         other = _top_other(corrupt_logits, target)
-        clean_diff = float(clean_run.last_logits[target] - clean_run.last_logits[other])
+        clean_diff = float(clean_logits[target] - clean_logits[other])
         corrupt_diff = float(corrupt_logits[target] - corrupt_logits[other])
         cells = grid_cells(model, T=int(clean.shape[1]), grids=grids)
         diffs = patched_logit_diffs(model, corrupt, clean_run, cells, target, other, batch_size, report, check)

@@ -61,7 +61,7 @@ def find_routers(model: nn.Module) -> list[Router]:
     layers = decoder_layers(model)
     names = {id(module): name for name, module in model.named_modules()}
     for index, layer in enumerate(layers):
-        for block_name, block in layer.named_modules():
+        for block in layer.modules():
             if not hasattr(block, "experts"):
                 continue
             router = next((m for m in (getattr(block, "gate", None), getattr(block, "router", None))

@@ -69,6 +69,7 @@ naive_stats.__doc__ = "The torch baseline (`internals.stats.naive.naive_stats`),
 
 __all__ = [
     "CHUNK_ELEMENTS",
+    "MIN_BLOCK_ELEMENTS",
     "QUANTILES",
     "PatternCounts",
     "TensorStats",

@@ -41,7 +41,7 @@ def _decode_e4m3fn(p: np.ndarray) -> np.ndarray:
     return val
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def pattern_values(code: str) -> np.ndarray:
     """float64 value of every bit pattern of an 8/16-bit dtype (read-only array of 256 or 65,536)."""
     info = dtype_info(code)
@@ -88,7 +88,7 @@ class PatternTables:
     zero_patterns: np.ndarray
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def pattern_tables(code: str) -> PatternTables:
     v = pattern_values(code)
     finite = np.isfinite(v)

@@ -7,9 +7,10 @@ import math
 import os
 import sys
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -78,7 +79,7 @@ def threads() -> int:
         _import_numba_without_scipy()
     import numba
 
-    return max(1, int(numba.config.NUMBA_NUM_THREADS))
+    return max(1, int(numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]  # numba sets its config at import
 
 
 def _pool(n: int) -> ThreadPoolExecutor:
@@ -390,7 +391,7 @@ class PatternCounts:
         ranked = np.zeros(ranks.size, np.float64)
         _n, s1, sa, sq, s2, s4 = k.summarize_counts(counts, pats, t.values, ranks, edges, first, last, hist, ranked)
         value = dict(zip(ranks.tolist(), ranked.tolist()))
-        quantiles = {key: _lerp(value[a], value[b], g) for key, a, b, g in qranks}
+        quantiles: dict[str, float | None] = {key: _lerp(value[a], value[b], g) for key, a, b, g in qranks}
         mean = mn if mn == mx else s1 / n
         m2 = 0.0 if mn == mx else s2 / n
         m4 = s4 / n
@@ -437,7 +438,7 @@ def _typed_view(raw: Any, info: DtypeInfo, shape: tuple[int, ...]) -> tuple[np.n
         raise UserError(
             f"tensor data has {a.size} bytes but {info.code} {list(shape)} needs {numel * int(info.itemsize)}")
     # 8/16-bit dtypes are counted by bit pattern: read them as unsigned integers of their width
-    np_dtype = {1: "u1", 2: "<u2"}[info.itemsize] if info.pattern_bits else info.numpy
+    np_dtype = {1: "u1", 2: "<u2"}[int(info.itemsize)] if info.pattern_bits else info.numpy
     typed = a.view(np_dtype)
     typed.flags.writeable = False  # one compiled specialisation for memory maps and arrays alike
     return typed, numel
@@ -475,7 +476,7 @@ def count_patterns(raw: Any, dtype: str, shape: tuple[int, ...] | None = None, n
     if not info.pattern_bits:
         raise UserError(f"dtype {info.code} has no pattern counts (only 8- and 16-bit dtypes)")
     if shape is None:
-        shape = (_as_bytes(raw).size // info.itemsize,)
+        shape = (_as_bytes(raw).size // int(info.itemsize),)
     typed, _ = _typed_view(raw, info, tuple(shape))
     size = 1 << info.pattern_bits
     total = np.zeros(size, np.int64)
@@ -513,7 +514,7 @@ def count_patterns_many(items: list[tuple[Any, str, tuple[int, ...], str]], *,
         typed, _ = _typed_view(raw, info, tuple(shape))
         jobs.append((info, typed, tuple(int(s) for s in shape), name))
     totals = [np.zeros(1 << info.pattern_bits, np.int64) for info, *_ in jobs]
-    blocks = []  # (job, lo, hi), tensors in order
+    blocks: list[tuple[int, int, int]] = []  # (job, lo, hi), tensors in order
     for j, (_info, typed, _shape, _name) in enumerate(jobs):
         n = typed.size
         block = _block_size(n, chunk_elements)
@@ -612,7 +613,7 @@ class _WidePasses:
         self.n = typed.size
         self.block = _block_size(self.n, chunk_elements)
         self.is_float = info.kind == "float"
-        self.nbits = info.itemsize * 8 if self.is_float else 64
+        self.nbits = int(info.itemsize * 8) if self.is_float else 64
         self.bits_dtype = np.uint32 if self.nbits == 32 else np.uint64
 
     def _views(self, state: dict, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
@@ -704,13 +705,13 @@ def _select(counts: np.ndarray, rank: int) -> tuple[int, int]:
 def _wide_stats(typed: np.ndarray, info: DtypeInfo, shape, numel: int, bins: int, name: str,
                 chunk_elements: int | None) -> TensorStats:
     if numel == 0:
-        edges, hist = histogram_from_counts(np.zeros(0), np.zeros(0, np.int64), bins)
-        return _empty_stats(name, shape, info, numel, 0, 0, edges, hist)
+        edges, empty_hist = histogram_from_counts(np.zeros(0), np.zeros(0, np.int64), bins)
+        return _empty_stats(name, shape, info, numel, 0, 0, edges, empty_hist)
     p = _WidePasses(typed, info, chunk_elements)
     (nfin, nan, inf, zeros), (s1, sa, sq), mn, mx, top = p.pass1()
     if nfin == 0:
-        edges, hist = histogram_from_counts(np.zeros(0), np.zeros(0, np.int64), bins)
-        return _empty_stats(name, shape, info, numel, nan, inf, edges, hist)
+        edges, empty_hist = histogram_from_counts(np.zeros(0), np.zeros(0, np.int64), bins)
+        return _empty_stats(name, shape, info, numel, nan, inf, edges, empty_hist)
     mean = mn if mn == mx else s1 / nfin  # a constant tensor: exact mean, std 0
 
     # exact order statistics by radix select, 16 key bits per level (32-bit keys: 2 levels, 64-bit: 4);
@@ -719,7 +720,8 @@ def _wide_stats(typed: np.ndarray, info: DtypeInfo, shape, numel: int, bins: int
     wanted = sorted({r for _, a, b, _ in ranks for r in (a, b)})
     state = {r: _select(top, r) for r in wanted}  # rank -> (key prefix, rank within that prefix)
     edges, first, last = histogram_edges(mn, mx, bins)
-    hist = central = None
+    hist: np.ndarray | None = None
+    central: list[float] | None = None
     for level in range(1, p.nbits // 16):
         prefix_bits = 16 * level
         uniq, slot_prefix, slot_top, table16 = _radix_slots([state[r][0] for r in wanted], prefix_bits)
@@ -736,7 +738,9 @@ def _wide_stats(typed: np.ndarray, info: DtypeInfo, shape, numel: int, bins: int
             d, within = _select(refine[slot_of[pre]], within)
             state[r] = ((pre << 16) | d, within)
     value = {r: p.decode_key(state[r][0]) for r in wanted}
-    quantiles = {key: _lerp(value[a], value[b], g) for key, a, b, g in ranks}
+    quantiles: dict[str, float | None] = {key: _lerp(value[a], value[b], g) for key, a, b, g in ranks}
+    if central is None or hist is None:
+        raise RuntimeError(f"{p.nbits}-bit keys need at least two radix levels")
 
     c1, c2, c4 = central
     m2 = 0.0 if mn == mx else max(0.0, (c2 - c1 * c1 / nfin) / nfin)

@@ -53,7 +53,7 @@ class DeviceCounter:
         if self.cuda:
             self._host = [torch.empty(self.chunk_bytes, dtype=torch.uint8, pin_memory=True) for _ in range(2)]
             self._stream = torch.cuda.Stream(self.device)
-            self._done = [None, None]
+            self._done: list[torch.cuda.Event | None] = [None, None]
 
     def count(self, raw: Any, dtype: str, shape: tuple[int, ...] | None = None, name: str = "") -> PatternCounts:
         torch = self.torch
@@ -71,8 +71,9 @@ class DeviceCounter:
             part = a[lo:lo + self.chunk_bytes]
             if self.cuda:
                 slot = i % 2
-                if self._done[slot] is not None:
-                    self._done[slot].synchronize()  # the copy out of this pinned buffer has finished
+                done = self._done[slot]
+                if done is not None:
+                    done.synchronize()  # the copy out of this pinned buffer has finished
                 host = self._host[slot][: part.size]
                 host.numpy()[:] = part
                 with torch.cuda.stream(self._stream):

@@ -32,7 +32,7 @@ def naive_stats(raw: Any, dtype: str, shape: tuple[int, ...], bins: int = 64, na
     a = _as_bytes(raw)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # read-only buffers
-        t = torch.frombuffer(memoryview(a), dtype=torch_dtype) if a.size else torch.empty(0, dtype=torch_dtype)
+        t = torch.frombuffer(memoryview(a), dtype=torch_dtype)  # type: ignore[arg-type]  # numpy's stubs lack __buffer__ if a.size else torch.empty(0, dtype=torch_dtype)
     x = t.reshape(shape).float().flatten()
     nan = int(torch.isnan(x).sum())
     inf = int(torch.isinf(x).sum())

@@ -14,8 +14,8 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from internals.errors import Cancelled, ModelRefused, UserError, WorkerCrashed, from_wire
 from internals.diff.types import BehaviourDiff, RankInfo, TensorDiff, WeightDiff
+from internals.errors import Cancelled, ModelRefused, UserError, WorkerCrashed, from_wire
 from internals.worker.contract import (
     ActivationsResult,
     ActivationStats,

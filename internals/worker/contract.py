@@ -15,6 +15,7 @@ from typing import Any, Literal, TypedDict
 
 import numpy as np
 
+from internals.diff.types import BehaviourDiff, DiffAggregates, GroupDiff, RankInfo, TensorDiff, TokenChange, WeightDiff
 from internals.experts.types import ExpertStats, FusedStats, LayerRouting, RouterSummary, Routing, SharedExperts
 from internals.inference.chat_template import ChatRendering, ChatToken
 from internals.inference.result_types import (
@@ -27,13 +28,12 @@ from internals.inference.result_types import (
     PatchingResult,
     TokenTracks,
 )
-
-#: A sink head: its mean attention weight on the first token, over the query positions >= 1, is above this.
-SINK_SHARE = 0.5
-from internals.diff.types import BehaviourDiff, DiffAggregates, GroupDiff, RankInfo, TensorDiff, TokenChange, WeightDiff
 from internals.spectrum import EsdHistogram, TensorSpectrum
 from internals.spectrum.model import ModelSpectra, SpectrumBrief
 from internals.spectrum.powerlaw import PowerLawFit
+
+#: A sink head: its mean attention weight on the first token, over the query positions >= 1, is above this.
+SINK_SHARE = 0.5
 
 # --- weights: summary, tree, statistics, previews -------------------------------------------------------
 

@@ -11,6 +11,7 @@ import dataclasses
 import re
 import sys
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +67,7 @@ def contract_section() -> str:
     lines = []
     for t in contract.RESULT_TYPES:
         hints = typing.get_type_hints(t)
-        optional = getattr(t, "__optional_keys__", frozenset())
+        optional: frozenset[str] = getattr(t, "__optional_keys__", frozenset())
         keys = ", ".join(f"`{k}`{'?' if k in optional else ''}: {_type_name(v)}" for k, v in hints.items())
         lines.append(f"- `{t.__name__}`: {keys}")
     return "\n".join(lines)
@@ -75,12 +76,17 @@ def contract_section() -> str:
 SECTIONS = {"protocol.md": {"operations": operations_section}, "contracts.md": {"wire-types": contract_section}}
 
 
-def render(text: str, sections: dict[str, Any]) -> str:
+def _filled(body: str) -> Callable[[re.Match[str]], str]:
+    """The replacement of one generated section: its two markers around `body`."""
+    return lambda m: m.group(1) + body + "\n" + m.group(2)
+
+
+def render(text: str, sections: dict[str, Callable[[], str]]) -> str:
     for name, make in sections.items():
         pattern = re.compile(rf"(<!-- generated:{name} -->\n)(?:.*?\n)?(<!-- end:{name} -->)", re.S)
         if not pattern.search(text):
             raise ValueError(f"no <!-- generated:{name} --> ... <!-- end:{name} --> markers")
-        text = pattern.sub(lambda m: m.group(1) + make() + "\n" + m.group(2), text)
+        text = pattern.sub(_filled(make()), text)
     return text
 
 

@@ -4,12 +4,12 @@ An operation is a plain function `fn(ctx: OpContext, request) -> result`, regist
 request dataclass and its result TypedDict (internals/worker/contract.py), and what the dispatcher must do
 around it: load the model first (`needs_model`), run it under the compute lock (`compute_lock`: one forward
 pass at a time on one device; `compute_lock="step"` for a long operation that takes the lock per step itself
-with `ctx.step()`, so that other clients' requests run between its steps), which cancellation group clients use by default (`group`), and whether it
-streams items before its result (`streams`, with the `item` type). `dispatch` checks a request's parameters
-against the request type (a `BadRequest` names the bad one: never a traceback), then runs the one sequence
-every forward operation shares: load (with progress) -> lock -> check cancellation -> run -> out-of-memory
-translation. Adding an analysis is one request dataclass, one result TypedDict and one decorated function
-(see docs/architecture.md, "How to add an operation").
+with `ctx.step()`, so that other clients' requests run between its steps), which cancellation group clients
+use by default (`group`), and whether it streams items before its result (`streams`, with the `item` type).
+`dispatch` checks a request's parameters against the request type (a `BadRequest` names the bad one: never a
+traceback), then runs the one sequence every forward operation shares: load (with progress) -> lock -> check
+cancellation -> run -> out-of-memory translation. Adding an analysis is one request dataclass, one result
+TypedDict and one decorated function (see docs/architecture.md, "How to add an operation").
 
 Torch-free: the explorer's client reads the registry for default groups and request checks.
 """
@@ -185,6 +185,8 @@ def parse_request(name: str, request: type[Req], params: Any) -> Req:
     if not isinstance(params, Mapping):
         raise BadRequest(f"{name}: the parameters must be an object, not {type(params).__name__}")
     hints = typing.get_type_hints(request)
+    if not dataclasses.is_dataclass(request):
+        raise TypeError(f"{name}: the request type {request.__name__} is not a dataclass")
     fields = {f.name: f for f in dataclasses.fields(request)}
     unknown = sorted(set(params) - set(fields))
     if unknown:
@@ -245,7 +247,9 @@ def describe(hint: Any) -> str:
         return "an object"
     if hint is Any:
         return "any value"
-    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(hint, getattr(hint, "__name__", str(hint)))
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
+        hint, getattr(hint, "__name__", str(hint))
+    )
 
 
 def request_fields(op: Operation) -> list[tuple[str, str, Any]]:

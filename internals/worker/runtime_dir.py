@@ -14,7 +14,11 @@ def private_runtime_dir() -> Path:
     import tempfile
 
     base = os.environ.get("XDG_RUNTIME_DIR")
-    root = Path(base) / "llm-internals" if base and os.access(base, os.W_OK) else Path(tempfile.gettempdir()) / f"llm-internals-{os.getuid()}"
+    root = (
+        Path(base) / "llm-internals"
+        if base and os.access(base, os.W_OK)
+        else Path(tempfile.gettempdir()) / f"llm-internals-{os.getuid()}"
+    )
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
     info = root.stat()
     if info.st_uid != os.getuid() or stat.S_IMODE(info.st_mode) & 0o077:

@@ -18,12 +18,15 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from internals.errors import Cancelled, DeviceFailed, InternalError, UserError, to_wire
 from internals.model import OpenedModel
 from internals.worker.fair_lock import FairLock
 from internals.worker.operations import OpContext, Send, dispatch, get_operation
+
+if TYPE_CHECKING:
+    from internals.inference.loading import Loaded
 
 log = logging.getLogger("llm_internals.worker")
 
@@ -49,7 +52,7 @@ class ModelService:
                  exit_on_broken_device: bool = False) -> None:
         self.opened = opened
         self.options = options or RuntimeOptions()
-        self.loaded_model = None
+        self.loaded_model: Loaded | None = None
         self._load_lock = threading.Lock()
         self.compute_lock = FairLock()
         self._active: dict[tuple[Any, str], OpContext] = {}
@@ -69,7 +72,8 @@ class ModelService:
         method = str(header.get("method", ""))
         ctx = OpContext(rid, send, self)
         client = header.get("client")
-        key = (client, header.get("group")) if header.get("group") else None
+        group = header.get("group")
+        key = (client, str(group)) if group else None
         with self._active_lock:
             if key is not None:
                 older = self._active.get(key)

@@ -184,8 +184,11 @@ class ManagedWorker(ExplorerClient):
             if self.crashed is not None:
                 raise (ModelRefused if self._refused else WorkerCrashed)(self.crashed)
             self.wait_ready()
+        client = self.client
+        if client is None:  # wait_ready raises unless the worker is up
+            raise WorkerCrashed(self.crashed or "the worker is not running")
         try:
-            yield from self.client._request(method, params, group)
+            yield from client._request(method, params, group)
         except WorkerCrashed:
             code = self.proc.poll() if self.proc else None
             self.crashed = f"the worker crashed (exit status {code})" if code is not None else "the worker connection broke"

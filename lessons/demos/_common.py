@@ -369,14 +369,14 @@ def resized_config(config: Any, *, layers: int, heads: int, kv_heads: int, head_
 
 
 def config_dims(config: Any) -> dict[str, int]:
-    heads = int(getattr(config, "num_attention_heads"))
-    hidden = int(getattr(config, "hidden_size"))
+    heads = int(config.num_attention_heads)
+    hidden = int(config.hidden_size)
     kv = getattr(config, "num_key_value_heads", None) or heads
     head_dim = getattr(config, "head_dim", None) or hidden // heads
     inter = getattr(config, "intermediate_size", None) or getattr(config, "n_inner", None) or 4 * hidden
-    return {"layers": int(getattr(config, "num_hidden_layers")), "hidden": hidden, "heads": heads,
+    return {"layers": int(config.num_hidden_layers), "hidden": hidden, "heads": heads,
             "kv_heads": int(kv), "head_dim": int(head_dim), "intermediate": int(inter),
-            "vocab": int(getattr(config, "vocab_size"))}
+            "vocab": int(config.vocab_size)}
 
 
 def new_model(config: Any, seed: int) -> torch.nn.Module:

@@ -54,4 +54,7 @@ class DemoContext:
 
     def sub(self, start: float, end: float) -> Callable[[float, str], None]:
         """A progress callback mapping [0, 1] onto [start, end] of this demo's bar."""
-        return lambda fraction, message="": self.progress(start + (end - start) * float(fraction), message)
+        def report(fraction: float, message: str = "") -> None:
+            self.progress(start + (end - start) * float(fraction), message)
+
+        return report

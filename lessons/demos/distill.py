@@ -12,7 +12,8 @@ Result keys: temperature, teacher {parameters, layers, hidden_size}, student {pa
 heads, kv_heads, intermediate_size}, compression, steps, batch, seq_len, lr, kl [[step, value]],
 heldout_kl [[step, value]], initial_kl, final_kl, initial_heldout_kl, final_heldout_kl,
 top1_agreement {before, after} (share of held-out positions where the student's top token is the teacher's),
-text {train, heldout}, notes, saved {path, kind "student", command} (the trained student, in `save_to`; default under the cache), elapsed_s, stopped.
+text {train, heldout}, notes, saved {path, kind "student", command} (the trained student, in `save_to`; default
+under the cache), elapsed_s, stopped.
 """
 
 from __future__ import annotations

@@ -111,7 +111,9 @@ def run(opened: Any, params: dict[str, Any], ctx: DemoContext) -> dict[str, Any]
     for i in range(group):
         ctx.point("advantage", i, float(adv[i]))
     fresh_before = _fresh_group_reward(model, tok, prompt_ids, answer, group, n_new, temperature, seed + 1, stop)
-    attention = (torch.arange(ids.shape[1]) < (len(prompt_ids) + completion_mask[:, len(prompt_ids):].sum(1, keepdim=True))).long()
+    attention = (
+        torch.arange(ids.shape[1]) < (len(prompt_ids) + completion_mask[:, len(prompt_ids) :].sum(1, keepdim=True))
+    ).long()
     device = C.model_device(model)
     ids, completion_mask, attention = ids.to(device), completion_mask.to(device), attention.to(device)
     token_mask = completion_mask[:, 1:].float()

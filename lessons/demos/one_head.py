@@ -88,11 +88,12 @@ def head_numbers(loaded: Any, ids: list[int], layer: int, head: int, position: i
     q = q_proj(x).view(len(ids), heads, head_dim)[:, head]  # [T, dh]
     k = k_proj(x).view(len(ids), kv_heads, head_dim)[:, kv]
     v = v_proj(x).view(len(ids), kv_heads, head_dim)[:, kv]
-    if isinstance(getattr(attn, "q_norm", None), torch.nn.Module):  # Qwen3-style per-head norms before RoPE
-        q, k = attn.q_norm(q), attn.k_norm(k)
+    q_norm, k_norm = getattr(attn, "q_norm", None), getattr(attn, "k_norm", None)
+    if isinstance(q_norm, torch.nn.Module) and isinstance(k_norm, torch.nn.Module):  # Qwen3-style per-head norms before RoPE
+        q, k = q_norm(q), k_norm(k)
     rope = seen.get("rope")
     if rope is not None:
-        rotate = getattr(sys.modules[type(attn).__module__], "apply_rotary_pos_emb")
+        rotate = sys.modules[type(attn).__module__].apply_rotary_pos_emb
         cos, sin = rope
         q, k = rotate(q[None, None], k[None, None], cos, sin)
         q, k = q[0, 0], k[0, 0]

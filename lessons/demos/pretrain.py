@@ -176,7 +176,7 @@ def _sample(model: torch.nn.Module, tokenizer: Any, prompt: str, vocab_map: dict
     ids = C.encode(tokenizer, prompt)
     stop = set() if eos is None else {eos}
     if vocab_map is not None:
-        table, used = vocab_map["table"], vocab_map["used"]
+        table = vocab_map["table"]
         ids = [int(table[i]) for i in ids if i < table.numel() and table[i] >= 0]
         stop = {int(table[e]) for e in stop if table[e] >= 0}
     ids = ids or [0]

@@ -12,7 +12,8 @@ Streams {"series": "loss", "x": step, "y": student's loss on a training batch of
 teacher {role, parameters, layers, hidden_size}, student {role, parameters, layers, hidden_size}, samples
 {train, heldout, prompt_tokens, gen_tokens, temperature, examples [{prompt, completion}]}, teacher_heldout_loss
 (the teacher's own loss on its held-out samples: the floor a perfect imitator approaches), loss [[step, value]],
-heldout_loss [[step, value]], initial_heldout_loss, final_heldout_loss, steps, batch, lr, notes, saved {path, kind "student", command} (the trained student, in `save_to`; default under the cache), elapsed_s, stopped.
+heldout_loss [[step, value]], initial_heldout_loss, final_heldout_loss, steps, batch, lr, notes,
+saved {path, kind "student", command} (the trained student, in `save_to`; default under the cache), elapsed_s, stopped.
 """
 
 from __future__ import annotations

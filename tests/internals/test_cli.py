@@ -7,12 +7,8 @@ import os
 import shutil
 import struct
 import subprocess
-import sys
 
-import pytest
-
-from tests_helpers import DATA
-from tests_helpers import run_cli
+from tests_helpers import DATA, run_cli
 
 REFERENCE_CONFIG = DATA / "deepseek-r1-distill-qwen-1.5b.config.json"
 

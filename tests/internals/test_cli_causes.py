@@ -7,8 +7,8 @@ import json
 
 import numpy as np
 import pytest
-
 from test_cli import assert_user_error
+
 from tests_helpers import run_cli
 
 CLEAN, CORRUPT = "def f(x): return x", "def g(x): return x"

@@ -123,7 +123,7 @@ def test_heldout_loss_well_below_unigram_entropy(loaded, sample_text, card):
 
 def _card_heads(card: str, label: str) -> dict[tuple[int, int], float]:
     pattern = rf"^- layer (\d+) head (\d+): {label} ([\d.]+)$"
-    return {(int(l), int(h)): float(s) for l, h, s in re.findall(pattern, card, flags=re.M)}
+    return {(int(layer), int(h)): float(s) for layer, h, s in re.findall(pattern, card, flags=re.M)}
 
 
 def test_previous_token_and_induction_heads(loaded, sample_text, card):
@@ -136,16 +136,16 @@ def test_previous_token_and_induction_heads(loaded, sample_text, card):
     assert prev.shape == ind.shape == (model.config.num_hidden_layers, model.config.num_attention_heads)
     prev_heads = heads.top_heads(prev, 0.5)
     ind_heads = heads.top_heads(ind, 0.3)
-    print("previous-token heads:", [(l, h, round(s, 3)) for l, h, s in prev_heads])
-    print("induction heads:", [(l, h, round(s, 3)) for l, h, s in ind_heads])
+    print("previous-token heads:", [(layer, h, round(s, 3)) for layer, h, s in prev_heads])
+    print("induction heads:", [(layer, h, round(s, 3)) for layer, h, s in ind_heads])
     assert prev_heads, f"no previous-token head; best {prev.max():.3f}"
     assert ind_heads, f"no induction head; best {ind.max():.3f}"
     # the heads named in the model card are the ones measured here
     for label, found in (("previous-token score", prev_heads), ("induction score", ind_heads)):
         named = _card_heads(card, label)
-        assert set(named) == {(l, h) for l, h, _ in found}, label
-        for l, h, s in found:
-            assert named[(l, h)] == pytest.approx(s, abs=0.02)
+        assert set(named) == {(layer, h) for layer, h, _ in found}, label
+        for layer, h, s in found:
+            assert named[(layer, h)] == pytest.approx(s, abs=0.02)
 
 
 def test_greedy_continuation_looks_like_python(loaded):

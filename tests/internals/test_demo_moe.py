@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
-from tests_helpers import run_cli
 
 from internals.demo_model_training import moe_card
 from internals.demo_path import demo_model_path, demo_path
+from tests_helpers import run_cli
 
 REQUIRED_FILES = ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "README.md",
                   "training_log.csv", "metrics.json", moe_card.SAMPLE_FILE, moe_card.SPEC_FILE]

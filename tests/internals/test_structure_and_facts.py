@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import math
 
 import pytest
 
-from tests_helpers import DATA
 from internals.model import open_model
+from tests_helpers import DATA
 
 REFERENCE_CONFIG = DATA / "deepseek-r1-distill-qwen-1.5b.config.json"
 

@@ -11,8 +11,8 @@ import time
 import uuid
 
 import pytest
-
 from test_tmux import capture, wait_for, worker_pids
+
 from tests_helpers import REPO
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")

@@ -43,17 +43,17 @@ def block_reduce(matrix: np.ndarray, row_factor: int, col_factor: int, how: Bloc
     padded = np.full((out_rows * row_factor, out_cols * col_factor), np.nan)
     padded[:rows, :cols] = matrix
     blocks = padded.reshape(out_rows, row_factor, out_cols, col_factor).transpose(0, 2, 1, 3)
-    blocks = blocks.reshape(out_rows, out_cols, row_factor * col_factor)
+    cells = blocks.reshape(out_rows, out_cols, row_factor * col_factor)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN blocks stay NaN
         if how == "mean":
-            return np.nanmean(blocks, axis=2)
+            return np.nanmean(cells, axis=2)
         if how == "max":
-            return np.nanmax(blocks, axis=2)
+            return np.nanmax(cells, axis=2)
         if how == "absmax":
-            magnitude = np.where(np.isnan(blocks), -1.0, np.abs(blocks))
+            magnitude = np.where(np.isnan(cells), -1.0, np.abs(cells))
             pick = np.argmax(magnitude, axis=2)[..., np.newaxis]
-            return np.take_along_axis(blocks, pick, axis=2)[..., 0]
+            return np.take_along_axis(cells, pick, axis=2)[..., 0]
     raise ValueError(f"unknown block reduction {how!r}")
 
 

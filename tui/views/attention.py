@@ -14,8 +14,8 @@ from textual.widgets import Input, Static
 from internals.worker.contract import SINK_SHARE
 from tui.components.heatmap import Heatmap
 from tui.components.heatmap_grid import SmallMultiples, gqa_groups
-from tui.views.base import RemoteView
 from tui.css import widget_css
+from tui.views.base import RemoteView
 
 DEFAULT_PROMPT = "def add(self, value):\n    self.total = self.total + value\n    return self.total"
 MAX_EXACT_TOKENS = 96
@@ -131,7 +131,9 @@ class AttentionView(RemoteView):
         tokens = self.labels()
         q, k = event.row, event.col
         self.query_one("#attention-info", Static).update(
-            f"query {q} {tokens[q]!r} → key {k} {tokens[k]!r}: {event.value:.4f}   (layer {self.data['layer']} head {self.head_idx})")
+            f"query {q} {tokens[q]!r} → key {k} {tokens[k]!r}: {event.value:.4f}   "
+            f"(layer {self.data['layer']} head {self.head_idx})"
+        )
 
     @on(SmallMultiples.Selected)
     def _pick_head(self, event: SmallMultiples.Selected) -> None:

@@ -18,9 +18,9 @@ from textual.widgets import Static
 
 from tui.components.heat_strip import HeatStrip
 from tui.components.lineplot import LinePlot
+from tui.css import widget_css
 from tui.messages import OpenNode, Progress, SpectraComputed
 from tui.views.base import RemoteView
-from tui.css import widget_css
 
 METRICS = ("std", "rms", "kurtosis", "abs_mean", "max_abs", "alpha", "stable_rank", "spikes")
 #: The metrics of the whole-model spectra (`spectra` request) rather than of the statistics.

@@ -137,6 +137,8 @@ class ExpertsView(RemoteView):
 
     def _info(self, extra: str = "") -> None:
         layer, data = self.current_layer(), self.data
+        if layer is None or data is None:  # nothing routed yet
+            return
         count = len(data["layers"])
         self.query_one("#experts-info", Static).update(
             extra or f"MoE layer {layer['layer']} ({self.position + 1} of {count})  ·  top-{data['top_k']} of "

@@ -11,8 +11,8 @@ from textual.widget import Widget
 from textual.widgets import Input, Static
 
 from tui.components.lens_grid import LensGrid
-from tui.views.base import RemoteView
 from tui.css import widget_css
+from tui.views.base import RemoteView
 
 DEFAULT_PROMPT = "import numpy as np\nx = np.zeros"
 
@@ -76,7 +76,12 @@ class LensView(RemoteView):
 
     def _request(self) -> None:
         prompt = self.prompt
-        self.fetch("lens", lambda source: source.lens(prompt, top_k=5, on_progress=self.progress), self._show, loading="running the logit lens…")
+        self.fetch(
+            "lens",
+            lambda source: source.lens(prompt, top_k=5, on_progress=self.progress),
+            self._show,
+            loading="running the logit lens…",
+        )
 
     def _show(self, data: dict[str, Any]) -> None:
         self.data = data

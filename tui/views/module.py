@@ -39,7 +39,9 @@ class ModuleView(VerticalScroll):
             shape = "×".join(map(str, child["shape"])) if child.get("shape") else ""
             table.add_row(child["name"].rsplit(".", 1)[-1], kind, shape, f"{child['numel']:,}", f"{100 * share:.1f}%",
                           Text("█" * max(0, round(20 * share)), style="cyan"))
-        head = Text(f"{human_count(node['numel'])} parameters, {100 * node['numel'] / model_total:.2f}% of the model", style="bold")
+        head = Text(
+            f"{human_count(node['numel'])} parameters, {100 * node['numel'] / model_total:.2f}% of the model", style="bold"
+        )
         self.data = {"module": node, "children": children}
         from rich.console import Group
 

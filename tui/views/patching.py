@@ -56,8 +56,16 @@ class PatchingView(RemoteView):
         yield Static("", id="patching-cell")
         yield Heatmap(title="patching", ramp="diverging", vmin=-1.0, vmax=1.0, row_axis="layer", col_axis="position", max_scale=8,
                       id="patching-grid")
-        yield Heatmap(title="patching heads", ramp="diverging", vmin=-1.0, vmax=1.0, row_axis="layer", col_axis="head", max_scale=8,
-                      id="patching-heads")
+        yield Heatmap(
+            title="patching heads",
+            ramp="diverging",
+            vmin=-1.0,
+            vmax=1.0,
+            row_axis="layer",
+            col_axis="head",
+            max_scale=8,
+            id="patching-heads",
+        )
 
     def heatmap(self) -> Heatmap:
         """The heatmap of the current grid (heads have their own: layers × heads)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.console import Group
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 from textual.containers import VerticalScroll
@@ -71,8 +71,11 @@ class SummaryView(VerticalScroll):
         elif bool(tied) == bool(shared):
             check.append(f"config says {'tied' if tied else 'untied'}, stored tensors agree", style="green")
         else:
-            check.append(f"config says {'tied' if tied else 'untied'} but the stored tensors are {'shared' if shared else 'separate'}", style="yellow")
-        parts = [card, check, Text(""), breakdown_chart(summary), Text(""), layer_chart(summary)]
+            check.append(
+                f"config says {'tied' if tied else 'untied'} but the stored tensors are {'shared' if shared else 'separate'}",
+                style="yellow",
+            )
+        parts: list[RenderableType] = [card, check, Text(""), breakdown_chart(summary), Text(""), layer_chart(summary)]
         if summary.get("provisional"):
             parts.insert(0, Text("provisional: read from the weight files' headers; the exact card follows "
                                  "as soon as the worker has built the model with transformers", style="yellow"))

@@ -22,9 +22,9 @@ from tui.components.esd_plot import EsdPlot
 from tui.components.heatmap import Heatmap
 from tui.components.heatmap_grid import SmallMultiples
 from tui.components.histogram import Histogram
-from tui.messages import Progress
 from tui.css import widget_css
 from tui.expert_layout import is_fused_experts
+from tui.messages import Progress
 from tui.views.base import RemoteView
 from tui.views.router_panel import RouterPanel
 
@@ -201,7 +201,10 @@ class TensorView(RemoteView):
                        self._show_stats, loading=f"exact statistics over {len(node['stored'])} stored tensors…")
             return
         if node.get("converted") and len(node.get("stored") or []) != 1:
-            self.set_message("this parameter is built at load time from several stored tensors: open them from `llm-internals stats` (their statistics are per stored tensor)")
+            self.set_message(
+                "this parameter is built at load time from several stored tensors: "
+                "open them from `llm-internals stats` (their statistics are per stored tensor)"
+            )
             self.query_one("#tensor-stats", Static).update("")
             return
         name = node["tied_to"] or node["name"]
@@ -236,7 +239,9 @@ class TensorView(RemoteView):
         self.preview = preview
         shape = preview["shape"]
         self.query_one("#tensor-heatmap", Heatmap).set_matrix(
-            preview["values"], title=f"{'×'.join(map(str, shape))} as {preview['values'].shape[0]}×{preview['values'].shape[1]} blocks, mean |x|")
+            preview["values"],
+            title=f"{'×'.join(map(str, shape))} as {preview['values'].shape[0]}×{preview['values'].shape[1]} blocks, mean |x|",
+        )
 
     @on(Histogram.ClipToggled)
     def _clip(self, event: Histogram.ClipToggled) -> None:

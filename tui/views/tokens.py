@@ -10,8 +10,8 @@ from textual.widget import Widget
 from textual.widgets import Input, Static
 
 from tui.components.tokens import TokenStrip
-from tui.views.base import RemoteView
 from tui.css import widget_css
+from tui.views.base import RemoteView
 
 DEFAULT_TEXT = "def __init__(self, name):\n    self.name = name  # café 中文"
 

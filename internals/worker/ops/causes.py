@@ -65,8 +65,9 @@ def attribute(ctx: OpContext, req: AttributeRequest) -> AttributionResult:
 def lens_tracks(ctx: OpContext, req: LensTracksRequest) -> TokenTracks:
     """The logit lens for chosen tokens: their rank and probability after every attention block and layer."""
     from internals.inference.lens import lens_token_tracks
+    from internals.inference.tokens import single_token_id
 
-    ids = [_token_id(ctx, text, "tracked token") for text in req.tokens]
+    ids = [single_token_id(ctx.model.tokenizer, text, "tracked token") for text in req.tokens]
     return lens_token_tracks(ctx.model, ctx.tokens(req.prompt)["ids"], ids, position=req.position)
 
 

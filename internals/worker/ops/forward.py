@@ -12,10 +12,11 @@ from internals.worker.contract import (
     ActivationStats,
     Attention,
     AttentionRequest,
-    GenerateRequest,
     GeneratedToken,
+    GenerateRequest,
     GenerationDone,
     Lens,
+    LensLayer,
     LensRequest,
     Neighbours,
     NeighboursRequest,
@@ -23,8 +24,8 @@ from internals.worker.contract import (
     NextTokensRequest,
     PromptRequest,
     ResidualNorms,
-    Tokens,
     TokenizeRequest,
+    Tokens,
 )
 from internals.worker.operations import OpContext, operation
 
@@ -43,8 +44,10 @@ def attention(ctx: OpContext, req: AttentionRequest) -> Attention:
 
     toks = ctx.tokens(req.prompt)
     result = attention_for_layer(ctx.model, toks["ids"], req.layer, bins=req.bins)
-    result.update({"tokens": toks["labels"], "token_ids": toks["ids"], "sink_share": sink_shares(result)})
-    return result
+    return {"weights": result["weights"], "layer": result["layer"], "num_heads": result["num_heads"],
+            "num_key_value_heads": result["num_key_value_heads"], "kv_head_of": result["kv_head_of"],
+            "num_tokens": result["num_tokens"], "bin_edges": result["bin_edges"],
+            "tokens": toks["labels"], "token_ids": toks["ids"], "sink_share": sink_shares(result)}
 
 
 def sink_shares(result: dict) -> list[float] | None:
@@ -63,10 +66,10 @@ def lens(ctx: OpContext, req: LensRequest) -> Lens:
 
     toks = ctx.tokens(req.prompt)
     result = logit_lens(ctx.model, toks["ids"], req.top_k)
-    for entry in result["layers"]:
-        entry["top_tokens"] = entry.pop("top_labels")
-    result.update({"tokens": toks["labels"], "token_ids": toks["ids"]})
-    return result
+    layers: list[LensLayer] = [{"layer": entry["layer"], "top_ids": entry["top_ids"], "top_probs": entry["top_probs"],
+                                "top_tokens": entry["top_labels"]} for entry in result["layers"]]
+    return {"num_layers": result["num_layers"], "top_k": result["top_k"], "num_tokens": result["num_tokens"],
+            "layers": layers, "tokens": toks["labels"], "token_ids": toks["ids"]}
 
 
 @operation("residual_norms", request=PromptRequest, result=ResidualNorms, needs_model=True, compute_lock=True,

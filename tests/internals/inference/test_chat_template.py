@@ -9,11 +9,11 @@ import subprocess
 import sys
 
 import pytest
-from tests_helpers import REPO
 
 from internals.demo_path import demo_model_path
 from internals.errors import UserError
 from internals.inference.chat_template import render_chat_template
+from tests_helpers import REPO
 
 #: An R1-Distill-like template (its markers, the BOS it writes, a generation prompt that opens <think>).
 TEMPLATE = ("{{ bos_token }}{% for m in messages %}{% if m['role'] == 'user' %}<｜User｜>{{ m['content'] }}"

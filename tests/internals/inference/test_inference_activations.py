@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from inference_support import load_tiny, prompt_ids
+
 from internals.errors import UserError
 from internals.inference.activations import TOP, residual_activations
 from internals.inference.attention import attention_for_layer

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from inference_support import load_tiny, prompt_ids
+
 from internals.errors import UserError
 from internals.inference.attention import attention_for_layer, bin_edges, capture_attention, eager_attention
 from internals.inference.model_parts import attention_module, decoder_layers

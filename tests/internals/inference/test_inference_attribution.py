@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from inference_support import load_tiny, prompt_ids
+
 from internals.errors import UserError
 from internals.inference.attribution import direct_logit_attribution, head_outputs
 from internals.inference.model_parts import attention_module, decoder_layers, out_projection

@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from inference_support import load_tiny, prompt_ids
+
 from internals.demo_path import demo_model_path
 from internals.inference.attention import attention_for_layer
 from internals.inference.lens import logit_lens

@@ -38,6 +38,7 @@ def test_other_errors_pass_through():
 
 def test_oom_inside_a_forward_pass_reaches_the_caller_typed(tiny_models):
     from inference_support import load_tiny
+
     from internals.inference.attention import attention_for_layer
 
     loaded = load_tiny(tiny_models, "llama")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from inference_support import load_tiny, prompt_ids
+
 from internals.errors import UserError
 from internals.inference.lens import activation_stats, logit_lens, residual_norms
 
@@ -98,10 +98,12 @@ def test_token_tracks_against_hand_readouts(tiny_models, kind):
     tracks = lens_token_tracks(loaded, ids, chosen, position=-1)
     layers = model.config.num_hidden_layers
     assert tracks["position"] == 8 and tracks["token_ids"] == chosen
-    assert tracks["readouts"] == [{"layer": l, "stage": s} for l in range(layers) for s in ("attention", "layer")]
+    assert tracks["readouts"] == [{"layer": i, "stage": s} for i in range(layers) for s in ("attention", "layer")]
     added, outputs = [], []
-    handles = [attention_writer(b).register_forward_hook(lambda m, a, o: added.append(o[0][0, -1] if isinstance(o, tuple) else o[0, -1]))
-               for b in decoder_layers(model)]
+    handles = [
+        attention_writer(b).register_forward_hook(lambda m, a, o: added.append(o[0][0, -1] if isinstance(o, tuple) else o[0, -1]))
+        for b in decoder_layers(model)
+    ]
     handles += [b.register_forward_hook(lambda m, a, o: outputs.append((o[0] if isinstance(o, tuple) else o)[0, -1]))
                 for b in decoder_layers(model)]
     hidden = _forward(loaded, ids).hidden_states

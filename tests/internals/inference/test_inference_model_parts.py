@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from inference_support import load_tiny
 from torch import nn
 
-from inference_support import load_tiny
 from internals.errors import UserError
 from internals.inference.model_parts import (
     attention_module,

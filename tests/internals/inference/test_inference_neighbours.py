@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from inference_support import load_tiny
+
 from internals.errors import UserError
 from internals.inference.neighbours import embedding_neighbours
 

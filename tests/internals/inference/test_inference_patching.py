@@ -86,7 +86,11 @@ def _reference(model, clean, corrupt, target, other):
     stored = {"residual": [], "attention": [], "mlp": [], "heads": []}
     handles = []
     for layer in layers:
-        handles.append(layer.register_forward_hook(lambda m, a, o: stored["residual"].append(o[0].clone() if isinstance(o, tuple) else o.clone())))
+        handles.append(
+            layer.register_forward_hook(
+                lambda m, a, o: stored["residual"].append(o[0].clone() if isinstance(o, tuple) else o.clone())
+            )
+        )
         handles.append(layer.self_attn.register_forward_hook(lambda m, a, o: stored["attention"].append(o[0].clone())))
         handles.append(layer.mlp.register_forward_hook(lambda m, a, o: stored["mlp"].append(o.clone())))
         handles.append(layer.self_attn.o_proj.register_forward_pre_hook(lambda m, a: stored["heads"].append(a[0].clone())))
@@ -123,7 +127,11 @@ def _reference(model, clean, corrupt, target, other):
 
     T = len(clean)
     out = {}
-    for kind, module_of in (("residual", lambda l: l), ("attention", lambda l: l.self_attn), ("mlp", lambda l: l.mlp)):
+    for kind, module_of in (
+        ("residual", lambda layer: layer),
+        ("attention", lambda layer: layer.self_attn),
+        ("mlp", lambda layer: layer.mlp),
+    ):
         out[kind] = np.array([[diff(module_of(layers[i]), "post", at(stored[kind][i], p)) for p in range(T)]
                               for i in range(len(layers))])
     out["heads"] = np.array([[diff(layers[i].self_attn.o_proj, "pre", head_slice(stored["heads"][i], h))

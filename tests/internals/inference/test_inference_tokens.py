@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from inference_support import load_tiny
+
 from internals.errors import UserError
 from internals.inference.tokens import IncrementalDecoder, token_label, tokenize
 

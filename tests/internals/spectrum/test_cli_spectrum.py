@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 from safetensors.numpy import save_file
-from tests_helpers import DATA, run_cli
 
 from internals.cli.main import main
+from tests_helpers import DATA, run_cli
 
 KEYS = {"name", "shape", "n", "m", "spectral_norm", "frobenius_norm", "stable_rank", "effective_rank",
         "eigenvalues_top", "esd_histogram", "powerlaw", "mp_bulk_edge", "num_spikes"}

@@ -34,11 +34,12 @@ def test_a_worker_killed_during_cache_writes_leaves_a_valid_cache(tiny_models, t
     worker.start()
     rng = random.Random(0)
     try:
-        for kill in range(2):
+        for _kill in range(2):
             answered = threading.Event()
             done = {}
 
-            def hammer(answered=answered, done=done):  # every answer writes a cache file (one per bins value), rewritten as it grows
+            # every answer writes a cache file (one per bins value), rewritten as it grows
+            def hammer(answered=answered, done=done):
                 try:
                     for bins in range(8, 400):
                         for name in names:

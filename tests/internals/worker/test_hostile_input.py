@@ -22,6 +22,7 @@ from internals.worker.client import SocketClient
 from internals.worker.protocol import (
     MAX_HEADER,
     PACK_MIN_LEAVES,
+    ConnectionClosed,
     ProtocolError,
     decode,
     encode,
@@ -84,7 +85,7 @@ def test_an_announced_size_is_refused_before_anything_is_allocated():
     # Within the limits, memory grows with what arrives: a peer that announces a lot and sends little
     # makes the reader ask for at most one chunk at a time.
     sock = _FakeSocket(_PREFIX.pack(2, 2**30) + b"{}" + b"x" * 10)
-    with pytest.raises(Exception):
+    with pytest.raises(ConnectionClosed):
         read_frame(sock)  # type: ignore[arg-type]
     assert sock.asked <= 1024 * 1024
 
@@ -155,12 +156,27 @@ def _cases(rng: random.Random, count: int):
         elif kind == "random":
             yield kind, bytes(rng.randrange(256) for _ in range(rng.randrange(1, 200)))
         elif kind == "bad_array":
-            head = json.dumps({"id": 1, "kind": "request", "method": "status", "body": {"__array__": 3},
-                               "arrays": [{"dtype": rng.choice(["float32", "object", "utf8"]), "shape": [rng.randrange(-5, 10**6)],
-                                           "offset": rng.randrange(-5, 50), "nbytes": rng.randrange(-5, 100)}]}).encode()
+            head = json.dumps(
+                {
+                    "id": 1,
+                    "kind": "request",
+                    "method": "status",
+                    "body": {"__array__": 3},
+                    "arrays": [
+                        {
+                            "dtype": rng.choice(["float32", "object", "utf8"]),
+                            "shape": [rng.randrange(-5, 10**6)],
+                            "offset": rng.randrange(-5, 50),
+                            "nbytes": rng.randrange(-5, 100),
+                        }
+                    ],
+                }
+            ).encode()
             yield kind, _PREFIX.pack(len(head), 8) + head + b"\0" * 8
         elif kind == "id_not_int":
-            head = json.dumps({"id": rng.choice(["x", None, 1.5, [1]]), "kind": "request", "method": "status", "body": {}}).encode()
+            head = json.dumps(
+                {"id": rng.choice(["x", None, 1.5, [1]]), "kind": "request", "method": "status", "body": {}}
+            ).encode()
             yield kind, _PREFIX.pack(len(head), 0) + head
         elif kind == "deep":
             head = (b"[" * 100_000) + (b"]" * 100_000)

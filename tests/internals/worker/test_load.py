@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests_helpers import REPO
 
 from internals.errors import Cancelled
 from internals.worker.client import SocketClient
 from internals.worker.spawn import ManagedWorker, WorkerOptions
+from tests_helpers import REPO
 
 pytestmark = pytest.mark.slow
 
@@ -140,7 +140,8 @@ def test_eight_clients_fifty_mixed_requests_each(tiny_models):
               "short_requests": len(short), "p50_ms": round(float(np.percentile(short, 50)), 1),
               "p95_ms": round(float(np.percentile(short, 95)), 1), "max_ms": round(float(short.max()), 1),
               "background_tokens": background["tokens"], "cpu_count": os.cpu_count(),
-              "model": "tests/conftest.py llama-long (2 layers, hidden 32)", "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+              "model": "tests/conftest.py llama-long (2 layers, hidden 32)",
+              "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     print("\nload test:", json.dumps(report))
     out = Path(REPO) / "benchmarks" / "out"
     out.mkdir(parents=True, exist_ok=True)

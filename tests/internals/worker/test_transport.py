@@ -63,7 +63,6 @@ def test_in_process_client_answers_weight_questions(tiny_models):
 
 
 def test_matrix_preview_is_exact_block_mean(tiny_models):
-    import torch
     from safetensors.torch import load_file
 
     folder = tiny_models("llama")

@@ -24,7 +24,6 @@ from internals.model import open_model  # noqa: E402
 from lessons.demos import DEMOS, TRAIN_EXTRA_HINT, MissingExtraError, demo_params, run_demo  # noqa: E402
 
 
-
 @pytest.fixture(scope="module", autouse=True)
 def _one_thread():
     """One torch thread: on a shared, busy 2-core machine several threads only spin against each other."""
@@ -52,7 +51,7 @@ def fake_demo(tiny_models, tmp_path_factory):
     (folder / "init.json").write_text(json.dumps({"seed": 7, **checksums(model)}))
     gen = torch.Generator().manual_seed(1)
     with torch.no_grad():
-        for name, p in model.named_parameters():
+        for p in model.parameters():
             p.mul_(1.5).add_(torch.randn(p.shape, generator=gen) * 0.01)
         model.lm_head.weight.mul_(15.0)
     model.save_pretrained(folder)

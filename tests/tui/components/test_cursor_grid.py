@@ -28,8 +28,12 @@ def test_binding_ids_are_the_ones_users_remap():
         "heatmap.page_up": "pageup", "heatmap.page_down": "pagedown", "heatmap.select": "enter"}
     assert set(binding_ids(LensGrid)) == {f"lens_grid.{m}" for m in cursor_grid.MOVES}
     assert set(binding_ids(SmallMultiples)) == {f"small_multiples.{m}" for m in ("left", "right", "up", "down", "select")}
-    assert set(binding_ids(TokenStrip)) == {f"tokens.{m}" for m in ("left", "right", "up", "down", "home", "end", "pick", "toggle_ids")}
-    assert set(binding_ids(LinePlot)) == {f"lineplot.{m}" for m in ("left", "right", "home", "end", "series_up", "series_down", "open")}
+    assert set(binding_ids(TokenStrip)) == {
+        f"tokens.{m}" for m in ("left", "right", "up", "down", "home", "end", "pick", "toggle_ids")
+    }
+    assert set(binding_ids(LinePlot)) == {
+        f"lineplot.{m}" for m in ("left", "right", "home", "end", "series_up", "series_down", "open")
+    }
 
 
 def test_every_cell_widget_uses_the_base():

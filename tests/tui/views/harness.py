@@ -1,5 +1,5 @@
-"""Each view mounted alone (the harness of tests/tui/views): a tiny host app, a fake data source that answers with what the shipped demo
-model's worker answered (recorded by record_demo_data.py), and a record of the messages the view posts."""
+"""Each view mounted alone (the harness of tests/tui/views): a tiny host app, a fake data source that answers with what the
+shipped demo model's worker answered (recorded by record_demo_data.py), and a record of the messages the view posts."""
 
 from __future__ import annotations
 

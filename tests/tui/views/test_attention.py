@@ -8,7 +8,7 @@ from tui.components.heatmap import Heatmap
 from tui.components.heatmap_grid import SmallMultiples
 from tui.messages import Progress
 from tui.views.attention import DEFAULT_PROMPT, AttentionView
-from views.harness import ViewApp, settle, screen_text
+from views.harness import ViewApp, screen_text, settle
 
 pytestmark = pytest.mark.anyio
 

@@ -8,7 +8,7 @@ from tui.components.heat_strip import HeatStrip
 from tui.components.lineplot import LinePlot
 from tui.messages import OpenNode, Progress
 from tui.views.cross_layer import CrossLayerView
-from views.harness import ViewApp, settle, screen_text
+from views.harness import ViewApp, screen_text, settle
 
 pytestmark = pytest.mark.anyio
 

@@ -14,7 +14,7 @@ from tui.diff_badges import diff_badges
 from tui.messages import Progress
 from tui.model_tree import ModelTree
 from tui.views.diff import DiffView
-from views.harness import FakeSource, ViewApp, settle, screen_text
+from views.harness import FakeSource, ViewApp, screen_text, settle
 
 pytestmark = pytest.mark.anyio
 NAME = "model.layers.1.self_attn.q_proj.weight"

@@ -8,7 +8,7 @@ from tui.components.heatmap import Heatmap
 from tui.data_source import DataSource
 from tui.messages import Progress, WorkerFailed
 from tui.views.tensor import TensorView
-from views.harness import ViewApp, settle, screen_text
+from views.harness import ViewApp, screen_text, settle
 
 pytestmark = pytest.mark.anyio
 NAME = "model.layers.1.self_attn.q_proj.weight"

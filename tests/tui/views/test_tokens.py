@@ -6,7 +6,7 @@ import pytest
 
 from tui.components.tokens import TokenStrip
 from tui.views.tokens import DEFAULT_TEXT, TokensView
-from views.harness import ViewApp, settle, screen_text
+from views.harness import ViewApp, screen_text, settle
 
 pytestmark = pytest.mark.anyio
 
