@@ -62,7 +62,7 @@ def save_model_info(source: ModelSource, summary: dict[str, Any], tree: list[dic
     folder = _cache_dir()
     try:
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".partial")
         with os.fdopen(fd, "w") as fh:
             json.dump({"summary": summary, "tree": tree}, fh)
         os.replace(tmp, folder / f"{key}.json")

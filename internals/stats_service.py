@@ -126,7 +126,7 @@ class StatisticsCache:
         tmp = None
         try:
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".partial")  # not *.json until whole
             with os.fdopen(fd, "w") as fh:
                 fh.write(json.dumps(self._disk[key]))  # one C-encoder pass (json.dump writes small chunks)
             os.replace(tmp, folder / f"{key}.json")

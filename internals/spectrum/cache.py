@@ -88,7 +88,7 @@ def flush(store: WeightStore) -> None:
 def _save(path: Path) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".partial")
         with os.fdopen(fd, "w") as fh:
             json.dump(_MEMORY[path], fh)
         os.replace(tmp, path)
