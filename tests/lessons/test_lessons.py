@@ -283,12 +283,14 @@ def test_other_layouts_render_and_resolve_from_the_tree_alone(lessons, model_typ
             assert lessons_api.resolve_link(lessons_api.parse_link(target), names, facts) is None, (lesson.path, target)
 
 
-@pytest.mark.parametrize("which", ["demo", "tiny-llama-folder"])
+@pytest.mark.parametrize("which", ["demo", "moe-demo", "tiny-llama-folder"])
 def test_every_link_resolves_on_real_model_folders(lessons, which, tiny_models):
-    """The engine's own summary and tree of the shipped demo model and of a saved tiny Llama."""
+    """The engine's own summary and tree of the shipped demo models (dense and MoE) and of a saved tiny Llama."""
+    from internals.demo_path import demo_path
     from internals.model import open_model
 
-    opened = open_model(None if which == "demo" else str(tiny_models("llama")))
+    folder = {"demo": None, "moe-demo": str(demo_path("moe"))}.get(which) or str(tiny_models("llama"))
+    opened = open_model(None if which == "demo" else folder)
     summary, tree = opened.summary(), opened.tree()
     facts = lessons_api.lesson_facts(summary, tree)
     names = {node["name"] for node in tree}
