@@ -23,7 +23,8 @@ class NavigationMixin(ExplorerBase):
         message.stop()
         self.open_node(message.name, select_in_tree=message.select_in_tree)
 
-    def open_node(self, name: str, record: bool = True, select_in_tree: bool = False) -> None:
+    def open_node(self, name: str, record: bool = True, select_in_tree: bool = False, retry: bool = False) -> None:
+        """Open a tree node in its view (the newest request wins over one whose view is still mounting)."""
         node = self.node_by_name.get(name)
         if node is None:
             self.notify(f"no node named {name}", severity="warning")
@@ -39,7 +40,11 @@ class NavigationMixin(ExplorerBase):
                 diff.show(node)
                 return
         view_id = "summary" if name == "" else "tensor" if node["kind"] == "parameter" else "module"
-        if view_id != "summary" and self._once_mounted(view_id, self.open_node, name, False, select_in_tree):
+        if not retry:
+            self._wanted_view = view_id
+        elif getattr(self, "_wanted_view", view_id) != view_id:
+            return
+        if view_id != "summary" and self._once_mounted(view_id, self.open_node, name, False, select_in_tree, True):
             return
         if view_id == "tensor":
             from tui.views.tensor import TensorView
