@@ -35,9 +35,10 @@ from internals.model import OpenedModel, open_model
 log = logging.getLogger("llm_internals.worker")
 
 #: With no weight request to answer first, torch is imported this long after the worker started serving
-#: (the explorer asks for the exact tree at once; a statistics request usually follows within a second).
+#: (the explorer asks for the exact tree at once, and draws a provisional one meanwhile; the user's first
+#: statistics request usually follows within seconds, and should not share the CPU with the import).
 #: LLM_INTERNALS_IMPORT_DELAY_S overrides it (tests make it long, so the first answer is what starts it).
-IMPORT_DELAY_S = 1.0
+IMPORT_DELAY_S = 5.0
 
 
 def import_delay() -> float:
@@ -161,6 +162,7 @@ class Background:
     def _warm(self) -> None:
         try:
             warm_statistics(self.fast)
+            log.info("statistics kernels warmed %.1f s after the start", time.monotonic() - self.started_at)
         except Exception as exc:  # noqa: BLE001 - a failed warm-up only costs the first request its time
             log.warning("statistics warm-up failed: %s", exc)
 
