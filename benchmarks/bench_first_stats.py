@@ -13,7 +13,10 @@ Baseline in the same run: a process that only imports textual and draws an empty
 Textual program here), as bench_explorer does. Models: the bundled demo model and a folder with the
 DeepSeek-R1-Distill-Qwen-1.5B shapes (benchmarks/common.py; `--layers 2` for the quick variant).
 
-Usage: python benchmarks/bench_first_stats.py [--layers N] [--repeats K] [--query TEXT]
+`--before CHECKOUT` also times the worker of another checkout (e.g. the main branch before the background
+start), interleaved with this version's runs, and reports the speedup.
+
+Usage: python benchmarks/bench_first_stats.py [--layers N] [--repeats K] [--query TEXT] [--before CHECKOUT]
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ import sys, time
 t0 = time.perf_counter()
 import asyncio, json
 sys.path.insert(0, {root!r})
-mode, model, query = sys.argv[1], sys.argv[2], sys.argv[3]
+mode, model, query, worker_root = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 
 async def main():
     if mode == "baseline":
@@ -54,8 +57,15 @@ async def main():
     from internals.worker.spawn import ManagedWorker, WorkerOptions
     source = resolve_source(model or None)
     initial = first_screen_info(source)
-    worker = ManagedWorker(WorkerOptions(model=model or None, entry_module="llm_internals"))
-    worker.start(wait=initial is None)  # as `llm-internals MODEL` does
+    import os
+    here = os.getcwd()
+    env = {{"PYTHONPATH": worker_root}} if worker_root else {{}}
+    worker = ManagedWorker(WorkerOptions(model=model or None, entry_module="llm_internals", extra_env=env))
+    os.chdir(worker_root or here)  # `python -m` finds the worker's code in its working folder first
+    try:
+        worker.start(wait=initial is None)  # as `llm-internals MODEL` does
+    finally:
+        os.chdir(here)
     from tui.app import ExplorerApp
     app = ExplorerApp(worker, model_label="bench", initial_info=initial, tune_gc=True)
     try:
@@ -80,6 +90,8 @@ async def main():
             await pilot.pause()
             stats_s = time.perf_counter() - t0
             status = worker.call("status")
+            while not getattr(app, "all_views_mounted", True):  # leave once the deferred views are in
+                await asyncio.sleep(0.02)
             return {{"tree_s": tree_s, "asked_s": asked_s, "stats_drawn_s": stats_s, "tensor": opened,
                      "asked_to_drawn_s": stats_s - asked_s,
                      "provisional_tree": bool(initial and initial.get("provisional")),
@@ -92,12 +104,14 @@ print(json.dumps(asyncio.run(main())))
 """
 
 
-def run_once(mode: str, model: str, query: str) -> dict:
-    """One fresh process with empty caches (what a new user sees)."""
+def run_once(mode: str, model: str, query: str, worker_root: str = "") -> dict:
+    """One fresh process with empty caches (what a new user sees); `worker_root`: run the worker from that
+    checkout instead (an earlier version, measured in the same run)."""
     cache = Path(tempfile.mkdtemp(prefix="llmi-bench-first-"))
     env = {**os.environ, "LLM_INTERNALS_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
     try:
-        out = subprocess.run([sys.executable, "-c", _SCRIPT.format(root=str(ROOT)), mode, model, query],
+        out = subprocess.run([sys.executable, "-c", _SCRIPT.format(root=str(ROOT)), mode, model, query,
+                              worker_root],
                              capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
     finally:
         shutil.rmtree(cache, ignore_errors=True)
@@ -106,10 +120,21 @@ def run_once(mode: str, model: str, query: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def bench_model(model: str, query: str, repeats: int) -> dict:
-    runs = [run_once("explorer", model, query) for _ in range(repeats)]
+def bench_model(model: str, query: str, repeats: int, before: str | None = None) -> dict:
+    """Runs of this version (and, with `before`, of that checkout's worker, interleaved with them)."""
+    runs, before_runs = [], []
+    for _ in range(repeats):
+        runs.append(run_once("explorer", model, query))
+        if before:
+            before_runs.append(run_once("explorer", model, query, before))
     drawn = [r["stats_drawn_s"] for r in runs]
-    return {"stats_drawn_s": min(drawn), "spread_s": max(drawn) - min(drawn), "runs": runs}
+    out = {"stats_drawn_s": min(drawn), "spread_s": max(drawn) - min(drawn), "runs": runs}
+    if before:
+        then = [r["stats_drawn_s"] for r in before_runs]
+        out["before"] = {"worker_from": before, "stats_drawn_s": min(then), "spread_s": max(then) - min(then),
+                         "runs": before_runs}
+        out["speedup_vs_before"] = min(then) / min(drawn)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--layers", type=int, default=None, help="layers of the synthetic 1.5B-shaped checkpoint (default: all 28)")
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--query", default="q_proj.weight", help="what the user types after / (default: q_proj.weight)")
+    p.add_argument("--before", metavar="CHECKOUT", help="also time the worker of another checkout of llm-internals "
+                   "(e.g. the main branch before this change), interleaved with this version's runs")
     args = p.parse_args(argv)
 
     from benchmarks.bench_explorer import model_folder
@@ -129,8 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     base = [run_once("baseline", "", "")["drawn_s"] for _ in range(args.repeats)]
     report["baseline_textual_app_s"] = min(base)
     report["baseline_runs"] = base
-    report["demo"] = bench_model(demo, args.query, args.repeats)
-    report["model_1_5b"] = bench_model(big, args.query, args.repeats)
+    before = str(Path(args.before).resolve()) if args.before else None
+    report["demo"] = bench_model(demo, args.query, args.repeats, before)
+    report["model_1_5b"] = bench_model(big, args.query, args.repeats, before)
     worst = max(report["demo"]["stats_drawn_s"], report["model_1_5b"]["stats_drawn_s"])
     report["targets"] = {"first_stats_drawn_s": target(worst, 1.5, "<=")}
     report["ratios"] = {
