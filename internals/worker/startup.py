@@ -179,8 +179,8 @@ class Background:
 
             if self.pending:
                 self._exact = exact_model(self.fast)
-            log.info("torch and transformers imported %.1f s after the start",
-                     time.monotonic() - self.started_at)
+            log.info("torch and transformers imported %.1f s after the start (begun after %.1f s)",
+                     time.monotonic() - self.started_at, self.import_started_at - self.started_at)
         except BaseException as exc:  # noqa: BLE001 - reported to every waiter, and ends the worker if refused
             self._error = exc
             if isinstance(exc, UserError):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from internals.errors import UserError
 from internals.worker.contract import (
     CrossLayer,
     MatrixPreview,
