@@ -55,6 +55,19 @@ class OutOfMemory(UserError):
     """The accelerator (or the CPU allocator) ran out of memory during a forward pass or while loading."""
 
 
+class Busy(UserError):
+    """The worker refused a request because one connection already has too many in flight (wait for answers)."""
+
+
+class AnswerTooLarge(UserError):
+    """The answer would not fit in one frame the client can read (ask for fewer tokens or a shorter prompt)."""
+
+
+class DeviceFailed(UserError):
+    """The accelerator failed in a way that leaves its context unusable (a CUDA error, a device-side assert):
+    the worker answers this, then exits, so that the explorer restarts it (`r`)."""
+
+
 class InternalError(UserError):
     """A bug in the worker while answering one request (the worker logged the traceback and keeps serving)."""
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import tempfile
 import threading
@@ -28,6 +29,9 @@ import numpy as np
 
 from internals.cache_paths import cache_root
 from internals.weights import WeightStore
+
+log = logging.getLogger("llm_internals.stats")
+_warned_unwritable = threading.Event()  # one warning per process, not one per tensor
 
 #: Tensor bytes per group of a whole-model pass (`StatisticsCache.stats_many`).
 GROUP_BYTES = 512 * 1024 * 1024
@@ -112,15 +116,27 @@ class StatisticsCache:
         return self._disk[key]
 
     def _save(self, key: str) -> None:
+        """Write one cache file atomically (a temporary file, then `os.replace`): a process killed mid-write
+        leaves the old file or the new one, never half of one. A full disk or a read-only cache folder must
+        not break statistics (they are recomputed next time): it is warned about once per process."""
         folder = cache_dir()
+        tmp = None
         try:
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
             fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
             with os.fdopen(fd, "w") as fh:
                 fh.write(json.dumps(self._disk[key]))  # one C-encoder pass (json.dump writes small chunks)
             os.replace(tmp, folder / f"{key}.json")
-        except OSError:
-            pass  # a read-only home must not break statistics: they are recomputed next time
+        except OSError as exc:
+            if tmp is not None:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+            if not _warned_unwritable.is_set():
+                _warned_unwritable.set()
+                log.warning("statistics are not cached: cannot write %s (%s); set LLM_INTERNALS_CACHE to a "
+                            "writable folder", folder, exc.strerror or exc)
 
     def forget_loaded(self) -> None:
         """Drop everything held in memory (what a new process would see: only the files on disk)."""

@@ -45,9 +45,22 @@ def tree_nodes(structure: ModelStructure, store: WeightStore | None) -> list[dic
                 "name": pname, "parent": name, "kind": "parameter", "class": None, "shape": list(p.shape),
                 "numel": p.numel, "dtype": entry.dtype_name if entry else None, "component": p.component,
                 "layer": p.layer, "tied_to": p.tied_to, "stored": list(p.stored), "converted": p.converted,
+                # shape and dtype of each stored tensor (the explorer draws fused experts in their stored layout)
+                "stored_shapes": [_stored_shape(store, s) for s in p.stored],
+                "stored_dtypes": [_stored_dtype(store, s) for s in p.stored],
             })
         for child in children.get(name, []):
             visit(child, name)
 
     visit("", None)
     return nodes
+
+
+def _stored_shape(store: WeightStore | None, name: str) -> list[int] | None:
+    entry = store.entries.get(name) if store is not None else None
+    return list(entry.shape) if entry is not None else None
+
+
+def _stored_dtype(store: WeightStore | None, name: str) -> str | None:
+    entry = store.entries.get(name) if store is not None else None
+    return entry.dtype_name if entry is not None else None

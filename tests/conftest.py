@@ -13,6 +13,11 @@ import pytest
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# The suite runs on the CPU, workers spawned by tests included (they inherit this), even on a GPU machine;
+# LLM_INTERNALS_TEST_CUDA=1 lets the tests marked `cuda` see the GPU (scripts/gpu-check runs them so).
+CUDA_TESTS = os.environ.get("LLM_INTERNALS_TEST_CUDA") == "1"
+if not CUDA_TESTS:
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""
 
 from tests_helpers import DATA, REPO  # noqa: F401,E402 - re-exported for fixtures
 
@@ -117,4 +122,23 @@ def _private_cache(tmp_path, monkeypatch):
     """Each test gets its own statistics cache (so tests never see each other's numbers) and default keys."""
     monkeypatch.setenv("LLM_INTERNALS_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("LLM_INTERNALS_KEYMAP", str(tmp_path / "no-keymap.json"))  # never the user's own keys
+    monkeypatch.setenv("LLM_INTERNALS_PROGRESS", str(tmp_path / "progress.json"))  # never the user's lessons
     yield
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip the tests marked `cuda` unless LLM_INTERNALS_TEST_CUDA=1 and torch sees a CUDA GPU."""
+    cuda_items = [item for item in items if item.get_closest_marker("cuda")]
+    if not cuda_items:
+        return
+    reason = None
+    if not CUDA_TESTS:
+        reason = "CUDA tests run only with LLM_INTERNALS_TEST_CUDA=1 (scripts/gpu-check)"
+    else:
+        import torch
+
+        if not torch.cuda.is_available():
+            reason = "LLM_INTERNALS_TEST_CUDA=1 but torch sees no CUDA GPU"
+    if reason:
+        for item in cuda_items:
+            item.add_marker(pytest.mark.skip(reason=reason))

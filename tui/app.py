@@ -17,9 +17,10 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.reactive import var
-from textual.widgets import ContentSwitcher, Footer, Input
+from textual.widgets import ContentSwitcher, Footer, Input, Static
 
 from tui.deferred import DEFERRED, DeferredViewsMixin
+from tui.expert_layout import ExpertLayoutMixin
 from tui.export import ExportMixin
 from tui.links import LinksMixin
 from tui.model_info import ModelInfoMixin
@@ -30,13 +31,14 @@ from tui.status_bar import StatusBar
 from tui.views.summary import SummaryView
 from tui.worker_status import WorkerStatusMixin
 
-VIEWS = ("summary", "tensor", "module", "cross-layer", "attention", "tokens", "lens")
+VIEWS = ("summary", "tensor", "module", "cross-layer", "attention", "tokens", "lens", "chat-template", "experts",
+         "activations", "patching", "attribution")
 
 __all__ = ["DEFERRED", "VIEWS", "ExplorerApp"]
 
 
 class ExplorerApp(ModelInfoMixin, WorkerStatusMixin, DeferredViewsMixin, NavigationMixin, LinksMixin, ExportMixin,
-                  App[None]):
+                  ExpertLayoutMixin, App[None]):
     """`llm-internals [MODEL]`."""
 
     CSS_PATH = ["app.tcss", "screens.tcss"]
@@ -50,6 +52,11 @@ class ExplorerApp(ModelInfoMixin, WorkerStatusMixin, DeferredViewsMixin, Navigat
         Binding("3", "view('attention')", "Attention", id="view.attention"),
         Binding("4", "view('tokens')", "Tokens", id="view.tokens"),
         Binding("5", "view('lens')", "Lens", id="view.lens"),
+        Binding("6", "view('activations')", "Activations", show=False, id="view.activations"),
+        Binding("7", "view('patching')", "Patching", show=False, id="view.patching"),
+        Binding("8", "view('attribution')", "Attribution", show=False, id="view.attribution"),
+        Binding("9", "view('experts')", "Experts", show=False, id="view.experts"),
+        Binding("e", "toggle_expert_layout", "Experts layout", show=False, id="tree.expert_layout"),
         Binding("f2", "toggle_lessons", "Lessons", id="app.lessons"),
         Binding("ctrl+b", "toggle_sidebar", "Tree", show=False, id="app.sidebar"),
         Binding("left_square_bracket", "back", "Back", id="nav.back"),
@@ -86,6 +93,7 @@ class ExplorerApp(ModelInfoMixin, WorkerStatusMixin, DeferredViewsMixin, Navigat
         self.summary: dict[str, Any] | None = None
         self.nodes: list[dict[str, Any]] = []
         self.node_by_name: dict[str, dict[str, Any]] = {}
+        self._init_expert_layout()
         self.history: list[str] = []
         self.future: list[str] = []
         # held, not queried: handlers of messages from thread workers run while a modal screen is up too
@@ -98,6 +106,7 @@ class ExplorerApp(ModelInfoMixin, WorkerStatusMixin, DeferredViewsMixin, Navigat
         with Horizontal(id="body"):
             with Vertical(id="sidebar"):
                 yield Input(placeholder="search tensors (Enter: next match)", id="search")
+                yield Static("", id="tree-note")  # which layout the experts are drawn in (tui.expert_layout)
                 yield self.model_tree
             # Only the first screen is built before the first frame; the other views (DEFERRED) follow.
             with ContentSwitcher(initial="summary", id="views"):
@@ -113,6 +122,10 @@ class ExplorerApp(ModelInfoMixin, WorkerStatusMixin, DeferredViewsMixin, Navigat
 
     def watch_lessons_visible(self, visible: bool) -> None:
         self.set_class(visible, "-lessons")
+        self._layout_lessons()
+
+    def on_resize(self, event) -> None:
+        self.call_after_refresh(self._layout_lessons)
 
     def on_mount(self) -> None:
         from tui.keymap import load_keymap

@@ -62,6 +62,48 @@ class DataSource(Protocol):
         """Nearest input embeddings of a token: `ids`, `pieces`, `cosine`."""
         ...
 
+    def chat_template(self, messages: list[dict[str, Any]] | None = None,
+                      add_generation_prompt: bool = True) -> dict[str, Any]:
+        """The chat template rendered for a conversation: `text`, `tokens` (id, piece, text, special, added), the
+        tokenizer's and the config's BOS; raises a `UserError` when the model has no template."""
+        ...
+
+    def expert_stats(self, name: str, bins: int = 64, on_progress: ProgressCallback | None = None) -> dict[str, Any]:
+        """Exact statistics and histogram of a fused expert parameter over its stored tensors, plus `experts`
+        (per expert: `l2_norm`, `std`, `kurtosis`, ...)."""
+        ...
+
+    def router_summary(self, name: str) -> dict[str, Any]:
+        """A router weight: `row_norms` per expert and the `cosine` similarity matrix of the rows."""
+        ...
+
+    def experts(self, prompt: str, on_progress: ProgressCallback | None = None) -> dict[str, Any]:
+        """Routing on a prompt: `tokens`, `num_experts`, `top_k`, per MoE layer `experts`/`weights` per token,
+        `load`, `weight_share`, `unused`."""
+        ...
+
+    def activations(self, prompt: str, on_progress: ProgressCallback | None = None) -> dict[str, Any]:
+        """The residual stream: `residual_norm` (layers+1 × T), `massive`, `massive_channels`, `sink_share`."""
+        ...
+
+    def patch(self, clean: str, corrupt: str, target: str | None = None,
+              on_progress: ProgressCallback | None = None) -> dict[str, Any]:
+        """Activation patching: `residual`, `attention`, `mlp` (layers × T) and `heads` (layers × heads)."""
+        ...
+
+    def attribute(self, prompt: str, target: str | None = None,
+                  on_progress: ProgressCallback | None = None) -> dict[str, Any]:
+        """Direct logit attribution: `embedding`, `attention`/`mlp` per layer, `heads`, `bias`, `logit`."""
+        ...
+
+    def lens_tracks(self, prompt: str, tokens: list[str], on_progress: ProgressCallback | None = None) -> dict[str, Any]:
+        """The logit lens for chosen tokens at the last position: `readouts`, `ranks`, `probs`, `best`."""
+        ...
+
+    def cancel(self, group: str) -> None:
+        """Cancel this client's running request of `group` (e.g. "patch")."""
+        ...
+
     def run_demo(self, name: str, params: dict[str, Any] | None = None,
                  on_progress: ProgressCallback | None = None) -> Iterator[dict[str, Any]]:
         """A lesson demo: streamed points (`series`, `x`, `y`), then `{"result": ...}`."""

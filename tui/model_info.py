@@ -57,8 +57,7 @@ class ModelInfoMixin:
         replacing = bool(self.nodes)
         self.summary = summary
         self.nodes = nodes
-        self.node_by_name = {n["name"]: n for n in nodes}
-        self.model_tree.populate(nodes, summary)
+        self.draw_tree()  # node_by_name and the sidebar, in the experts layout chosen (tui.expert_layout)
         self.summary_view.show(summary)
         self.status_bar.set_model(f"{summary.get('architecture') or 'model'} · {self.model_label}")
         for view_id in self.MODEL_VIEWS:

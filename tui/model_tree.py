@@ -44,8 +44,9 @@ class ModelTree(Tree[str]):
         self._order: list[str] = []
         self._search_pos = -1
 
-    def populate(self, nodes: list[dict[str, Any]], summary: dict[str, Any]) -> None:
-        """Draw `nodes`; when replacing a tree (provisional → exact), keep what was expanded and the cursor."""
+    def populate(self, nodes: list[dict[str, Any]], summary: dict[str, Any], note: str = "") -> None:
+        """Draw `nodes`; when replacing a tree (provisional → exact), keep what was expanded and the cursor.
+        `note` is said on the root's label (e.g. which layout the experts are drawn in)."""
         expanded = [name for name, node in self._by_name.items() if node.is_expanded and name]
         cursor = self.cursor_node.data if self.cursor_node is not None and self._by_name else None
         self.clear()
@@ -54,6 +55,8 @@ class ModelTree(Tree[str]):
         root_info = nodes[0]
         label = Text(summary.get("architecture") or "model", style="bold")
         label.append(f" {human_count(root_info['numel'], 1)} params", style="cyan")
+        if note:
+            label.append(f"  {note}", style="yellow")
         self.root.set_label(label)
         self.root.data = ""
         for node in nodes[1:]:

@@ -38,7 +38,7 @@ class NavigationMixin:
         if view_id == "tensor":
             self.view("tensor").show(node)
         elif view_id == "module":
-            children = [n for n in self.nodes if n["parent"] == name]
+            children = [n for n in self.shown_nodes if n["parent"] == name]
             self.view("module").show(node, children, self.summary or {})
         self.show_view(view_id)
 
@@ -62,7 +62,7 @@ class NavigationMixin:
             return
         focused = self.focused
         sidebar = self.query_one("#sidebar")
-        lessons = self.query("#lessons")
+        lessons = self.query("#lessons") if self.lessons_visible else []
         keep = focused is not None and (sidebar in focused.ancestors_with_self
                                         or any(pane in focused.ancestors_with_self for pane in lessons))
         if not keep and self.sidebar_visible:
@@ -70,6 +70,17 @@ class NavigationMixin:
 
     def action_view(self, view: str) -> None:
         self.show_view(view)
+
+    def patch_this_prompt(self) -> None:
+        """Open the patching view with the shown view's prompt (attention, lens, activations, attribution) as
+        its clean prompt, the corrupted prompt box focused to edit."""
+        if self._once_mounted("patching", self.patch_this_prompt):
+            return
+        shown = self.query_one(f"#{self.current_view}")
+        prompt = getattr(shown, "prompt", None)
+        if isinstance(prompt, str) and prompt:
+            self.view("patching").use_prompt(prompt)
+        self.show_view("patching")
 
     def action_back(self) -> None:
         if len(self.history) > 1:

@@ -12,7 +12,9 @@ class ExplorerCommands(Provider):
         app = self.app
         out: list[tuple[str, object, str]] = []
         for view, label in (("summary", "model card"), ("cross-layer", "cross-layer statistics"),
-                            ("attention", "attention"), ("tokens", "tokens"), ("lens", "logit lens")):
+                            ("attention", "attention"), ("tokens", "tokens"), ("lens", "logit lens"),
+                            ("chat-template", "chat template"), ("experts", "experts"),
+                            ("activations", "activations"), ("patching", "patching"), ("attribution", "attribution")):
             out.append((f"view: {label}", partial(app.show_view, view), f"show the {label} view"))
         for node in getattr(app, "nodes", []):
             name = node["name"]
@@ -29,6 +31,13 @@ class ExplorerCommands(Provider):
                 out.append((f"lesson: {lesson.title}", partial(app.open_lesson, lesson.id), f"open the lesson {lesson.id}"))
         except Exception:  # noqa: BLE001 - lessons are optional in the palette
             pass
+        out.append(("experts: route this prompt", app.action_route_prompt,
+                    "which experts each token of the experts view's prompt goes to, layer by layer"))
+        out.append(("experts: toggle the tree's layout", app.action_toggle_expert_layout,
+                    "draw the experts as stored (one tensor per expert) or fused in memory"))
+        out.append(("model: open the MoE demo", app.action_moe_demo, "how to open the Mixtral-style demo model"))
+        out.append(("patch: this prompt", app.patch_this_prompt,
+                     "open the patching view with the current view's prompt as the clean prompt"))
         out.append(("worker: restart", app.action_restart_worker, "restart the model worker"))
         out.append(("worker: show log", app.action_worker_log, "the model worker's log file"))
         out.append(("app: export view", app.action_export, "save the view as SVG and its data as JSON"))
@@ -36,7 +45,7 @@ class ExplorerCommands(Provider):
 
     async def discover(self) -> Hits:
         for title, callback, help_text in self._commands():
-            if title.startswith(("view:", "lesson:", "worker:", "app:")):
+            if title.startswith(("view:", "lesson:", "worker:", "app:", "experts:", "model:", "patch:")):
                 yield DiscoveryHit(title, callback, help=help_text)
 
     async def search(self, query: str) -> Hits:

@@ -76,6 +76,12 @@ def cmd_lens(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_experts(args: argparse.Namespace) -> int:
+    from internals.cli.experts import cmd_experts as run
+
+    return run(args)
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from internals.cli.forward import cmd_generate as run
 
@@ -90,5 +96,23 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_diff(args: argparse.Namespace) -> int:
     from internals.cli.diff import cmd_diff as run
+
+    return run(args)
+
+
+def cmd_activations(args: argparse.Namespace) -> int:
+    from internals.cli.causes import cmd_activations as run
+
+    return run(args)
+
+
+def cmd_patch(args: argparse.Namespace) -> int:
+    from internals.cli.causes import cmd_patch as run
+
+    return run(args)
+
+
+def cmd_attribute(args: argparse.Namespace) -> int:
+    from internals.cli.causes import cmd_attribute as run
 
     return run(args)

@@ -52,15 +52,27 @@ def cmd_attention(args: argparse.Namespace) -> int:
 
 def cmd_lens(args: argparse.Namespace) -> int:
     client = _client(args)
+    tracks = None
     try:
         result = client.lens(args.prompt, top_k=args.top)
+        if getattr(args, "track", None):
+            tracks = client.lens_tracks(args.prompt, args.track)
     finally:
         client.close()
     layers = [{"layer": e["layer"], "top_ids": jsonable(e["top_ids"]), "top_probs": jsonable(e["top_probs"]),
                "top_tokens": e["top_tokens"]} for e in result["layers"]]
     if args.json:
-        print_json({"tokens": result["tokens"], "token_ids": result["token_ids"], "layers": layers})
+        out = {"tokens": result["tokens"], "token_ids": result["token_ids"], "layers": layers}
+        if tracks is not None:
+            from internals.cli.causes import lens_tracks_json
+
+            out["tracks"] = lens_tracks_json(tracks)
+        print_json(out)
         return 0
+    if tracks is not None:
+        from internals.cli.causes import print_lens_tracks
+
+        print_lens_tracks(tracks)
     table = Table(title="logit lens: top next token per layer (rows) and position (columns)", title_justify="left")
     table.add_column("layer", justify="right")
     for tok in result["tokens"]:

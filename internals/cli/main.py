@@ -11,7 +11,8 @@ from typing import Any, NoReturn
 
 from internals.errors import UserError
 
-COMMANDS = ("summary", "stats", "spectrum", "attention", "lens", "generate", "worker", "explore", "diff")
+COMMANDS = ("summary", "stats", "spectrum", "attention", "lens", "experts", "generate", "worker", "explore", "diff",
+            "activations", "patch", "attribute")
 
 _EPILOG = """\
 commands:
@@ -21,7 +22,11 @@ commands:
   spectrum [MODEL]     singular values, stable rank and power-law fits of every weight matrix
   attention [MODEL]    attention weights of one layer on a prompt
   lens [MODEL]         logit lens: top next tokens at every layer
+  experts [MODEL]      which experts a mixture-of-experts model routes each token to
   generate [MODEL]     greedy or sampled continuation of a prompt
+  activations [MODEL]  residual stream norms, massive activations, attention sinks
+  patch [MODEL]        activation patching: what restores a clean answer in a corrupted run
+  attribute [MODEL]    direct logit attribution: what each layer and head adds to one logit
   worker [MODEL]       run a shared model worker on a Unix socket
   diff BASE TUNED      what fine-tuning, distillation or a LoRA adapter changed (weights; --prompt: behaviour)
 
@@ -32,6 +37,7 @@ Examples:
   llm-internals stats ./my-model --tensor 'model.layers.0.*' --bins 32 --json
   llm-internals attention --prompt "def __init__(self):" --layer 1 --json
   llm-internals diff Qwen/Qwen2.5-Math-1.5B deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B --rank
+  llm-internals experts --demo moe --prompt "def add(a, b):" --json
 """
 
 
@@ -113,7 +119,37 @@ def build_parser() -> argparse.ArgumentParser:
     _model_args(p)
     _prompt_args(p)
     p.add_argument("--top", type=_positive_int, default=5, help="tokens per position (default 5)")
+    p.add_argument("--track", action="append", metavar="TOKEN",
+                   help="also follow this token (exactly one token; repeatable): its rank and probability after "
+                        "every attention block and every layer at the last position")
     p.add_argument("--json", action="store_true")
+    _runtime_args(p)
+
+    p = sub.add_parser("activations", help="residual stream norms, massive activations and attention sinks")
+    _model_args(p)
+    _prompt_args(p)
+    p.add_argument("--json", action="store_true")
+    _runtime_args(p)
+
+    p = sub.add_parser("patch", help="activation patching between a clean and a corrupted prompt")
+    _model_args(p)
+    p.add_argument("--clean", required=True, help="the prompt whose answer is restored")
+    p.add_argument("--corrupt", required=True, help="the corrupted prompt (the same number of tokens)")
+    p.add_argument("--target", metavar="TOKEN", help="the answer token (default: the clean run's top token)")
+    p.add_argument("--json", action="store_true")
+    _runtime_args(p)
+
+    p = sub.add_parser("attribute", help="direct logit attribution of the next token")
+    _model_args(p)
+    _prompt_args(p)
+    p.add_argument("--target", metavar="TOKEN", help="the token whose logit is split (default: the top token)")
+    p.add_argument("--json", action="store_true")
+    _runtime_args(p)
+
+    p = sub.add_parser("experts", help="which experts each token is routed to, per MoE layer")
+    _model_args(p)
+    _prompt_args(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object (docs/contracts.md, \"Expert routing\")")
     _runtime_args(p)
 
     p = sub.add_parser("generate", help="continue a prompt")

@@ -135,3 +135,23 @@ def stats_progress(total: int, enabled: bool = True, label: str = "statistics") 
             progress.update(task, completed=done, description=name)
 
         yield update
+
+
+@contextmanager
+def fraction_progress(label: str, enabled: bool = True) -> Iterator[Callable[[float, str], None] | None]:
+    """A progress bar on stderr for an operation that reports `progress(fraction, message)`; None when
+    stderr is not a terminal (scripts and --json get no bar)."""
+    console = Console(stderr=True)
+    if not enabled or not console.is_terminal:
+        yield None
+        return
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn(label), BarColumn(), TaskProgressColumn(), TimeRemainingColumn(),
+                  TextColumn("{task.description}"), console=console, transient=True) as progress:
+        task = progress.add_task("", total=1.0)
+
+        def update(fraction: float, message: str) -> None:
+            progress.update(task, completed=fraction, description=message)
+
+        yield update

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any, TypedDict
+from typing import Any
 
 import numpy as np
 
 from internals.errors import UserError
+from internals.experts.types import ExpertStats, FusedStats, RouterSummary
 from internals.stats import PatternCounts, compute_tensor_stats, count_patterns, dtype_info
 from internals.weights import require_weights
 
@@ -25,51 +26,6 @@ Progress = Callable[[float, str], None]
 Check = Callable[[], None]
 
 _EXPERT_INDEX = re.compile(r"(?:^|\.)experts\.(\d+)\.")
-
-
-class ExpertStats(TypedDict):
-    expert: int
-    stored: list[str]  # the stored tensors that make up this expert's slice of the parameter
-    numel: int
-    mean: float | None
-    std: float | None
-    rms: float | None
-    l2_norm: float | None  # Frobenius norm of the expert's slice
-    kurtosis: float | None  # excess kurtosis, exact (the expert's own values)
-    min: float | None
-    max: float | None
-
-
-class FusedStats(TypedDict):
-    """The keys of tensor statistics (docs/contracts.md) for the fused parameter, plus where it comes from."""
-
-    name: str
-    shape: list[int]
-    dtype: str
-    numel: int
-    mean: float | None
-    std: float | None
-    min: float | None
-    max: float | None
-    abs_mean: float | None
-    rms: float | None
-    l2_norm: float | None
-    zeros: int
-    nan: int
-    inf: int
-    quantiles: dict[str, float | None]
-    kurtosis: float | None
-    histogram: dict[str, list]
-    stored: list[str]
-    experts: list[ExpertStats]
-
-
-class RouterSummary(TypedDict):
-    name: str  # the router weight parameter
-    layer: int | None
-    num_experts: int
-    row_norms: list[float]  # [expert]: L2 norm of its router row
-    cosine: list[list[float]]  # [expert][expert]: cosine similarity of router rows
 
 
 def _param(opened, name: str):

@@ -21,7 +21,7 @@ median and a top-k of the layer's [T, hidden] output.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, TypedDict
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,39 +33,12 @@ from internals.inference.capture import hooks
 from internals.inference.errors import translate_oom
 from internals.inference.model_parts import attention_module, decoder_layers, first_tensor, prompt_tensor
 from internals.inference.patching import label
+from internals.inference.result_types import ActivationsResult, MassiveActivation, MassiveChannel
 
 Progress = Callable[[float, str], None]
 Check = Callable[[], None]
 TOP = 20
 _MAX_FLAGGED = 10_000  # flagged values kept per layer (a broken model could flag millions)
-
-
-class MassiveActivation(TypedDict):
-    value: float
-    layer: str | int  # "embed" or a layer index
-    position: int
-    channel: int
-    token: str
-    ratio_to_median: float | None  # |value| / median |value| of the residual stream at that layer (None: median 0)
-    is_massive: bool  # meets the rule (see the module docstring)
-
-
-class MassiveChannel(TypedDict):
-    channel: int
-    layers: list[str | int]  # where it is massive at some position
-    positions: list[int]  # where it is massive at some layer
-    max_abs: float
-
-
-class ActivationsResult(TypedDict):
-    tokens: list[str]
-    token_ids: list[int]
-    layers: list[str | int]  # "embed", 0, 1, ...
-    residual_norm: np.ndarray  # float32 [layers + 1, T]
-    massive: list[MassiveActivation]  # the TOP largest |values|, largest first
-    massive_channels: list[MassiveChannel]  # largest first
-    sink_share: np.ndarray  # float32 [layers, heads]; NaN for a one-token prompt
-    rule: str
 
 
 def residual_activations(loaded: Any, prompt_ids: Sequence[int], ratio: float = 1000.0, min_value: float = 100.0,

@@ -17,7 +17,7 @@ the logits after the LM head (Cohere's logit_scale, Granite's logits_scaling) ge
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, TypedDict
+from typing import Any
 
 import torch
 
@@ -38,21 +38,10 @@ from internals.inference.model_parts import (
 )
 from internals.inference.norm_probe import FrozenNorm, freeze_norm, identity_norm
 from internals.inference.patching import label
+from internals.inference.result_types import AttributionResult
 
 Progress = Callable[[float, str], None]
 Check = Callable[[], None]
-
-
-class AttributionResult(TypedDict):
-    tokens: list[str]
-    target: str
-    target_id: int
-    logit: float  # the target's logit at the last position (before any final soft-capping)
-    bias: float  # final norm bias and LM head bias
-    embedding: float
-    attention: list[float]  # per layer: what the whole attention block adds (heads + output bias)
-    heads: list[list[float]]  # per layer, per head
-    mlp: list[float]  # per layer
 
 
 def direct_logit_attribution(loaded: Any, prompt_ids: Sequence[int], target_id: int | None = None,

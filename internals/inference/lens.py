@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,6 +27,7 @@ from internals.inference.model_parts import (
     text_config,
     vocab_size,
 )
+from internals.inference.result_types import LensBest, LensReadout, TokenTracks
 from internals.inference.tokens import token_label
 
 
@@ -116,30 +117,6 @@ def _top_entry(tokenizer: Any, layer: int, logits: torch.Tensor, k: int, labels:
                 labels[token_id] = token_label(tokenizer, token_id)
     return dict(layer=layer, top_ids=top_ids, top_probs=top.values.cpu().tolist(),
                 top_labels=[[labels[i] for i in row] for row in top_ids])
-
-
-class LensReadout(TypedDict):
-    layer: int
-    stage: str  # "attention": the residual after the layer's attention block; "layer": after the whole layer
-
-
-class LensBest(TypedDict):
-    token_id: int
-    label: str
-    layer: int
-    stage: str
-    prob: float
-    rank: int
-
-
-class TokenTracks(TypedDict):
-    token_ids: list[int]
-    labels: list[str]
-    position: int
-    readouts: list[LensReadout]  # in order: layer 0 after attention, layer 0 after the layer, layer 1 ...
-    ranks: np.ndarray  # int64 [readouts, tokens]: 1 = the top token at that readout
-    probs: np.ndarray  # float32 [readouts, tokens]
-    best: list[LensBest]  # per token, the readout where its probability is highest
 
 
 def lens_token_tracks(loaded: Any, prompt_ids: Sequence[int], token_ids: Sequence[int],

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,27 +30,12 @@ from internals.errors import UserError
 from internals.inference.capture import Captured, capture, hooks, last_position_logits, part_modules
 from internals.inference.errors import translate_oom
 from internals.inference.model_parts import decoder_layers, first_tensor, num_heads, prompt_tensor, vocab_size
+from internals.inference.result_types import PatchingResult
 from internals.inference.tokens import token_label
 
 Progress = Callable[[float, str], None]
 Check = Callable[[], None]
 GRIDS = ("residual", "attention", "mlp", "heads")
-
-
-class PatchingResult(TypedDict):
-    clean_tokens: list[str]
-    corrupt_tokens: list[str]
-    target: str
-    target_id: int
-    corrupt_top: str
-    corrupt_top_id: int
-    clean_logit_diff: float
-    corrupt_logit_diff: float
-    normalized: bool  # False when clean and corrupt give the same logit difference: grids hold raw changes
-    residual: np.ndarray | None  # float32 [layers, T]
-    attention: np.ndarray | None  # float32 [layers, T]
-    mlp: np.ndarray | None  # float32 [layers, T]
-    heads: np.ndarray | None  # float32 [layers, heads]
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TypedDict
 
 import numpy as np
 import torch
 from torch import nn
 
 from internals.errors import UserError
+from internals.experts.types import LayerRouting, Routing, SharedExperts
 from internals.inference.errors import translate_oom
 from internals.inference.model_parts import decoder_layers, prompt_tensor
 from internals.inference.tokens import token_label
@@ -28,32 +28,6 @@ Progress = Callable[[float, str], None]
 Check = Callable[[], None]
 
 _SHARED_NAMES = ("shared_expert", "shared_experts")
-
-
-class SharedExperts(TypedDict):
-    """The always-on expert(s) of a layer: module name and, when the architecture gates them, the gate per token."""
-
-    module: str
-    gate: list[float] | None  # Qwen2-MoE: sigmoid(shared_expert_gate(x)) per token; None when ungated
-
-
-class LayerRouting(TypedDict):
-    layer: int  # decoder layer index
-    router: str  # module name of the router whose output was read
-    experts: list[list[int]]  # [token][k]: expert ids in the order the router returned them
-    weights: list[list[float]]  # [token][k]: the weight the block scales each chosen expert's output by
-    load: list[int]  # [expert]: tokens routed to it
-    weight_share: list[float]  # [expert]: its share of the layer's total routing weight
-    unused: list[int]  # experts no token chose
-    shared: SharedExperts | None
-
-
-class Routing(TypedDict):
-    tokens: list[str]  # readable token labels
-    token_ids: list[int]
-    num_experts: int
-    top_k: int
-    layers: list[LayerRouting]  # only the MoE layers
 
 
 @dataclass

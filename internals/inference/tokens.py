@@ -43,6 +43,19 @@ def tokenize(tokenizer: Any, text: str) -> dict[str, Any]:
                 offsets=offsets, text=text)
 
 
+def single_token_id(tokenizer: Any, text: str, what: str = "target") -> int:
+    """The id of the one token `text` is (without special tokens), for the analyses that follow one token
+    (`--target`, `--track`); a text of several tokens, or none, is a `BadRequest` that names its tokens."""
+    from internals.errors import BadRequest
+
+    ids = [int(i) for i in tokenizer(text, add_special_tokens=False)["input_ids"]] if text else []
+    if len(ids) != 1:
+        pieces = [token_label(tokenizer, i) for i in ids]
+        raise BadRequest(f"the {what} {text!r} must be exactly one token, but the tokenizer makes "
+                         f"{len(ids)} of it: {pieces}; pass one of them (a leading space is often part of a token)")
+    return ids[0]
+
+
 def decode_pieces(tokenizer: Any, ids: Sequence[int]) -> tuple[list[str], list[bool]]:
     """Split the decoded text over the tokens (see the module docstring) in O(T) decodes.
 

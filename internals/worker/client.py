@@ -16,20 +16,27 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from internals.errors import Cancelled, ModelRefused, UserError, WorkerCrashed, from_wire
 from internals.worker.contract import (
+    ActivationsResult,
     ActivationStats,
     Attention,
+    AttributionResult,
     CrossLayer,
     DemoPoint,
+    FusedStats,
     GeneratedToken,
     Lens,
     MatrixPreview,
     ModelSummary,
     Neighbours,
     NextTokens,
+    PatchingResult,
     ResidualNorms,
+    RouterSummary,
+    Routing,
     Status,
     TensorStats,
     Tokens,
+    TokenTracks,
     TreeNode,
 )
 from internals.worker.protocol import ConnectionClosed, ProtocolError, decode, encode, read_frame
@@ -153,6 +160,49 @@ class ExplorerClient:
 
     def neighbours(self, token_id: int, k: int = 10, group: str | None = "neighbours") -> Neighbours:
         return self.call("neighbours", {"token_id": token_id, "k": k}, group=group)
+
+    def chat_template(self, messages: list[dict[str, Any]] | None = None, add_generation_prompt: bool = True,
+                      group: str | None = "chat-template") -> Any:
+        """The model's chat template rendered for `messages` (the op's default conversation when None), with its
+        tokens (`internals.inference.chat_template.ChatRendering`)."""
+        request: dict[str, Any] = {"add_generation_prompt": add_generation_prompt}
+        if messages is not None:
+            request["messages"] = messages
+        return self.call("chat_template", request, group=group)
+
+    def expert_stats(self, name: str, bins: int = 64, group: str | None = "tensor",
+                     on_progress: Progress | None = None) -> FusedStats:
+        return self.call("expert_stats", {"name": name, "bins": bins}, group=group, on_progress=on_progress)
+
+    def router_summary(self, name: str, group: str | None = "router") -> RouterSummary:
+        return self.call("router_summary", {"name": name}, group=group)
+
+    def experts(self, prompt: str, group: str | None = "experts", on_progress: Progress | None = None) -> Routing:
+        return self.call("experts", {"prompt": prompt}, group=group, on_progress=on_progress)
+
+    def activations(self, prompt: str, ratio: float = 1000.0, min_value: float = 100.0,
+                    group: str | None = "residual-activations", on_progress: Progress | None = None) -> ActivationsResult:
+        return self.call("activations", {"prompt": prompt, "ratio": ratio, "min_value": min_value}, group=group,
+                         on_progress=on_progress)
+
+    def patch(self, clean: str, corrupt: str, target: str | None = None, grids: list[str] | None = None,
+              batch_size: int | None = None, group: str | None = "patch",
+              on_progress: Progress | None = None) -> PatchingResult:
+        return self.call("patch", {"clean": clean, "corrupt": corrupt, "target": target, "grids": grids,
+                                   "batch_size": batch_size}, group=group, on_progress=on_progress)
+
+    def attribute(self, prompt: str, target: str | None = None, group: str | None = "attribute",
+                  on_progress: Progress | None = None) -> AttributionResult:
+        return self.call("attribute", {"prompt": prompt, "target": target}, group=group, on_progress=on_progress)
+
+    def lens_tracks(self, prompt: str, tokens: list[str], position: int = -1, group: str | None = "lens-tracks",
+                    on_progress: Progress | None = None) -> TokenTracks:
+        return self.call("lens_tracks", {"prompt": prompt, "tokens": list(tokens), "position": position},
+                         group=group, on_progress=on_progress)
+
+    def cancel(self, group: str) -> None:
+        """Cancel this client's running request of `group` (its caller gets `Cancelled`)."""
+        self.call("cancel", group=group)
 
     def run_demo(self, name: str, params: dict[str, Any] | None = None, on_progress: Progress | None = None,
                  group: str | None = "demo") -> Iterator[DemoPoint | dict[str, Any]]:

@@ -15,6 +15,22 @@ from typing import Any, Literal, TypedDict
 
 import numpy as np
 
+from internals.experts.types import ExpertStats, FusedStats, LayerRouting, RouterSummary, Routing, SharedExperts
+from internals.inference.chat_template import ChatRendering, ChatToken
+from internals.inference.result_types import (
+    ActivationsResult,
+    AttributionResult,
+    LensBest,
+    LensReadout,
+    MassiveActivation,
+    MassiveChannel,
+    PatchingResult,
+    TokenTracks,
+)
+
+#: A sink head: its mean attention weight on the first token, over the query positions >= 1, is above this.
+SINK_SHARE = 0.5
+
 # --- weights: summary, tree, statistics, previews -------------------------------------------------------
 
 
@@ -144,7 +160,9 @@ class Tokens(TypedDict):
 
 
 class Attention(TypedDict):
-    """`client.attention(prompt, layer, bins)`: weights [heads, T, T] float32 (or [heads, K, K] when binned)."""
+    """`client.attention(prompt, layer, bins)`: weights [heads, T, T] float32 (or [heads, K, K] when binned);
+    sink_share[head]: the mean attention of query positions >= 1 on key 0 (the attention sink), exact from the
+    unbinned maps (null when binned or for a one-token prompt)."""
 
     weights: np.ndarray
     layer: int
@@ -155,6 +173,7 @@ class Attention(TypedDict):
     bin_edges: list[int] | None
     tokens: list[str]
     token_ids: list[int]
+    sink_share: list[float] | None
 
 
 class LensLayer(TypedDict):
@@ -245,8 +264,19 @@ class Pong(TypedDict):
     pid: int
 
 
+class GpuMemory(TypedDict):
+    """One CUDA device the loaded model has weights on: what this process allocated there, what is free on
+    the device (other processes included: a shared box) and its size."""
+
+    device: str
+    allocated_bytes: int
+    free_bytes: int
+    total_bytes: int
+
+
 class Status(TypedDict, total=False):
-    """`client.status()`; the gpu_* keys only when the model is loaded on CUDA."""
+    """`client.status()`; the gpu_* keys only when the model is loaded on CUDA (summed over `gpus`, one entry
+    per CUDA device of the model's device map)."""
 
     model: str
     pid: int
@@ -263,6 +293,8 @@ class Status(TypedDict, total=False):
     torch_imported_at_first_answer: bool
     gpu_allocated_bytes: int
     gpu_total_bytes: int
+    gpu_free_bytes: int
+    gpus: list[GpuMemory]
 
 
 class Progress(TypedDict):
@@ -300,6 +332,17 @@ class MatrixPreviewRequest:
     name: str
     rows: int = 64
     cols: int = 128
+
+
+@dataclass(frozen=True)
+class ExpertStatsRequest:
+    name: str  # a parameter fused at load time from several stored expert tensors (e.g. mlp.experts.gate_up_proj)
+    bins: int = 64
+
+
+@dataclass(frozen=True)
+class RouterSummaryRequest:
+    name: str  # a router (gate) weight [experts, hidden]
 
 
 @dataclass(frozen=True)
@@ -351,9 +394,47 @@ class DemoRequest:
     params: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ActivationsRequest:
+    prompt: str
+    ratio: float = 1000.0  # a value is massive when |value| >= ratio x its layer's median |value| ...
+    min_value: float = 100.0  # ... and |value| >= min_value (Sun et al. 2024)
+
+
+@dataclass(frozen=True)
+class PatchRequest:
+    clean: str
+    corrupt: str  # same number of tokens as clean
+    target: str | None = None  # a token string (exactly one token); default: the clean run's top token
+    grids: list[str] | None = None  # some of residual, attention, mlp, heads (default: all four)
+    batch_size: int | None = None  # patched runs per forward pass (default: about 4096 tokens per batch)
+
+
+@dataclass(frozen=True)
+class AttributeRequest:
+    prompt: str
+    target: str | None = None  # a token string (exactly one token); default: the model's top next token
+
+
+@dataclass(frozen=True)
+class LensTracksRequest:
+    prompt: str
+    tokens: list[str]  # token strings, each exactly one token
+    position: int = -1
+
+
+class Done(TypedDict):
+    """An operation that only acts (e.g. `cancel`)."""
+
+    done: bool
+
+
 #: Every TypedDict of the contract (documented in docs/contracts.md; checked by a test).
 RESULT_TYPES: tuple[type, ...] = (
     ModelSummary, TreeNode, TensorStats, Histogram, MatrixPreview, CrossLayer, Tokens, Attention, LensLayer,
     Lens, ResidualNorms, ActivationStat, ActivationStats, NextTokens, GeneratedToken, GenerationDone,
-    Neighbours, DemoPoint, DemoResult, Pong, Status, Progress, ErrorBody,
+    Neighbours, DemoPoint, DemoResult, Pong, Status, Progress, ErrorBody, ChatToken, ChatRendering,
+    ExpertStats, FusedStats, RouterSummary, SharedExperts, LayerRouting, Routing,
+    ActivationsResult, MassiveActivation, MassiveChannel, PatchingResult, AttributionResult, TokenTracks,
+    LensReadout, LensBest, Done,
 )

@@ -54,7 +54,7 @@ def operations_section() -> str:
         params = ", ".join(f"`{n}`: {_type_name(hints[n])}" + ("" if d is dataclasses.MISSING else f" = {d!r}")
                            for n, _, d in request_fields(op)) or "none"
         lines.append(f"| `{name}` | {params} | `{_type_name(op.result)}` | {'loads' if op.needs_model else '-'} | "
-                     f"{'yes' if op.compute_lock else '-'} | {op.group or '-'} | "
+                     f"{'per step' if op.compute_lock == 'step' else 'yes' if op.compute_lock else '-'} | {op.group or '-'} | "
                      f"{'`' + _type_name(op.item) + '`' if op.streams else '-'} |")
     lines += ["", "Error kinds (`error` frames' `type`; the client raises the same class of `internals/errors.py`): "
               + ", ".join(f"`{k}`" for k, cls in sorted(wire_kinds().items()) if cls.__module__ == "internals.errors")

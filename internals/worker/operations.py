@@ -3,7 +3,8 @@
 An operation is a plain function `fn(ctx: OpContext, request) -> result`, registered with its name, its
 request dataclass and its result TypedDict (internals/worker/contract.py), and what the dispatcher must do
 around it: load the model first (`needs_model`), run it under the compute lock (`compute_lock`: one forward
-pass at a time on one device), which cancellation group clients use by default (`group`), and whether it
+pass at a time on one device; `compute_lock="step"` for a long operation that takes the lock per step itself
+with `ctx.step()`, so that other clients' requests run between its steps), which cancellation group clients use by default (`group`), and whether it
 streams items before its result (`streams`, with the `item` type). `dispatch` checks a request's parameters
 against the request type (a `BadRequest` names the bad one: never a traceback), then runs the one sequence
 every forward operation shares: load (with progress) -> lock -> check cancellation -> run -> out-of-memory
@@ -20,7 +21,8 @@ import logging
 import threading
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -41,7 +43,7 @@ class Operation(Generic[Req, Res]):
     request: type[Req]
     result: Any
     needs_model: bool = False
-    compute_lock: bool = False
+    compute_lock: bool | str = False
     group: str | None = None
     streams: bool = False
     item: Any = None
@@ -55,13 +57,15 @@ class Operation(Generic[Req, Res]):
 OPERATIONS: dict[str, Operation] = {}
 
 
-def operation(name: str, *, request: type, result: Any, needs_model: bool = False, compute_lock: bool = False,
+def operation(name: str, *, request: type, result: Any, needs_model: bool = False, compute_lock: bool | str = False,
               group: str | None = None, streams: bool = False, item: Any = None) -> Callable[[Callable], Callable]:
     """Register `fn(ctx, request) -> result` as the worker operation `name` (a name is registered once)."""
     if not dataclasses.is_dataclass(request):
         raise TypeError(f"operation {name}: request must be a dataclass (see internals/worker/contract.py)")
     if streams and item is None:
         raise TypeError(f"operation {name}: a streaming operation declares its item type")
+    if compute_lock not in (True, False, "step"):
+        raise TypeError(f"operation {name}: compute_lock is True, False or 'step'")
 
     def register(fn: Callable) -> Callable:
         if name in OPERATIONS and OPERATIONS[name].fn is not fn:
@@ -109,6 +113,21 @@ class OpContext:
         if self.cancel.is_set():
             raise Cancelled()
 
+    @contextmanager
+    def step(self) -> Iterator[None]:
+        """One step of a `compute_lock="step"` operation: holds the compute lock (served in arrival order, so
+        other clients' requests run between two steps) and checks cancellation once it has it."""
+        with self.service.compute_lock:
+            self.check()
+            yield
+
+    def yield_lock(self) -> None:
+        """Between two steps of an operation that holds the compute lock for its whole run: let the requests
+        waiting for it run now (a no-op when nobody waits)."""
+        yielder = getattr(self.service.compute_lock, "yield_to_waiters", None)
+        if yielder is not None:
+            yielder()
+
     def progress(self, fraction: float, message: str = "") -> None:
         self.send({"id": self.rid, "kind": "progress"}, {"fraction": float(fraction), "message": message})
 
@@ -136,18 +155,25 @@ class OpContext:
 
 def dispatch(op: Operation, ctx: OpContext, params: Any) -> Any:
     """Check the parameters, then run `op` with the sequence it declared; errors propagate typed."""
-    from internals.inference.errors import translate_oom
+    from internals.errors import OutOfMemory
+    from internals.inference.errors import translate_oom, with_dtype_hint
 
     request = op.parse(params)
-    with translate_oom():
-        if op.needs_model:
-            ctx.model  # noqa: B018 - loads outside the compute lock (the load has its own lock and progress)
-        if op.compute_lock:
-            with ctx.service.compute_lock:
-                ctx.check()
+    try:
+        with translate_oom():
+            if op.needs_model:
+                ctx.model  # noqa: B018 - loads outside the compute lock (the load has its own lock and progress)
+            if op.compute_lock is True:
+                with ctx.service.compute_lock:
+                    ctx.check()
+                    result = op.fn(ctx, request)
+            else:
                 result = op.fn(ctx, request)
-        else:
-            result = op.fn(ctx, request)
+    except OutOfMemory as exc:  # the hint depends on the dtype the model was loaded in
+        better = with_dtype_hint(exc, getattr(getattr(ctx.service, "loaded_model", None), "dtype", None))
+        if better is exc:
+            raise
+        raise better from exc.__cause__
     ctx.check()
     return result
 

@@ -24,7 +24,14 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from internals.errors import UserError
+from internals.errors import (
+    AnswerTooLarge,
+    BadRequest,
+    Busy,
+    InternalError,
+    UserError,
+    to_wire,
+)
 from internals.worker.protocol import (
     MAX_HEADER,
     MAX_PAYLOAD,
@@ -119,8 +126,17 @@ class WorkerServer:
         service = self.service
         send_lock = threading.Lock()
         client_id = id(conn)
-        in_flight = threading.BoundedSemaphore(MAX_IN_FLIGHT)
+        in_flight = [0]  # requests of this connection still running
+        settled = threading.Condition()
         gone = threading.Event()
+        cancel = getattr(service, "cancel_client", None)
+
+        def peer_gone() -> None:
+            """The peer cannot read answers any more: cancel its requests (they stop at their next step)."""
+            if not gone.is_set():
+                gone.set()
+                if cancel is not None:
+                    cancel(client_id)
 
         def send(header: dict[str, Any], body: Any) -> None:
             frame = _fitting_frame(header, body)
@@ -130,18 +146,21 @@ class WorkerServer:
                 try:
                     conn.sendall(frame)
                 except OSError:
-                    gone.set()  # the client went away: nobody will read what its requests compute
-            if gone.is_set():
-                cancel = getattr(service, "cancel_client", None)
-                if cancel is not None:
-                    cancel(client_id)
+                    failed = True
+                else:
+                    failed = False
+            if failed:
+                peer_gone()
 
         def run(header: dict[str, Any], params: Any) -> None:
             try:
                 service.handle(header, params, send)
             finally:
-                in_flight.release()
+                with settled:
+                    in_flight[0] -= 1
+                    settled.notify_all()
 
+        clean_end = False
         try:
             while not gone.is_set():
                 header, params = read_frame(conn, MAX_REQUEST_HEADER, MAX_REQUEST_PAYLOAD)
@@ -149,23 +168,32 @@ class WorkerServer:
                     continue
                 rid = header.get("id")
                 if not isinstance(rid, int) or isinstance(rid, bool):
-                    send({"id": 0, "kind": "error"}, {"type": "BadRequest", "message": "a request needs an integer id"})
+                    send({"id": 0, "kind": "error"}, to_wire(BadRequest("a request needs an integer id")))
                     continue
-                if not in_flight.acquire(blocking=False):
-                    send({"id": rid, "kind": "error"}, {"type": "Busy", "message":
-                          f"more than {MAX_IN_FLIGHT} requests in flight on one connection: wait for answers first"})
+                with settled:
+                    busy = in_flight[0] >= MAX_IN_FLIGHT
+                    if not busy:
+                        in_flight[0] += 1
+                if busy:
+                    send({"id": rid, "kind": "error"}, to_wire(Busy(
+                        f"more than {MAX_IN_FLIGHT} requests in flight on one connection: wait for answers first")))
                     continue
                 header["client"] = client_id
                 threading.Thread(target=run, args=(header, params if params is not None else {}), daemon=True).start()
-        except (ConnectionClosed, OSError):
+        except ConnectionClosed:
+            clean_end = True
+        except OSError:
             pass
         except ProtocolError as exc:
             log.warning("dropping a client that sent a bad frame: %s", exc)
         finally:
-            # End of input is not the end of the client: a peer that half-closes still reads its answers, so
-            # the requests in flight finish (a peer that is really gone fails a send, which cancels them).
-            for _ in range(MAX_IN_FLIGHT):
-                in_flight.acquire()
+            if clean_end:
+                # The peer stopped sending: it closed, or only shut its sending side and still reads the answers
+                # in flight. Answer them; a closed peer makes the next send fail, which cancels the rest.
+                with settled:
+                    while in_flight[0] > 0 and not gone.is_set() and not self._stopping.is_set():
+                        settled.wait(0.2)
+            peer_gone()
             conn.close()
             self._slots.release()
 
@@ -178,13 +206,13 @@ def _fitting_frame(header: dict[str, Any], body: Any) -> bytes:
     except (TypeError, ValueError) as exc:  # not JSON-able: a bug in an operation, reported to the client
         log.error("answer of request %s could not be encoded: %s", header.get("id"), exc)
         return encode({"id": header.get("id"), "kind": "error"},
-                      {"type": "InternalError", "message": f"the answer could not be encoded: {exc}"})
+                      to_wire(InternalError(f"the answer could not be encoded: {exc}")))
     hlen, plen = int.from_bytes(frame[:4], "little"), int.from_bytes(frame[4:12], "little")
     if hlen > MAX_HEADER or plen > MAX_PAYLOAD:
         size = (hlen + plen) / 2**20
         return encode({"id": header.get("id"), "kind": "error"},
-                      {"type": "AnswerTooLarge", "message": f"the answer is too large to send ({size:.0f} MiB): "
-                                                            "ask for fewer tokens or a shorter prompt"})
+                      to_wire(AnswerTooLarge(f"the answer is too large to send ({size:.0f} MiB): "
+                                             "ask for fewer tokens or a shorter prompt")))
     return frame
 
 
@@ -241,7 +269,7 @@ def serve_from_args(args: argparse.Namespace) -> int:
 
     background = Background(opened, pending, on_failure=refused)
     service = ModelService(opened, RuntimeOptions(device=args.device, dtype=args.dtype, max_memory=args.max_memory),
-                           background=background)
+                           exit_on_broken_device=True, background=background)
     server.service = service
     background.start()
     parent = getattr(args, "parent_pid", None)

@@ -4,12 +4,16 @@ The service owns the model and its state (the lazy `OpenedModel`; the transforme
 first need; the compute lock; the active request of each cancellation group). What each request does is a
 registered operation (internals/worker/operations.py, the operations themselves in internals/worker/ops/):
 `handle` finds it, lets the registry check and run it, and sends every outcome as frames. A newer request of
-the same client and group cancels the older one; every error goes back typed (internals/errors.py).
+the same client and group cancels the older one, and a client that disconnects cancels all of its requests
+(`cancel_client`); every error goes back typed (internals/errors.py). An accelerator failure that leaves the
+CUDA context broken is answered as `DeviceFailed`, then a worker process exits (`exit_on_broken_device`), so
+that the explorer offers a restart instead of failing every later request.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import traceback
@@ -17,11 +21,15 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-from internals.errors import Cancelled, InternalError, UserError, to_wire
+from internals.errors import Cancelled, DeviceFailed, InternalError, UserError, to_wire
 from internals.model import OpenedModel
+from internals.worker.fair_lock import FairLock
 from internals.worker.operations import OpContext, Send, dispatch, get_operation
 
 log = logging.getLogger("llm_internals.worker")
+
+#: Exit status of a worker that stopped after a broken accelerator context (the explorer restarts it).
+BROKEN_DEVICE_EXIT = 70
 
 #: Kept for callers of the old name: the context every operation receives.
 RequestContext = OpContext
@@ -38,7 +46,8 @@ class RuntimeOptions:
 class ModelService:
     """Owns one opened model (and, once needed, its loaded transformers model)."""
 
-    def __init__(self, opened: OpenedModel, options: RuntimeOptions | None = None, background=None) -> None:
+    def __init__(self, opened: OpenedModel, options: RuntimeOptions | None = None,
+                 exit_on_broken_device: bool = False, background=None) -> None:
         """`background`: the worker's `internals.worker.startup.Background` when `opened` was opened the cheap
         way (weights at once; torch, transformers and the exact structure later); None: `opened` is exact."""
         self._fast = opened
@@ -46,9 +55,12 @@ class ModelService:
         self.options = options or RuntimeOptions()
         self.loaded_model = None
         self._load_lock = threading.Lock()
-        self.compute_lock = threading.Lock()
+        self.compute_lock = FairLock()
         self._active: dict[tuple[Any, str], OpContext] = {}
+        self._by_client: dict[Any, dict[int, OpContext]] = {}  # client -> {id(ctx): ctx}
         self._active_lock = threading.Lock()
+        #: A worker process exits after answering a `DeviceFailed` (an in-process service only answers it).
+        self.exit_on_broken_device = exit_on_broken_device
         self.started = time.time()
         self.info_saved = False
 
@@ -90,26 +102,70 @@ class ModelService:
         rid = int(header.get("id", 0))
         method = str(header.get("method", ""))
         ctx = OpContext(rid, send, self)
-        key = (header.get("client"), header.get("group")) if header.get("group") else None
-        if key is not None:
-            with self._active_lock:
+        client = header.get("client")
+        key = (client, header.get("group")) if header.get("group") else None
+        with self._active_lock:
+            if key is not None:
                 older = self._active.get(key)
                 if older is not None:
                     older.cancel.set()
                 self._active[key] = ctx
+            self._by_client.setdefault(client, {})[id(ctx)] = ctx
         try:
             result = dispatch(get_operation(method), ctx, params)
             send({"id": rid, "kind": "response"}, result)
         except (Cancelled, UserError) as exc:
             send({"id": rid, "kind": "error"}, to_wire(exc))
         except Exception as exc:  # noqa: BLE001 - a bug in one request must not kill the worker
-            log.error("request %s failed:\n%s", method, "".join(traceback.format_exception(exc)))
-            send({"id": rid, "kind": "error"}, to_wire(InternalError(f"{method} failed: {type(exc).__name__}: {exc}")))
+            from internals.inference.errors import is_broken_device
+
+            if is_broken_device(exc):
+                self._device_failed(method, rid, exc, send)
+            else:
+                log.error("request %s failed:\n%s", method, "".join(traceback.format_exception(exc)))
+                send({"id": rid, "kind": "error"},
+                     to_wire(InternalError(f"{method} failed: {type(exc).__name__}: {exc}")))
         finally:
-            if key is not None:
-                with self._active_lock:
-                    if self._active.get(key) is ctx:
-                        del self._active[key]
+            with self._active_lock:
+                if key is not None and self._active.get(key) is ctx:
+                    del self._active[key]
+                mine = self._by_client.get(client)
+                if mine is not None:
+                    mine.pop(id(ctx), None)
+                    if not mine:
+                        del self._by_client[client]
+
+    def cancel_client(self, client_id: Any) -> int:
+        """Cancel every request of a client whose connection closed (they stop at their next step, so the
+        compute lock is free again within one step); returns how many were running."""
+        with self._active_lock:
+            running = list(self._by_client.get(client_id, {}).values())
+        for ctx in running:
+            ctx.cancel.set()
+        if running:
+            log.info("client %s disconnected: cancelled %d request(s)", client_id, len(running))
+        return len(running)
+
+    def active_requests(self, client_id: Any = None) -> int:
+        """How many requests run now (of one client, or of all)."""
+        with self._active_lock:
+            if client_id is not None:
+                return len(self._by_client.get(client_id, ()))
+            return sum(len(v) for v in self._by_client.values())
+
+    def _device_failed(self, method: str, rid: int, exc: BaseException, send: Send) -> None:
+        """A CUDA error that breaks the context: answer it typed, then (a worker process) exit so that the
+        explorer's restart gives a fresh context; every later request would fail the same way."""
+        log.error("request %s hit an accelerator error that leaves the device unusable:\n%s", method,
+                  "".join(traceback.format_exception(exc)))
+        send({"id": rid, "kind": "error"}, to_wire(DeviceFailed(
+            f"the GPU failed ({type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}): "
+            "the worker stops; restart it (r in the explorer)")))
+        if self.exit_on_broken_device:
+            log.critical("worker exiting with status %d after an unrecoverable accelerator error in %s "
+                         "(restart the worker)", BROKEN_DEVICE_EXIT, method)
+            logging.shutdown()
+            os._exit(BROKEN_DEVICE_EXIT)
 
     def close(self) -> None:
         """Release the model: its loaded copy (and accelerate's offload folder) and the opened files."""

@@ -27,12 +27,65 @@ def pick_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def load_model(opened: Any, ctx: DemoContext, start: float = 0.0, end: float = 0.1):
-    """The open model (float32, eval mode, on CUDA when there is one) and its tokenizer, as a `Loaded`."""
+#: Copies of the parameters a demo keeps, by what it trains: the weights; + gradients and Adam's two moments.
+_COPIES = {"none": 1, "adapters": 1, "full": 4}
+_BYTES = {"float32": 4, "float64": 8, "bfloat16": 2, "float16": 2, "auto": 4}
+
+
+def training_bytes(n_params: int, dtype: str, trains: str = "none", reference: bool = False) -> int:
+    """Estimated memory of a demo's copy of the model: parameters x (weights, + gradients and two Adam states
+    when it trains every weight, + a frozen reference copy for DPO/GRPO), in `dtype`. Activations come on top."""
+    copies = _COPIES[trains] + (1 if reference else 0)
+    return int(n_params) * _BYTES.get(str(dtype).replace("torch.", ""), 4) * copies
+
+
+def free_memory(device: str) -> int | None:
+    """Free bytes where the demo's model goes: the CUDA device's free memory (`mem_get_info`, other processes
+    counted: a shared box), every CUDA device's for "auto", the available RAM for "cpu"; None if unknown."""
+    try:
+        if device.startswith("cuda") or device == "auto":
+            if not torch.cuda.is_available():
+                return None
+            if device == "auto":
+                return sum(int(torch.cuda.mem_get_info(i)[0]) for i in range(torch.cuda.device_count()))
+            return int(torch.cuda.mem_get_info(torch.device(device))[0])
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except Exception:  # noqa: BLE001 - no estimate is better than a refused demo
+        return None
+
+
+def check_memory(opened: Any, device: str, dtype: str, trains: str = "none", reference: bool = False) -> None:
+    """Refuse (a `UserError` saying what to do) when the demo's estimated memory exceeds what is free."""
+    try:
+        n_params = meta_parameter_count(opened.config)
+    except Exception:  # noqa: BLE001 - an architecture the meta count cannot build: no estimate
+        return
+    need, free = training_bytes(n_params, dtype, trains, reference), free_memory(device)
+    if free is not None and need > free:
+        what = {"none": "its weights", "adapters": "its weights and adapters",
+                "full": "weights, gradients and Adam states"}[trains] + (" plus a reference copy" if reference else "")
+        raise UserError(f"this demo needs about {need / 2**30:.1f} GiB on {device} ({n_params / 1e6:.0f}M parameters: "
+                        f"{what} in {dtype}) but only {free / 2**30:.1f} GiB is free: use a smaller model, "
+                        "--dtype bfloat16, or another --device")
+
+
+def load_model(opened: Any, ctx: DemoContext, start: float = 0.0, end: float = 0.1, trains: str = "none",
+               reference: bool = False):
+    """The open model (eval mode) and its tokenizer, as a `Loaded`: on the worker's --device (else CUDA when
+    there is one), in its --dtype (else float32: the demos train), within its --max-memory; refused first when
+    the estimate of `training_bytes` does not fit in the device's free memory."""
     from internals.inference.loading import load_for_inference
 
+    runtime = getattr(ctx, "runtime", None) or {}
+    device = str(runtime.get("device") or pick_device())
+    dtype = str(runtime.get("dtype") or "float32")
+    if dtype == "auto":
+        dtype = "float32"
+    check_memory(opened, device, dtype, trains, reference)
     ctx.progress(start, "loading the model")
-    loaded = load_for_inference(opened.source, device=str(pick_device()), dtype="float32",
+    loaded = load_for_inference(opened.source, device=device, dtype=dtype, max_memory=runtime.get("max_memory"),
                                 trust_remote_code=getattr(opened, "trust_remote_code", False),
                                 progress=ctx.sub(start, end))
     loaded.model.eval()

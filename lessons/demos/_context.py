@@ -9,14 +9,22 @@ from typing import Any
 
 
 class DemoContext:
-    """Wraps the worker's callbacks. `stop_requested()` polls should_stop and remembers a True answer."""
+    """Wraps the worker's callbacks. `stop_requested()` polls should_stop and remembers a True answer.
+
+    Every progress report marks a step boundary: there the demo gives the worker's compute lock to the
+    requests waiting for it (`yield_lock`), so a student's attention map is answered during a training run.
+    `runtime` holds the worker's device, dtype and max_memory (None each when not set)."""
 
     def __init__(self, emit: Callable[[dict[str, Any]], None] | None = None,
                  progress: Callable[[float, str], None] | None = None,
-                 should_stop: Callable[[], bool] | None = None) -> None:
+                 should_stop: Callable[[], bool] | None = None,
+                 yield_lock: Callable[[], Any] | None = None,
+                 runtime: dict[str, Any] | None = None) -> None:
         self._emit = emit
         self._progress = progress
         self._should_stop = should_stop
+        self._yield_lock = yield_lock
+        self.runtime: dict[str, Any] = {"device": None, "dtype": None, "max_memory": None, **(runtime or {})}
         self.stopped = False
         self.started = time.perf_counter()
 
@@ -29,6 +37,12 @@ class DemoContext:
     def progress(self, fraction: float, message: str = "") -> None:
         if self._progress is not None:
             self._progress(max(0.0, min(1.0, float(fraction))), message)
+        self.between_steps()
+
+    def between_steps(self) -> None:
+        """Let the worker's other requests use the device now (called at every progress report)."""
+        if self._yield_lock is not None:
+            self._yield_lock()
 
     def stop_requested(self) -> bool:
         if not self.stopped and self._should_stop is not None and self._should_stop():

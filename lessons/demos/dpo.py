@@ -45,7 +45,7 @@ TOLERANCE = 1e-5
 
 def run(opened: Any, params: dict[str, Any], ctx: DemoContext) -> dict[str, Any]:
     beta, steps, lr = float(params["beta"]), int(params["steps"]), float(params["lr"])
-    loaded = C.load_model(opened, ctx, 0.0, 0.15)
+    loaded = C.load_model(opened, ctx, 0.0, 0.15, trains="full", reference=True)
     reference, tok = loaded.model, loaded.tokenizer
     examples = tokenize_pairs(tok, PAIRS)
     batch = collate(examples, C.pad_id(tok), C.model_device(reference))

@@ -86,7 +86,7 @@ def run(opened: Any, params: dict[str, Any], ctx: DemoContext) -> dict[str, Any]
     if beta < 0:
         raise UserError(f"beta (the KL coefficient) must be >= 0 (got {beta})")
     prompt, answer = make_task(str(params["task"]), str(params["text"]), seed)
-    loaded = C.load_model(opened, ctx, 0.0, 0.15)
+    loaded = C.load_model(opened, ctx, 0.0, 0.15, trains="full", reference=beta > 0)
     model, tok = loaded.model, loaded.tokenizer
     prompt_ids = C.encode(tok, prompt) or [C.pad_id(tok)]
     n_new = len(C.encode(tok, answer)) + 2

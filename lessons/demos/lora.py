@@ -46,7 +46,7 @@ def run(opened: Any, params: dict[str, Any], ctx: DemoContext) -> dict[str, Any]
     mode = str(params["targets"]).lower()
     if mode not in ("attention", "all"):
         raise UserError(f"targets must be 'attention' (q, k, v, o) or 'all' (every linear projection), not {mode!r}")
-    loaded = C.load_model(opened, ctx, 0.0, 0.15)
+    loaded = C.load_model(opened, ctx, 0.0, 0.15, trains="adapters")
     model, tok = loaded.model, loaded.tokenizer
     device = C.model_device(model)
     targets = find_targets(model, ATTENTION if mode == "attention" else ALL_LINEAR)

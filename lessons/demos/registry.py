@@ -228,11 +228,14 @@ def demo_params(name: str, params: dict[str, Any] | None = None) -> dict[str, An
 
 
 def run_demo(name: str, opened: Any, params: dict[str, Any] | None = None, emit: Emit | None = None,
-             progress: Progress | None = None, should_stop: ShouldStop | None = None) -> dict[str, Any]:
+             progress: Progress | None = None, should_stop: ShouldStop | None = None,
+             yield_lock: Callable[[], Any] | None = None, runtime: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run demo `name` on the opened model and return its result dict.
 
     emit(point) streams live plot points, progress(fraction, message) reports progress, should_stop() is
-    polled between steps (a stopped demo returns what it has, with "stopped": true). Raises `UserError` for an
+    polled between steps (a stopped demo returns what it has, with "stopped": true). yield_lock() (the
+    worker's) lets other requests use the device between two steps; runtime holds the worker's device, dtype
+    and max_memory, which the demo's copy of the model honours. Raises `UserError` for an
     unknown demo or bad parameters, `MissingExtraError` (a UserError) when a required package is missing.
     """
     info = _info(name)
@@ -242,7 +245,8 @@ def run_demo(name: str, opened: Any, params: dict[str, Any] | None = None, emit:
     module = importlib.import_module(f"lessons.demos.{info.module}")
     from lessons.demos._context import DemoContext
 
-    ctx = DemoContext(emit=emit, progress=progress, should_stop=should_stop)
+    ctx = DemoContext(emit=emit, progress=progress, should_stop=should_stop, yield_lock=yield_lock,
+                      runtime=runtime)
     result = module.run(opened, values, ctx)
     result.setdefault("demo", name)
     result.setdefault("params", values)
@@ -297,6 +301,9 @@ def register_demos() -> None:
         register(info.id, functools.partial(run_demo, info.id),
                  {"title": info.title, "requires": list(info.requires), "optional": list(info.optional),
                   "params": dict(info.params), "description": info.description})
+    from lessons.answer_op import register_answer_op
+
+    register_answer_op()  # the exercises' model answers run through the same mechanism
 
 
 register_demos()

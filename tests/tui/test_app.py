@@ -8,6 +8,7 @@ from internals.model import open_model
 from internals.worker.client import InProcessClient, WorkerCrashed
 from internals.worker.service import ModelService
 from tui.app import ExplorerApp
+from tui.palette import ExplorerCommands
 
 pytestmark = pytest.mark.anyio
 
@@ -47,7 +48,8 @@ async def test_every_view_renders(tiny_models, kind):
         tensor_view = app.query_one("#tensor")
         assert tensor_view.data["name"] == "model.layers.1.self_attn.q_proj.weight"
         assert tensor_view.preview["values"].ndim == 2
-        for key, view in (("2", "cross-layer"), ("3", "attention"), ("4", "tokens"), ("5", "lens")):
+        for key, view in (("2", "cross-layer"), ("3", "attention"), ("4", "tokens"), ("5", "lens"), ("6", "activations"),
+                          ("7", "patching"), ("8", "attribution")):
             app.query_one("#tree").focus()
             await pilot.press(key)
             await settle(app, pilot)
@@ -137,6 +139,23 @@ async def test_view_keys_are_never_typed_into_a_prompt_box(tiny_models):
             view, focus_id = expected[key]
             assert app.current_view == view and app.focused is not None and app.focused.id == focus_id, (key, app.focused)
         assert app.query_one("#tokens-input").value == app.query_one("#tokens").text.replace("\n", "⏎")
+
+
+async def test_patch_this_prompt_takes_the_shown_views_prompt(tiny_models):
+    """The palette's "patch: this prompt": the lens view's prompt becomes the clean (and, to edit, the
+    corrupted) prompt; nothing runs until Enter."""
+    app = make_app(tiny_models("llama"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("5")
+        await settle(app, pilot)
+        app.patch_this_prompt()
+        await settle(app, pilot)
+        patching, prompt = app.query_one("#patching"), app.query_one("#lens").prompt
+        assert app.current_view == "patching" and patching.clean == prompt and patching.data is None
+        assert app.focused is app.query_one("#patching-corrupt") and app.focused.value == prompt
+        titles = [title for title, _, _ in ExplorerCommands(app.screen)._commands()]
+        assert "patch: this prompt" in titles and "view: patching" in titles
 
 
 async def test_navigation_back_forward_and_search(tiny_models):
@@ -405,7 +424,14 @@ async def test_moe_model_views(tiny_models):
         assert view.data["name"] == "model.layers.0.block_sparse_moe.gate.weight" and view.preview is not None
         app.open_node("model.layers.0.mlp.experts.gate_up_proj")  # fused from 8 stored tensors
         await settle(app, pilot)
-        assert "several stored tensors" in str(view.query_one(".view-message").render())
+        assert view.data["name"] == "model.layers.0.mlp.experts.gate_up_proj" and len(view.data["experts"]) == 4
+        await pilot.press("e")  # the tree draws the experts as stored; their tensors open too
+        await settle(app, pilot)
+        stored = "model.layers.0.block_sparse_moe.experts.3.w1.weight"
+        assert stored in {n["name"] for n in app.shown_nodes} and "as stored" in str(app.query_one("#tree-note").render())
+        app.open_node(stored)
+        await settle(app, pilot)
+        assert view.data["name"] == stored and view.preview is not None
         await pilot.press("2")
         await settle(app, pilot)
         assert "router" in app.query_one("#cross-layer").data["components"]
@@ -439,3 +465,59 @@ async def test_a_broken_keymap_file_is_reported_and_ignored(tiny_models, tmp_pat
         await pilot.press("3")  # the default keys still work
         await settle(app, pilot)
         assert app.current_view == "attention"
+
+
+class _DemoRecorder:
+    """Stands in for the worker's demo runner: records which demo a key started."""
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+
+    def run_demo(self, name, params=None, on_progress=None):
+        self.started.append(name)
+        yield {"result": {"final_loss": 0.5}}
+
+
+async def test_a_lesson_opened_from_the_palette_takes_the_keyboard(tiny_models):
+    """"lesson: DPO" from the command palette: the focus lands in the lesson, so `d` runs its demo at once and
+    the footer offers it."""
+    app = make_app(tiny_models("qwen2"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        app.model_tree.focus()
+        while app.view("lessons") is None:
+            await pilot.pause(0.05)
+        pane = app.query_one("#lessons")
+        pane.data_source = recorder = _DemoRecorder()
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"lesson: DPO")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert pane.current == "dpo" and app.focused is not None and pane in app.focused.ancestors
+        assert any(key == "d" and b.binding.show for key, b in app.active_bindings.items())
+        await pilot.press("d")
+        await settle(app, pilot)
+        assert recorder.started == ["dpo"] and "demo finished" in str(pane.query_one("#demo-status").render())
+
+
+async def test_a_lesson_takes_the_main_area_of_a_narrow_terminal(tiny_models):
+    """120 columns: the lesson replaces the view (no squeezed model card); a link shows its view instead and F2
+    returns to the lesson. 200 columns: the lesson sits beside the view."""
+    app = make_app(tiny_models("qwen2"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        app.open_lesson("gqa")
+        await settle(app, pilot)
+        pane = app.query_one("#lessons")
+        assert not app.query_one("#views").display and pane.size.width >= 80
+        app.follow_link("llm:view/summary")
+        await settle(app, pilot)
+        assert not pane.display and app.query_one("#views").display and app.current_view == "summary"
+        await pilot.press("f2")
+        await settle(app, pilot)
+        assert pane.display and pane.current == "gqa" and pane in app.focused.ancestors
+        await pilot.resize_terminal(200, 50)
+        await settle(app, pilot)
+        assert pane.display and app.query_one("#views").display and app.query_one("#summary").size.width >= 60

@@ -10,11 +10,12 @@ the same numbers give the same plot every run.
 
 from __future__ import annotations
 
+from views.harness import FakeSource, ViewApp
+
 from internals.model import open_model
 from internals.worker.client import InProcessClient
 from internals.worker.service import ModelService
 from tui.app import ExplorerApp
-from views.harness import FakeSource, ViewApp
 
 SIZE = (120, 40)
 
@@ -89,3 +90,16 @@ def test_tensor_view_from_the_fake_data_source(snap_compare):
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=show)
+
+
+def test_lessons_pane(snap_compare, tiny_models):
+    """The GQA lesson open at 120×40: it takes the main area (the model card is not squeezed beside it), the
+    demo line and the lesson's numbers for the tiny model."""
+
+    async def open_lesson(pilot) -> None:
+        await steps()(pilot)
+        pilot.app.open_lesson("gqa")
+        await settle(pilot)
+        await pilot.pause()
+
+    assert snap_compare(explorer(tiny_models("llama")), terminal_size=SIZE, run_before=open_lesson)

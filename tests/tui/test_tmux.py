@@ -57,3 +57,35 @@ def test_explorer_in_tmux(tiny_models):
         assert not (worker_pids() & started), "a worker outlived the explorer"
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
+def keys(session: str, *sent: str) -> None:
+    subprocess.run(["tmux", "send-keys", "-t", session, *sent], check=True)
+
+
+def test_moe_demo_in_tmux():
+    """`--demo moe`: a fused expert tensor opens with its histogram, the experts view draws the routing
+    heatmap, and `.` moves to the next layer."""
+    session = f"llmi-{uuid.uuid4().hex[:8]}"
+    cmd = f"cd {REPO} && TERM=xterm-256color {sys.executable} -m llm_internals --demo moe"
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "130", "-y", "42", cmd], check=True)
+    try:
+        wait_for(session, "experts as in memory")
+        keys(session, "/")
+        wait_for(session, "search tensors", timeout=20)  # the search box has the focus
+        keys(session, "gate_up_proj")
+        wait_for(session, "▊  gate_up_proj", timeout=20)
+        keys(session, "Enter")
+        screen = wait_for(session, "per expert")
+        assert "gate_up_proj" in screen and "0┤" in screen  # the histogram is drawn
+        assert "kurtosis" in screen and "norm" in screen
+        keys(session, "Escape")
+        time.sleep(0.3)
+        keys(session, "9")
+        screen = wait_for(session, "layer 0 load")
+        assert "▀▀" in screen and "e3 █" in screen  # the routing heatmap and the load bars
+        keys(session, ".")
+        wait_for(session, "layer 1 load", timeout=20)
+        keys(session, "q")
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)

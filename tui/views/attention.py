@@ -11,6 +11,7 @@ from textual.containers import Horizontal
 from textual.widget import Widget
 from textual.widgets import Input, Static
 
+from internals.worker.contract import SINK_SHARE
 from tui.components.heatmap import Heatmap
 from tui.components.heatmap_grid import SmallMultiples, gqa_groups
 from tui.views.base import RemoteView
@@ -86,9 +87,20 @@ class AttentionView(RemoteView):
         self.head_idx = min(self.head_idx, heads - 1)
         groups = gqa_groups(heads, data["num_key_value_heads"])
         self.query_one("#attention-all", SmallMultiples).set_matrices(
-            weights, groups=groups, titles=[f"h{h}" for h in range(heads)])
+            weights, groups=groups, titles=[f"h{h}" + (" sink" if h in self.sink_heads() else "") for h in range(heads)])
         self.query_one("#attention-all", SmallMultiples).highlight(self.head_idx)
         self._draw_head()
+
+    def sink_heads(self) -> list[int]:
+        """The heads whose mean attention on the first token (over query positions >= 1) is above SINK_SHARE."""
+        shares = (self.data or {}).get("sink_share") or []
+        return [h for h, share in enumerate(shares) if share > SINK_SHARE]
+
+    def sink_note(self) -> str:
+        """For the head's title (short: it is as wide as the map): an anchor and the sink share of a sink head."""
+        if self.head_idx not in self.sink_heads():
+            return ""
+        return f" ⚓{self.data['sink_share'][self.head_idx]:.2f}"
 
     def labels(self) -> list[str]:
         """One label per matrix row: the token, or for a binned long prompt the block's span and first token."""
@@ -106,7 +118,7 @@ class AttentionView(RemoteView):
         kv = data["kv_head_of"][self.head_idx]
         self.query_one("#attention-head", Heatmap).set_matrix(
             data["weights"][self.head_idx], row_labels=tokens, col_labels=tokens, vmin=0.0, vmax=1.0,
-            title=f"L{data['layer']} H{self.head_idx} (KV {kv})")
+            title=f"L{data['layer']} H{self.head_idx} (KV {kv})" + self.sink_note())
         binned = f"  ·  {data['num_tokens']} tokens shown as {len(tokens)} blocks (block means)" if data.get("bin_edges") else ""
         self.query_one("#attention-info", Static).update(
             f"layer {data['layer']}/{self.num_layers - 1}  head {self.head_idx}/{data['num_heads'] - 1}  "

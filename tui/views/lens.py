@@ -24,12 +24,16 @@ class LensView(RemoteView):
         super().__init__(**kwargs)
         self.prompt = DEFAULT_PROMPT
         self.loaded = False
+        self.tracks: dict[str, Any] | None = None  # the followed tokens (lens_tracks), when asked
 
     def compose(self):
         yield Input(value=self.prompt.replace("\n", "⏎"), placeholder="prompt (Enter runs it)", id="lens-prompt")
         yield Static("", classes="view-message")
         yield Static("", id="lens-info")
         yield LensGrid(id="lens-grid")
+        yield Input(placeholder="follow tokens through the layers at the last position: tokens separated by | "
+                                "(e.g. (|.), Enter", id="lens-track")
+        yield Static("", id="lens-tracks")
 
     def focus_target(self) -> Widget:
         return self.query_one(LensGrid)
@@ -42,6 +46,33 @@ class LensView(RemoteView):
     def _submit(self, event: Input.Submitted) -> None:
         self.prompt = event.value.replace("⏎", "\n")
         self._request()
+
+    @on(Input.Submitted, "#lens-track")
+    def _track(self, event: Input.Submitted) -> None:
+        tokens = [t for t in event.value.split("|") if t]
+        if not tokens:
+            return
+        prompt = self.prompt
+        self.fetch("lens-tracks", lambda source: source.lens_tracks(prompt, tokens, on_progress=self.progress),
+                   self._show_tracks, loading="following the tokens through the layers…")
+
+    def _show_tracks(self, tracks: dict[str, Any]) -> None:
+        """One line per readout (after each attention block, after each layer): each token's rank and
+        probability; * marks a token's best readout."""
+        self.tracks = tracks
+        best = {(b["layer"], b["stage"], b["token_id"]) for b in tracks["best"]}
+        lines = [f"position {tracks['position']}: rank and probability of " + "  ".join(map(repr, tracks["labels"]))
+                 + "  (* best)"]
+        for row, readout in enumerate(tracks["readouts"]):
+            stage = "attn " if readout["stage"] == "attention" else "layer"
+            cells = [f"{label!r} #{int(tracks['ranks'][row][col])} {float(tracks['probs'][row][col]):.3f}"
+                     + ("*" if (readout["layer"], readout["stage"], token) in best else " ")
+                     for col, (label, token) in enumerate(zip(tracks["labels"], tracks["token_ids"]))]
+            lines.append(f"L{readout['layer']} {stage}  " + "   ".join(cells))
+        self.query_one("#lens-tracks", Static).update("\n".join(lines))
+
+    def export_data(self) -> Any:
+        return self.data if self.tracks is None else {**self.data, "tracks": self.tracks}
 
     def _request(self) -> None:
         prompt = self.prompt

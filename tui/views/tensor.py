@@ -1,18 +1,27 @@
-"""A tensor: exact statistics, the histogram (bins from the engine), and a heatmap of a 2-D weight."""
+"""A tensor: exact statistics, the histogram (bins from the engine), and a heatmap of a 2-D weight.
+
+A mixture-of-experts parameter fused at load time from many stored tensors opens like any other: its
+statistics and histogram are aggregated exactly over the stored tensors (`expert_stats`), with a table and
+small multiples of each expert's norm, std and kurtosis. A router (gate) weight also shows its router panel.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from rich.table import Table
 from textual import on
 from textual.containers import Horizontal
 from textual.widgets import Static
 
 from tui.components.heatmap import Heatmap
+from tui.components.heatmap_grid import SmallMultiples
 from tui.components.histogram import Histogram
-from tui.views.base import RemoteView
 from tui.css import widget_css
+from tui.expert_layout import is_fused_experts
+from tui.views.base import RemoteView
+from tui.views.router_panel import RouterPanel
 
 
 def stats_table(s: dict[str, Any]) -> Table:
@@ -48,6 +57,10 @@ class TensorView(RemoteView):
             yield Histogram(title="histogram", id="tensor-hist")
         yield Heatmap(title="weight matrix (mean |x| per block)", ramp="sequential", id="tensor-heatmap",
                       row_axis="row", col_axis="col", show_row_labels=False)
+        with Horizontal(id="tensor-experts"):
+            yield Static("", id="tensor-expert-table")
+            yield SmallMultiples(ramp="sequential", vmin=0.0, vmax=1.0, id="tensor-expert-plots")
+        yield RouterPanel(id="tensor-router")
 
     def show(self, node: dict[str, Any]) -> None:
         self.node = node
@@ -64,7 +77,13 @@ class TensorView(RemoteView):
         heatmap = self.query_one("#tensor-heatmap", Heatmap)
         readable = not node.get("converted") or len(stored) == 1  # fused at load time: no single stored matrix
         heatmap.display = len(node["shape"]) >= 2 and readable
+        self.query_one("#tensor-experts").display = is_fused_experts(node)
+        router = self.query_one("#tensor-router", RouterPanel)
+        router.display = node.get("component") == "router" and len(node["shape"]) == 2 and readable
         self._request_stats()
+        if router.display:
+            self.fetch("router", lambda source: source.router_summary(name), router.show,
+                       loading="reading the router weight…")
         if heatmap.display:
             self.fetch("preview", lambda source: source.matrix_preview(name, rows=48, cols=160), self._show_preview,
                        loading="loading statistics…")
@@ -72,6 +91,11 @@ class TensorView(RemoteView):
     def _request_stats(self) -> None:
         node = self.node
         if node is None:
+            return
+        if is_fused_experts(node):
+            fused = node["name"]
+            self.fetch("stats", lambda source: source.expert_stats(fused, bins=64, on_progress=self.progress),
+                       self._show_stats, loading=f"exact statistics over {len(node['stored'])} stored tensors…")
             return
         if node.get("converted") and len(node.get("stored") or []) != 1:
             self.set_message("this parameter is built at load time from several stored tensors: open them from `llm-internals stats` (their statistics are per stored tensor)")
@@ -88,8 +112,22 @@ class TensorView(RemoteView):
         hist = stats["histogram"]
         rng = stats.get("histogram_range")
         sub = f"clipped to [p1, p99] = [{rng[0]:.4g}, {rng[1]:.4g}]" if rng else f"{stats['numel']:,} values, exact"
+        if stats.get("experts") is not None:
+            sub = f"{stats['numel']:,} values of {len(stats['stored'])} stored tensors, exact"
+            self._show_experts(stats["experts"])
         self.query_one("#tensor-hist", Histogram).set_bins(hist["edges"], hist["counts"], title=stats["name"], subtitle=sub,
                                                          clip_outliers=bool(rng))
+
+    def _show_experts(self, experts: list[dict[str, Any]]) -> None:
+        """The per-expert table, and one small multiple per statistic (each scaled to its own range)."""
+        self.query_one("#tensor-expert-table", Static).update(expert_table(experts))
+        tiles, titles = [], []
+        for key, label in EXPERT_METRICS:
+            values = np.array([np.nan if e[key] is None else e[key] for e in experts], dtype=np.float64)
+            low, high = np.nanmin(values), np.nanmax(values)
+            tiles.append(((values - low) / (high - low) if high > low else np.full_like(values, 0.5))[None, :])
+            titles.append(f"{label} {low:.3g}–{high:.3g}")
+        self.query_one("#tensor-expert-plots", SmallMultiples).set_matrices(tiles, titles=titles)
 
     def _show_preview(self, preview: dict[str, Any]) -> None:
         self.preview = preview
@@ -99,8 +137,28 @@ class TensorView(RemoteView):
 
     @on(Histogram.ClipToggled)
     def _clip(self, event: Histogram.ClipToggled) -> None:
+        if self.node is not None and is_fused_experts(self.node):
+            event.histogram.clip_outliers = False
+            self.set_message("clipping is per stored tensor: open one expert's tensor (e in the tree: stored layout)")
+            return
         self.clip = event.clip
         self._request_stats()
 
     def export_data(self) -> Any:
-        return {"stats": self.data, "matrix_preview": self.preview}
+        router = self.query_one("#tensor-router", RouterPanel)
+        return {"stats": self.data, "matrix_preview": self.preview,
+                "router": router.summary if router.display else None}
+
+
+#: The per-expert statistics drawn as small multiples: (key of `ExpertStats`, label).
+EXPERT_METRICS = (("l2_norm", "norm"), ("std", "std"), ("kurtosis", "kurtosis"))
+
+
+def expert_table(experts: list[dict[str, Any]]) -> Table:
+    table = Table(box=None, padding=(0, 1), title="per expert", title_justify="left")
+    for column in ("expert", "norm", "std", "kurtosis", "min", "max"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for e in experts:
+        table.add_row(str(e["expert"]), *(f"{e[k]:.4g}" if e[k] is not None else "-"
+                                          for k in ("l2_norm", "std", "kurtosis", "min", "max")))
+    return table

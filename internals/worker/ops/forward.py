@@ -43,8 +43,17 @@ def attention(ctx: OpContext, req: AttentionRequest) -> Attention:
 
     toks = ctx.tokens(req.prompt)
     result = attention_for_layer(ctx.model, toks["ids"], req.layer, bins=req.bins)
-    result.update({"tokens": toks["labels"], "token_ids": toks["ids"]})
+    result.update({"tokens": toks["labels"], "token_ids": toks["ids"], "sink_share": sink_shares(result)})
     return result
+
+
+def sink_shares(result: dict) -> list[float] | None:
+    """Each head's mean attention weight on key 0 over the query positions >= 1 (the attention sink), from
+    exact maps; None when they are binned or the prompt is one token."""
+    weights = result["weights"]
+    if result["bin_edges"] is not None or weights.shape[1] < 2:
+        return None
+    return [float(v) for v in weights[:, 1:, 0].astype(np.float64).mean(axis=1)]
 
 
 @operation("lens", request=LensRequest, result=Lens, needs_model=True, compute_lock=True, group="lens")
@@ -90,15 +99,23 @@ def next_tokens(ctx: OpContext, req: NextTokensRequest) -> NextTokens:
     return next_token_topk(ctx.model, ctx.tokens(req.prompt)["ids"], req.k)
 
 
-@operation("generate", request=GenerateRequest, result=GenerationDone, needs_model=True, compute_lock=True,
+@operation("generate", request=GenerateRequest, result=GenerationDone, needs_model=True, compute_lock="step",
            group="generate", streams=True, item=GeneratedToken)
 def generate(ctx: OpContext, req: GenerateRequest) -> GenerationDone:
-    """Continue the prompt, streaming one item per token (greedy at temperature 0)."""
+    """Continue the prompt, streaming one item per token (greedy at temperature 0).
+
+    The compute lock is taken per token (each `next` of the stream is one forward pass), and the token is
+    sent outside it: another client's request waits for one token, not for the whole generation."""
     from internals.inference.generation import generate_stream
 
     count = 0
-    for item in generate_stream(ctx.model, ctx.tokens(req.prompt)["ids"], req.max_new_tokens,
-                                temperature=req.temperature, seed=req.seed, should_stop=lambda: ctx.cancelled):
+    stream = generate_stream(ctx.model, ctx.tokens(req.prompt)["ids"], req.max_new_tokens,
+                             temperature=req.temperature, seed=req.seed, should_stop=lambda: ctx.cancelled)
+    while True:
+        with ctx.step():
+            item = next(stream, None)
+        if item is None:
+            break
         ctx.emit(item)
         count += 1
     return {"generated": count}

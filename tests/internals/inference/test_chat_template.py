@@ -9,8 +9,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO
+
 from internals.demo_path import demo_model_path
 from internals.errors import UserError
 from internals.inference.chat_template import render_chat_template
@@ -96,3 +96,33 @@ def test_imports_neither_torch_nor_transformers(chat_folder):
             "print('torch' in sys.modules, 'transformers' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_the_worker_operation_renders_the_open_models_template(chat_folder, tmp_path):
+    """The `chat_template` operation through the in-process client (same codec as the socket): the ids of the
+    model folder the worker owns equal transformers' apply_chat_template; the demo model (no template) answers
+    a UserError that says it is a base model."""
+    from transformers import AutoTokenizer
+
+    from internals.model import open_model
+    from internals.worker.client import InProcessClient
+    from internals.worker.service import ModelService
+
+    folder = tmp_path / "chat-model"
+    shutil.copytree(chat_folder, folder)
+    (folder / "model.safetensors").symlink_to(demo_model_path() / "model.safetensors")
+    client = InProcessClient(ModelService(open_model(str(folder))))
+    try:
+        got = client.chat_template(MESSAGES, add_generation_prompt=True)
+        expected = AutoTokenizer.from_pretrained(folder).apply_chat_template(
+            MESSAGES, tokenize=True, add_generation_prompt=True, return_dict=False)
+        assert [t["id"] for t in got["tokens"]] == list(expected) and got["bos_ids_agree"] is False
+        assert client.chat_template()["tokens"], "the default conversation renders too"
+    finally:
+        client.close()
+    demo = InProcessClient(ModelService(open_model(str(demo_model_path()))))
+    try:
+        with pytest.raises(UserError, match="no chat template.*base model"):
+            demo.chat_template()
+    finally:
+        demo.close()

@@ -191,6 +191,8 @@ def test_fuzzing_the_socket_never_takes_the_worker_down(worker):
     elapsed = time.monotonic() - started
     assert worker.proc.poll() is None, "the worker died"
     growth = proc.memory_info().rss - rss_before
+    print(f"\nfuzz: {sum(seen.values())} cases of {len(seen)} kinds in {elapsed:.1f} s, "
+          f"worker RSS growth {growth / 2**20:.1f} MiB")  # cited in the README ("Load, faults and hostile input")
     assert growth < 64 * 2**20, f"the worker's memory grew by {growth / 2**20:.0f} MiB over the fuzz loop"
     assert len(seen) == 12 and elapsed < 240
     client = SocketClient(worker.socket_path)

@@ -13,7 +13,7 @@ from internals.worker.spawn import ManagedWorker, WorkerOptions  # noqa: E402
 
 @pytest.fixture(scope="module")
 def worker():
-    w = ManagedWorker(WorkerOptions(model=str(demo_model_path())))
+    w = ManagedWorker(WorkerOptions(model=str(demo_model_path()), entry_module="llm_internals"))  # demos registered
     w.start()
     yield w
     w.close()

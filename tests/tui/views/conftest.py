@@ -15,3 +15,9 @@ def anyio_backend() -> str:
 @pytest.fixture
 def source() -> FakeSource:
     return FakeSource()
+
+
+@pytest.fixture
+def moe_source() -> FakeSource:
+    """Answers recorded from the shipped MoE demo (record_moe_data.py)."""
+    return FakeSource("moe")

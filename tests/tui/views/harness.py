@@ -17,6 +17,10 @@ from textual.widget import Widget
 from tui.messages import CloseLessons, FollowLink, OpenNode, Progress, WorkerFailed
 
 RECORDED = Path(__file__).resolve().parent / "recorded" / "demo.json.gz"
+#: The shipped MoE demo's answers (record_moe_data.py): `FakeSource("moe")`.
+RECORDED_MOE = RECORDED.with_name("moe.json.gz")
+#: The activations, patching and attribution answers (recorded apart, so each recording stays small).
+RECORDED_CAUSES = RECORDED.with_name("causes.json.gz")
 
 
 def _decode(value: Any) -> Any:
@@ -29,16 +33,23 @@ def _decode(value: Any) -> Any:
     return value
 
 
-_RECORD: dict[str, Any] | None = None
+_RECORDS: dict[str, dict[str, Any]] = {}
 
 
-def recorded() -> dict[str, Any]:
-    """The demo model's recorded answers (decoded once per session; callers must not change them)."""
-    global _RECORD
-    if _RECORD is None:
-        with gzip.open(RECORDED, "rt", encoding="utf-8") as fh:
-            _RECORD = _decode(json.load(fh))
-    return _RECORD
+def recorded(which: str = "demo") -> dict[str, Any]:
+    """A demo model's recorded answers, "demo" (with the activations, patching and attribution answers) or "moe"
+    (decoded once per session; callers must not change them)."""
+    if which not in _RECORDS:
+        if which == "demo":
+            with gzip.open(RECORDED, "rt", encoding="utf-8") as fh:
+                record = _decode(json.load(fh))
+            with gzip.open(RECORDED_CAUSES, "rt", encoding="utf-8") as fh:
+                record.update(_decode(json.load(fh)))
+        else:
+            with gzip.open(RECORDED_MOE, "rt", encoding="utf-8") as fh:
+                record = _decode(json.load(fh))
+        _RECORDS[which] = record
+    return _RECORDS[which]
 
 
 class FakeSource:
@@ -47,8 +58,8 @@ class FakeSource:
     once per request that takes it; `crash` makes every request raise `WorkerCrashed`; `gate` (an Event)
     holds requests until set."""
 
-    def __init__(self) -> None:
-        self.data = recorded()
+    def __init__(self, which: str = "demo") -> None:
+        self.data = recorded(which)
         self.calls: list[tuple[str, tuple, dict]] = []
         self.crash = False
         self.gate: threading.Event | None = None
@@ -95,6 +106,38 @@ class FakeSource:
 
     def neighbours(self, token_id: int, k: int = 10) -> dict[str, Any]:
         return self._answer("neighbours", str(token_id), token_id, k=k)
+
+    def chat_template(self, messages=None, add_generation_prompt: bool = True) -> dict[str, Any]:
+        """The demo model has no chat template: the worker answers this UserError (see test_chat_template)."""
+        from internals.errors import UserError
+
+        self.calls.append(("chat_template", (), {"messages": messages}))
+        raise UserError("demo_model has no chat template (neither chat_template.jinja nor a chat_template in "
+                        "tokenizer_config.json): it is a base model, prompt it with plain text")
+
+    def expert_stats(self, name: str, bins: int = 64, on_progress=None) -> dict[str, Any]:
+        return self._answer("expert_stats", name, name, bins=bins, on_progress=on_progress)
+
+    def router_summary(self, name: str) -> dict[str, Any]:
+        return self._answer("router_summary", name, name)
+
+    def experts(self, prompt: str, on_progress=None) -> dict[str, Any]:
+        return self._answer("experts", prompt, prompt, on_progress=on_progress)
+
+    def activations(self, prompt: str, on_progress=None) -> dict[str, Any]:
+        return self._answer("activations", prompt, prompt, on_progress=on_progress)
+
+    def patch(self, clean: str, corrupt: str, target: str | None = None, on_progress=None) -> dict[str, Any]:
+        return self._answer("patch", f"{clean}|{corrupt}", clean, corrupt, target=target, on_progress=on_progress)
+
+    def attribute(self, prompt: str, target: str | None = None, on_progress=None) -> dict[str, Any]:
+        return self._answer("attribute", prompt, prompt, target=target, on_progress=on_progress)
+
+    def lens_tracks(self, prompt: str, tokens: list[str], on_progress=None) -> dict[str, Any]:
+        return self._answer("lens_tracks", "|".join([prompt, *tokens]), prompt, tokens, on_progress=on_progress)
+
+    def cancel(self, group: str) -> None:
+        self.calls.append(("cancel", (group,), {}))
 
     def run_demo(self, name: str, params=None, on_progress=None):
         self.calls.append(("run_demo", (name,), {"params": params}))

@@ -15,9 +15,13 @@ from pathlib import Path
 import numpy as np
 
 OUT = Path(__file__).resolve().parent / "recorded" / "demo.json.gz"
+OUT_CAUSES = OUT.with_name("causes.json.gz")  # activations, patching, attribution (views of those names)
 TENSOR = "model.layers.1.self_attn.q_proj.weight"
 ATTENTION_PROMPT = "def add(self, value):\n    self.total = self.total + value\n    return self.total"
 LENS_PROMPT = "import numpy as np\nx = np.zeros"
+CAUSES_PROMPT = "def f(x): return x"  # the default prompt of the activations and attribution views
+TRACKED = ["(", "."]  # followed through the layers on LENS_PROMPT
+PATCH_PROMPTS = ("def f(x): return x", "def g(x): return x")  # the patching view's default clean and corrupted
 TOKENS_TEXT = "def __init__(self, name):\n    self.name = name  # café 中文"
 
 
@@ -52,10 +56,17 @@ def main() -> None:
         "attention": {f"{layer}": client.attention(ATTENTION_PROMPT, layer, bins=96) for layer in (0, 1)},
         "lens": {LENS_PROMPT: client.lens(LENS_PROMPT, top_k=5)},
     }
+    causes = {
+        "activations": {CAUSES_PROMPT: client.activations(CAUSES_PROMPT)},
+        "patch": {"|".join(PATCH_PROMPTS): client.patch(*PATCH_PROMPTS)},
+        "attribute": {CAUSES_PROMPT: client.attribute(CAUSES_PROMPT)},
+        "lens_tracks": {"|".join([LENS_PROMPT, *TRACKED]): client.lens_tracks(LENS_PROMPT, TRACKED)},
+    }
     OUT.parent.mkdir(exist_ok=True)
-    with gzip.open(OUT, "wt", encoding="utf-8") as fh:
-        json.dump(encode(record), fh)
-    print(f"wrote {OUT} ({OUT.stat().st_size:,} bytes)")
+    for path, data in ((OUT, record), (OUT_CAUSES, causes)):
+        with gzip.open(path, "wt", encoding="utf-8") as fh:
+            json.dump(encode(data), fh)
+        print(f"wrote {path} ({path.stat().st_size:,} bytes)")
 
 
 if __name__ == "__main__":

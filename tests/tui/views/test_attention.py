@@ -46,3 +46,26 @@ async def test_picking_a_tile_draws_that_head(source):
         await pilot.press("right", "right", "enter")
         await pilot.pause()
         assert view.head_idx == 2 and "H2" in screen_text(app)
+
+
+async def test_sink_heads_are_marked(source):
+    """A fake answer in which head 4 puts 0.8 of its attention on the first token: it is marked a sink."""
+    from internals.worker.ops.forward import sink_shares
+
+    data = dict(source.data["attention"]["0"])
+    data["sink_share"] = sink_shares(data)
+    data["sink_share"][4] = 0.8
+    source.data = {**source.data, "attention": {"0": data}}
+    view = AttentionView(data_source=source)
+    view.set_model(source.data["summary"])
+    app = ViewApp(view)
+    async with app.run_test(size=(140, 40)) as pilot:
+        view.activate()
+        await settle(app, pilot)
+        assert view.sink_heads() == [4]
+        assert view.query_one(SmallMultiples)._titles[4] == "h4 sink"
+        assert all("sink" not in t for i, t in enumerate(view.query_one(SmallMultiples)._titles) if i != 4)
+        assert "h4 sink" in screen_text(app) and "⚓" not in screen_text(app)
+        view.query_one("#attention-head", Heatmap).focus()
+        await pilot.press("equals_sign", "equals_sign", "equals_sign", "equals_sign")
+        assert view.head_idx == 4 and "L0 H4 (KV 1) ⚓0.80" in screen_text(app)

@@ -33,3 +33,87 @@ async def test_links_demo_and_close_are_messages(source):
         await pilot.press("escape")
         await pilot.pause()
         assert app.of(CloseLessons)
+
+
+async def test_predict_then_check_and_progress_between_sessions(source, tmp_path, monkeypatch):
+    """A wrong then a right prediction on the GQA lesson's key-shape exercise; the attempts and the solved
+    exercise are saved to the progress file and shown again by a new pane (a new session)."""
+    from textual.widgets import Input
+
+    from lessons.progress import load_progress
+
+    progress_file = tmp_path / "progress.json"
+    monkeypatch.setenv("LLM_INTERNALS_PROGRESS", str(progress_file))
+    k_shape = next(n for n in source.data["tree"] if n["name"] == "model.layers.0.self_attn.k_proj.weight")["shape"]
+    pane = LessonsPane(data_source=source)
+    pane.set_model(source.data["summary"], source.data["tree"])
+    app = ViewApp(pane)
+    async with app.run_test(size=(120, 40)) as pilot:
+        pane.open("gqa")
+        await settle(app, pilot)
+        box = pane.exercise_box("gqa-k-shape")
+        field = box.query_one(Input)
+        field.focus()
+        await pilot.press(*"1x1", "enter")
+        await pilot.pause()
+        verdict = str(box.query_one(".ex-verdict").render())
+        assert "not quite" in verdict and f"[{k_shape[0]}, {k_shape[1]}]" in verdict and "[n_kv·d_head, d]" in verdict
+        field.value = ""
+        await pilot.press(*f"{k_shape[0]}x{k_shape[1]}", "enter")
+        await pilot.pause()
+        assert "✓ correct" in str(box.query_one(".ex-verdict").render())
+    saved = load_progress(progress_file)
+    assert saved.exercises["gqa-k-shape"]["attempts"] == 2 and saved.solved("gqa-k-shape")
+    assert saved.lessons["gqa"]["read"] and not saved.solved("gqa-kv-bytes")
+
+    pane2 = LessonsPane(data_source=source)
+    pane2.set_model(source.data["summary"], source.data["tree"])
+    app2 = ViewApp(pane2)
+    async with app2.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        lst = pane2.query_one("#lesson-list")
+        label = str(lst.get_option("gqa").prompt)
+        assert label.startswith("◐") and "1/2" in label  # one of the lesson's two exercises solved
+        pane2.open("gqa")
+        await settle(app2, pilot)
+        assert "solved" in str(pane2.exercise_box("gqa-k-shape").query_one(".ex-question").render())
+
+
+async def test_a_model_answer_is_asked_of_the_worker(source, monkeypatch):
+    """An exercise whose answer needs the weights runs the lessons' exercise-answer op in the worker."""
+    from lessons.answer_op import EXERCISE_ANSWER
+
+    def run_demo(name, params=None, on_progress=None):
+        source.calls.append(("run_demo", (name,), {"params": params}))
+        yield {"result": {"exercise": params["exercise"], "value": 1, "explanation": "layer 1 head 0 looks back",
+                          "tolerance": 0.0, "unit": ""}}
+
+    monkeypatch.setattr(source, "run_demo", run_demo)
+    pane = LessonsPane(data_source=source)
+    pane.set_model(source.data["summary"], source.data["tree"])
+    app = ViewApp(pane)
+    async with app.run_test(size=(120, 40)) as pilot:
+        pane.open("attention-patterns")
+        await settle(app, pilot)
+        ex = next(b.exercise for b in pane.query("ExerciseBox") if b.exercise.answer == "best_previous_token_layer")
+        pane.check(ex.id, "1")
+        await settle(app, pilot)
+        assert source.calls[-1] == ("run_demo", (EXERCISE_ANSWER,), {"params": {"exercise": ex.id}})
+        assert "✓ correct" in str(pane.exercise_box(ex.id).query_one(".ex-verdict").render())
+
+
+async def test_reading_to_the_end_marks_a_lesson_read(source):
+    from lessons.progress import load_progress
+
+    pane = LessonsPane(data_source=source)
+    pane.set_model(source.data["summary"], source.data["tree"])
+    app = ViewApp(pane)
+    async with app.run_test(size=(120, 40)) as pilot:
+        pane.open("rope")
+        await settle(app, pilot)
+        assert not load_progress().lessons["rope"]["read"]
+        assert str(pane.query_one("#lesson-list").get_option("rope").prompt).startswith("·")
+        pane.query_one("#lesson-scroll").scroll_end(animate=False)
+        await settle(app, pilot)
+        assert load_progress().lessons["rope"]["read"]
+        assert str(pane.query_one("#lesson-list").get_option("rope").prompt).startswith("•")
