@@ -29,13 +29,22 @@ def run_explorer(args: argparse.Namespace) -> int:
     """`llm-internals [MODEL]`: connect to (or start) a model worker, then open the Textual explorer."""
     from internals.cli.explore import first_screen_info, make_client
     from internals.errors import UserError
+    from internals.info_cache import load_model_info
 
+    compared = None
+    if getattr(args, "base", None) and not args.connect:
+        from internals.cli.explore import check_compared
+
+        compared = check_compared(args)  # mismatched models: one error line before anything else
     if not sys.stdout.isatty() and not os.environ.get("LLM_INTERNALS_FORCE_TUI"):
         raise UserError("the explorer needs a terminal; for scripts use `llm-internals summary|stats|attention|lens --json`")
     initial = None
     source = None
-    if not args.connect:
-        from internals.info_cache import load_model_info
+    label = args.model or "demo model"
+    if compared is not None:
+        source, label = compared
+        initial = load_model_info(source) if args.no_worker else first_screen_info(source, args.trust_remote_code)
+    elif not args.connect:
         from internals.sources import resolve_source
 
         source = resolve_source(args.model, args.revision)
@@ -47,7 +56,8 @@ def run_explorer(args: argparse.Namespace) -> int:
     try:
         from tui.app import ExplorerApp
 
-        app = ExplorerApp(client, model_label=args.model or "demo model", initial_info=initial, tune_gc=True)
+        app = ExplorerApp(client, model_label=label, initial_info=initial, tune_gc=True,
+                          compare_base=getattr(args, "base", None))
         app.run()
     finally:
         client.close()

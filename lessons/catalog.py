@@ -45,7 +45,7 @@ DEMO_IDS = frozenset({"pretrain", "before-after", "lora", "dpo", "grpo", "distil
                       "sampling", "pass-at-k"})
 #: Views an `llm:view/<view>` link may name.
 VIEWS = frozenset({"summary", "cross-layer", "attention", "tokens", "lens", "experts", "chat-template", "activations",
-                   "patching", "attribution"})
+                   "patching", "attribution", "diff"})
 LINK_KINDS = ("tensor", "node", "view", "attention", "lesson")
 #: Set to "1" to make unknown placeholders raise in `render_lesson` (tests pass strict=True instead).
 STRICT_ENV = "LLM_INTERNALS_STRICT_LESSONS"

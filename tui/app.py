@@ -20,6 +20,7 @@ from textual.reactive import var
 from textual.widgets import ContentSwitcher, Footer, Input, Static
 
 from tui.deferred import DEFERRED, DeferredViewsMixin
+from tui.diff_badges import DiffBadgesMixin
 from tui.expert_layout import ExpertLayoutMixin
 from tui.export import ExportMixin
 from tui.links import LinksMixin
@@ -32,13 +33,13 @@ from tui.views.summary import SummaryView
 from tui.worker_status import WorkerStatusMixin
 
 VIEWS = ("summary", "tensor", "module", "cross-layer", "attention", "tokens", "lens", "chat-template", "experts",
-         "activations", "patching", "attribution")
+         "activations", "patching", "attribution", "diff")
 
 __all__ = ["DEFERRED", "VIEWS", "ExplorerApp"]
 
 
 class ExplorerApp(ModelInfoMixin, WorkerStatusMixin, DeferredViewsMixin, NavigationMixin, LinksMixin, ExportMixin,
-                  ExpertLayoutMixin, App[None]):
+                  ExpertLayoutMixin, DiffBadgesMixin, App[None]):
     """`llm-internals [MODEL]`."""
 
     CSS_PATH = ["app.tcss", "screens.tcss"]
@@ -57,6 +58,7 @@ class ExplorerApp(ModelInfoMixin, WorkerStatusMixin, DeferredViewsMixin, Navigat
         Binding("8", "view('attribution')", "Attribution", show=False, id="view.attribution"),
         Binding("9", "view('experts')", "Experts", show=False, id="view.experts"),
         Binding("e", "toggle_expert_layout", "Experts layout", show=False, id="tree.expert_layout"),
+        Binding("0", "view('diff')", "Diff", show=False, id="view.diff"),
         Binding("f2", "toggle_lessons", "Lessons", id="app.lessons"),
         Binding("ctrl+b", "toggle_sidebar", "Tree", show=False, id="app.sidebar"),
         Binding("left_square_bracket", "back", "Back", id="nav.back"),
@@ -76,11 +78,14 @@ class ExplorerApp(ModelInfoMixin, WorkerStatusMixin, DeferredViewsMixin, Navigat
     lessons_visible = var(False)
 
     def __init__(self, client, model_label: str = "", initial_info: dict[str, Any] | None = None,
-                 tune_gc: bool = False, **kwargs: Any) -> None:
+                 tune_gc: bool = False, compare_base: str | None = None, **kwargs: Any) -> None:
         """`client`: the data source of every view (an `ExplorerClient`). `tune_gc`: once every view is built,
         freeze what exists and make full garbage collections rarer (process-wide, so only the
-        `llm-internals` process sets it, not tests that run many apps)."""
+        `llm-internals` process sets it, not tests that run many apps). `compare_base`: the base model the
+        worker compares with (`--base`): diff badges in the tree and the diff view."""
         super().__init__(**kwargs)
+        self.compare_base = compare_base
+        self.diff_summary = None
         self.tune_gc = tune_gc
         self.client = client
         self.initial_info = initial_info
@@ -142,6 +147,7 @@ class ExplorerApp(ModelInfoMixin, WorkerStatusMixin, DeferredViewsMixin, Navigat
             if self.info_provisional:
                 self.status_bar.set_state("starting", "tree read from the file headers; transformers is building the exact one")
         self.load_model_info()
+        self.load_diff_summary()
         self.poll_status()
         self.status_timer = self.set_interval(2.0, self.poll_status)
         # the other views follow once the first frame is out and the loop has been idle a moment

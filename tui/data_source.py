@@ -104,6 +104,22 @@ class DataSource(Protocol):
         """Cancel this client's running request of `group` (e.g. "patch")."""
         ...
 
+    def diff_summary(self, bins: int = 64, on_progress: ProgressCallback | None = None) -> dict[str, Any]:
+        """With `--base`: every tensor's change (`tensors`: name, rel_change, delta_norm, base_norm...), `aggregates`."""
+        ...
+
+    def diff_tensor(self, name: str, bins: int = 64) -> dict[str, Any]:
+        """With `--base`: one tensor's change: norms, rel_change, cosine, max_abs_change, `histogram` of ΔW."""
+        ...
+
+    def diff_rank(self, name: str) -> dict[str, Any]:
+        """With `--base`: `singular_values` of one 2-D change, `stable_rank`, `effective_rank_90/99`."""
+        ...
+
+    def diff_behaviour(self, prompt: str, top: int = 10, on_progress: ProgressCallback | None = None) -> dict[str, Any]:
+        """With `--base`: `tokens`, `kl` per position, `rose`/`fell`, `residual_cosine` [layer][position]."""
+        ...
+
     def run_demo(self, name: str, params: dict[str, Any] | None = None,
                  on_progress: ProgressCallback | None = None) -> Iterator[dict[str, Any]]:
         """A lesson demo: streamed points (`series`, `x`, `y`), then `{"result": ...}`."""

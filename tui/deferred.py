@@ -28,12 +28,13 @@ DEFERRED: dict[str, tuple[str, str]] = {
     "attribution": ("tui.views.attribution", "AttributionView"),
     "lessons": ("tui.views.lessons", "LessonsPane"),
     "chat-template": ("tui.views.chat_template", "ChatTemplateView"),
+    "diff": ("tui.views.diff", "DiffView"),
 }
 #: The views that read the model card (`set_model(summary, nodes)`), given it when read and before mounting.
 MODEL_VIEWS = ("lessons", "attention", "experts")
 #: The views that ask the worker: constructed with the app's data source.
 REMOTE_VIEWS = ("tensor", "cross-layer", "attention", "tokens", "lens", "lessons", "chat-template", "experts",
-                "activations", "patching", "attribution")
+                "activations", "patching", "attribution", "diff")
 
 
 def build_view(view_id: str, data_source: Any) -> Widget:

@@ -30,6 +30,17 @@ def node_label(node: dict[str, Any]) -> Text:
     return label
 
 
+def badge(rel: float | None) -> Text:
+    """A small coloured relative change: grey when unchanged, green / yellow / red as it grows."""
+    if rel is None:
+        return Text(" Δ?", style="red")
+    if rel == 0:
+        return Text(" =", style="dim")
+    style = "green" if rel < 0.01 else "yellow" if rel < 0.1 else "bold red"
+    pct = 100 * rel
+    return Text(f" Δ{pct:.2g}%" if pct < 10 else f" Δ{pct:.0f}%", style=style)
+
+
 class ModelTree(Tree[str]):
     """Tree of modules and parameters; Enter or click opens a node (posts `NodePicked`)."""
 
@@ -43,6 +54,22 @@ class ModelTree(Tree[str]):
         self._by_name: dict[str, TreeNode[str]] = {}
         self._order: list[str] = []
         self._search_pos = -1
+        self._node_info: dict[str, dict[str, Any]] = {}
+        self._badges: dict[str, float | None] = {}
+
+    def set_badges(self, badges: dict[str, float | None]) -> None:
+        """With a base open: each node's relative change (tree name -> value) after its label."""
+        self._badges = badges
+        for name, tree_node in self._by_name.items():
+            info = self._node_info.get(name)
+            if info is not None:
+                tree_node.set_label(self._label(info))
+
+    def _label(self, node: dict[str, Any]) -> Text:
+        label = node_label(node)
+        if node["name"] in self._badges:
+            label.append_text(badge(self._badges[node["name"]]))
+        return label
 
     def populate(self, nodes: list[dict[str, Any]], summary: dict[str, Any], note: str = "") -> None:
         """Draw `nodes`; when replacing a tree (provisional → exact), keep what was expanded and the cursor.
@@ -62,7 +89,9 @@ class ModelTree(Tree[str]):
         for node in nodes[1:]:
             parent = self._by_name.get(node["parent"] or "", self.root)
             is_leaf = node["kind"] == "parameter"
-            child = parent.add_leaf(node_label(node), data=node["name"]) if is_leaf else parent.add(node_label(node), data=node["name"])
+            self._node_info[node["name"]] = node
+            label = self._label(node)
+            child = parent.add_leaf(label, data=node["name"]) if is_leaf else parent.add(label, data=node["name"])
             self._by_name[node["name"]] = child
             self._order.append(node["name"])
         self.root.expand()

@@ -32,6 +32,11 @@ class NavigationMixin:
             self.future.clear()
         if select_in_tree:
             self.query_one(ModelTree).select_name(name)
+        if self.current_view == "diff":  # the diff view follows the tree (models compared with --base)
+            diff = self.view("diff", mount=False)
+            if diff is not None:
+                diff.show(node)
+                return
         view_id = "summary" if name == "" else "tensor" if node["kind"] == "parameter" else "module"
         if view_id != "summary" and self._once_mounted(view_id, self.open_node, name, False, select_in_tree):
             return
@@ -45,12 +50,27 @@ class NavigationMixin:
     def show_view(self, view: str) -> None:
         if view != "summary" and self._once_mounted(view, self.show_view, view):
             return
+        if view == "diff":
+            self._sync_diff_view()
         self.current_view = view  # the watcher switches the content switcher
         target = self.query_one(f"#{view}")
         activate = getattr(target, "activate", None)
         if activate:
             activate()
         self.call_after_refresh(self._settle_focus, target)
+
+    def _sync_diff_view(self) -> None:
+        """Entering the diff view: give it the whole-model diff and the node last opened."""
+        diff = self.view("diff", mount=False)
+        if diff is None:
+            return
+        if getattr(self, "diff_summary", None) is not None and diff.summary is None:
+            diff.set_summary(self.diff_summary)
+        name = self.history[-1] if self.history else ""
+        if diff.node is None or diff.node["name"] != name:
+            node = self.node_by_name.get(name)
+            if node is not None:
+                diff.show(node)
 
     def _settle_focus(self, view: Widget) -> None:
         """Focus the view's own key target (attention heatmap, token strip, lens grid, cross-layer plot), else

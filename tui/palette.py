@@ -16,6 +16,11 @@ class ExplorerCommands(Provider):
                             ("chat-template", "chat template"), ("experts", "experts"),
                             ("activations", "activations"), ("patching", "patching"), ("attribution", "attribution")):
             out.append((f"view: {label}", partial(app.show_view, view), f"show the {label} view"))
+        out.append(("view: diff", partial(app.show_view, "diff"),
+                    "what training changed, against the base (llm-internals MODEL --base BASE)"))
+        out.append(("diff: rank of this tensor", partial(app.diff_action, "rank"), "singular values of ΔW, stable and effective ranks"))
+        out.append(("diff: behaviour on a prompt", partial(app.diff_action, "prompt"),
+                    "KL per position and the residual cosine of the two models on a prompt"))
         for node in getattr(app, "nodes", []):
             name = node["name"]
             if not name:
@@ -45,7 +50,7 @@ class ExplorerCommands(Provider):
 
     async def discover(self) -> Hits:
         for title, callback, help_text in self._commands():
-            if title.startswith(("view:", "lesson:", "worker:", "app:", "experts:", "model:", "patch:")):
+            if title.startswith(("view:", "lesson:", "worker:", "app:", "experts:", "model:", "patch:", "diff:")):
                 yield DiscoveryHit(title, callback, help=help_text)
 
     async def search(self, query: str) -> Hits:

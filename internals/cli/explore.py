@@ -27,15 +27,23 @@ def make_client(args: argparse.Namespace, source=None, wait: bool = True, worker
         from internals.model import open_model
         from internals.worker.service import ModelService, RuntimeOptions
 
-        opened = open_model(args.model, revision=args.revision, trust_remote_code=args.trust_remote_code)
-        return InProcessClient(ModelService(opened, RuntimeOptions(args.device, args.dtype, args.max_memory)))
+        sides = None
+        if getattr(args, "base", None):
+            from internals.diff import open_compared
+
+            opened, sides = open_compared(args.model, args.base, trust_remote_code=args.trust_remote_code)
+        else:
+            opened = open_model(args.model, revision=args.revision, trust_remote_code=args.trust_remote_code)
+        service = ModelService(opened, RuntimeOptions(args.device, args.dtype, args.max_memory))
+        service.diff_sides = sides
+        return InProcessClient(service)
     if source is None:  # checked here, so that a bad MODEL is one error line before any screen opens
         from internals.sources import resolve_source
 
         resolve_source(args.model, args.revision)
     worker = ManagedWorker(WorkerOptions(model=args.model, revision=args.revision, trust_remote_code=args.trust_remote_code,
                                          device=args.device, dtype=args.dtype, max_memory=args.max_memory,
-                                         entry_module=worker_entry))
+                                         base=getattr(args, "base", None), entry_module=worker_entry))
     try:
         worker.start(wait=wait)
     except (ModelRefused, WorkerCrashed) as exc:
@@ -51,3 +59,17 @@ def first_screen_info(source, trust_remote_code: bool = False) -> dict | None:
     from internals.provisional_info import provisional_model_info
 
     return load_model_info(source) or provisional_model_info(source, trust_remote_code)
+
+
+def check_compared(args: argparse.Namespace):
+    """`--base BASE`: open both sides from their headers and match them, so that mismatched models are one
+    `error:` line before any screen opens. Returns the source of the model the explorer shows (BASE's when
+    MODEL is a LoRA adapter folder) and a label saying what is compared."""
+    from internals.diff import open_compared
+
+    opened, sides = open_compared(args.model, args.base, trust_remote_code=args.trust_remote_code)
+    try:
+        what = "adapter" if sides.adapter is not None else "model"
+        return opened.source, f"{args.model or 'demo model'} ({what}) vs base {args.base}"
+    finally:
+        sides.close()

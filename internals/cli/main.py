@@ -38,6 +38,7 @@ Examples:
   llm-internals attention --prompt "def __init__(self):" --layer 1 --json
   llm-internals diff Qwen/Qwen2.5-Math-1.5B deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B --rank
   llm-internals experts --demo moe --prompt "def add(a, b):" --json
+  llm-internals ./my-finetune --base Qwen/Qwen2.5-0.5B   # explore a fine-tuned copy against its base
 """
 
 
@@ -88,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("explore", help="open the explorer (the default command)")
     _model_args(p)
     _runtime_args(p)
+    _base_arg(p)
 
     p = sub.add_parser("summary", help="architecture facts and parameter counts")
     _model_args(p)
@@ -187,7 +189,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-memory", default=None, metavar="SPEC")
     p.add_argument("--log", default=None, metavar="FILE", help="log file (default: stderr)")
     p.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
+    _base_arg(p)
     return parser
+
+
+def _base_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--base", default=None, metavar="BASE",
+                   help="compare MODEL with this base model (MODEL may be a PEFT LoRA adapter folder): "
+                        "diff badges, a diff tab, the behaviour diff")
 
 
 def _positive_int(text: str) -> int:

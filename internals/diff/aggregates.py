@@ -7,23 +7,10 @@ sqrt(Σ‖ΔW‖²) / sqrt(Σ‖W‖²) from the per-tensor figures, without rea
 from __future__ import annotations
 
 import math
-from typing import TypedDict
 
 from internals.aggregates import _ORDER
-from internals.diff.weights import TensorDiff
+from internals.diff.types import DiffAggregates, GroupDiff, TensorDiff
 from internals.structure import ModelStructure, classify, layer_of
-
-
-class GroupDiff(TypedDict):
-    tensors: int
-    base_norm: float
-    delta_norm: float
-    rel_change: float | None
-
-
-class DiffAggregates(TypedDict):
-    by_layer: list[GroupDiff | None]  # index = layer; None for a layer with no compared tensor
-    by_component: dict[str, GroupDiff]
 
 
 def combine(items: list[TensorDiff]) -> GroupDiff | None:

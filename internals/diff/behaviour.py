@@ -26,25 +26,10 @@ from internals.errors import UserError
 from internals.inference.loading import Loaded, load_for_inference
 from internals.inference.model_parts import prompt_tensor
 from internals.inference.tokens import token_label, tokenize
+from internals.diff.types import BehaviourDiff, TokenChange
 from internals.sources import ModelSource
 
 Progress = Callable[[float, str], None]
-
-
-class TokenChange(TypedDict):
-    token: str
-    token_id: int
-    delta_logprob: float
-
-
-class BehaviourDiff(TypedDict):
-    """The "behaviour" object of `diff --json --prompt` (docs/contracts.md)."""
-
-    tokens: list[str]
-    kl: list[float]  # per position, nats
-    rose: list[TokenChange]  # at the last position, largest Δ log p first
-    fell: list[TokenChange]  # at the last position, most negative Δ log p first
-    residual_cosine: list[list[float]]  # [hidden-state index (0 = embeddings)][position]
 
 
 class _Pass(TypedDict):

@@ -11,31 +11,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, TypedDict
+from typing import Literal
 
 from internals.diff.adapter import Adapter, is_adapter_folder, open_adapter
-from internals.diff.aggregates import DiffAggregates, aggregate
+from internals.diff.aggregates import aggregate
 from internals.diff.cache import DiffCache
 from internals.diff.matching import Matching, match_adapter, match_models
 from internals.diff.rank import tensor_rank
-from internals.diff.weights import TensorDiff, diff_tensor
+from internals.diff.types import TensorDiff, WeightDiff
+from internals.diff.weights import diff_tensor
 from internals.model import OpenedModel, open_model
 from internals.weights import require_weights
 
 Progress = Callable[[float, str], None]
 Check = Callable[[], None]
-
-
-class WeightDiff(TypedDict):
-    """The `diff --json` object without "behaviour" (docs/contracts.md)."""
-
-    base: str
-    tuned: str
-    kind: Literal["full", "adapter"]
-    tensors: list[TensorDiff]
-    only_in_base: list[str]
-    only_in_tuned: list[str]
-    aggregates: DiffAggregates
 
 
 @dataclass
@@ -132,3 +121,23 @@ def diff_weights(sides: DiffSides, *, pattern: str | None = None, bins: int = 64
     return WeightDiff(base=sides.base_name, tuned=sides.tuned_name, kind=sides.kind, tensors=results,
                       only_in_base=matching.only_in_base, only_in_tuned=matching.only_in_tuned,
                       aggregates=aggregate(sides.base.structure, results))
+
+
+def open_compared(tuned: str | None, base: str, *, trust_remote_code: bool = False) -> tuple[OpenedModel, DiffSides]:
+    """What the explorer opens for `llm-internals TUNED --base BASE`: (the model it explores, both sides).
+
+    The model explored is TUNED; when TUNED is a LoRA adapter folder it is BASE (an adapter has no tree of
+    its own: its tree is its base's, and ΔW comes from the adapter's factors). Mismatched models raise the
+    `UserError` of the matching here, before anything is drawn (only file headers are read).
+    """
+    if not tuned:
+        from internals.demo_path import demo_model_path
+
+        tuned = str(demo_model_path())
+    sides = open_sides(base, tuned, trust_remote_code=trust_remote_code)
+    try:
+        sides.match()
+    except BaseException:
+        sides.close()
+        raise
+    return (sides.base if sides.adapter is not None else sides.tuned), sides  # type: ignore[return-value]

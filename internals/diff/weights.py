@@ -14,42 +14,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from typing import TypedDict
 
 import numpy as np
 import torch
 
 from internals.diff.matching import TensorPair
+from internals.diff.types import Histogram, RankInfo, TensorDiff
 from internals.weights import WeightStore
 
 #: Values per block (float64): a few blocks live at once, ~8 MiB each.
 CHUNK_ELEMENTS = 1 << 20
 
-
-class Histogram(TypedDict):
-    edges: list[float]
-    counts: list[int]
-
-
-class RankInfo(TypedDict):
-    singular_values: list[float]  # descending, at most 64
-    stable_rank: float
-    effective_rank_90: int
-    effective_rank_99: int
-
-
-class TensorDiff(TypedDict):
-    """One item of `diff --json` "tensors" (docs/contracts.md)."""
-
-    name: str
-    shape: list[int]
-    base_norm: float
-    delta_norm: float
-    rel_change: float | None  # delta_norm / base_norm; None when the base is all zeros and ΔW is not
-    cosine: float | None  # cosine(W_base, W_tuned); None when either is all zeros
-    max_abs_change: float
-    histogram: Histogram
-    rank: RankInfo | None
+__all__ = ["CHUNK_ELEMENTS", "Histogram", "RankInfo", "TensorDiff", "col_blocks", "diff_tensor", "row_blocks"]
 
 
 def _as_rows(t: torch.Tensor) -> torch.Tensor:

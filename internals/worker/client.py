@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from internals.errors import Cancelled, ModelRefused, UserError, WorkerCrashed, from_wire
+from internals.diff.types import BehaviourDiff, RankInfo, TensorDiff, WeightDiff
 from internals.worker.contract import (
     ActivationsResult,
     ActivationStats,
@@ -130,6 +131,20 @@ class ExplorerClient:
 
     def cross_layer(self, on_progress: Progress | None = None, group: str | None = "cross-layer") -> CrossLayer:
         return self.call("cross_layer", {}, group=group, on_progress=on_progress)
+
+    # --- diff against a base (an explorer opened with --base; internals/worker/ops/diff.py) ---------------
+    def diff_summary(self, bins: int = 64, on_progress: Progress | None = None, group: str | None = "diff") -> WeightDiff:
+        return self.call("diff_summary", {"bins": bins}, group=group, on_progress=on_progress)
+
+    def diff_tensor(self, name: str, bins: int = 64, group: str | None = "diff-tensor") -> TensorDiff:
+        return self.call("diff_tensor", {"name": name, "bins": bins}, group=group)
+
+    def diff_rank(self, name: str, group: str | None = "diff-rank") -> RankInfo:
+        return self.call("diff_rank", {"name": name}, group=group)
+
+    def diff_behaviour(self, prompt: str, top: int = 10, on_progress: Progress | None = None,
+                       group: str | None = "diff-behaviour") -> BehaviourDiff:
+        return self.call("diff_behaviour", {"prompt": prompt, "top": top}, group=group, on_progress=on_progress)
 
     def load(self, on_progress: Progress | None = None) -> Status:
         return self.call("load", {}, group="load", on_progress=on_progress)

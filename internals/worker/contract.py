@@ -30,6 +30,7 @@ from internals.inference.result_types import (
 
 #: A sink head: its mean attention weight on the first token, over the query positions >= 1, is above this.
 SINK_SHARE = 0.5
+from internals.diff.types import BehaviourDiff, DiffAggregates, GroupDiff, RankInfo, TensorDiff, TokenChange, WeightDiff
 
 # --- weights: summary, tree, statistics, previews -------------------------------------------------------
 
@@ -429,6 +430,28 @@ class Done(TypedDict):
     done: bool
 
 
+@dataclass(frozen=True)
+class DiffTensorRequest:
+    name: str  # a parameter of the explored model (its tree name)
+    bins: int = 64
+
+
+@dataclass(frozen=True)
+class DiffSummaryRequest:
+    bins: int = 64
+
+
+@dataclass(frozen=True)
+class DiffRankRequest:
+    name: str
+
+
+@dataclass(frozen=True)
+class DiffBehaviourRequest:
+    prompt: str
+    top: int = 10
+
+
 #: Every TypedDict of the contract (documented in docs/contracts.md; checked by a test).
 RESULT_TYPES: tuple[type, ...] = (
     ModelSummary, TreeNode, TensorStats, Histogram, MatrixPreview, CrossLayer, Tokens, Attention, LensLayer,
@@ -437,4 +460,5 @@ RESULT_TYPES: tuple[type, ...] = (
     ExpertStats, FusedStats, RouterSummary, SharedExperts, LayerRouting, Routing,
     ActivationsResult, MassiveActivation, MassiveChannel, PatchingResult, AttributionResult, TokenTracks,
     LensReadout, LensBest, Done,
+    TensorDiff, RankInfo, GroupDiff, DiffAggregates, WeightDiff, TokenChange, BehaviourDiff,
 )

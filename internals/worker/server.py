@@ -257,8 +257,16 @@ def serve_from_args(args: argparse.Namespace) -> int:
     logging.getLogger("llm_internals").setLevel(logging.INFO)
     server = WorkerServer(None, args.socket, socket_group=getattr(args, "socket_group", None))
     server.bind()  # first: a socket already in use is reported before seconds of model opening
+    sides = None
     try:
-        opened, pending = open_for_worker(args.model, revision=args.revision, trust_remote_code=args.trust_remote_code)
+        if getattr(args, "base", None):
+            from internals.diff import open_compared
+
+            opened, sides = open_compared(args.model, args.base, trust_remote_code=args.trust_remote_code)
+            pending = False  # opened the usual way (transformers imported): no background build
+        else:
+            opened, pending = open_for_worker(args.model, revision=args.revision,
+                                              trust_remote_code=args.trust_remote_code)
     except BaseException:
         server.stop()
         raise
@@ -270,6 +278,7 @@ def serve_from_args(args: argparse.Namespace) -> int:
     background = Background(opened, pending, on_failure=refused)
     service = ModelService(opened, RuntimeOptions(device=args.device, dtype=args.dtype, max_memory=args.max_memory),
                            exit_on_broken_device=True, background=background)
+    service.diff_sides = sides
     server.service = service
     background.start()
     parent = getattr(args, "parent_pid", None)

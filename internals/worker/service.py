@@ -63,6 +63,8 @@ class ModelService:
         self.exit_on_broken_device = exit_on_broken_device
         self.started = time.time()
         self.info_saved = False
+        #: `internals.diff.DiffSides` when the explorer compares its model with a base (`--base`); else None.
+        self.diff_sides = None
 
     # --- the opened model -----------------------------------------------------------------------------
     @property
@@ -173,6 +175,8 @@ class ModelService:
             self.loaded_model.close()
             self.loaded_model = None
         self._fast.close()  # the exact model shares its files
+        if self.diff_sides is not None:
+            self.diff_sides.close()
 
     # --- the loaded model ---------------------------------------------------------------------------
     def loaded(self, ctx: OpContext | None = None):
@@ -189,4 +193,14 @@ class ModelService:
                         self.opened.source, device=self.options.device, dtype=self.options.dtype,
                         max_memory=self.options.max_memory, trust_remote_code=self.opened.trust_remote_code,
                         progress=report)
+                    leave_a_core_for_cuda(self.loaded_model)
         return self.loaded_model
+
+
+def leave_a_core_for_cuda(loaded: Any) -> None:
+    """With the model on a GPU, statistics use one thread fewer than the CPUs, so the thread that launches
+    the CUDA kernels of a forward pass is never starved by a whole-model statistics pass."""
+    if str(getattr(loaded, "device", "cpu")).startswith("cuda"):
+        from internals.stats import set_threads, threads
+
+        set_threads(max(1, threads() - 1))

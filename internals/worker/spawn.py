@@ -30,6 +30,7 @@ class WorkerOptions:
     device: str | None = None
     dtype: str | None = None
     max_memory: str | None = None
+    base: str | None = None  # `--base`: the worker compares its model with this one (internals/worker/ops/diff.py)
     extra_env: dict[str, str] = field(default_factory=dict)
     #: The module run as `python -m MODULE worker ...`: the composition root (`llm_internals`) registers the
     #: lessons' demos in the worker; the engine's own `internals.cli` serves a worker without demos.
@@ -68,7 +69,7 @@ class ManagedWorker(ExplorerClient):
             cmd.append(o.model)
         cmd += ["--socket", self.socket_path, "--log", self.log_path, "--parent-pid", str(os.getpid())]
         for flag, value in (("--revision", o.revision), ("--device", o.device), ("--dtype", o.dtype),
-                            ("--max-memory", o.max_memory)):
+                            ("--max-memory", o.max_memory), ("--base", o.base)):
             if value:
                 cmd += [flag, value]
         if o.trust_remote_code:

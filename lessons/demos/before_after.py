@@ -5,13 +5,21 @@ with init.json), the exact untrained weights rebuilt by `initial_model(path)`; f
 class's own `_init_weights` applied to a fresh copy of the tensor's module (seeded: a draw from the same
 distribution, not the model's actual initial values, which are not published).
 
-Emits the two histograms at the end as points {"series": "init" | "trained", "x": bin centre, "y": count}.
+Then (finetune_steps > 0) a real fine-tuning: the open model's own weights of the tensor's layer (every
+tensor of that decoder layer; the tensor alone when it is in no layer) are trained for a few AdamW steps on the
+`lora` demo's sentences, everything else frozen, and the fine-tuned copy is saved (`save_pretrained` plus the
+tokenizer files) to `save_to` (default: the cache's demos/before-after), so that
+`llm-internals <saved> --base <open model>` shows what this training changed: exactly the trained tensors.
+
+Emits the two histograms at the end as points {"series": "init" | "trained", "x": bin centre, "y": count},
+and the fine-tuning loss as {"series": "finetune_loss", "x": step, "y": loss}.
 Result keys: tensor, stored_name, shape, init_source ("init.json" | "_init_weights" | "normal"), notes [str],
 init {numel, mean, std, kurtosis, min, max, abs_mean, rms}, trained {same}, histogram {edges, init, trained}
 (shared edges; each count list sums to numel), init_check (None, or {expected_sum, actual_sum, ok} against
 init.json), completions (None, or {prompt, initial, trained}), tensors (None, or per-tensor
 [{name, shape, init_std, trained_std, init_kurtosis, trained_kurtosis}] when the whole initial model is known),
-elapsed_s, stopped.
+finetune (None, or {layer, trained [parameter names], steps, lr, loss [[step, loss]], initial_loss, final_loss,
+saved {path, kind "model", command}}), elapsed_s, stopped.
 """
 
 from __future__ import annotations
@@ -65,8 +73,12 @@ def run(opened: Any, params: dict[str, Any], ctx: DemoContext) -> dict[str, Any]
         tensors = _all_tensors(opened, initial_model)
         if params["completions"] and not ctx.stop_requested():
             completions = _completions(opened, initial_model, params, ctx, notes)
+    finetune = None
+    if int(params["finetune_steps"]) > 0 and not ctx.stop_requested():
+        finetune = fine_tune(opened, param_name, params, ctx)
     ctx.progress(1.0, "done")
     return {
+        "finetune": finetune,
         "tensor": param_name, "stored_name": stored, "shape": list(trained.shape), "init_source": init_source,
         "notes": notes, "init": C.moments(init), "trained": C.moments(trained),
         "histogram": {"edges": edges, "init": hist["counts"][0], "trained": hist["counts"][1]},
@@ -193,3 +205,49 @@ def _completions(opened: Any, initial_model: torch.nn.Module, params: dict[str, 
     before = C.completion(initial_model, loaded.tokenizer, prompt, n)
     after = C.completion(loaded.model, loaded.tokenizer, prompt, n)
     return {"prompt": prompt, "initial": before["completion"], "trained": after["completion"]}
+
+
+def fine_tune(opened: Any, param_name: str, params: dict[str, Any], ctx: DemoContext) -> dict[str, Any]:
+    """Train the open model's real weights of `param_name`'s layer briefly, then save the fine-tuned copy."""
+    import torch.nn.functional as F
+
+    from lessons.demos.lora import _batch
+    from lessons.demos.saving import save_model
+
+    info = opened.structure.params.get(param_name)
+    layer = info.layer if info is not None else None
+    loaded = C.load_model(opened, ctx, 0.82, 0.86)
+    model = loaded.model
+    names = {n for n, _ in model.named_parameters()}
+    if layer is not None:
+        chosen = sorted(n for n in names if opened.structure.params.get(n) is not None
+                        and opened.structure.params[n].layer == layer)
+    else:
+        chosen = [param_name] if param_name in names else []
+    if not chosen:
+        raise UserError(f"{param_name} is not a trainable parameter of the loaded model: pick another tensor")
+    trained = [p for n, p in model.named_parameters() if n in set(chosen)]
+    for p in trained:
+        p.requires_grad_(True)
+    batch, labels = _batch(loaded.tokenizer, C.model_device(model))
+    steps, lr = int(params["finetune_steps"]), float(params["lr"])
+    optimizer = torch.optim.AdamW(trained, lr=lr, weight_decay=0.0)  # no decay: untrained tensors stay exact
+    model.train()
+    losses: list[list[float]] = []
+    for step in range(steps):
+        if ctx.stop_requested():
+            break
+        logits = model(input_ids=batch).logits[:, :-1].float()
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=-100)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append([step, float(loss.detach())])
+        ctx.point("finetune_loss", step, losses[-1][1])
+        ctx.progress(0.86 + 0.1 * (step + 1) / max(1, steps), f"fine-tuning step {step + 1}/{steps}")
+    model.eval()
+    ctx.progress(0.97, "saving the fine-tuned copy")
+    saved = save_model(model, params, "before-after", opened)
+    return {"layer": layer, "trained": chosen, "steps": len(losses), "lr": lr, "loss": losses,
+            "initial_loss": losses[0][1] if losses else None, "final_loss": losses[-1][1] if losses else None,
+            "saved": saved}

@@ -12,7 +12,7 @@ Result keys: temperature, teacher {parameters, layers, hidden_size}, student {pa
 heads, kv_heads, intermediate_size}, compression, steps, batch, seq_len, lr, kl [[step, value]],
 heldout_kl [[step, value]], initial_kl, final_kl, initial_heldout_kl, final_heldout_kl,
 top1_agreement {before, after} (share of held-out positions where the student's top token is the teacher's),
-text {train, heldout}, notes, elapsed_s, stopped.
+text {train, heldout}, notes, saved {path, kind "student", command} (the trained student, in `save_to`; default under the cache), elapsed_s, stopped.
 """
 
 from __future__ import annotations
@@ -79,6 +79,10 @@ def run(opened: Any, params: dict[str, Any], ctx: DemoContext) -> dict[str, Any]
         ctx.progress(0.2 + 0.8 * (step + 1) / max(1, steps), f"step {step + 1}/{steps}: KL {kl_curve[-1][1]:.4f}")
     agreement_after = _agreement(student, eval_batch, eval_teacher)
 
+    from lessons.demos.saving import save_model
+
+    ctx.progress(0.98, "saving the student")
+    saved = save_model(student.eval(), params, "distill", opened, student=True)
     t_dims, s_dims = C.config_dims(teacher.config), C.config_dims(student_cfg)
     student_params = C.count_parameters(student)
     return {
@@ -93,7 +97,7 @@ def run(opened: Any, params: dict[str, Any], ctx: DemoContext) -> dict[str, Any]
         "initial_kl": kl_curve[0][1] if kl_curve else None, "final_kl": kl_curve[-1][1] if kl_curve else None,
         "initial_heldout_kl": heldout_curve[0][1], "final_heldout_kl": heldout_curve[-1][1],
         "top1_agreement": {"before": agreement_before, "after": agreement_after},
-        "text": sources, "notes": notes, "elapsed_s": ctx.elapsed(), "stopped": ctx.stopped,
+        "text": sources, "notes": notes, "saved": saved, "elapsed_s": ctx.elapsed(), "stopped": ctx.stopped,
     }
 
 

@@ -11,6 +11,8 @@ Streams {"series": "loss", "x": step, "y": loss}. Result keys:
   identical_at_init, max_logit_diff_at_init, training {sentences, steps, lr, initial_loss, final_loss, loss},
   completion {prompt, before, after, changed},
   delta_w {module, shape, rank, relative_norm, max_abs_diff_vs_peft, stats, histogram {edges, counts}},
+  saved {path, kind "adapter", command}: the adapter (peft save_pretrained) in `save_to` (default: the cache's
+  demos/lora), and `llm-internals <saved> --base <open model>`, which shows what it changed,
   elapsed_s, stopped.
 """
 
@@ -100,6 +102,10 @@ def run(opened: Any, params: dict[str, Any], ctx: DemoContext) -> dict[str, Any]
     ctx.progress(0.9, "greedy completion after fine-tuning")
     after = C.completion(peft_model, tok, prompt, n_new)
     delta = _delta(layer, alpha / r, int(params["bins"]), chosen)
+    from lessons.demos.saving import save_adapter
+
+    ctx.progress(0.95, "saving the adapter")
+    saved = save_adapter(peft_model, params, "lora", opened)
     return {
         "r": r, "alpha": alpha, "scaling": alpha / r, "targets": mode, "target_modules": [t["name"] for t in targets],
         "counts": {"trainable": int(trainable), "total": int(total), "frozen": int(total - trainable),
@@ -120,6 +126,7 @@ def run(opened: Any, params: dict[str, Any], ctx: DemoContext) -> dict[str, Any]
         "completion": {"prompt": prompt, "before": before["completion"], "after": after["completion"],
                        "changed": before["token_ids"] != after["token_ids"]},
         "delta_w": delta,
+        "saved": saved,
         "elapsed_s": ctx.elapsed(), "stopped": ctx.stopped,
     }
 

@@ -75,10 +75,14 @@ DEMOS: dict[str, DemoInfo] = {
                 "Histograms (shared bin edges), standard deviation and kurtosis of one tensor at initialisation "
                 "and after training. For the demo model the untrained weights are rebuilt exactly from init.json "
                 "(and greedy completions of the initial and trained models are compared); for other models the "
-                "initialisation is the model class's own _init_weights applied to a fresh copy of that one module."
+                "initialisation is the model class's own _init_weights applied to a fresh copy of that one module. "
+                "Then a real fine-tuning: the tensor's whole layer is trained for a few steps on short functions, "
+                "the rest frozen, and the copy is saved (save_to; default under the cache) with the command that "
+                "opens it against the model: the diff shows exactly the trained tensors changed."
             ),
-            params=dict(tensor="", bins=50, prompt="def __init__(self", max_new_tokens=24, completions=True, seed=0),
-            quick=dict(bins=20, max_new_tokens=6),
+            params=dict(tensor="", bins=50, prompt="def __init__(self", max_new_tokens=24, completions=True, seed=0,
+                        finetune_steps=20, lr=2e-3, save_to=""),
+            quick=dict(bins=20, max_new_tokens=6, finetune_steps=3),
             module="before_after",
         ),
         DemoInfo(
@@ -90,10 +94,11 @@ DEMOS: dict[str, DemoInfo] = {
                 "linear projection), counts trainable and frozen parameters with peft and with the formula "
                 "r*(in+out) per module, shows A and B (B is zero at init, so the wrapped model starts identical), "
                 "fine-tunes on a few repeated sentences while streaming the loss, and compares greedy completions "
-                "before and after; ends with the histogram of one module's merged update (alpha/r)*B@A."
+                "before and after; ends with the histogram of one module's merged update (alpha/r)*B@A, and saves the "
+                "adapter (save_to; default under the cache) with the command that opens it against the model."
             ),
             params=dict(r=8, alpha=16, targets="attention", steps=30, lr=5e-3, seed=0, module="",
-                        prompt="def greet(name):\n", max_new_tokens=20, bins=40),
+                        prompt="def greet(name):\n", max_new_tokens=20, bins=40, save_to=""),
             quick=dict(steps=5, lr=2e-2, max_new_tokens=6, bins=20),
             module="lora",
         ),
@@ -140,7 +145,7 @@ DEMOS: dict[str, DemoInfo] = {
                 "temperature T on Python standard-library text. Streams the KL falling, on training batches and "
                 "on a fixed held-out batch at T=1."
             ),
-            params=dict(temperature=2.0, steps=150, batch=8, seq_len=64, lr=3e-3, seed=0, eval_every=10,
+            params=dict(temperature=2.0, steps=150, batch=8, seq_len=64, lr=3e-3, seed=0, eval_every=10, save_to="",
                         student_layers=0, student_hidden=0, max_chars=200_000),
             quick=dict(steps=15, batch=4, seq_len=32, eval_every=5, max_chars=30_000),
             module="distill",
@@ -157,7 +162,7 @@ DEMOS: dict[str, DemoInfo] = {
                 "Streams the student's loss on training samples and on held-out teacher samples, against the "
                 "teacher's own loss on them."
             ),
-            params=dict(samples=32, prompt_tokens=8, gen_tokens=24, temperature=1.0, steps=80, batch=8, lr=3e-3,
+            params=dict(samples=32, prompt_tokens=8, gen_tokens=24, temperature=1.0, steps=80, batch=8, lr=3e-3, save_to="",
                         seed=0, eval_every=10, max_chars=30_000),
             quick=dict(samples=8, gen_tokens=12, steps=12, batch=4, eval_every=4, max_chars=10_000),
             module="teacher_sft",

@@ -12,7 +12,7 @@ Streams {"series": "loss", "x": step, "y": student's loss on a training batch of
 teacher {role, parameters, layers, hidden_size}, student {role, parameters, layers, hidden_size}, samples
 {train, heldout, prompt_tokens, gen_tokens, temperature, examples [{prompt, completion}]}, teacher_heldout_loss
 (the teacher's own loss on its held-out samples: the floor a perfect imitator approaches), loss [[step, value]],
-heldout_loss [[step, value]], initial_heldout_loss, final_heldout_loss, steps, batch, lr, notes, elapsed_s, stopped.
+heldout_loss [[step, value]], initial_heldout_loss, final_heldout_loss, steps, batch, lr, notes, saved {path, kind "student", command} (the trained student, in `save_to`; default under the cache), elapsed_s, stopped.
 """
 
 from __future__ import annotations
@@ -92,6 +92,10 @@ def run(opened: Any, params: dict[str, Any], ctx: DemoContext) -> dict[str, Any]
         ctx.point("loss", step, losses[-1][1])
         ctx.progress(0.3 + 0.7 * (step + 1) / max(1, steps), f"step {step + 1}/{steps}: loss {losses[-1][1]:.3f}")
 
+    from lessons.demos.saving import save_model
+
+    ctx.progress(0.98, "saving the student")
+    saved = save_model(student.eval(), params, "teacher-sft", opened, student=True)
     t_dims, s_dims = C.config_dims(teacher.config), C.config_dims(cfg)
     return {
         "teacher": {"role": TEACHER_ROLE, "parameters": teacher_params, "layers": t_dims["layers"],
@@ -104,7 +108,7 @@ def run(opened: Any, params: dict[str, Any], ctx: DemoContext) -> dict[str, Any]
         "loss": losses, "heldout_loss": heldout,
         "initial_heldout_loss": heldout[0][1], "final_heldout_loss": heldout[-1][1],
         "steps": len(losses), "batch": batch, "lr": float(params["lr"]), "notes": notes,
-        "elapsed_s": ctx.elapsed(), "stopped": ctx.stopped,
+        "saved": saved, "elapsed_s": ctx.elapsed(), "stopped": ctx.stopped,
     }
 
 

@@ -71,8 +71,14 @@ class CrossLayerView(RemoteView):
                                             title=f"{self.metric} of each weight across layers (m: next statistic, Enter: open)")
         self.query_one(HeatStrip).set_values(mat, components=comps, layers=list(range(mat.shape[1])), metric=self.metric)
 
+    def metrics(self) -> tuple[str, ...]:
+        """The statistics to cycle through; with a base open (`--base`) also each weight's relative change."""
+        extra = ("rel_change",) if self.data and "rel_change" in self.data.get("metrics", {}) else ()
+        return METRICS + extra
+
     def action_next_metric(self) -> None:
-        self.metric = METRICS[(METRICS.index(self.metric) + 1) % len(METRICS)]
+        metrics = self.metrics()
+        self.metric = metrics[(metrics.index(self.metric) + 1) % len(metrics)] if self.metric in metrics else metrics[0]
         self._draw()
 
     def _open(self, component: str, layer: int) -> None:

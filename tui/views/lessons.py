@@ -38,6 +38,11 @@ def result_summary(result: dict[str, Any], limit: int = 12) -> str:
             for sub, v in value.items():
                 if isinstance(v, (int, float, bool)):
                     lines.append(f"{key}.{sub}: {v:.4g}" if isinstance(v, float) else f"{key}.{sub}: {v}")
+    saved = result.get("saved") or (result.get("finetune") or {}).get("saved")
+    if isinstance(saved, dict) and saved.get("command"):  # a training demo saved what it trained
+        lines = lines[:limit] + [f"saved {saved.get('kind', '')}: {saved.get('path')}",
+                                 f"what did training change? {saved['command']}"]
+        return "demo finished\n" + "\n".join(lines)
     return "demo finished\n" + "\n".join(lines[:limit])
 
 

@@ -21,7 +21,7 @@ from internals.worker.contract import (
 )
 from internals.worker.operations import OpContext, operation
 
-CROSS_LAYER_METRICS = ("std", "rms", "kurtosis", "abs_mean", "max_abs")
+CROSS_LAYER_METRICS = ("std", "rms", "kurtosis", "abs_mean", "max_abs")  # + "rel_change" with a base open
 
 
 @operation("summary", request=NoParams, result=ModelSummary)
@@ -97,6 +97,12 @@ def _cross_layer(ctx: OpContext) -> CrossLayer:
     for c in comps:
         for m in CROSS_LAYER_METRICS:
             metrics[m][c] = [_metric(cell, m) for cell in cells[c]]
+    sides = getattr(ctx.service, "diff_sides", None)
+    if sides is not None:  # `--base`: each weight's relative change against the base (the diff cache answers)
+        from internals.diff import diff_weights
+
+        rel = {t["name"]: t["rel_change"] for t in diff_weights(sides, check=ctx.check)["tensors"]}
+        metrics["rel_change"] = {c: [None if n is None else rel.get(n) for n in names[c]] for c in comps}
     return {"num_layers": num_layers, "components": comps, "metrics": metrics, "names": names}
 
 

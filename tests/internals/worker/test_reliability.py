@@ -314,3 +314,21 @@ def test_a_broken_cuda_context_is_answered_typed_then_the_worker_exits(tiny_mode
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_model_on_a_gpu_leaves_a_core_to_the_kernel_launching_thread(monkeypatch):
+    """Statistics threads use every core by default; with the model on CUDA they leave one free."""
+    from types import SimpleNamespace
+
+    from internals import stats
+    from internals.worker.service import leave_a_core_for_cuda
+
+    monkeypatch.setenv("NUMBA_NUM_THREADS", "4")
+    stats.set_threads(None)
+    try:
+        leave_a_core_for_cuda(SimpleNamespace(device="cpu"))
+        assert stats.threads() == 4
+        leave_a_core_for_cuda(SimpleNamespace(device="cuda:0"))
+        assert stats.threads() == 3
+    finally:
+        stats.set_threads(None)
