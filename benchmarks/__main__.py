@@ -20,6 +20,7 @@ BENCHMARKS = {
     "patching": ("bench_patching.py", [], ["--layers", "2", "--repeats", "1"]),
     "diff": ("bench_diff.py", [], ["--layers", "2", "--repeats", "1"]),
     "spectrum": ("bench_spectrum.py", [], ["--layers", "2"]),
+    "first_stats": ("bench_first_stats.py", [], ["--layers", "2", "--repeats", "1"]),
 }
 
 

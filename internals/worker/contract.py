@@ -263,6 +263,12 @@ class Status(TypedDict, total=False):
     dtype: str
     rss_bytes: int
     uptime_s: float
+    #: whether the worker has imported torch (a worker starting in the background answers weight questions first)
+    torch_imported: bool
+    #: whether the exact (transformers) tree is built; until then the summary and the tree wait for it
+    exact_tree: bool
+    #: (a worker started in the background, once it answered a weight question) whether torch was imported then
+    torch_imported_at_first_answer: bool
     gpu_allocated_bytes: int
     gpu_total_bytes: int
     gpu_free_bytes: int

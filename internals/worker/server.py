@@ -245,8 +245,11 @@ def _watch_parent(pid: int, server: WorkerServer) -> None:
 
 
 def serve_from_args(args: argparse.Namespace) -> int:
-    """`llm-internals worker [MODEL] --socket PATH`."""
-    from internals.model import open_model
+    """`llm-internals worker [MODEL] --socket PATH`.
+
+    The model is opened the cheap way (`internals.worker.startup`): weight questions are answered as soon as
+    the socket is served; torch and transformers are imported in the background after the first answers."""
+    from internals.worker.startup import Background, exit_with_error, open_for_worker
 
     handler: logging.Handler = logging.FileHandler(args.log) if getattr(args, "log", None) else logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
@@ -260,15 +263,24 @@ def serve_from_args(args: argparse.Namespace) -> int:
             from internals.diff import open_compared
 
             opened, sides = open_compared(args.model, args.base, trust_remote_code=args.trust_remote_code)
+            pending = False  # opened the usual way (transformers imported): no background build
         else:
-            opened = open_model(args.model, revision=args.revision, trust_remote_code=args.trust_remote_code)
+            opened, pending = open_for_worker(args.model, revision=args.revision,
+                                              trust_remote_code=args.trust_remote_code)
     except BaseException:
         server.stop()
         raise
+
+    def refused(exc: BaseException) -> None:  # transformers refused the model after the first answers
+        server.stop()
+        exit_with_error(exc)
+
+    background = Background(opened, pending, on_failure=refused)
     service = ModelService(opened, RuntimeOptions(device=args.device, dtype=args.dtype, max_memory=args.max_memory),
-                           exit_on_broken_device=True)
+                           exit_on_broken_device=True, background=background)
     service.diff_sides = sides
     server.service = service
+    background.start()
     parent = getattr(args, "parent_pid", None)
     if parent:
         threading.Thread(target=_watch_parent, args=(int(parent), server), daemon=True).start()

@@ -17,6 +17,7 @@ import os
 import threading
 import time
 import traceback
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -49,8 +50,11 @@ class ModelService:
     """Owns one opened model (and, once needed, its loaded transformers model)."""
 
     def __init__(self, opened: OpenedModel, options: RuntimeOptions | None = None,
-                 exit_on_broken_device: bool = False) -> None:
-        self.opened = opened
+                 exit_on_broken_device: bool = False, background=None) -> None:
+        """`background`: the worker's `internals.worker.startup.Background` when `opened` was opened the cheap
+        way (weights at once; torch, transformers and the exact structure later); None: `opened` is exact."""
+        self._fast = opened
+        self.background = background
         self.options = options or RuntimeOptions()
         self.loaded_model: Loaded | None = None
         self._load_lock = threading.Lock()
@@ -64,6 +68,38 @@ class ModelService:
         self.info_saved = False
         #: `internals.diff.DiffSides` when the explorer compares its model with a base (`--base`); else None.
         self.diff_sides = None
+
+    # --- the opened model -----------------------------------------------------------------------------
+    @property
+    def opened(self) -> OpenedModel:
+        """The exact `OpenedModel` (with a background start: waits until transformers has built it)."""
+        return self._fast if self.background is None else self.background.exact()
+
+    @property
+    def source(self):
+        """The model's `ModelSource` (known at once, also during a background start)."""
+        return self._fast.source
+
+    def opened_for(self, name: str | None = None) -> OpenedModel:
+        """The model to answer a weight question about `name` (None: about the whole structure) now:
+        the one opened from the headers when it knows the answer (the stored tensor `name`, or any name
+        when its structure is already exact), else the exact one (which may wait for transformers)."""
+        bg = self.background
+        if bg is None or bg.ready:
+            return self.opened
+        fast = self._fast
+        if fast.tree_source == "headers" and (name is None or name in fast.structure.params):
+            return fast
+        if name is not None and fast.store is not None and name in fast.store:
+            return fast
+        bg.imported(now=True)  # a question only transformers' structure answers: build it now
+        return self.opened
+
+    def weight_question(self):
+        """Context of a weight question: a background start imports torch after it, not during it."""
+        if self.background is None:
+            return nullcontext()
+        return self.background.answering()
 
     # --- dispatch -----------------------------------------------------------------------------------
     def handle(self, header: dict[str, Any], params: Any, send: Send) -> None:
@@ -142,7 +178,7 @@ class ModelService:
         if self.loaded_model is not None:
             self.loaded_model.close()
             self.loaded_model = None
-        self.opened.close()
+        self._fast.close()  # the exact model shares its files
         if self.diff_sides is not None:
             self.diff_sides.close()
 
@@ -152,6 +188,8 @@ class ModelService:
         if self.loaded_model is None:
             with self._load_lock:
                 if self.loaded_model is None:
+                    if self.background is not None:
+                        self.background.imported()  # one import of torch, in the background thread
                     from internals.inference.loading import load_for_inference
 
                     report = (lambda f, m: ctx.progress(f, m)) if ctx else None

@@ -190,6 +190,15 @@ class ManagedWorker(ExplorerClient):
         try:
             yield from client._request(method, params, group)
         except WorkerCrashed:
-            code = self.proc.poll() if self.proc else None
+            code = None
+            if self.proc is not None:
+                try:  # a worker that refuses the model late (its background start) closes, then exits
+                    code = self.proc.wait(timeout=2)
+                except subprocess.TimeoutExpired:
+                    code = None
+            refusal = self.refusal() if code is not None else None
+            if refusal:  # transformers refused the model after the first answers: its one error line
+                self.crashed, self._refused = refusal, True
+                raise ModelRefused(refusal) from None
             self.crashed = f"the worker crashed (exit status {code})" if code is not None else "the worker connection broke"
             raise WorkerCrashed(self.crashed) from None

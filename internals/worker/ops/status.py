@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from typing import Any
 
@@ -18,17 +19,22 @@ def ping(ctx: OpContext, req: NoParams) -> Pong:
 
 @operation("status", request=NoParams, result=Status)
 def status(ctx: OpContext, req: NoParams) -> Status:
-    """The model, the device and dtype it runs on (or will), and the worker's memory."""
+    """The model, the device and dtype it runs on (or will), the worker's memory, and how far its start got
+    (torch imported; the exact tree built)."""
     import psutil
 
     service = ctx.service
     loaded = service.loaded_model
     result: Status = {
-        "model": ctx.opened.source.display_name, "pid": os.getpid(), "loaded": loaded is not None,
+        "model": service.source.display_name, "pid": os.getpid(), "loaded": loaded is not None,
         "device": str(loaded.device) if loaded else (service.options.device or "auto"),
         "dtype": str(loaded.dtype).replace("torch.", "") if loaded else (service.options.dtype or "auto"),
         "rss_bytes": psutil.Process().memory_info().rss, "uptime_s": time.time() - service.started,
+        "torch_imported": "torch" in sys.modules,
+        "exact_tree": service.background is None or service.background.ready,
     }
+    if service.background is not None and service.background.torch_at_first_answer is not None:
+        result["torch_imported_at_first_answer"] = service.background.torch_at_first_answer
     gpus = gpu_memory(loaded) if loaded is not None else []
     if gpus:
         result["gpus"] = gpus

@@ -1,4 +1,9 @@
-"""Weight operations: answered by the lazy engine from the stored tensors, never loading the model."""
+"""Weight operations: answered by the lazy engine from the stored tensors, never loading the model.
+
+Statistics, matrix previews and the cross-layer table are answered from `service.opened_for(...)`: while the
+worker's background start still imports transformers, that is the model read from the file headers (no
+torch), for every stored tensor; the summary and the tree are the exact ones (they wait for transformers).
+"""
 
 from __future__ import annotations
 
@@ -42,7 +47,8 @@ def tree(ctx: OpContext, req: NoParams) -> list[TreeNode]:
 def tensor_stats(ctx: OpContext, req: TensorStatsRequest) -> TensorStats:
     """Exact statistics of one tensor; with clip, over its 1st..99th percentile range (from the kept pattern
     counts: a clip or a re-bin never reads the tensor again)."""
-    return ctx.opened.tensor_stats(req.name, bins=req.bins, clip=req.clip)
+    with ctx.service.weight_question():
+        return ctx.service.opened_for(req.name).tensor_stats(req.name, bins=req.bins, clip=req.clip)
 
 
 @operation("matrix_preview", request=MatrixPreviewRequest, result=MatrixPreview, group="matrix")
@@ -52,17 +58,24 @@ def matrix_preview(ctx: OpContext, req: MatrixPreviewRequest) -> MatrixPreview:
     from internals.matrix_preview import matrix_preview as preview
     from internals.weights import require_weights
 
-    store = require_weights(ctx.opened.store, "a matrix preview")
-    return preview(store, ctx.opened.stored_name_of(req.name), req.rows, req.cols, ctx.check, name=req.name)
+    with ctx.service.weight_question():
+        opened = ctx.service.opened_for(req.name)
+        store = require_weights(opened.store, "a matrix preview")
+        return preview(store, opened.stored_name_of(req.name), req.rows, req.cols, ctx.check, name=req.name)
 
 
 @operation("cross_layer", request=NoParams, result=CrossLayer, group="cross-layer")
 def cross_layer(ctx: OpContext, req: NoParams) -> CrossLayer:
     """Per component kind (q, k, v, o, gate, up, down, ...) and layer: std, RMS, kurtosis... of the weights."""
+    with ctx.service.weight_question():
+        return _cross_layer(ctx)
+
+
+def _cross_layer(ctx: OpContext) -> CrossLayer:
     from internals.aggregates import aggregate
     from internals.structure import LAYER_COMPONENTS
 
-    opened = ctx.opened
+    opened = ctx.service.opened_for(None)
     # Weights only; a parameter fused at load time (MoE experts) counts as the group of its stored tensors.
     params = [p for p in opened.structure.unique_params
               if p.layer is not None and p.component in LAYER_COMPONENTS and p.stored and not p.name.endswith("bias")]

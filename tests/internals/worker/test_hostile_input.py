@@ -190,6 +190,7 @@ def test_fuzzing_the_socket_never_takes_the_worker_down(worker):
     warm = list(_cases(rng, 120))  # first pass: lets the worker's memory settle (imports, caches)
     for _, data in warm:
         _exchange(worker.socket_path, data)
+    worker.call("tree")  # waits for the worker's background start (torch, transformers) to be over
     rss_before = proc.memory_info().rss
     started = time.monotonic()
     seen: dict[str, int] = {}

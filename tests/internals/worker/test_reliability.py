@@ -222,7 +222,7 @@ def test_status_reports_the_gpus_of_the_device_map_not_gpu_0(monkeypatch):
     from internals.worker.ops.status import status
 
     service = SimpleNamespace(loaded_model=loaded, options=SimpleNamespace(device=None, dtype=None), started=0.0,
-                              opened=SimpleNamespace(source=SimpleNamespace(display_name="m")))
+                              source=SimpleNamespace(display_name="m"), background=None)
     answer = status(OpContext(1, lambda h, b: None, service), NoParams())
     assert answer["gpu_allocated_bytes"] == 400 and answer["gpu_total_bytes"] == 4000
     assert answer["gpu_free_bytes"] == 40 and answer["rss_bytes"] > 0

@@ -1,0 +1,77 @@
+"""The worker's background start (internals/worker/startup.py): weight questions answered before torch is
+imported, the exact tree and forward passes after the background import."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+from internals.model import open_model
+from internals.worker.client import InProcessClient
+from internals.worker.service import ModelService
+from internals.worker.spawn import ManagedWorker, WorkerOptions
+from internals.worker.startup import Background, open_for_worker
+
+
+def _numpy_reference(folder, name: str) -> np.ndarray:
+    return load_file(str(folder / "model.safetensors"))[name].astype(np.float64)
+
+
+def test_a_real_worker_answers_statistics_before_importing_torch_then_runs_forward_passes(tiny_models):
+    folder = tiny_models("llama")
+    # a long delay: only the first answer starts the background import (no race with the checks below)
+    worker = ManagedWorker(WorkerOptions(model=str(folder), extra_env={"LLM_INTERNALS_IMPORT_DELAY_S": "60"}))
+    worker.start()
+    try:
+        before = worker.call("status")
+        assert before["torch_imported"] is False and before["exact_tree"] is False
+        name = "model.layers.1.mlp.down_proj.weight"
+        stats = worker.tensor_stats(name)
+        ref = _numpy_reference(folder, name)
+        assert stats["numel"] == ref.size
+        assert stats["mean"] == pytest.approx(ref.mean(), rel=1e-9, abs=1e-12)
+        assert stats["std"] == pytest.approx(ref.std(), rel=1e-9)
+        assert stats["max"] == pytest.approx(ref.max())
+        preview = worker.call("matrix_preview", {"name": name, "rows": 4, "cols": 4})
+        assert preview["values"].shape == (4, 4)
+        assert worker.call("status")["torch_imported_at_first_answer"] is False
+        # the first answer started the import in the background: a forward pass works once it is done
+        attention = worker.attention("hello world", 0)
+        assert attention["weights"].shape[0] > 0
+        after = worker.call("status")
+        assert after["torch_imported"] and after["exact_tree"] and after["loaded"]
+        # the tree is transformers' exact one (module classes), as an in-process exact open gives it
+        assert worker.tree() == open_model(str(folder)).tree()
+    finally:
+        worker.close()
+
+
+def test_stored_tensors_are_answered_while_transformers_still_builds_a_converted_tree(tiny_models):
+    """mixtral's experts are stored one by one and fused at load time: the headers cannot give the exact
+    tree, but each stored tensor's statistics can be answered at once; the tree waits for transformers."""
+    folder = tiny_models("mixtral")
+    fast, pending = open_for_worker(str(folder))
+    assert pending and fast.tree_source == "provisional"
+    background = Background(fast, pending, delay=60)  # not started: the exact build has not begun
+    service = ModelService(fast, background=background)
+    client = InProcessClient(service)
+    exact = open_model(str(folder))
+    stored = next(n for n in fast.tensor_names() if ".experts." in n)
+    assert stored not in exact.structure.params  # a stored name only, fused in the model
+    assert client.tensor_stats(stored) == exact.tensor_stats(stored)
+    assert not background.ready
+    started = time.monotonic()
+    background.start()
+    assert client.tree() == exact.tree()  # waits for the background build (started by the first answer)
+    assert background.ready and time.monotonic() - started < 60
+    assert client.summary() == exact.summary()
+    service.close()
+
+
+def test_sources_without_a_cheap_way_open_as_before(tiny_models):
+    config_only = tiny_models("llama") / "config.json"
+    opened, pending = open_for_worker(str(config_only))
+    assert not pending and opened.tree_source == "transformers"
