@@ -75,6 +75,7 @@ def exact_model(fast: OpenedModel) -> OpenedModel:
     from internals.structure import build_meta_model, load_config, structure_from_model
 
     source = fast.source
+    assert source.config_path is not None, "the fast start only opens sources with a config.json"
     config = load_config(source.config_path, fast.trust_remote_code)
     model = build_meta_model(config, fast.trust_remote_code)
     structure = structure_from_model(model, config, fast.store)
