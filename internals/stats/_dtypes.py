@@ -78,31 +78,23 @@ def _decode(c: str, p: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class PatternTables:
-    """Per-dtype tables for deriving statistics from pattern counts."""
+    """Per-dtype lookup tables for deriving statistics from pattern counts (one entry per pattern)."""
 
     values: np.ndarray  # float64 value per pattern
-    finite_order: np.ndarray  # patterns with a finite value, sorted by value (stable)
-    finite_sorted: np.ndarray  # values[finite_order]
-    nan_patterns: np.ndarray
-    inf_patterns: np.ndarray
-    zero_patterns: np.ndarray
+    rank: np.ndarray  # int64: position of the pattern among the finite patterns sorted by value (stable), -1 if not finite
+    is_nan: np.ndarray  # bool
+    is_inf: np.ndarray  # bool
+    is_zero: np.ndarray  # bool (-0.0 too)
 
 
 @functools.cache
 def pattern_tables(code: str) -> PatternTables:
     v = pattern_values(code)
-    finite = np.isfinite(v)
-    fin_idx = np.flatnonzero(finite)
+    fin_idx = np.flatnonzero(np.isfinite(v))
     order = fin_idx[np.argsort(v[fin_idx], kind="stable")]
-    tables = PatternTables(
-        values=v,
-        finite_order=order,
-        finite_sorted=v[order],
-        nan_patterns=np.flatnonzero(np.isnan(v)),
-        inf_patterns=np.flatnonzero(np.isinf(v)),
-        zero_patterns=np.flatnonzero(v == 0.0),
-    )
-    for a in (tables.finite_order, tables.finite_sorted, tables.nan_patterns, tables.inf_patterns,
-              tables.zero_patterns):
+    rank = np.full(v.size, -1, np.int64)
+    rank[order] = np.arange(order.size)
+    tables = PatternTables(values=v, rank=rank, is_nan=np.isnan(v), is_inf=np.isinf(v), is_zero=v == 0.0)
+    for a in (tables.rank, tables.is_nan, tables.is_inf, tables.is_zero):
         a.setflags(write=False)
     return tables

@@ -6,11 +6,14 @@ tensor (one sub-histogram per thread) and reduces the workers' tables at the end
 by Python threads compile in a fraction of the time of `parallel=True` ones and do not depend on numba's
 threading layers (the "workqueue" layer aborts on concurrent launches, GNU OpenMP breaks across fork).
 
-- `count_block` / `count_block_words`: counts of every bit pattern of an 8/16-bit block.
+- `count_pieces`: counts of every bit pattern of many 8/16-bit pieces of one buffer, written sparse
+  (non-zero patterns only) so that no per-tensor table is allocated, zeroed or merged.
 - `pass1_block`: finite/nan/inf/zero counts, sum, sum|x|, sum x^2, min, max over finite values, plus
   the counts of the top 16 bits of the order-preserving key of each finite value (first radix digit).
 - `pass2_block`: with the mean known, sum d, d^2, d^4 (d = x - mean); the numpy-compatible histogram;
   and the counts of one further 16-bit radix digit under selected key prefixes (radix select).
+- `summarize_counts`: every moment, order statistic and the histogram of a multiset given by its
+  distinct values and their counts (what an 8/16-bit tensor's statistics derive from).
 
 Keys: a float's bits b (nbits wide) map to an unsigned key that sorts like the value:
 key = b ^ all_ones if the sign bit is set else b | sign_bit.
@@ -47,22 +50,64 @@ def bin_index(v, first, span, nbins, edges):
 
 
 @_jit
-def count_block(x, c):
-    """c[p] += number of elements of x (uint8/uint16) equal to p; c: uint32 (the caller flushes)."""
-    for i in range(x.size):
-        c[x[i]] += 1
+def count_pieces(x, w, head, use_words, starts, stops, table, out_pats, out_cnts, out_len):
+    """Counts of every bit pattern of each piece x[starts[j]:stops[j]], written sparse: the non-zero
+    (pattern, count) pairs of piece j go to out_pats/out_cnts from offset sum(out_len[:j]) (out_len[j] of
+    them, in no particular order); returns the pairs written.
 
-
-@_jit
-def count_block_words(w, c):
-    """count_block for 16-bit patterns read four at a time from uint64 words (little-endian); ~15% faster."""
+    x: uint8/uint16 elements; `table`: this thread's zeroed uint32 table (256 or 65,536 entries), left zeroed
+    (each piece has fewer than 2**32 elements). With `use_words`, 16-bit data is read four patterns at a
+    time from `w`, the uint64 words of the same memory from element `head` on (x[head] is 8-byte aligned).
+    A piece shorter than a quarter of the table is cleared by walking its own elements again, a longer
+    one by scanning the table, so small tensors cost their size, not the table's.
+    """
     m = np.uint64(0xFFFF)
-    for i in range(w.size):
-        a = w[i]
-        c[a & m] += 1
-        c[(a >> np.uint64(16)) & m] += 1
-        c[(a >> np.uint64(32)) & m] += 1
-        c[a >> np.uint64(48)] += 1
+    pos = 0
+    for j in range(starts.size):
+        lo = starts[j]
+        hi = stops[j]
+        a = lo
+        if use_words:
+            if lo < head:
+                a = head
+            else:
+                a = lo + (head - lo) % 4
+            if a > hi:
+                a = hi
+        for i in range(lo, a):
+            table[x[i]] += 1
+        if use_words:
+            k0 = (a - head) // 4
+            nw = (hi - a) // 4
+            for k in range(k0, k0 + nw):
+                v = w[k]
+                table[v & m] += 1
+                table[(v >> np.uint64(16)) & m] += 1
+                table[(v >> np.uint64(32)) & m] += 1
+                table[v >> np.uint64(48)] += 1
+            a += 4 * nw
+        for i in range(a, hi):
+            table[x[i]] += 1
+        first = pos
+        if (hi - lo) * 4 < table.size:
+            for i in range(lo, hi):
+                p = x[i]
+                c = table[p]
+                if c != 0:
+                    out_pats[pos] = p
+                    out_cnts[pos] = c
+                    table[p] = 0
+                    pos += 1
+        else:
+            for p in range(table.size):
+                c = table[p]
+                if c != 0:
+                    out_pats[pos] = p
+                    out_cnts[pos] = c
+                    table[p] = 0
+                    pos += 1
+        out_len[j] = pos - first
+    return pos
 
 
 @_jit
@@ -162,22 +207,10 @@ def pass2_block(x, u, nbits, moments, mean, first, last, denom, edges, hist,
 
 
 @_jit
-def nonzero_in_order(counts, order, out):
-    """Write the patterns of `order` whose count is not zero to out[:k], keeping the order; returns k."""
-    k = 0
-    for j in range(order.size):
-        p = order[j]
-        if counts[p] != 0:
-            out[k] = p
-            k += 1
-    return k
-
-
-@_jit
-def summarize_counts(counts, pats, values, ranks, edges, first, last, hist, ranked):
+def summarize_counts(cnts, pats, values, ranks, edges, first, last, hist, ranked):
     """Statistics of a multiset given by pattern counts, from its distinct patterns sorted by value.
 
-    counts int64[patterns]; pats: the finite patterns with a non-zero count, ascending by value;
+    pats: the finite patterns with a non-zero count, ascending by value; cnts int64: their counts;
     values float64 per pattern; ranks: sorted 0-based order statistics wanted (values to `ranked`);
     hist int64[bins] over [first, last] with `edges` (numpy.histogram's rule).
     Returns (n, sum, sum|x|, sum x^2, sum d^2, sum d^4) with d = x - mean (mean = sum / n, or the value
@@ -191,7 +224,7 @@ def summarize_counts(counts, pats, values, ranks, edges, first, last, hist, rank
     sq = 0.0
     for j in range(m):
         p = pats[j]
-        c = counts[p]
+        c = cnts[j]
         v = values[p]
         n += c
         w = c * v
@@ -213,7 +246,7 @@ def summarize_counts(counts, pats, values, ranks, edges, first, last, hist, rank
     nr = ranks.size
     for j in range(m):
         p = pats[j]
-        c = counts[p]
+        c = cnts[j]
         v = values[p]
         d = v - mean
         d2 = d * d

@@ -95,12 +95,12 @@ def _pool(n: int) -> ThreadPoolExecutor:
         return _POOL
 
 
-def _block_size(n: int, chunk_elements: int | None) -> int:
+def _block_size(n: int, chunk_elements: int | None, largest: int = CHUNK_ELEMENTS) -> int:
     if chunk_elements is not None:
         if int(chunk_elements) < 1:
             raise ValueError("chunk_elements must be positive")
         return min(int(chunk_elements), 2**31)
-    return max(1, min(CHUNK_ELEMENTS, max(MIN_BLOCK_ELEMENTS, -(-n // TARGET_BLOCKS))))
+    return max(1, min(largest, max(MIN_BLOCK_ELEMENTS, -(-n // TARGET_BLOCKS))))
 
 
 def _run_blocks(n: int, block: int, make_state: Callable[[], Any], work: Callable[[Any, int, int, int], None]) -> list:
@@ -143,13 +143,6 @@ class _Counts32:
             self.flush()
         self.pending += m
         return self.c32
-
-    def flush_into(self, total: np.ndarray) -> None:
-        """Add the table to `total` (int64) and clear it."""
-        if self.pending:
-            total += self.c32
-            self.c32[:] = 0
-            self.pending = 0
 
     def flush(self) -> np.ndarray:
         if self.total is None:
@@ -300,29 +293,50 @@ def _check_bins(bins: int) -> int:
 # 8/16-bit dtypes: counts of every bit pattern
 
 
-@dataclass
 class PatternCounts:
     """Counts of every bit pattern of an 8- or 16-bit tensor: everything else derives from these exactly.
 
-    `counts[p]` is the number of elements whose raw little-endian bits equal `p` (int64, 256 or 65,536
-    entries, so 0.5 MB at most). Keep one per tensor to re-bin or re-query without reading the tensor
-    again: `stats(bins)` builds a full `TensorStats`, `histogram(bins, range)` re-bins any range (e.g. a
-    zoom of the explorer), `quantile(q)` gives any quantile. Counts of several tensors of one dtype add
-    up (`a + b`) to the statistics of their union.
+    Held sparse: the patterns that occur and how often (a bf16 weight matrix uses a few thousand of the
+    65,536), ordered by value, so deriving statistics and keeping many tensors' counts cost what occurs,
+    not the table size. `counts` gives the dense table (int64, 256 or 65,536 entries; built on demand).
+    Keep one per tensor to re-bin or re-query without reading the tensor again: `stats(bins)` builds a
+    full `TensorStats`, `histogram(bins, range)` re-bins any range (e.g. a zoom of the explorer),
+    `quantile(q)` gives any quantile. Counts of several tensors of one dtype add up (`a + b`) to the
+    statistics of their union.
+
+    Build it from a dense table (`PatternCounts(dtype, counts, shape, name)`) or from distinct patterns and
+    their counts (`patterns=..., pattern_counts=...`, each pattern once, any order).
     """
 
-    dtype: str  # safetensors code
-    counts: np.ndarray
-    shape: tuple[int, ...] | None = None  # None: 1-D of numel
-    name: str = ""
-
-    def __post_init__(self) -> None:
-        self._info = dtype_info(self.dtype)
-        self.dtype = self._info.code
+    def __init__(self, dtype: str, counts: Any = None, shape: tuple[int, ...] | None = None, name: str = "", *,
+                 patterns: Any = None, pattern_counts: Any = None) -> None:
+        self._info = dtype_info(dtype)
+        self.dtype = self._info.code  # safetensors code
         self._tables = pattern_tables(self.dtype)
-        self.counts = np.asarray(self.counts, dtype=np.int64)
-        if self.counts.shape != self._tables.values.shape:
-            raise ValueError(f"{self.dtype} needs {self._tables.values.size} counts, got {self.counts.shape}")
+        self.shape = None if shape is None else tuple(int(s) for s in shape)  # None: 1-D of numel
+        self.name = name
+        size = self._tables.values.size
+        self._dense: np.ndarray | None = None
+        if counts is not None:
+            dense = np.asarray(counts, dtype=np.int64)
+            if dense.shape != (size,):
+                raise ValueError(f"{self.dtype} needs {size} counts, got {dense.shape}")
+            pats = np.flatnonzero(dense)
+            cnts = dense[pats]
+            self._dense = dense
+        else:
+            pats = np.asarray(patterns if patterns is not None else (), dtype=np.int64)
+            cnts = np.asarray(pattern_counts if pattern_counts is not None else (), dtype=np.int64)
+            if pats.shape != cnts.shape or pats.ndim != 1 or (pats.size and not 0 <= pats.min() <= pats.max() < size):
+                raise ValueError(f"{self.dtype} patterns must be 1-D in [0, {size}) with one count each")
+        rank = self._tables.rank[pats]
+        finite = rank >= 0
+        order = np.argsort(rank[finite])
+        self._finite_pats = pats[finite][order]  # ascending by value
+        self._finite_cnts = cnts[finite][order]
+        self._other_pats = pats[~finite]  # NaN and infinities
+        self._other_cnts = cnts[~finite]
+        self._numel = int(self._finite_cnts.sum()) + int(self._other_cnts.sum())
 
     def __add__(self, other: PatternCounts) -> PatternCounts:
         if other.dtype != self.dtype:
@@ -330,8 +344,24 @@ class PatternCounts:
         return PatternCounts(self.dtype, self.counts + other.counts, (int(self.numel + other.numel),), self.name)
 
     @property
+    def counts(self) -> np.ndarray:
+        """The dense table: counts[p] is the number of elements whose raw little-endian bits equal p (int64)."""
+        if self._dense is None:
+            dense = np.zeros(self._tables.values.size, np.int64)
+            dense[self._finite_pats] = self._finite_cnts
+            dense[self._other_pats] = self._other_cnts
+            self._dense = dense
+        return self._dense
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held (the sparse counts, plus the dense table once built)."""
+        held = sum(a.nbytes for a in (self._finite_pats, self._finite_cnts, self._other_pats, self._other_cnts))
+        return held + (self._dense.nbytes if self._dense is not None else 0)
+
+    @property
     def numel(self) -> int:
-        return int(self.counts.sum())
+        return self._numel
 
     @property
     def values(self) -> np.ndarray:
@@ -340,9 +370,7 @@ class PatternCounts:
 
     def sorted_finite(self) -> tuple[np.ndarray, np.ndarray]:
         """(distinct finite values ascending, their counts), patterns with a zero count left out."""
-        c = self.counts[self._tables.finite_order]
-        nz = np.flatnonzero(c)
-        return self._tables.finite_sorted[nz], c[nz]
+        return self._tables.values[self._finite_pats], self._finite_cnts
 
     def histogram(self, bins: int = 64, range: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """numpy.histogram of the finite values (default range [min, max]): (edges, counts)."""
@@ -366,30 +394,28 @@ class PatternCounts:
         return _lerp(float(a), float(b), gamma)
 
     def stats(self, bins: int = 64) -> TensorStats:
-        """Every statistic of `TensorStats`, derived exactly from the counts (about 0.1 ms)."""
+        """Every statistic of `TensorStats`, derived exactly from the counts (tens of microseconds)."""
         bins = _check_bins(bins)
         t = self._tables
-        counts = self.counts
-        numel = int(counts.sum())
-        nan = int(counts[t.nan_patterns].sum())
-        inf = int(counts[t.inf_patterns].sum())
-        zeros = int(counts[t.zero_patterns].sum())
-        shape = tuple(self.shape) if self.shape is not None else (numel,)
+        numel = self._numel
+        nan = int(self._other_cnts[t.is_nan[self._other_pats]].sum())
+        inf = numel - int(self._finite_cnts.sum()) - nan
+        zeros = int(self._finite_cnts[t.is_zero[self._finite_pats]].sum())
+        shape = self.shape if self.shape is not None else (numel,)
         n = numel - nan - inf
         if n == 0:
             edges, hist = histogram_from_counts(np.zeros(0), np.zeros(0, np.int64), bins)
             return _empty_stats(self.name, shape, self._info, numel, nan, inf, edges, hist)
         # distinct finite patterns by value (min and max give the histogram range), then one sweep
-        k = _kernels()
-        buf = np.empty(t.finite_order.size, np.int64)
-        pats = buf[:k.nonzero_in_order(counts, t.finite_order, buf)]
+        pats = self._finite_pats
         mn, mx = float(t.values[pats[0]]), float(t.values[pats[-1]])
         edges, first, last = histogram_edges(mn, mx, bins)
         hist = np.zeros(bins, np.int64)
         qranks = _quantile_ranks(n)
         ranks = np.array(sorted({r for _, a, b, _ in qranks for r in (a, b)}), np.int64)
         ranked = np.zeros(ranks.size, np.float64)
-        _n, s1, sa, sq, s2, s4 = k.summarize_counts(counts, pats, t.values, ranks, edges, first, last, hist, ranked)
+        _n, s1, sa, sq, s2, s4 = _kernels().summarize_counts(self._finite_cnts, pats, t.values, ranks, edges, first,
+                                                             last, hist, ranked)
         value = dict(zip(ranks.tolist(), ranked.tolist()))
         quantiles: dict[str, float | None] = {key: _lerp(value[a], value[b], g) for key, a, b, g in qranks}
         mean = mn if mn == mx else s1 / n
@@ -444,18 +470,6 @@ def _typed_view(raw: Any, info: DtypeInfo, shape: tuple[int, ...]) -> tuple[np.n
     return typed, numel
 
 
-def _count_block(k, part: np.ndarray, table: np.ndarray) -> None:
-    """Count one block; 16-bit data is read as aligned uint64 words (four patterns each) where possible."""
-    if part.itemsize == 2 and part.size >= 64:
-        head = (-(part.ctypes.data >> 1)) % 4  # elements up to the next 8-byte boundary (data is 2-aligned)
-        body = (part.size - head) // 4 * 4
-        k.count_block(part[:head], table)
-        k.count_block_words(part[head:head + body].view(np.uint64), table)
-        k.count_block(part[head + body:], table)
-    else:
-        k.count_block(part, table)
-
-
 def _block_view(x: np.ndarray, lo: int, hi: int) -> np.ndarray:
     """x[lo:hi]; copied when the data is not aligned for its dtype (bounded by the block)."""
     part = x[lo:hi]
@@ -472,85 +486,160 @@ def _block_view(x: np.ndarray, lo: int, hi: int) -> np.ndarray:
 def count_patterns(raw: Any, dtype: str, shape: tuple[int, ...] | None = None, name: str = "", *,
                    chunk_elements: int | None = None) -> PatternCounts:
     """Count every bit pattern of an 8/16-bit tensor (BF16, F16, F8_*, I8, U8, I16, U16, BOOL) in one pass."""
-    info = dtype_info(dtype)
-    if not info.pattern_bits:
-        raise UserError(f"dtype {info.code} has no pattern counts (only 8- and 16-bit dtypes)")
-    if shape is None:
-        shape = (_as_bytes(raw).size // int(info.itemsize),)
-    typed, _ = _typed_view(raw, info, tuple(shape))
-    size = 1 << info.pattern_bits
-    total = np.zeros(size, np.int64)
-    n = typed.size
-    block = _block_size(n, chunk_elements)
-    if 0 < n <= block:  # one block: count straight into the int64 table on this thread
-        _count_block(_kernels(), _block_view(typed, 0, n), total)
-    elif n:
-        k = _kernels()
-
-        def work(st: _Counts32, _i: int, lo: int, hi: int) -> None:
-            _count_block(k, _block_view(typed, lo, hi), st.reserve(hi - lo))
-
-        for st in _run_blocks(n, block, lambda: _Counts32(size), work):
-            total += st.flush()
-    return PatternCounts(info.code, total, tuple(int(s) for s in shape), name)
+    return count_patterns_many([(raw, dtype, shape, name)], chunk_elements=chunk_elements)[0]
 
 
-def count_patterns_many(items: list[tuple[Any, str, tuple[int, ...], str]], *,
+def count_patterns_many(items: list[tuple[Any, str, tuple[int, ...] | None, str]], *,
                         chunk_elements: int | None = None) -> list[PatternCounts]:
-    """`count_patterns` of many tensors [(raw, dtype, shape, name), ...] in one scheduling pass.
+    """`count_patterns` of many tensors [(raw, dtype, shape, name), ...] in one pass over their memory.
 
-    The blocks of all tensors go to the worker threads from one shared counter, so threads never wait for
-    each other at tensor boundaries (a per-tensor barrier costs most on the many small tensors of a
-    model); each worker counts into its own uint32 table and adds it to a tensor's total when it moves
-    on to another tensor. Same counts as `count_patterns` on each.
+    Tensors that are views of one buffer (a safetensors memory map) are counted as ranges of that one
+    array: the ranges are cut into spans of about the same size (`SPAN_ELEMENTS`, or `chunk_elements`)
+    that the worker threads take from a shared counter, one kernel call per span, so threads never wait
+    at tensor boundaries and small tensors cost no call of their own. Each thread counts into one uint32
+    table that it keeps, and the kernel writes each piece's non-zero counts out sparse, so no table is
+    allocated, zeroed or merged per tensor; a tensor cut into several pieces gets its pieces' counts
+    added. Same counts as counting each tensor alone.
     """
-    jobs = []
-    for raw, dtype, shape, name in items:
+    jobs: list[tuple[DtypeInfo, tuple[int, ...], str]] = []
+    plans: dict[tuple[int, int, int], _Buffer] = {}
+    pieces: list[tuple[_Buffer, int, int, int]] = []  # (buffer, job, lo, hi) in x elements
+    for j, (raw, dtype, shape, name) in enumerate(items):
         info = dtype_info(dtype)
         if not info.pattern_bits:
             raise UserError(f"dtype {info.code} has no pattern counts (only 8- and 16-bit dtypes)")
         if shape is None:
             shape = (_as_bytes(raw).size // int(info.itemsize),)
-        typed, _ = _typed_view(raw, info, tuple(shape))
-        jobs.append((info, typed, tuple(int(s) for s in shape), name))
-    totals = [np.zeros(1 << info.pattern_bits, np.int64) for info, *_ in jobs]
-    blocks: list[tuple[int, int, int]] = []  # (job, lo, hi), tensors in order
-    for j, (_info, typed, _shape, _name) in enumerate(jobs):
-        n = typed.size
-        block = _block_size(n, chunk_elements)
-        blocks.extend((j, lo, min(n, lo + block)) for lo in range(0, n, block))
-    if blocks:
+        shape = tuple(int(s) for s in shape)
+        typed, numel = _typed_view(raw, info, shape)
+        jobs.append((info, shape, name))
+        if numel:
+            buf, lo = _Buffer.locate(typed, plans)
+            pieces.append((buf, j, lo, lo + numel))
+    found: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in jobs]
+    if pieces:
+        total = sum(hi - lo for _b, _j, lo, hi in pieces)
+        span = _block_size(total, chunk_elements, SPAN_ELEMENTS)
+        spans = _spans(pieces, span)
         k = _kernels()
-        locks = [threading.Lock() for _ in jobs]
+        results: list[Any] = [None] * len(spans)
 
-        def make_state() -> dict:
-            return {"job": -1, "tables": {}}
+        def work(_st: None, i: int, _lo: int, _hi: int) -> None:
+            buf, starts, stops, _jobs = spans[i]
+            table = _thread_table(buf.bits)
+            cap = int(np.minimum(stops - starts, table.size).sum())
+            pats, cnts, lens = np.empty(cap, np.int64), np.empty(cap, np.int64), np.empty(starts.size, np.int64)
+            k.count_pieces(buf.x, buf.w, buf.head, buf.use_words, starts, stops, table, pats, cnts, lens)
+            results[i] = (pats, cnts, lens)
 
-        def settle(st: dict) -> None:
-            j = st["job"]
-            if j >= 0:
-                table = st["tables"][jobs[j][0].pattern_bits]
-                with locks[j]:
-                    table.flush_into(totals[j])
+        _run_blocks(len(spans), 1, lambda: None, work)
+        for (_buf, _starts, _stops, span_jobs), (pats, cnts, lens) in zip(spans, results):
+            ends = np.cumsum(lens).tolist()
+            for j, lo, hi in zip(span_jobs, [0, *ends[:-1]], ends):
+                found[j].append((pats[lo:hi], cnts[lo:hi]))
+    out = []
+    for (info, shape, name), parts in zip(jobs, found):
+        pats, cnts = _add_sparse(parts, 1 << info.pattern_bits)
+        out.append(PatternCounts(info.code, None, shape, name, patterns=pats, pattern_counts=cnts))
+    return out
 
-        def work(st: dict, i: int, _lo: int, _hi: int) -> None:
-            j, lo, hi = blocks[i]
-            if j != st["job"]:
-                settle(st)
-                st["job"] = j
-            bits = jobs[j][0].pattern_bits
-            table = st["tables"].get(bits)
-            if table is None:
-                table = st["tables"][bits] = _Counts32(1 << bits)
-            if table.pending + (hi - lo) > 0xFFFFFFFF:
-                with locks[j]:
-                    table.flush_into(totals[j])
-            table.pending += hi - lo
-            _count_block(k, _block_view(jobs[j][1], lo, hi), table.c32)
 
-        for st in _run_blocks(len(blocks), 1, make_state, work):
-            settle(st)
-    return [PatternCounts(info.code, total, shape, name) for (info, _t, shape, name), total in zip(jobs, totals)]
+#: Elements per span of `count_patterns_many` (the unit of work of one thread, one kernel call): small
+#: enough that the threads finish together, large enough that a call's cost is negligible; below 2**32,
+#: so a piece never overflows a uint32 table.
+SPAN_ELEMENTS = 16 * 1024 * 1024
+
+_LOCAL = threading.local()
+
+
+def _thread_table(bits: int) -> np.ndarray:
+    """This thread's uint32 counting table for `bits`-bit patterns, kept across calls (the kernel leaves
+    it zeroed), so a thread allocates and zeroes it once."""
+    tables = getattr(_LOCAL, "tables", None)
+    if tables is None:
+        tables = _LOCAL.tables = {}
+    table = tables.get(bits)
+    if table is None:
+        table = tables[bits] = np.zeros(1 << bits, np.uint32)
+    return table
+
+
+@dataclass
+class _Buffer:
+    """One memory region counted as one array: x (uint8/uint16 elements), and for 16-bit data at an even
+    address the uint64 words of the same memory from element `head` on (x[head] is 8-byte aligned)."""
+
+    owner: np.ndarray  # the array whose memory this is (kept alive while its id keys the plan)
+    bits: int
+    x: np.ndarray
+    w: np.ndarray
+    head: int
+    use_words: bool
+
+    @staticmethod
+    def locate(typed: np.ndarray, plans: dict[tuple[int, int, int], _Buffer]) -> tuple[_Buffer, int]:
+        """The buffer holding `typed` (the whole array it is a view of, e.g. a file's memory map, when that
+        is contiguous; else `typed` itself) and the element index where `typed` starts in it."""
+        itemsize = typed.itemsize
+        addr = typed.__array_interface__["data"][0]
+        owner = typed
+        while isinstance(owner.base, np.ndarray):
+            owner = owner.base
+        region = np.asarray(owner)
+        start = region.__array_interface__["data"][0]
+        if not region.flags.c_contiguous or not start <= addr <= addr + typed.nbytes <= start + region.nbytes:
+            owner = region = typed
+            start = addr
+        x0 = start + (addr - start) % itemsize  # the elements of x line up with the tensor's
+        key = (id(owner), x0, itemsize)
+        buf = plans.get(key)
+        if buf is None:
+            region8 = region.reshape(-1).view(np.uint8)[x0 - start:]
+            x = region8[:region8.size // itemsize * itemsize].view("<u2" if itemsize == 2 else np.uint8)
+            head = ((-x0) % 8) // 2
+            nwords = (x.size - head) // 4 if itemsize == 2 and x0 % 2 == 0 and x.size > head else 0
+            w = region8[2 * head:2 * head + 8 * nwords].view(np.uint64) if nwords else np.zeros(0, np.uint64)
+            x.flags.writeable = w.flags.writeable = False  # one compiled specialisation for maps and arrays
+            buf = plans[key] = _Buffer(owner, itemsize * 8, x, w, head if nwords else 0, nwords > 0)
+        return buf, (addr - x0) // itemsize
+
+
+def _spans(pieces: list[tuple[_Buffer, int, int, int]], span: int):
+    """Cut the pieces (in order) into spans of about `span` elements, each within one buffer:
+    [(buffer, starts int64[], stops int64[], jobs list), ...]. A piece that fits a span but not the room
+    left in a span at least half full starts the next one (fewer tensors cut in two: their counts must
+    be added up after)."""
+    out = []
+    cur: tuple[_Buffer, list[int], list[int], list[int]] | None = None
+    room = 0
+    for buf, j, lo, hi in pieces:
+        while lo < hi:
+            if cur is None or cur[0] is not buf or room == 0 or (hi - lo > room and hi - lo <= span and room < span // 2):
+                if cur is not None and cur[1]:
+                    out.append(cur)
+                cur, room = (buf, [], [], []), span
+            take = min(hi - lo, room)
+            cur[1].append(lo)
+            cur[2].append(lo + take)
+            cur[3].append(j)
+            lo += take
+            room -= take
+    if cur is not None and cur[1]:
+        out.append(cur)
+    return [(b, np.array(st, np.int64), np.array(sp, np.int64), js) for b, st, sp, js in out]
+
+
+def _add_sparse(parts: list[tuple[np.ndarray, np.ndarray]], size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sparse counts of the pieces of one tensor added: (patterns each once, their counts); `size`: patterns
+    of the dtype. (The float64 sums are exact: a tensor has far fewer than 2**53 elements.)"""
+    if not parts:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    if len(parts) == 1:
+        return parts[0]
+    dense = np.bincount(np.concatenate([p for p, _ in parts]), weights=np.concatenate([c for _, c in parts]),
+                        minlength=size)
+    pats = np.flatnonzero(dense)
+    return pats, dense[pats].astype(np.int64)
 
 
 def compute_tensor_stats(raw: Any, dtype: str, shape: tuple[int, ...], bins: int = 64, name: str = "", *,
