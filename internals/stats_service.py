@@ -7,8 +7,8 @@ Two layers, so that a tensor the user looks at is read from disk once:
   identified by its resolved path, size, modification time and inode, so a changed file gets a new key
   and stale numbers are never shown.
 - in memory: a bounded LRU of what re-derives any statistic exactly without the tensor: the pattern
-  counts of an 8/16-bit tensor (`PatternCounts`, at most 0.5 MB each) or, for wider dtypes, a private
-  copy of the values (kept only when it fits the byte budget). Showing a tensor, then clipping its
+  counts of an 8/16-bit tensor (`PatternCounts`, sparse: tens of kB each, 1 MB at most) or, for wider
+  dtypes, a private copy of the values (kept only when it fits the byte budget). Showing a tensor, then clipping its
   histogram to [p1, p99], then re-binning it is one read of the tensor and two cheap derivations.
 """
 
@@ -62,7 +62,7 @@ class _Retained:
         self.typed = typed  # 1-D raw bytes copy (wide dtypes) | None
         self.dtype = dtype
         self.shape = shape
-        self.nbytes = counts.counts.nbytes if counts is not None else int(typed.nbytes)  # type: ignore[union-attr]
+        self.nbytes = counts.nbytes if counts is not None else int(typed.nbytes)  # type: ignore[union-attr]
 
     def stats(self, name: str, bins: int) -> dict[str, Any]:
         from internals.stats import compute_tensor_stats

@@ -6,8 +6,9 @@ tensor (one sub-histogram per thread) and reduces the workers' tables at the end
 by Python threads compile in a fraction of the time of `parallel=True` ones and do not depend on numba's
 threading layers (the "workqueue" layer aborts on concurrent launches, GNU OpenMP breaks across fork).
 
-- `count_pieces`: counts of every bit pattern of many 8/16-bit pieces of one buffer, written sparse
-  (non-zero patterns only) so that no per-tensor table is allocated, zeroed or merged.
+- `count_pieces` / `read_count_pieces`: counts of every bit pattern of many 8/16-bit pieces of one
+  buffer (or of one file, read through a small buffer), written sparse (non-zero patterns only) so that
+  no per-tensor table is allocated, zeroed or merged.
 - `pass1_block`: finite/nan/inf/zero counts, sum, sum|x|, sum x^2, min, max over finite values, plus
   the counts of the top 16 bits of the order-preserving key of each finite value (first radix digit).
 - `pass2_block`: with the mean known, sum d, d^2, d^4 (d = x - mean); the numpy-compatible histogram;
@@ -50,62 +51,113 @@ def bin_index(v, first, span, nbins, edges):
 
 
 @_jit
-def count_pieces(x, w, head, use_words, starts, stops, table, out_pats, out_cnts, out_len):
-    """Counts of every bit pattern of each piece x[starts[j]:stops[j]], written sparse: the non-zero
-    (pattern, count) pairs of piece j go to out_pats/out_cnts from offset sum(out_len[:j]) (out_len[j] of
-    them, in no particular order); returns the pairs written.
+def count_range(x, w, head, use_words, lo, hi, table):
+    """table[p] += number of elements of x[lo:hi] equal to p. With `use_words`, 16-bit data is read four
+    patterns at a time from `w`, the uint64 words of the same memory from element `head` on (x[head] is
+    8-byte aligned): about 15% faster than one element at a time."""
+    a = lo
+    if use_words:
+        if lo < head:
+            a = head
+        else:
+            a = lo + (head - lo) % 4
+        if a > hi:
+            a = hi
+    for i in range(lo, a):
+        table[x[i]] += 1
+    if use_words:
+        m = np.uint64(0xFFFF)
+        k0 = (a - head) // 4
+        nw = (hi - a) // 4
+        for k in range(k0, k0 + nw):
+            v = w[k]
+            table[v & m] += 1
+            table[(v >> np.uint64(16)) & m] += 1
+            table[(v >> np.uint64(32)) & m] += 1
+            table[v >> np.uint64(48)] += 1
+        a += 4 * nw
+    for i in range(a, hi):
+        table[x[i]] += 1
 
-    x: uint8/uint16 elements; `table`: this thread's zeroed uint32 table (256 or 65,536 entries), left zeroed
-    (each piece has fewer than 2**32 elements). With `use_words`, 16-bit data is read four patterns at a
-    time from `w`, the uint64 words of the same memory from element `head` on (x[head] is 8-byte aligned).
-    A piece shorter than a quarter of the table is cleared by walking its own elements again, a longer
-    one by scanning the table, so small tensors cost their size, not the table's.
-    """
-    m = np.uint64(0xFFFF)
+
+@_jit
+def drain_table(x, lo, hi, walk, table, out_pats, out_cnts, pos):
+    """Write the table's non-zero (pattern, count) pairs to out_pats/out_cnts from `pos` and clear the
+    table; returns the new end. `walk`: the table holds only the counts of x[lo:hi], which is short, so its
+    elements are walked instead of the whole table (a small tensor costs its size, not the table's)."""
+    if walk:
+        for i in range(lo, hi):
+            p = x[i]
+            c = table[p]
+            if c != 0:
+                out_pats[pos] = p
+                out_cnts[pos] = c
+                table[p] = 0
+                pos += 1
+    else:
+        for p in range(table.size):
+            c = table[p]
+            if c != 0:
+                out_pats[pos] = p
+                out_cnts[pos] = c
+                table[p] = 0
+                pos += 1
+    return pos
+
+
+@_jit
+def count_pieces(x, w, head, use_words, starts, stops, table, out_pats, out_cnts, out_len):
+    """Counts of every bit pattern of each piece x[starts[j]:stops[j]] (uint8/uint16 elements), written
+    sparse: the non-zero (pattern, count) pairs of piece j go to out_pats/out_cnts from offset
+    sum(out_len[:j]) (out_len[j] of them, in no particular order). `table`: this thread's zeroed uint32
+    table (256 or 65,536 entries), left zeroed; each piece has fewer than 2**32 elements. Returns the
+    pairs written."""
     pos = 0
     for j in range(starts.size):
         lo = starts[j]
         hi = stops[j]
-        a = lo
-        if use_words:
-            if lo < head:
-                a = head
-            else:
-                a = lo + (head - lo) % 4
-            if a > hi:
-                a = hi
-        for i in range(lo, a):
-            table[x[i]] += 1
-        if use_words:
-            k0 = (a - head) // 4
-            nw = (hi - a) // 4
-            for k in range(k0, k0 + nw):
-                v = w[k]
-                table[v & m] += 1
-                table[(v >> np.uint64(16)) & m] += 1
-                table[(v >> np.uint64(32)) & m] += 1
-                table[v >> np.uint64(48)] += 1
-            a += 4 * nw
-        for i in range(a, hi):
-            table[x[i]] += 1
+        count_range(x, w, head, use_words, lo, hi, table)
         first = pos
-        if (hi - lo) * 4 < table.size:
-            for i in range(lo, hi):
-                p = x[i]
-                c = table[p]
-                if c != 0:
-                    out_pats[pos] = p
-                    out_cnts[pos] = c
-                    table[p] = 0
-                    pos += 1
+        pos = drain_table(x, lo, hi, (hi - lo) * 4 < table.size, table, out_pats, out_cnts, pos)
+        out_len[j] = pos - first
+    return pos
+
+
+@_jit
+def read_count_pieces(pread, fd, buf, wide, offsets, lengths, table, out_pats, out_cnts, out_len):
+    """`count_pieces` of pieces of a file, read with `pread` (libc's, through ctypes) into `buf` (this
+    thread's buffer, 8-byte aligned, a multiple of 8 bytes): piece j is lengths[j] elements (16-bit when
+    `wide`, else 8-bit) from byte offsets[j]. Reading into a buffer that stays in cache costs less than
+    mapping a file's pages into the process. Returns the pairs written, or -1 when a read fails."""
+    x16 = buf.view(np.uint16)
+    w = buf.view(np.uint64)
+    isz = 2 if wide else 1
+    pos = 0
+    for j in range(offsets.size):
+        n = lengths[j]
+        off = offsets[j]
+        left = n * isz
+        want = 0
+        while left > 0:
+            want = min(left, buf.size)
+            got = 0
+            while got < want:
+                r = pread(fd, buf.ctypes.data + np.uint64(got), want - got, off + got)
+                if r <= 0:
+                    return -1
+                got += r
+            if wide:
+                count_range(x16, w, 0, True, 0, want // 2, table)
+            else:
+                count_range(buf, w, 0, False, 0, want, table)
+            off += want
+            left -= want
+        first = pos
+        walk = n * isz <= buf.size and n * 4 < table.size  # the last read holds the whole piece
+        if wide:
+            pos = drain_table(x16, 0, n, walk, table, out_pats, out_cnts, pos)
         else:
-            for p in range(table.size):
-                c = table[p]
-                if c != 0:
-                    out_pats[pos] = p
-                    out_cnts[pos] = c
-                    table[p] = 0
-                    pos += 1
+            pos = drain_table(buf, 0, n, walk, table, out_pats, out_cnts, pos)
         out_len[j] = pos - first
     return pos
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
+import mmap
 import os
 import sys
 import threading
@@ -34,27 +36,46 @@ _POOL_PID = 0
 _POOL_LOCK = threading.Lock()
 
 
+_KERNELS_LOCK = threading.Lock()
+
+
 def _kernels():
-    if "numba" not in sys.modules:
-        _import_numba_without_scipy()
-    from internals.stats import _kernels as k  # lazy: importing numba costs ~0.3 s
+    if "numba" not in sys.modules or "internals.stats._kernels" not in sys.modules:
+        with _KERNELS_LOCK:
+            _import_numba_without_scipy()
+    from internals.stats import _kernels as k  # lazy: importing numba costs ~0.15 s
 
     return k
 
 
+#: Modules numba would import at start-up for features these kernels never use: scipy's BLAS (numba's
+#: np.linalg / np.dot support probes it when its array functions are first registered) and cffi (calling
+#: cffi functions from jitted code). Together 0.15-0.6 s of every `stats` command.
+_UNUSED_BY_KERNELS = ("scipy.linalg.cython_blas", "cffi")
+
+
 def _import_numba_without_scipy() -> None:
-    """Import numba without its start-up probe of scipy's BLAS (`numba.np.arraymath` imports
-    scipy.linalg to offer np.linalg inside jitted code, which these kernels never use): that probe
-    alone is 0.2-0.6 s of every `stats` command. A process that already imported scipy keeps it."""
-    probe = "scipy.linalg.cython_blas"
-    blocked = probe not in sys.modules
-    if blocked:
-        sys.modules[probe] = None  # type: ignore[assignment]  # `import` of it now fails at once
+    """Import numba and set up its CPU target (what the first kernel call would do) while the modules of
+    `_UNUSED_BY_KERNELS` read as absent, so that neither is imported; then import our kernels. A process
+    that already imported one keeps it, and later imports of them work as usual."""
+    blocked = [name for name in _UNUSED_BY_KERNELS if name not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None  # type: ignore[assignment]  # `import` of it now fails at once
     try:
         import numba  # noqa: F401
+
+        try:  # what the first call of a compiled kernel does: register numba's typing and lowering
+            from numba.core.registry import cpu_target
+
+            cpu_target.typing_context.refresh()
+            cpu_target.target_context.refresh()
+        except Exception:  # noqa: BLE001 - an internal API: without it the first call does the same, slower
+            pass
+        import internals.stats._kernels  # noqa: F401
     finally:
-        if blocked and sys.modules.get(probe, 0) is None:
-            del sys.modules[probe]
+        for name in blocked:
+            if sys.modules.get(name, 0) is None:
+                del sys.modules[name]
 
 
 _THREADS_OVERRIDE: int | None = None
@@ -523,17 +544,26 @@ def count_patterns_many(items: list[tuple[Any, str, tuple[int, ...] | None, str]
         spans = _spans(pieces, span)
         k = _kernels()
         results: list[Any] = [None] * len(spans)
+        files: dict[str, int] = {}
+        try:
+            for buf in plans.values():
+                if buf.path is not None and _mapped_in(buf.x, [(lo, hi) for b, _j, lo, hi in pieces if b is buf]):
+                    buf.path = None  # already in this process's page tables: counting the map is cheaper
+                if buf.path is not None and buf.path not in files:
+                    files[buf.path] = os.open(buf.path, os.O_RDONLY)
 
-        def work(_st: None, i: int, _lo: int, _hi: int) -> None:
-            buf, starts, stops, _jobs = spans[i]
-            table = _thread_table(buf.bits)
-            cap = int(np.minimum(stops - starts, table.size).sum())
-            pats, cnts, lens = np.empty(cap, np.int64), np.empty(cap, np.int64), np.empty(starts.size, np.int64)
-            k.count_pieces(buf.x, buf.w, buf.head, buf.use_words, starts, stops, table, pats, cnts, lens)
-            results[i] = (pats, cnts, lens)
+            def work(_st: None, i: int, _lo: int, _hi: int) -> None:
+                buf, starts, stops, span_jobs = spans[i]
+                if buf.path is None:
+                    results[i] = _count_mapped(k, buf, starts, stops, span_jobs)
+                else:
+                    results[i] = _count_read(k, buf, files[buf.path], starts, stops, span_jobs)
 
-        _run_blocks(len(spans), 1, lambda: None, work)
-        for (_buf, _starts, _stops, span_jobs), (pats, cnts, lens) in zip(spans, results):
+            _run_blocks(len(spans), 1, lambda: None, work)
+        finally:
+            for fd in files.values():
+                os.close(fd)
+        for pats, cnts, lens, span_jobs in results:
             ends = np.cumsum(lens).tolist()
             for j, lo, hi in zip(span_jobs, [0, *ends[:-1]], ends):
                 found[j].append((pats[lo:hi], cnts[lo:hi]))
@@ -564,6 +594,86 @@ def _thread_table(bits: int) -> np.ndarray:
     return table
 
 
+#: Bytes read at a time from a file by one thread: a read-only memory map of a file is counted by reading
+#: the file rather than touching the map (mapping a file's pages into a fresh process costs more than
+#: counting them, ~0.2 s per GB here; a read lands in the thread's cache-sized buffer, already mapped).
+READ_BYTES = 1024 * 1024
+
+
+def _thread_buffer() -> np.ndarray:
+    """This thread's read buffer (READ_BYTES, 8-byte aligned), kept across calls."""
+    buf = getattr(_LOCAL, "read_buffer", None)
+    if buf is None or buf.size != READ_BYTES:
+        buf = _LOCAL.read_buffer = np.empty(READ_BYTES, np.uint8)
+    return buf
+
+
+def _count_mapped(k, buf: _Buffer, starts: np.ndarray, stops: np.ndarray, span_jobs: list[int]):
+    """One span counted straight from memory: (pats, cnts, lens, jobs)."""
+    size = 1 << buf.bits
+    cap = int(np.minimum(stops - starts, size).sum())
+    pats, cnts, lens = np.empty(cap, np.int64), np.empty(cap, np.int64), np.empty(starts.size, np.int64)
+    k.count_pieces(buf.x, buf.w, buf.head, buf.use_words, starts, stops, _thread_table(buf.bits), pats, cnts, lens)
+    return pats, cnts, lens, span_jobs
+
+
+def _count_read(k, buf: _Buffer, fd: int, starts: np.ndarray, stops: np.ndarray, span_jobs: list[int]):
+    """One span counted from its file through this thread's read buffer: (pats, cnts, lens, jobs)."""
+    size = 1 << buf.bits
+    isz = buf.bits // 8
+    cap = int(np.minimum(stops - starts, size).sum())
+    pats, cnts, lens = np.empty(cap, np.int64), np.empty(cap, np.int64), np.empty(starts.size, np.int64)
+    if k.read_count_pieces(_pread(), fd, _thread_buffer(), isz == 2, buf.file_base + starts * isz, stops - starts,
+                           _thread_table(buf.bits), pats, cnts, lens) < 0:
+        raise OSError(f"cannot read {buf.path} (shorter than its header says?)")
+    return pats, cnts, lens, span_jobs
+
+
+@functools.cache
+def _pread():
+    """libc's pread through ctypes (what the read kernel calls), or None where there is none (Windows)."""
+    import ctypes
+
+    try:
+        fn = ctypes.CDLL(None).pread
+    except (AttributeError, OSError, TypeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int64]
+    fn.restype = ctypes.c_ssize_t
+    return fn
+
+
+def _mapped_in(x: np.ndarray, ranges: list[tuple[int, int]], samples: int = 16) -> bool:
+    """Whether the pages of x[lo:hi] over `ranges` are mostly mapped into this process already (a sample
+    of their pages, looked up in /proc/self/pagemap: bit 63 = present). False where that cannot be told."""
+    total = sum(hi - lo for lo, hi in ranges)
+    if not total:
+        return False
+    try:
+        fd = os.open("/proc/self/pagemap", os.O_RDONLY)
+    except OSError:
+        return False
+    base = x.__array_interface__["data"][0]
+    page = mmap.PAGESIZE
+    present = 0
+    try:
+        targets = iter(sorted((2 * i + 1) * total // (2 * samples) for i in range(samples)))
+        want = next(targets, None)
+        done = 0
+        for lo, hi in ranges:
+            while want is not None and want < done + hi - lo:
+                addr = base + (lo + want - done) * x.itemsize
+                entry = os.pread(fd, 8, addr // page * 8)
+                present += len(entry) == 8 and int.from_bytes(entry, "little") >> 63
+                want = next(targets, None)
+            done += hi - lo
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return present * 2 > samples
+
+
 @dataclass
 class _Buffer:
     """One memory region counted as one array: x (uint8/uint16 elements), and for 16-bit data at an even
@@ -575,6 +685,8 @@ class _Buffer:
     w: np.ndarray
     head: int
     use_words: bool
+    path: str | None  # a read-only memory map's file: read through it (x[0] is at byte file_base)
+    file_base: int
 
     @staticmethod
     def locate(typed: np.ndarray, plans: dict[tuple[int, int, int], _Buffer]) -> tuple[_Buffer, int]:
@@ -600,7 +712,10 @@ class _Buffer:
             nwords = (x.size - head) // 4 if itemsize == 2 and x0 % 2 == 0 and x.size > head else 0
             w = region8[2 * head:2 * head + 8 * nwords].view(np.uint64) if nwords else np.zeros(0, np.uint64)
             x.flags.writeable = w.flags.writeable = False  # one compiled specialisation for maps and arrays
-            buf = plans[key] = _Buffer(owner, itemsize * 8, x, w, head if nwords else 0, nwords > 0)
+            path, file_base = None, 0
+            if isinstance(owner, np.memmap) and owner.mode == "r" and owner.filename and _pread() is not None:
+                path, file_base = str(owner.filename), int(owner.offset) + x0 - start
+            buf = plans[key] = _Buffer(owner, itemsize * 8, x, w, head if nwords else 0, nwords > 0, path, file_base)
         return buf, (addr - x0) // itemsize
 
 

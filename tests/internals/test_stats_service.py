@@ -90,8 +90,9 @@ def test_disabled_cache_writes_nothing(store, tmp_path):
 
 
 def test_memory_is_bounded(store, monkeypatch):
+    sizes = [StatisticsCache(enabled=False).retained(store, n).nbytes for n in ("w_bf16", "w_f16")]
     counter = ReadCounter(store, monkeypatch)
-    cache = StatisticsCache(enabled=False, memory_bytes=600 * 1024)  # holds one 65,536-entry int64 table
+    cache = StatisticsCache(enabled=False, memory_bytes=sum(sizes) - 1)  # holds one of the two, not both
     cache.stats(store, "w_bf16")
     cache.stats(store, "w_f16")  # evicts w_bf16
     cache.stats(store, "w_bf16")
