@@ -319,7 +319,7 @@ class PatternCounts:
 
     Held sparse: the patterns that occur and how often (a bf16 weight matrix uses a few thousand of the
     65,536), ordered by value, so deriving statistics and keeping many tensors' counts cost what occurs,
-    not the table size. `counts` gives the dense table (int64, 256 or 65,536 entries; built on demand).
+    not the table size. `counts` gives the dense table (int64, 256 or 65,536 entries; built on each call).
     Keep one per tensor to re-bin or re-query without reading the tensor again: `stats(bins)` builds a
     full `TensorStats`, `histogram(bins, range)` re-bins any range (e.g. a zoom of the explorer),
     `quantile(q)` gives any quantile. Counts of several tensors of one dtype add up (`a + b`) to the
@@ -337,14 +337,12 @@ class PatternCounts:
         self.shape = None if shape is None else tuple(int(s) for s in shape)  # None: 1-D of numel
         self.name = name
         size = self._tables.values.size
-        self._dense: np.ndarray | None = None
         if counts is not None:
             dense = np.asarray(counts, dtype=np.int64)
             if dense.shape != (size,):
                 raise ValueError(f"{self.dtype} needs {size} counts, got {dense.shape}")
             pats = np.flatnonzero(dense)
             cnts = dense[pats]
-            self._dense = dense
         else:
             pats = np.asarray(patterns if patterns is not None else (), dtype=np.int64)
             cnts = np.asarray(pattern_counts if pattern_counts is not None else (), dtype=np.int64)
@@ -366,19 +364,17 @@ class PatternCounts:
 
     @property
     def counts(self) -> np.ndarray:
-        """The dense table: counts[p] is the number of elements whose raw little-endian bits equal p (int64)."""
-        if self._dense is None:
-            dense = np.zeros(self._tables.values.size, np.int64)
-            dense[self._finite_pats] = self._finite_cnts
-            dense[self._other_pats] = self._other_cnts
-            self._dense = dense
-        return self._dense
+        """The dense table (a new int64 array of 256 or 65,536 entries): counts[p] is the number of elements
+        whose raw little-endian bits equal p."""
+        dense = np.zeros(self._tables.values.size, np.int64)
+        dense[self._finite_pats] = self._finite_cnts
+        dense[self._other_pats] = self._other_cnts
+        return dense
 
     @property
     def nbytes(self) -> int:
-        """Bytes held (the sparse counts, plus the dense table once built)."""
-        held = sum(a.nbytes for a in (self._finite_pats, self._finite_cnts, self._other_pats, self._other_cnts))
-        return held + (self._dense.nbytes if self._dense is not None else 0)
+        """Bytes held (the sparse counts)."""
+        return sum(a.nbytes for a in (self._finite_pats, self._finite_cnts, self._other_pats, self._other_cnts))
 
     @property
     def numel(self) -> int:
@@ -625,7 +621,7 @@ def _count_read(k, buf: _Buffer, fd: int, starts: np.ndarray, stops: np.ndarray,
     pats, cnts, lens = np.empty(cap, np.int64), np.empty(cap, np.int64), np.empty(starts.size, np.int64)
     if k.read_count_pieces(_pread(), fd, _thread_buffer(), isz == 2, buf.file_base + starts * isz, stops - starts,
                            _thread_table(buf.bits), pats, cnts, lens) < 0:
-        raise OSError(f"cannot read {buf.path} (shorter than its header says?)")
+        raise UserError(f"cannot read {buf.path}: the file is shorter than its header says (was it changed while open?)")
     return pats, cnts, lens, span_jobs
 
 

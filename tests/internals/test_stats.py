@@ -491,3 +491,90 @@ def test_bf16_any_even_offset(offset):
     got = compute_tensor_stats(raw, "BF16", x.shape, chunk_elements=333).to_dict()
     assert got == compute_tensor_stats(x.view(np.uint8), "BF16", x.shape).to_dict()
     check(x, "BF16")
+
+
+# ------------------------------------------------------------------------------------------------
+# many tensors of one file: counted as ranges of its memory map, read through the file or from the map
+
+
+def _pattern_file(tmp_path):
+    """A file of 8/16-bit tensors back to back at odd and even offsets, odd sizes, NaN/inf patterns:
+    [(byte offset, nbytes, code, pattern array)], and the path."""
+    rng = np.random.default_rng(77)
+    tensors = [
+        ("BF16", to_bf16(specials(weights_like(100_003, 1)))),
+        ("I8", rng.integers(-128, 128, 999).astype(np.int8)),  # odd size: the next tensor starts odd
+        ("F16", specials(weights_like(70_001, 2)).astype(np.float16)),
+        ("BF16", to_bf16(specials(weights_like(5, 3)))),
+        ("U8", rng.integers(0, 256, 1).astype(np.uint8)),
+        ("BF16", to_bf16(weights_like(300_000, 4))),
+        ("BOOL", rng.random(77) < 0.5),
+        ("F16", np.arange(65536, dtype=np.uint16).view(np.float16)),  # every pattern once
+        ("BF16", to_bf16(specials(weights_like(1537, 5)))),
+    ]
+    blob, out, off = bytearray(b"\x07" * 8), [], 8
+    for code, arr in tensors:
+        data = np.ascontiguousarray(arr).view(np.uint8).tobytes()
+        out.append((off, len(data), code, np.ascontiguousarray(arr)))
+        blob += data
+        off += len(data)
+    path = tmp_path / "patterns.bin"
+    path.write_bytes(bytes(blob))
+    return path, out
+
+
+@pytest.mark.parametrize("how", ["read", "read-small-buffer", "mapped", "copied"])
+def test_many_tensors_of_one_file_against_naive(tmp_path, monkeypatch, how):
+    from internals.stats import core
+    from internals.stats import count_patterns_many
+
+    path, layout = _pattern_file(tmp_path)
+    mm = np.memmap(path, dtype=np.uint8, mode="r")
+    if how == "read-small-buffer":
+        monkeypatch.setattr(core, "READ_BYTES", 64)  # pieces over many reads, short final reads
+    if how == "mapped":
+        np.add.reduce(mm)  # the pages are now mapped in this process: counted from the map
+    source = np.array(mm) if how == "copied" else mm
+    first = core._Buffer.locate(np.asarray(source[8:]), {})[0]
+    mapped = core._mapped_in(first.x, [(0, first.x.size)])
+    assert (first.path is not None) == (how != "copied")
+    assert mapped == (how in ("mapped", "copied"))  # a fresh map is read through the file
+    items = [(source[off:off + n], code, arr.shape, f"t{i}") for i, (off, n, code, arr) in enumerate(layout)]
+    for chunk in (None, 1000, 7):  # spans cut tensors into pieces whose counts are added
+        got = count_patterns_many(items, chunk_elements=chunk)
+        for pc, (_off, _n, code, arr) in zip(got, layout):
+            bits = 16 if arr.itemsize == 2 else 8
+            naive = np.bincount(arr.reshape(-1).view(np.uint16 if bits == 16 else np.uint8), minlength=1 << bits)
+            np.testing.assert_array_equal(pc.counts, naive)
+            assert pc.numel == arr.size and pc.shape == arr.shape
+    for pc, (_off, _n, code, arr) in zip(count_patterns_many(items), layout):
+        stats = pc.stats(32).to_dict()
+        exp = reference(decode(arr.reshape(-1).view(np.uint8), code), 32)
+        for key in ("numel", "nan", "inf", "zeros", "min", "max", "quantiles", "histogram"):
+            assert stats[key] == exp[key], (code, key)
+        assert close(stats["std"], exp["std"], scale=exp["rms"] or 0.0) and close(stats["rms"], exp["rms"])
+
+
+def test_file_shorter_than_its_tensors_is_a_user_error(tmp_path):
+    from internals.stats import count_patterns
+
+    path, layout = _pattern_file(tmp_path)
+    mm = np.memmap(path, dtype=np.uint8, mode="r")
+    off, n, code, arr = layout[5]
+    view = mm[off:off + n]
+    os.truncate(path, off + n // 2)  # the map is never touched: the read finds the file too short
+    with pytest.raises(UserError, match="shorter than its header says"):
+        count_patterns(view, code, arr.shape)
+
+
+def test_sparse_and_dense_pattern_counts_agree():
+    b = to_bf16(specials(weights_like(20_000, 8)))
+    dense = np.bincount(b, minlength=65536)
+    from_dense = PatternCounts("BF16", dense, b.shape, "t")
+    nz = np.flatnonzero(dense)[::-1]  # any order
+    from_sparse = PatternCounts("BF16", None, b.shape, "t", patterns=nz, pattern_counts=dense[nz])
+    assert from_dense.stats(16).to_dict() == from_sparse.stats(16).to_dict()
+    np.testing.assert_array_equal(from_sparse.counts, dense)
+    assert from_sparse.nbytes < dense.nbytes // 10  # held sparse
+    with pytest.raises(ValueError):
+        PatternCounts("BF16", None, patterns=[70000], pattern_counts=[1])
