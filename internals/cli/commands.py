@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+from contextlib import nullcontext
 
 from internals.cli.main import print_json
 from internals.model import open_model
@@ -25,15 +28,25 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_stats(args: argparse.Namespace) -> int:
-    from internals.cli.render import print_stats_table, stats_progress
+def _stderr_may_be_a_terminal() -> bool:
+    """False when rich would not draw a progress bar anyway (stderr not a terminal, nothing forcing one):
+    then `stats --json` in a script or a pipe does not import rich at all."""
+    return sys.stderr.isatty() or any(os.environ.get(k) for k in ("FORCE_COLOR", "TTY_INTERACTIVE", "TTY_COMPATIBLE"))
 
+
+def cmd_stats(args: argparse.Namespace) -> int:
     model = _open(args)
     names = model.tensor_names(args.tensor)
     model.stats_cache.enabled = not args.no_cache
     if getattr(args, "device", None):
         model.stats_cache.use_device(args.device)
-    with stats_progress(len(names), enabled=len(names) > 1) as progress:
+    if len(names) > 1 and _stderr_may_be_a_terminal():
+        from internals.cli.render import stats_progress
+
+        bar = stats_progress(len(names))
+    else:
+        bar = nullcontext(None)
+    with bar as progress:
         results = list(model.iter_stats(names, bins=args.bins, progress=progress))
     if args.json:
         from internals.aggregates import aggregate
@@ -41,6 +54,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
         print_json({"tensors": results, "aggregates": aggregate(model.structure, results, model.summary()["num_layers"]),
                     "tree_source": model.tree_source})
     else:
+        from internals.cli.render import print_stats_table
+
         print_stats_table(results)
     return 0
 

@@ -84,21 +84,29 @@ def exact_model(fast: OpenedModel) -> OpenedModel:
 
 
 def warm_statistics(opened: OpenedModel) -> None:
-    """Import numba and load the compiled statistics kernels for the stored dtypes (tiny synthetic arrays,
-    one and several blocks' worth of kernels), so that the first real request pays none of it."""
+    """Import numba and load the compiled statistics kernels for the stored dtypes, so that the first real
+    request pays none of it: per dtype, its smallest stored tensor (the kernels that read a file's tensors)
+    and a tiny array (those that count memory already mapped)."""
     import numpy as np
 
+    from internals.safetensors_file import TensorEntry
     from internals.stats import compute_tensor_stats, dtype_info
 
-    if opened.store is None:
+    store = opened.store
+    if store is None:
         return
-    for code in sorted({e.dtype for e in opened.store}):
+    smallest: dict[str, TensorEntry] = {}
+    for entry in store:
+        if entry.dtype not in smallest or entry.nbytes < smallest[entry.dtype].nbytes:
+            smallest[entry.dtype] = entry
+    for code in sorted(smallest):
         try:
             info = dtype_info(code)
         except UserError:
             continue
-        for n in (8, 256):
-            compute_tensor_stats(np.zeros(n * int(info.itemsize), np.uint8), code, (n,), name="warm-up")
+        entry = smallest[code]
+        compute_tensor_stats(store.raw(entry.name), code, entry.shape, name="warm-up")
+        compute_tensor_stats(np.zeros(8 * int(info.itemsize), np.uint8), code, (8,), name="warm-up")
 
 
 class Background:
