@@ -96,18 +96,21 @@ def open_seconds(mode: str, model: str, cache: Path) -> tuple[float, float]:
     return float(interactive), float(exact)
 
 
-def model_folder(layers: int | None) -> Path:
-    """A folder with the reference config and a synthetic bf16 checkpoint (shared with bench_stats)."""
-    path, _, _ = common.synthetic_checkpoint(common.REFERENCE_CONFIG, layers=layers, cache_dir=common.DEFAULT_CACHE)
+def model_folder(layers: int | None, cache_dir: Path = common.DEFAULT_CACHE) -> Path:
+    """A folder (in this checkout's benchmarks/.cache) with the reference config and a link to a synthetic bf16
+    checkpoint in `cache_dir` (shared with bench_stats; written there once when missing)."""
+    path, _, _ = common.synthetic_checkpoint(common.REFERENCE_CONFIG, layers=layers, cache_dir=cache_dir)
     folder = common.DEFAULT_CACHE / (path.stem + "-folder")
-    folder.mkdir(exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     cfg = json.loads(common.REFERENCE_CONFIG.read_text())
     if layers is not None:
         cfg["num_hidden_layers"] = layers
     (folder / "config.json").write_text(json.dumps(cfg))
     link = folder / "model.safetensors"
+    if link.is_symlink() and link.resolve() != path.resolve():
+        link.unlink()  # made for another cache folder
     if not link.exists():
-        link.symlink_to(path)
+        link.symlink_to(path.resolve())
     return folder
 
 

@@ -8,7 +8,9 @@ A synthetic bf16 checkpoint with the real parameter names and shapes is written 
 benchmarks/.cache/ (gitignored) and reused. Reported (JSON to stdout and benchmarks/out/stats.json):
 
 - stats pass: seconds for the engine's whole-model pass (`StatisticsCache.stats_many`, what `stats FILE`
-  runs) over every tensor (memory-mapped bytes, page cache warm);
+  runs) over every tensor (memory-mapped bytes, page cache warm, the map populated in this process as the
+  reduction's is); `in_process_fresh_map`: the same over a newly opened store (the engine then reads the
+  file through small per-thread buffers, as a fresh process does);
 - bandwidth: seconds for a numpy reduction over the same bytes in the same run, and the ratio;
 - naive: `naive_stats` (torch .float(), histc, moments, numpy quantile) on a subset of tensors (or all with
   --naive full), against our time on the same subset; the full-model naive time is extrapolated per byte;
@@ -17,7 +19,8 @@ benchmarks/.cache/ (gitignored) and reused. Reported (JSON to stdout and benchma
 - end to end (`command`): `llm-internals stats FILE --json` in fresh processes with a cold statistics cache
   on a small (2 layers) and the large checkpoint, interleaved with a bare `python -c "import numpy"` and
   with whole-file reductions in this process: fixed cost = command(small) - bare python; marginal per
-  byte = (command(large) - command(small)) / (reduction(large) - reduction(small)), the same bytes.
+  byte = (command(large) - command(small)) / (reduction(large) - reduction(small)), the same bytes;
+  `--before CHECKOUT` runs the same commands from another checkout, interleaved, for old-vs-new figures.
 - `--device cuda`: pattern counting on the GPU from pinned chunks against a device-to-device copy of the
   same bytes (skipped, with the reason, without CUDA).
 Every ratio names its baseline, measured in the same run; when the load average is above the usable
@@ -74,48 +77,73 @@ def _one_tensor_seconds(tensor, bins: int) -> float:
     return best
 
 
-def end_to_end(small: Path, large: Path, repeats: int) -> dict:
+def end_to_end(small: Path, large: Path, repeats: int, before: str | None = None) -> dict:
     """`llm-internals stats FILE --json` in fresh processes (cold statistics cache: a new cache folder per
-    run; page cache warm) against a bare `python -c "import numpy"` and whole-file reductions, interleaved."""
-    bare, cmd_small, cmd_large, red_small, red_large = [], [], [], [], []
-    env = dict(os.environ, PYTHONPATH=str(common.REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    for path in (small, large):  # warm the page cache and the compiled-kernel cache once
-        common.command_seconds([sys.executable, "-m", "internals.cli", "stats", str(path), "--json", "--no-cache"], env)
+    run; page cache warm) against a bare `python -c "import numpy"` and whole-file reductions, interleaved.
+    `before`: also run the command from that checkout (e.g. main before a change), interleaved, with the
+    same figures computed for it."""
+    trees = {"this": str(common.REPO)} | ({"before": str(Path(before).resolve())} if before else {})
+    bare, red_small, red_large = [], [], []
+    cmd: dict[str, dict[Path, list[float]]] = {t: {small: [], large: []} for t in trees}
+
+    def env_of(root: str) -> dict[str, str]:
+        return dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+
+    def stats_argv(path: Path) -> list[str]:
+        return [sys.executable, "-m", "internals.cli", "stats", str(path), "--json"]
+
+    for root in trees.values():  # warm the page cache and the compiled-kernel cache once
+        for path in (small, large):
+            common.command_seconds(stats_argv(path) + ["--no-cache"], env_of(root), cwd=root)
     for _ in range(repeats):
-        bare.append(common.command_seconds([sys.executable, "-c", "import numpy"], env))
-        for path, runs, reds in ((small, cmd_small, red_small), (large, cmd_large, red_large)):
-            with tempfile.TemporaryDirectory(prefix="llmi-bench-cache-") as cache:
-                runs.append(common.command_seconds([sys.executable, "-m", "internals.cli", "stats", str(path), "--json"],
-                                            dict(env, LLM_INTERNALS_CACHE=cache)))
+        bare.append(common.command_seconds([sys.executable, "-c", "import numpy"], env_of(trees["this"])))
+        for path, reds in ((small, red_small), (large, red_large)):
+            for tree, root in trees.items():
+                with tempfile.TemporaryDirectory(prefix="llmi-bench-cache-") as cache:
+                    cmd[tree][path].append(common.command_seconds(stats_argv(path), dict(env_of(root),
+                                                                  LLM_INTERNALS_CACHE=cache), cwd=root))
             reds.append(common.file_reduction_seconds(path, repeats=1)[0])
-    folder = _folder_figures(large, env, repeats)
+    folder = _folder_figures(large, env_of(trees["this"]), repeats)
     busy = common.busy_reason()
     b_small, b_large = (sum(t[3].size for t in common.tensor_bytes(p)) for p in (small, large))
-    fixed = min(cmd_small) - min(bare)
-    marginal_cmd = (min(cmd_large) - min(cmd_small)) / (b_large - b_small) if b_large > b_small else None
     marginal_red = (min(red_large) - min(red_small)) / (b_large - b_small) if b_large > b_small else None
-    return {
-        "small": {"path": str(small), "bytes": b_small, "command_seconds_runs": cmd_small,
+
+    def figures(tree: str) -> dict:
+        fixed = min(cmd[tree][small]) - min(bare)
+        marginal = (min(cmd[tree][large]) - min(cmd[tree][small])) / (b_large - b_small) if b_large > b_small else None
+        return {
+            "code": trees[tree],
+            "fixed_cost": {"what": "stats FILE (small checkpoint, cold statistics cache) minus bare python -c "
+                                   "'import numpy', best runs of the same run", "seconds": None if busy else fixed,
+                           "seconds_measured_while_busy": fixed if busy else None, "refused": busy},
+            "marginal_per_byte": common.guarded_ratio(
+                marginal, marginal_red, "seconds per byte of `stats FILE` between the small and the large "
+                "checkpoint (fresh processes)", "seconds per byte of the whole-file uint64 reduction between the "
+                "same two files, in this process", busy),
+            "small_command_seconds_runs": cmd[tree][small], "large_command_seconds_runs": cmd[tree][large],
+        }
+
+    this = figures("this")
+    out = {
+        "small": {"path": str(small), "bytes": b_small, "command_seconds_runs": cmd["this"][small],
                   "reduction_seconds_runs": red_small},
-        "large": {"path": str(large), "bytes": b_large, "command_seconds_runs": cmd_large,
+        "large": {"path": str(large), "bytes": b_large, "command_seconds_runs": cmd["this"][large],
                   "reduction_seconds_runs": red_large},
         "bare_python_import_numpy_seconds_runs": bare,
         "folder": folder,
-        "fixed_cost": {"what": "stats FILE (small checkpoint, cold statistics cache) minus bare python -c "
-                               "'import numpy', best runs of the same run", "seconds": None if busy else fixed,
-                       "seconds_measured_while_busy": fixed if busy else None, "refused": busy},
-        "marginal_per_byte": common.guarded_ratio(
-            marginal_cmd, marginal_red, "seconds per byte of `stats FILE` between the small and the large "
-            "checkpoint (fresh processes)", "seconds per byte of the whole-file uint64 reduction between the "
-            "same two files, in this process", busy),
+        "fixed_cost": this["fixed_cost"],
+        "marginal_per_byte": this["marginal_per_byte"],
         "targets": {
-            "fixed_cost_at_most_0.5s": common.target(None if busy else fixed, FIXED_COST_TARGET_S, "<="),
+            "fixed_cost_at_most_0.5s": common.target(this["fixed_cost"]["seconds"], FIXED_COST_TARGET_S, "<="),
             "folder_summary_at_most_1.5s": common.target(None if busy else min(folder["summary_seconds_runs"]),
                                                   FOLDER_SUMMARY_TARGET_S, "<="),
-            "marginal_within_3x_reduction": common.target(None if busy or not marginal_red else marginal_cmd / marginal_red,
+            "marginal_within_3x_reduction": common.target(this["marginal_per_byte"]["ratio"],
                                                    COMMAND_MARGINAL_RATIO_TARGET, "<="),
         },
     }
+    if before:
+        out["before"] = figures("before")
+    return out
 
 
 def _folder_figures(checkpoint: Path, env: dict[str, str], repeats: int) -> dict:
@@ -207,24 +235,38 @@ def run(args: argparse.Namespace) -> dict:
         np.add.reduce(a.view(np.uint16), dtype=np.uint64)
 
     store = WeightStore([path])
+    for name in names:  # the store's own map populated too, as the reduction's is: like against like
+        np.add.reduce(store.raw(name))
 
-    def stats_pass() -> list[float]:
+    def stats_pass(on: WeightStore | None = None) -> list[float]:
         """What `stats FILE` computes, in this process: the engine's whole-model pass (no on-disk cache).
         Per-tensor times are when each result came out (a group is counted at once, then derived)."""
         per_tensor = []
         t1 = time.perf_counter()
-        for _ in StatisticsCache(enabled=False).stats_many(store, names, bins=args.bins):
+        for _ in StatisticsCache(enabled=False).stats_many(on or store, names, bins=args.bins):
             t2 = time.perf_counter()
             per_tensor.append(t2 - t1)
             t1 = t2
         return per_tensor
 
+    def fresh_map_pass() -> float:
+        """The same pass over a newly opened store (its map not yet in this process's page tables: the
+        engine reads the file, as a fresh `stats` process does), without the imports and kernel loading."""
+        fresh = WeightStore([path])
+        try:
+            t1 = time.perf_counter()
+            stats_pass(fresh)
+            return time.perf_counter() - t1
+        finally:
+            fresh.close()
+
     # interleave the measurements so that load from other users hits both alike
-    bandwidth_runs, stats_runs, per_tensor_best = [], [], None
+    bandwidth_runs, stats_runs, fresh_runs, per_tensor_best = [], [], [], None
     sampler = common.RssAnonSampler(0.01)
     for rep in range(args.repeats):
         bw = common.measure_bandwidth(arrays, repeats=1)
         bandwidth_runs.append(bw)
+        fresh_runs.append(fresh_map_pass())
         if rep == 0:
             with sampler:
                 t1 = time.perf_counter()
@@ -331,7 +373,7 @@ def run(args: argparse.Namespace) -> dict:
     if not args.no_command:
         small, _, _ = common.synthetic_checkpoint(common.REFERENCE_CONFIG, args.small_layers, Path(args.cache_dir), log=log)
         log(f"end to end: {small.name} vs {path.name}")
-        command = end_to_end(small, path, args.repeats)
+        command = end_to_end(small, path, args.repeats, args.before)
     device = device_figures(path, args.device, args.repeats) if args.device else None
     peak_fraction = sampler.extra / total_bytes
     biggest = sorted(range(len(tensors)), key=lambda i: -tensors[i][3].size)[:3]
@@ -365,6 +407,11 @@ def run(args: argparse.Namespace) -> dict:
             stats_seconds, whole_file_seconds, "stats of every tensor in this process (StatisticsCache.stats_many, "
             "no on-disk cache, page cache warm), best of the runs",
             "one numpy uint64 reduction over all tensor bytes of the file as one array, one thread, same run", busy),
+        "in_process_fresh_map": common.guarded_ratio(
+            min(fresh_runs), whole_file_seconds, "the same pass over a newly opened store (map not yet populated: "
+            "the file is read through each thread's buffer, as in a fresh process), best of the runs",
+            "one numpy uint64 reduction over all tensor bytes of the file as one array, one thread, same run", busy)
+        | {"seconds_runs": fresh_runs},
         "ratio_to_bandwidth": None if busy else ratio,
         "ratio_to_per_tensor_reductions": None if busy else stats_seconds / bw_seconds,
         "ratio_to_bandwidth_per_run": pair_ratios,
@@ -418,6 +465,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="layers of the small checkpoint of the end-to-end figures (default 2)")
     p.add_argument("--no-command", action="store_true", help="skip the end-to-end (subprocess) figures")
     p.add_argument("--device", default=None, help="also count on this torch device (cuda) vs a device copy")
+    p.add_argument("--before", metavar="CHECKOUT", default=None,
+                   help="also time `stats FILE` from another checkout (e.g. main before a change), interleaved")
     p.add_argument("--quick", action="store_true",
                    help="1 vs 2 layers, one repeat, no naive baseline: checks the benchmark itself in minutes")
     args = p.parse_args(argv)

@@ -301,12 +301,13 @@ def file_reduction_seconds(path: str | os.PathLike, repeats: int = 3) -> tuple[f
     return min(timed(lambda: np.add.reduce(data), repeats)), int(data.nbytes)
 
 
-def command_seconds(argv: list[str], env: dict[str, str] | None = None) -> float:
+def command_seconds(argv: list[str], env: dict[str, str] | None = None, cwd: str | None = None) -> float:
     """Wall seconds of one subprocess run (output discarded); raises when it fails."""
     import subprocess
 
     t0 = time.perf_counter()
-    proc = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False)
+    proc = subprocess.run(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                          check=False)
     seconds = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed: {proc.stderr.strip()[-300:]}")

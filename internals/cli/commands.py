@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from contextlib import nullcontext
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 
 from internals.cli.main import print_json
 from internals.model import open_model
@@ -40,12 +41,11 @@ def cmd_stats(args: argparse.Namespace) -> int:
     model.stats_cache.enabled = not args.no_cache
     if getattr(args, "device", None):
         model.stats_cache.use_device(args.device)
+    bar: AbstractContextManager[Callable[[int, int, str], None] | None] = nullcontext(None)
     if len(names) > 1 and _stderr_may_be_a_terminal():
         from internals.cli.render import stats_progress
 
         bar = stats_progress(len(names))
-    else:
-        bar = nullcontext(None)
     with bar as progress:
         results = list(model.iter_stats(names, bins=args.bins, progress=progress))
     if args.json:

@@ -525,8 +525,7 @@ def _pattern_file(tmp_path):
 
 @pytest.mark.parametrize("how", ["read", "read-small-buffer", "mapped", "copied"])
 def test_many_tensors_of_one_file_against_naive(tmp_path, monkeypatch, how):
-    from internals.stats import core
-    from internals.stats import count_patterns_many
+    from internals.stats import core, count_patterns_many
 
     path, layout = _pattern_file(tmp_path)
     mm = np.memmap(path, dtype=np.uint8, mode="r")
@@ -542,7 +541,7 @@ def test_many_tensors_of_one_file_against_naive(tmp_path, monkeypatch, how):
     items = [(source[off:off + n], code, arr.shape, f"t{i}") for i, (off, n, code, arr) in enumerate(layout)]
     for chunk in (None, 1000, 7):  # spans cut tensors into pieces whose counts are added
         got = count_patterns_many(items, chunk_elements=chunk)
-        for pc, (_off, _n, code, arr) in zip(got, layout):
+        for pc, (_off, _n, _code, arr) in zip(got, layout):
             bits = 16 if arr.itemsize == 2 else 8
             naive = np.bincount(arr.reshape(-1).view(np.uint16 if bits == 16 else np.uint8), minlength=1 << bits)
             np.testing.assert_array_equal(pc.counts, naive)
