@@ -37,7 +37,7 @@ log = logging.getLogger("llm_internals.stats")
 _warned_unwritable = threading.Event()  # one warning per process, not one per tensor
 
 #: Tensor bytes per group of a whole-model pass (`StatisticsCache.stats_many`).
-GROUP_BYTES = 512 * 1024 * 1024
+GROUP_BYTES = 1024 * 1024 * 1024
 #: Bytes of retained per-tensor data (pattern counts or wide-dtype copies) kept in memory by default.
 DEFAULT_MEMORY_BYTES = 256 * 1024 * 1024
 

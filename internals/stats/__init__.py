@@ -17,9 +17,13 @@ Public API
 Method (exact, no sampling)
 ---------------------------
 - 8/16-bit dtypes (BF16, F16, F8_E4M3, F8_E5M2, I8, U8, I16, U16, BOOL): one parallel integer pass counts
-  every bit pattern (one uint32 sub-histogram per thread, reduced at the end); every
-  moment (float64 over pattern value x count), every quantile (order statistics from cumulative counts +
-  numpy's linear interpolation) and any histogram derive from the 65,536 (or 256) counts.
+  every bit pattern. All tensors of a call that are views of one buffer (a file's memory map) are counted
+  as ranges of it, cut into equal spans that the threads take in turn (one kernel call per span); each
+  thread counts into the one uint32 table it keeps and writes each tensor's non-zero counts out sparse.
+  A read-only map whose pages this process has not mapped yet is counted by reading the file into each
+  thread's small buffer (cheaper than mapping the pages). Every moment (float64 over pattern value x
+  count), every quantile (order statistics from cumulative counts + numpy's linear interpolation) and any
+  histogram derive from the counts of the patterns that occur, in value order.
 - F32/F64 (and I32/U32/I64/U64, converted to float64 chunk by chunk): pass 1 gives counts, sum, sum|x|,
   sum x^2, min, max and the counts of the top 16 bits of each value's order-preserving key; pass 2 (mean
   known) gives the central moments, the histogram over [min, max] and the next 16 key bits inside the
@@ -31,11 +35,11 @@ Conventions: population std; excess kurtosis (None when std is 0); moments, quan
 finite values; numpy.histogram's bins (equal width over [min, max], last bin closed, a constant tensor
 gets [v - 0.5, v + 0.5]); -0.0 counts as a zero; undefined values are None; all output floats finite.
 
-Threads: a tensor is cut into blocks (`CHUNK_ELEMENTS`, at least `MIN_BLOCK_ELEMENTS` unless the caller
-passes `chunk_elements`) that NUMBA_NUM_THREADS worker threads (default: numba's, the usable CPUs) take
-from a shared counter, each running serial `nogil` numba kernels into its own tables; the tables are
-reduced at the end, and floating-point partial sums are combined per block with `math.fsum`, so results
-do not depend on scheduling. Kernels are compiled on first use (a few seconds) and cached next to the
+Threads: NUMBA_NUM_THREADS worker threads (default: numba's, the usable CPUs) take units of work (spans of
+pattern data; blocks of `CHUNK_ELEMENTS`, at least `MIN_BLOCK_ELEMENTS`, of wider data, unless the caller
+passes `chunk_elements`) from a shared counter, each running serial `nogil` numba kernels into its own
+tables; counts are exact whatever the split, and floating-point partial sums are combined per block with
+`math.fsum`, so results do not depend on scheduling. Kernels are compiled on first use (a few seconds) and cached next to the
 source (or per process when no cache location is writable). Safe to call from several threads at once.
 Little-endian hosts only.
 """

@@ -116,12 +116,12 @@ def _pool(n: int) -> ThreadPoolExecutor:
         return _POOL
 
 
-def _block_size(n: int, chunk_elements: int | None, largest: int = CHUNK_ELEMENTS) -> int:
+def _block_size(n: int, chunk_elements: int | None) -> int:
     if chunk_elements is not None:
         if int(chunk_elements) < 1:
             raise ValueError("chunk_elements must be positive")
         return min(int(chunk_elements), 2**31)
-    return max(1, min(largest, max(MIN_BLOCK_ELEMENTS, -(-n // TARGET_BLOCKS))))
+    return max(1, min(CHUNK_ELEMENTS, max(MIN_BLOCK_ELEMENTS, -(-n // TARGET_BLOCKS))))
 
 
 def _run_blocks(n: int, block: int, make_state: Callable[[], Any], work: Callable[[Any, int, int, int], None]) -> list:
@@ -536,7 +536,7 @@ def count_patterns_many(items: list[tuple[Any, str, tuple[int, ...] | None, str]
     found: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in jobs]
     if pieces:
         total = sum(hi - lo for _b, _j, lo, hi in pieces)
-        span = _block_size(total, chunk_elements, SPAN_ELEMENTS)
+        span = _span_size(total, chunk_elements)
         spans = _spans(pieces, span)
         k = _kernels()
         results: list[Any] = [None] * len(spans)
@@ -576,6 +576,14 @@ def count_patterns_many(items: list[tuple[Any, str, tuple[int, ...] | None, str]
 SPAN_ELEMENTS = 16 * 1024 * 1024
 
 _LOCAL = threading.local()
+
+
+def _span_size(total: int, chunk_elements: int | None) -> int:
+    """Elements per span: `chunk_elements` when given, else about 16 spans per thread (the last ones keep
+    every thread busy to the end) of MIN_BLOCK_ELEMENTS to SPAN_ELEMENTS."""
+    if chunk_elements is not None:
+        return _block_size(total, chunk_elements)
+    return max(MIN_BLOCK_ELEMENTS, min(SPAN_ELEMENTS, -(-total // (16 * threads()))))
 
 
 def _thread_table(bits: int) -> np.ndarray:
