@@ -85,23 +85,15 @@ def drain_table(x, lo, hi, walk, table, out_pats, out_cnts, pos):
     """Write the table's non-zero (pattern, count) pairs to out_pats/out_cnts from `pos` and clear the
     table; returns the new end. `walk`: the table holds only the counts of x[lo:hi], which is short, so its
     elements are walked instead of the whole table (a small tensor costs its size, not the table's)."""
-    if walk:
-        for i in range(lo, hi):
-            p = x[i]
-            c = table[p]
-            if c != 0:
-                out_pats[pos] = p
-                out_cnts[pos] = c
-                table[p] = 0
-                pos += 1
-    else:
-        for p in range(table.size):
-            c = table[p]
-            if c != 0:
-                out_pats[pos] = p
-                out_cnts[pos] = c
-                table[p] = 0
-                pos += 1
+    n = hi - lo if walk else table.size
+    for i in range(n):
+        p = np.int64(x[lo + i]) if walk else i
+        c = table[p]
+        if c != 0:
+            out_pats[pos] = p
+            out_cnts[pos] = c
+            table[p] = 0
+            pos += 1
     return pos
 
 
