@@ -48,34 +48,35 @@ def _kernels():
     return k
 
 
-#: Modules numba would import at start-up for features these kernels never use: scipy's BLAS (numba's
-#: np.linalg / np.dot support probes it when its array functions are first registered) and cffi (calling
-#: cffi functions from jitted code). Together 0.15-0.6 s of every `stats` command.
+#: Modules numba would import at start-up for features these kernels never use: scipy's BLAS (probed when
+#: numba.np.arraymath is imported, for np.linalg / np.dot in jitted code) and cffi (numba.core.typing.
+#: cffi_utils, for calling cffi functions). Together 0.1-0.6 s of every `stats` command.
 _UNUSED_BY_KERNELS = ("scipy.linalg.cython_blas", "cffi")
 
 
 def _import_numba_without_scipy() -> None:
-    """Import numba and set up its CPU target (what the first kernel call would do) while the modules of
-    `_UNUSED_BY_KERNELS` read as absent, so that neither is imported; then import our kernels. A process
-    that already imported one keeps it, and later imports of them work as usual."""
+    """Import numba, and the two numba modules that would import `_UNUSED_BY_KERNELS`, while those read as
+    absent (a process that already imported one keeps it; later imports of them work as usual); then set
+    up numba's CPU target (what the first kernel call would do) and import our kernels."""
     blocked = [name for name in _UNUSED_BY_KERNELS if name not in sys.modules]
     for name in blocked:
         sys.modules[name] = None  # type: ignore[assignment]  # `import` of it now fails at once
     try:
         import numba  # noqa: F401
-
-        try:  # what the first call of a compiled kernel does: register numba's typing and lowering
-            from numba.core.registry import cpu_target
-
-            cpu_target.typing_context.refresh()
-            cpu_target.target_context.refresh()
-        except Exception:  # noqa: BLE001 - an internal API: without it the first call does the same, slower
-            pass
-        import internals.stats._kernels  # noqa: F401
+        import numba.core.typing.cffi_utils  # noqa: F401
+        import numba.np.arraymath  # noqa: F401
     finally:
         for name in blocked:
             if sys.modules.get(name, 0) is None:
                 del sys.modules[name]
+    try:  # what the first call of a compiled kernel does: register numba's typing and lowering
+        from numba.core.registry import cpu_target
+
+        cpu_target.typing_context.refresh()
+        cpu_target.target_context.refresh()
+    except Exception:  # noqa: BLE001 - an internal API: without it the first call does the same, slower
+        pass
+    import internals.stats._kernels  # noqa: F401
 
 
 _THREADS_OVERRIDE: int | None = None
