@@ -14,6 +14,7 @@ Two layers, so that a tensor the user looks at is read from disk once:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -47,8 +48,16 @@ def cache_dir() -> Path:
 
 
 def _file_key(path: Path, bins: int) -> str:
+    """The cache key of a checkpoint file's statistics: its resolved path, size, modification time, inode
+    and the bins. The file is stat'ed on every call (a changed file gets a new key); resolving the path and
+    hashing are done once per identity (they cost ~50 us, and a whole-model pass asks per tensor)."""
     st = os.stat(path)
-    ident = f"v1|{Path(path).resolve()}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}|{bins}|None"
+    return _key_of(str(path), st.st_size, st.st_mtime_ns, st.st_ino, bins)
+
+
+@functools.lru_cache(maxsize=256)
+def _key_of(path: str, size: int, mtime_ns: int, inode: int, bins: int) -> str:
+    ident = f"v1|{Path(path).resolve()}|{size}|{mtime_ns}|{inode}|{bins}|None"
     return hashlib.sha256(ident.encode()).hexdigest()[:32]
 
 
