@@ -23,6 +23,7 @@ import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -229,10 +230,12 @@ class StatisticsCache:
 
         Names are taken in groups of about `GROUP_BYTES` of tensor data; the 8/16-bit tensors of a group
         that are neither on disk nor retained are counted in one scheduling pass (`count_patterns_many`),
-        so the worker threads never wait for each other at tensor boundaries.
+        so the worker threads never wait for each other at tensor boundaries, and the next group is counted
+        while this one's statistics are derived and handed out (the counting threads never wait for that).
         """
         from internals.stats import count_patterns_many, dtype_info
 
+        groups: list[tuple[int, list[str]]] = []  # (position of its first name, names)
         i = 0
         while i < len(names):
             group: list[str] = []
@@ -241,17 +244,28 @@ class StatisticsCache:
                 group.append(names[i])
                 size += store.entry(names[i]).nbytes
                 i += 1
-            if progress:
-                progress(i - len(group), len(names), group[0])
+            groups.append((i - len(group), group))
+
+        def count(group: list[str]) -> list[tuple[str, Any, Any]]:
             todo = [n for n in group if dtype_info(store.entry(n).dtype).pattern_bits
                     and self._cached(store, n, bins) is None and not self._retains(store, n)]
-            if todo and self._device_counter is None:
-                entries = [store.entry(n) for n in todo]
-                counted = count_patterns_many([(store.raw(n), e.dtype, e.shape, n) for n, e in zip(todo, entries)])
-                for n, e, c in zip(todo, entries, counted):
+            if not todo or self._device_counter is not None:
+                return []
+            entries = [store.entry(n) for n in todo]
+            return list(zip(todo, entries, count_patterns_many([(store.raw(n), e.dtype, e.shape, n)
+                                                                for n, e in zip(todo, entries)])))
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stats-ahead") as ahead_pool:
+            ahead: Future[list[tuple[str, Any, Any]]] | None = None
+            for k, (first, group) in enumerate(groups):
+                if progress:
+                    progress(first, len(names), group[0])
+                counted = ahead.result() if ahead is not None else count(group)
+                ahead = ahead_pool.submit(count, groups[k + 1][1]) if k + 1 < len(groups) else None
+                for n, e, c in counted:
                     self._keep((str(e.file), n), _Retained(c, None, e.dtype, e.shape))
-            for n in group:
-                yield self.stats(store, n, bins, save=False)
+                for n in group:
+                    yield self.stats(store, n, bins, save=False)
 
     def _retains(self, store: WeightStore, name: str) -> bool:
         with self._lock:
