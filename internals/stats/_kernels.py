@@ -1,8 +1,8 @@
 """Compiled numba kernels for `internals.stats` (imported lazily: importing numba takes a moment).
 
-Each kernel is serial, `nogil=True`, and processes one block (a 1-D contiguous array) into tables owned
-by the calling worker thread; `internals.stats.core` runs one worker per thread over the blocks of a
-tensor (one sub-histogram per thread) and reduces the workers' tables at the end. Serial kernels driven
+Each kernel is serial, `nogil=True`, and processes one unit of work (a block of a tensor, or a span of
+pattern data) into tables owned by the calling worker thread; `internals.stats.core` runs one worker per
+thread over the units and combines what they write. Serial kernels driven
 by Python threads compile in a fraction of the time of `parallel=True` ones and do not depend on numba's
 threading layers (the "workqueue" layer aborts on concurrent launches, GNU OpenMP breaks across fork).
 
