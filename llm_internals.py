@@ -73,5 +73,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     return cli_main(argv, explore=run_explorer)
 
 
+def run() -> None:
+    """The `llm-internals` console script: `main`, then the process ends without Python's slow teardown."""
+    from internals.cli.main import run_and_exit
+
+    run_and_exit(main)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
