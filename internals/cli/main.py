@@ -55,16 +55,25 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise SystemExit(code)
 
 
+#: Commands that run a while in the background or own other processes: they end the usual way.
+LONG_RUNNING = ("explore", "worker")
+
+
 def run_and_exit(entry: Callable[[], int | None]) -> NoReturn:
-    """Run a command line `entry` as the whole process and end it without the interpreter's teardown.
+    """Run the command line `entry` as the whole process; a one-shot command ends without the interpreter's
+    teardown.
 
     Once numba has set up its compiler, Python's own teardown (freeing its registries) takes 0.1-0.3 s that
-    the user of a one-shot command waits for after the answer is out. So: run `entry`, flush the output,
-    run the atexit handlers (logging, temporary folders), then `os._exit` with its status. Only for process
-    entry points (`python -m internals.cli`, `python -m llm_internals`, the console script), never for
-    `main()` called in a process that goes on."""
+    the user of a one-shot command (`stats FILE`) waits for after the answer is out. So: run `entry`, flush
+    the output, run the atexit handlers (logging, temporary folders), then `os._exit` with its status. The
+    explorer and the worker (`LONG_RUNNING`) exit as usual. Only for process entry points (`python -m
+    internals.cli`, `python -m llm_internals`, the console script), never for `main()` in a process that
+    goes on."""
     import atexit
 
+    args = sys.argv[1:]
+    if not args or args[0] not in COMMANDS or args[0] in LONG_RUNNING:
+        sys.exit(entry())
     try:
         code: int | str | None = entry()
     except SystemExit as exc:
