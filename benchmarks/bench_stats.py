@@ -19,7 +19,9 @@ benchmarks/.cache/ (gitignored) and reused. Reported (JSON to stdout and benchma
 - end to end (`command`): `llm-internals stats FILE --json` in fresh processes with a cold statistics cache
   on a small (2 layers) and the large checkpoint, interleaved with a bare `python -c "import numpy"` and
   with whole-file reductions in this process: fixed cost = command(small) - bare python; marginal per
-  byte = (command(large) - command(small)) / (reduction(large) - reduction(small)), the same bytes;
+  byte = (command(large) - command(small)) / (reduction(large) - reduction(small)), the same bytes (also
+  against the reduction over a map newly made in a fresh process, which pays for populating its page tables
+  as the command does);
   `--before CHECKOUT` runs the same commands from another checkout, interleaved, for old-vs-new figures.
 - `--device cuda`: pattern counting on the GPU from pinned chunks against a device-to-device copy of the
   same bytes (skipped, with the reason, without CUDA).
@@ -83,7 +85,7 @@ def end_to_end(small: Path, large: Path, repeats: int, before: str | None = None
     `before`: also run the command from that checkout (e.g. main before a change), interleaved, with the
     same figures computed for it."""
     trees = {"this": str(common.REPO)} | ({"before": str(Path(before).resolve())} if before else {})
-    bare, red_small, red_large = [], [], []
+    bare, red_small, red_large, fresh_small, fresh_large = [], [], [], [], []
     cmd: dict[str, dict[Path, list[float]]] = {t: {small: [], large: []} for t in trees}
 
     def env_of(root: str) -> dict[str, str]:
@@ -97,16 +99,18 @@ def end_to_end(small: Path, large: Path, repeats: int, before: str | None = None
             common.command_seconds(stats_argv(path) + ["--no-cache"], env_of(root), cwd=root)
     for _ in range(repeats):
         bare.append(common.command_seconds([sys.executable, "-c", "import numpy"], env_of(trees["this"])))
-        for path, reds in ((small, red_small), (large, red_large)):
+        for path, reds, fresh in ((small, red_small, fresh_small), (large, red_large, fresh_large)):
             for tree, root in trees.items():
                 with tempfile.TemporaryDirectory(prefix="llmi-bench-cache-") as cache:
                     cmd[tree][path].append(common.command_seconds(stats_argv(path), dict(env_of(root),
                                                                   LLM_INTERNALS_CACHE=cache), cwd=root))
             reds.append(common.file_reduction_seconds(path, repeats=1)[0])
+            fresh.append(common.fresh_map_reduction_seconds(path))
     folder = _folder_figures(large, env_of(trees["this"]), repeats)
     busy = common.busy_reason()
     b_small, b_large = (sum(t[3].size for t in common.tensor_bytes(p)) for p in (small, large))
     marginal_red = (min(red_large) - min(red_small)) / (b_large - b_small) if b_large > b_small else None
+    marginal_fresh = (min(fresh_large) - min(fresh_small)) / (b_large - b_small) if b_large > b_small else None
 
     def figures(tree: str) -> dict:
         fixed = min(cmd[tree][small]) - min(bare)
@@ -120,6 +124,11 @@ def end_to_end(small: Path, large: Path, repeats: int, before: str | None = None
                 marginal, marginal_red, "seconds per byte of `stats FILE` between the small and the large "
                 "checkpoint (fresh processes)", "seconds per byte of the whole-file uint64 reduction between the "
                 "same two files, in this process", busy),
+            "marginal_per_byte_vs_fresh_map_reduction": common.guarded_ratio(
+                marginal, marginal_fresh, "seconds per byte of `stats FILE` between the small and the large "
+                "checkpoint (fresh processes)", "seconds per byte of the same reduction over a map newly made "
+                "in a fresh process (page tables not populated yet, as in the command), between the same files",
+                busy),
             "small_command_seconds_runs": cmd[tree][small], "large_command_seconds_runs": cmd[tree][large],
         }
 
@@ -133,6 +142,8 @@ def end_to_end(small: Path, large: Path, repeats: int, before: str | None = None
         "folder": folder,
         "fixed_cost": this["fixed_cost"],
         "marginal_per_byte": this["marginal_per_byte"],
+        "marginal_per_byte_vs_fresh_map_reduction": this["marginal_per_byte_vs_fresh_map_reduction"],
+        "fresh_map_reduction_seconds_runs": {"small": fresh_small, "large": fresh_large},
         "targets": {
             "fixed_cost_at_most_0.5s": common.target(this["fixed_cost"]["seconds"], FIXED_COST_TARGET_S, "<="),
             "folder_summary_at_most_1.5s": common.target(None if busy else min(folder["summary_seconds_runs"]),

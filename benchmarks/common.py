@@ -301,6 +301,30 @@ def file_reduction_seconds(path: str | os.PathLike, repeats: int = 3) -> tuple[f
     return min(timed(lambda: np.add.reduce(data), repeats)), int(data.nbytes)
 
 
+_FRESH_REDUCTION = """
+import sys, time, numpy as np
+sys.path.insert(0, sys.argv[2])
+from benchmarks.common import read_header
+_header, start = read_header(sys.argv[1])
+data = np.memmap(sys.argv[1], dtype=np.uint8, mode="r")[start:]
+data = np.asarray(data[: data.size // 8 * 8]).view(np.uint64)
+t0 = time.perf_counter()
+np.add.reduce(data)
+print(time.perf_counter() - t0)
+"""
+
+
+def fresh_map_reduction_seconds(path: str | os.PathLike) -> float:
+    """Seconds of the same uint64 reduction as `file_reduction_seconds`, but the first one over a map newly
+    made in a fresh process (page cache warm, page tables not): what any reader of a memory map pays in a
+    new process, e.g. the `stats` command."""
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", _FRESH_REDUCTION, str(path), str(REPO)], capture_output=True,
+                         text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
 def command_seconds(argv: list[str], env: dict[str, str] | None = None, cwd: str | None = None) -> float:
     """Wall seconds of one subprocess run (output discarded); raises when it fails."""
     import subprocess
