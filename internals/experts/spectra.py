@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+
 from internals.errors import UserError
 from internals.experts.weights import _by_expert, _param
 from internals.spectrum import MatrixRef, iter_spectra

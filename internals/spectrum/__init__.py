@@ -11,9 +11,9 @@ Results are cached on disk by file identity (see `cache`). `docs/spectrum.md` ex
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from collections.abc import Callable, Iterator, Sequence
-from typing import NotRequired, TypedDict
+from dataclasses import replace
+from typing import TypedDict
 
 import numpy as np
 
@@ -49,8 +49,8 @@ class TensorSpectrum(TypedDict):
     name: str  # stored name, "stored[e]" for slice e of a 3-D tensor, "parameter[e]" for expert e of a fused one
     stored_name: str  # the stored tensor (the first one, for a slice of a fused parameter)
     slice: int | None  # the slice (expert) of a 3-D tensor or fused parameter
-    stored: NotRequired[list[str]]  # only for a slice of a parameter fused at load time: its stored tensors,
-    # stacked along rows in this order (Mixtral: w1 over w3 for gate_up_proj[e])
+    stored: list[str]  # the stored tensors the matrix is read from, stacked along rows in this order: one, or
+    # several for an expert's slice of a parameter fused at load time (Mixtral: w1 over w3 for gate_up_proj[e])
     shape: list[int]  # of the matrix (the slice for a 3-D tensor)
     n: int  # larger dimension
     m: int  # smaller dimension = number of eigenvalues
@@ -88,7 +88,8 @@ def compute_spectrum(store: WeightStore, ref: MatrixRef, check: Callable[[], Non
     fit = fit_power_law(evals, check=check)
     variance = moments["variance"]
     return _identified(ref, TensorSpectrum(
-        name=ref.stored_matrix, stored_name=ref.stored, slice=ref.index, shape=[moments["n"], moments["m"]], n=n, m=m,
+        name=ref.stored_matrix, stored_name=ref.stored, slice=ref.index, stored=list(ref.parts),
+        shape=[moments["n"], moments["m"]], n=n, m=m,
         spectral_norm=math.sqrt(lam_max), frobenius_norm=math.sqrt(frob_sq),
         stable_rank=frob_sq / lam_max if lam_max > 0 else 0.0, effective_rank=effective_rank(evals),
         eigenvalues_top=[float(x) for x in evals[::-1][:TOP_EIGENVALUES]],
@@ -100,10 +101,9 @@ def compute_spectrum(store: WeightStore, ref: MatrixRef, check: Callable[[], Non
 
 def _identified(ref: MatrixRef, spectrum: TensorSpectrum) -> TensorSpectrum:
     """`spectrum` named as `ref` (a fused parameter's slice shares the cache entry of the stored matrix it is)."""
-    if ref.of is None:
-        return spectrum
     out = TensorSpectrum(**spectrum)  # type: ignore[typeddict-item]
-    out.update(name=ref.name, stored_name=ref.stored, slice=ref.of[1], stored=list(ref.parts))
+    out["name"], out["stored_name"], out["stored"] = ref.name, ref.stored, list(ref.parts)
+    out["slice"] = ref.index if ref.of is None else ref.of[1]
     return out
 
 
@@ -149,7 +149,8 @@ def iter_spectra(store: WeightStore, names: Sequence[str | MatrixRef],
                  progress: Callable[[float, str], None] | None = None,
                  check: Callable[[], None] | None = None) -> Iterator[TensorSpectrum]:
     """Spectra of `names` (stored names; a 3-D tensor expands to its slices; `stored[e]` for one slice; or
-    `MatrixRef`s, e.g. the experts of a fused parameter), in order. `progress(fraction, name)` is called at least every second or so; `check()` may raise to cancel."""
+    `MatrixRef`s, e.g. the experts of a fused parameter), in order. `progress(fraction, name)` is called at
+    least every second or so; `check()` may raise to cancel."""
     refs = _refs(store, names)
     total = len(refs)
     try:

@@ -22,10 +22,9 @@ ROUTING_PROMPT = "def add(self, value):\n    self.total = self.total + value\n  
 def main() -> None:
     from internals.demo_path import demo_path
     from internals.model import open_model
+    from internals.spectrum import cache
     from internals.worker.client import InProcessClient
     from internals.worker.service import ModelService
-
-    from internals.spectrum import cache
 
     cache.use_cache(False)  # computed now, never read from a stale cache
     client = InProcessClient(ModelService(open_model(str(demo_path("moe")))))
