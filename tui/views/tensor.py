@@ -147,6 +147,13 @@ class TensorView(RemoteView):
     def action_toggle_spectrum(self) -> None:
         self.show_tab("statistics" if self.tab == "spectrum" else "spectrum")
 
+    def focus_target(self) -> Tabs | None:
+        """Where the app puts the focus on showing this view: the tabs while the spectrum of a stacked parameter
+        is shown (so that `,` `.` reach the view), else nowhere (the focus stays in the tree)."""
+        if self.tab == "spectrum" and experts_in(self.node) > 1:
+            return self.query_one(TabbedContent).query_one(Tabs)
+        return None
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """`,` and `.` step through the experts only in the spectrum tab of a stacked parameter."""
         if action == "expert":
@@ -387,4 +394,6 @@ def expert_table(experts: list[dict[str, Any]], spectra: list[dict[str, Any]] | 
         if brief is not None and brief["flagged"]:
             spectral[0] = f"[yellow]{spectral[0]}![/]"
         table.add_row(str(e["expert"]), *(f(e[k]) for k in ("l2_norm", "std", "kurtosis", "min", "max")), *spectral)
+    if spectra and any(b["flagged"] for b in spectra):
+        table.caption, table.caption_justify = "α! : α outside [2, 6] or a poor fit (D > 0.1); s: the spectrum", "left"
     return table
