@@ -134,20 +134,6 @@ async def test_the_spectrum_tab_steps_through_the_experts_and_says_which(moe_sou
         assert "full_stop" not in app.active_bindings
 
 
-async def test_a_stored_expert_tensor_has_one_spectrum_and_no_stepping(moe_source):
-    stored = "model.layers.0.block_sparse_moe.experts.3.w1.weight"
-    stored_node = {"name": stored, "parent": "x", "kind": "parameter", "shape": [256, 144], "dtype": "float32",
-                   "stored": [stored], "converted": False, "tied_to": None, "component": "experts", "layer": 0}
-    app = ViewApp(TensorView(data_source=moe_source))
-    async with app.run_test(size=(130, 45)) as pilot:
-        app.view.show(stored_node)
-        app.view.show_tab("spectrum")
-        await settle(app, pilot)
-        assert app.view.spectrum is moe_source.data["spectrum"][stored]
-        assert "full_stop" not in app.active_bindings and "expert 0 of" not in screen_text(app)
-        assert "expert_spectra" not in [c[0] for c in moe_source.calls]
-
-
 async def test_escape_stops_the_experts_spectra_and_drops_the_late_answer(moe_source):
     release = threading.Event()
     answer = moe_source.expert_spectra
@@ -186,6 +172,12 @@ async def test_one_stored_expert_tensor_and_a_router_open(moe_source):
         assert app.view.data is moe_source.data["tensor_stats"][stored]
         assert app.view.query_one("#tensor-heatmap").display
         assert not app.view.query_one("#tensor-experts").display and not app.view.query_one("#tensor-router").display
+        app.view.show_tab("spectrum")  # one matrix: its spectrum, no expert to step through, no per-expert spectra
+        await settle(app, pilot)
+        assert app.view.spectrum is moe_source.data["spectrum"][stored]
+        assert "full_stop" not in app.active_bindings and "expert 0 of" not in screen_text(app)
+        assert "expert_spectra" not in [c[0] for c in moe_source.calls]
+        app.view.show_tab("statistics")
         router = routers(moe_source)[0]
         app.view.show(node(moe_source, router))
         await settle(app, pilot)
