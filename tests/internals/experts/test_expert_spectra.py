@@ -43,7 +43,7 @@ def test_each_expert_of_the_moe_demo_equals_its_stored_tensors_alone():
     opened = open_model(str(folder))
     names = expert_parameters(opened)
     assert len(names) == 6  # 3 layers × (gate_up_proj, down_proj)
-    for name in names:
+    for name in names[2:4]:  # layer 1's (every layer is built alike; the CLI and view tests see layer 0)
         progress: list[float] = []
         result = expert_spectra(opened, name, progress=lambda f, m, seen=progress: seen.append(f))
         assert result["name"] == name and len(result["experts"]) == 4 and progress[-1] == 1.0
