@@ -51,17 +51,32 @@ def cmd_spectrum(args: argparse.Namespace) -> int:
     from internals.weights import require_weights
 
     model = _open(args)
-    require_weights(model.store, "spectrum")
-    refs = matrices_of(model.store, model.tensor_names(args.tensor), explicit=bool(args.tensor))
+    store = require_weights(model.store, "spectrum")
+    refs = _expert_matrices(model, args.tensor) or matrices_of(store, model.tensor_names(args.tensor),
+                                                                 explicit=bool(args.tensor))
     cache.use_cache(not args.no_cache)
     with stats_progress(len(refs), enabled=len(refs) > 1, label="spectra") as update:
         progress = None if update is None else (lambda frac, name: update(int(frac * len(refs)), len(refs), name))
-        results = list(iter_spectra(model.store, [r.name for r in refs], progress=progress))
+        results = list(iter_spectra(store, refs, progress=progress))
     if args.json:
         print_json({"tensors": results})
     else:
         print_spectrum_table(results)
     return 0
+
+
+def _expert_matrices(model, pattern: str | None) -> list:
+    """When `--tensor` matches no stored tensor but stacked expert parameters (e.g. Mixtral's fused
+    `mlp.experts.gate_up_proj`): one matrix per expert of each, named `parameter[e]`; else nothing."""
+    import fnmatch
+
+    from internals.experts.spectra import expert_matrices
+
+    if not pattern or any(fnmatch.fnmatchcase(n, pattern) for n in model.store.names()):
+        return []
+    params = [p.name for p in model.structure.params.values()
+              if p.tied_to is None and len(p.shape) == 3 and p.stored and fnmatch.fnmatchcase(p.name, pattern)]
+    return [ref for name in params for ref in expert_matrices(model, name)]
 
 
 def cmd_attention(args: argparse.Namespace) -> int:

@@ -29,7 +29,7 @@ from internals.inference.result_types import (
     TokenTracks,
 )
 from internals.spectrum import EsdHistogram, TensorSpectrum
-from internals.spectrum.model import ModelSpectra, SpectrumBrief
+from internals.spectrum.model import ExpertSpectra, ModelSpectra, SpectrumBrief
 from internals.spectrum.powerlaw import PowerLawFit
 from internals.stats_types import Histogram, TensorStats  # re-exported: the wire record of tensor statistics
 
@@ -319,13 +319,19 @@ class ExpertStatsRequest:
 
 
 @dataclass(frozen=True)
+class ExpertSpectraRequest:
+    name: str  # a stacked expert parameter: fused at load time from stored experts, or stored as one 3-D tensor
+
+
+@dataclass(frozen=True)
 class RouterSummaryRequest:
     name: str  # a router (gate) weight [experts, hidden]
 
 
 @dataclass(frozen=True)
 class SpectrumRequest:
-    name: str  # a parameter, a stored tensor, or "stored[e]" for slice e of a 3-D (stacked experts) tensor
+    name: str  # a parameter, a stored tensor, "stored[e]" for slice e of a 3-D (stacked experts) tensor, or
+    # "parameter[e]" for expert e of a stacked expert parameter (fused at load time or stored 3-D)
 
 
 @dataclass(frozen=True)
@@ -443,5 +449,5 @@ RESULT_TYPES: tuple[type, ...] = (
     ActivationsResult, MassiveActivation, MassiveChannel, PatchingResult, AttributionResult, TokenTracks,
     LensReadout, LensBest, Done,
     TensorDiff, RankInfo, GroupDiff, DiffAggregates, WeightDiff, TokenChange, BehaviourDiff,
-    TensorSpectrum, EsdHistogram, PowerLawFit, SpectrumBrief, ModelSpectra,
+    TensorSpectrum, EsdHistogram, PowerLawFit, SpectrumBrief, ModelSpectra, ExpertSpectra,
 )

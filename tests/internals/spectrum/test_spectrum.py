@@ -22,11 +22,8 @@ from tests_helpers import CancelAfter, Cancelled
 
 
 @pytest.fixture(autouse=True)
-def _fresh_memory():
-    cache.clear_memory()
-    cache.use_cache(True)
-    yield
-    cache.clear_memory()
+def _fresh_memory(fresh_spectrum_cache):
+    """Every test here starts from an empty in-memory spectrum cache (tests/conftest.py)."""
 
 
 def _store(tmp_path, tensors: dict[str, torch.Tensor], name: str = "m.safetensors") -> WeightStore:

@@ -15,11 +15,8 @@ from internals.worker.service import ModelService
 
 
 @pytest.fixture(autouse=True)
-def _fresh_memory():
-    cache.clear_memory()
-    cache.use_cache(True)
-    yield
-    cache.clear_memory()
+def _fresh_memory(fresh_spectrum_cache):
+    """Every test here starts from an empty in-memory spectrum cache (tests/conftest.py)."""
 
 
 def _same(a, b) -> None:

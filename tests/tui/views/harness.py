@@ -129,6 +129,9 @@ class FakeSource:
     def expert_stats(self, name: str, bins: int = 64, on_progress=None) -> dict[str, Any]:
         return self._answer("expert_stats", name, name, bins=bins, on_progress=on_progress)
 
+    def expert_spectra(self, name: str, on_progress=None) -> dict[str, Any]:
+        return self._answer("expert_spectra", name, name, on_progress=on_progress)
+
     def router_summary(self, name: str) -> dict[str, Any]:
         return self._answer("router_summary", name, name)
 
