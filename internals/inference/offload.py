@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 from torch import nn
@@ -36,8 +37,9 @@ def loaded_once(module: nn.Module) -> Iterator[ModuleCall]:
         return
     from accelerate.utils import align_module_device
 
-    device = module._hf_hook.execution_device
-    forward = module._old_forward  # the module's own forward, which accelerate's hook wraps
+    hook: Any = getattr(module, "_hf_hook")  # noqa: B009 - set by accelerate, unknown to nn.Module's typing
+    device: torch.device = hook.execution_device
+    forward: ModuleCall = getattr(module, "_old_forward")  # noqa: B009 - the module's own forward, which the hook wraps
 
     def call(x: torch.Tensor) -> torch.Tensor:
         return forward(x.to(device))
