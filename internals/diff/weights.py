@@ -96,33 +96,38 @@ def col_blocks(pair: TensorPair, base: WeightStore, tuned: WeightStore | None,
         yield d
 
 
-_TABLE_CODES = ("BF16", "F16")
 _FLOAT_VIEWS = {"F32": np.float32, "F64": np.float64}
 
 
-def _decoded(store: WeightStore, name: str) -> tuple[np.ndarray, np.ndarray, bool] | None:
-    """(flat values as stored, decoding table or a dummy, uses table) for the fast kernels, or None."""
+def _decoded(store: WeightStore, name: str) -> tuple[np.ndarray, int, np.ndarray] | None:
+    """(flat values as stored, kind of decoding, decoding table or a dummy) for the kernels, or None."""
+    from internals.diff._kernels import KIND_BF16, KIND_FLOAT, KIND_TABLE
+
     code = store.entry(name).dtype
     raw = store.raw(name)
-    if code in _TABLE_CODES:
+    if code == "BF16":
+        return raw.view(np.uint16), KIND_BF16, np.zeros(1)
+    if code == "F16":
         from internals.stats._dtypes import pattern_values
 
-        return raw.view(np.uint16), pattern_values(code), True
+        return raw.view(np.uint16), KIND_TABLE, pattern_values(code)
     if code in _FLOAT_VIEWS:
-        return raw.view(_FLOAT_VIEWS[code]), np.zeros(1), False
+        return raw.view(_FLOAT_VIEWS[code]), KIND_FLOAT, np.zeros(1)
     return None
 
 
 def _diff_stored(pair: TensorPair, base: WeightStore, tuned: WeightStore, bins: int,
                  check: Callable[[], None] | None) -> TensorDiff | None:
-    """Two full models, float tensors: numba kernels over the memory maps (threads of `internals.stats`)."""
+    """Two full models, float tensors: numba kernels over the memory maps (threads of `internals.stats`).
+
+    Pass 1 (moments and the range of ΔW) then pass 2 (the histogram over that range), each block by block
+    on the worker threads; a block's second pass reads what the page cache holds."""
     a, b = _decoded(base, pair.base), _decoded(tuned, pair.tuned)  # type: ignore[arg-type]
     if a is None or b is None or a[0].size != b[0].size:
         return None
-    from internals.diff._kernels import kernels
+    from internals.diff._kernels import hist_block, moments_block
     from internals.stats.core import _block_size, _run_blocks
 
-    sums, hist = kernels(a[2], b[2])
     n = a[0].size
     block = _block_size(n, None)
     nblocks = -(-n // block)
@@ -131,7 +136,7 @@ def _diff_stored(pair: TensorPair, base: WeightStore, tuned: WeightStore, bins: 
     def work_sums(_state, i, lo, hi):
         if check:
             check()
-        sums(a[0], a[1], b[0], b[1], lo, hi, parts[i])
+        moments_block(*a, *b, lo, hi, parts[i])
 
     _run_blocks(n, block, lambda: None, work_sums)
     delta2, base2, cross = (math.fsum(parts[:, k]) for k in range(3))
@@ -147,7 +152,7 @@ def _diff_stored(pair: TensorPair, base: WeightStore, tuned: WeightStore, bins: 
         def work_hist(state, i, lo, hi):
             if check:
                 check()
-            hist(a[0], a[1], b[0], b[1], lo, hi, edges, state)
+            hist_block(*a, *b, lo, hi, edges, state)
 
         counts = np.sum(_run_blocks(n, block, lambda: np.zeros(bins, np.int64), work_hist), axis=0)
     return _result(pair, n, delta2, base2, cross, lo_d, hi_d, edges.tolist(), counts.tolist())
