@@ -153,18 +153,17 @@ def moments_block(b, bk, btab, t, tk, ttab, lo, hi, out):
 @_jit
 def _bins_by_edges(d, first, norm, edges, idx):
     """idx[j] = numpy.histogram's bin of d[j] (equal bins over edges; NaN in bin 0): the linear guess, then
-    corrected by one against the edges, as numpy does (serial: the edges are looked up)."""
+    corrected by one against the edges, as numpy does (serial: the edges are looked up). Used when the
+    edges are not k·step + first (infinite ranges, other linspace rounding)."""
     nb = edges.size - 1
     for j in range(d.size):
         y = d[j]
-        if y != y:
-            idx[j] = 0
-            continue
-        k = int((y - first) * norm)
-        if k >= nb:
+        g = (y - first) * norm
+        k = 0  # NaN (and a NaN guess, from infinite edges) goes to bin 0
+        if g >= nb:
             k = nb - 1
-        if k < 0:
-            k = 0
+        elif g > 0.0:
+            k = int(g)
         if y < edges[k] and k > 0:
             k -= 1
         if k != nb - 1 and y >= edges[k + 1]:

@@ -37,8 +37,9 @@ def _as_rows(t: torch.Tensor) -> torch.Tensor:
 
 
 def row_blocks(pair: TensorPair, base: WeightStore, tuned: WeightStore | None,
-               chunk_elements: int = CHUNK_ELEMENTS) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """(W_base block, ΔW block) in float64, by blocks of rows of the base tensor (as stored)."""
+               chunk_elements: int = CHUNK_ELEMENTS,
+               dtype: torch.dtype = torch.float64) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(W_base block, ΔW block) in `dtype` (float64 unless asked), by blocks of rows of the base tensor (as stored)."""
     w = _as_rows(base.tensor(pair.base))
     rows, cols = w.shape
     if pair.tuned is not None:
@@ -47,8 +48,8 @@ def row_blocks(pair: TensorPair, base: WeightStore, tuned: WeightStore | None,
     a = b = None
     if pair.lora is not None:
         assert tuned is not None
-        a = tuned.tensor(pair.lora.a_name).to(torch.float64)  # r x in
-        b = tuned.tensor(pair.lora.b_name).to(torch.float64) * pair.lora.scale  # out x r
+        a = tuned.tensor(pair.lora.a_name).to(dtype)  # r x in
+        b = tuned.tensor(pair.lora.b_name).to(dtype) * pair.lora.scale  # out x r
     if rows == 0 or cols == 0:
         return
     step = max(1, chunk_elements // cols)
@@ -56,9 +57,9 @@ def row_blocks(pair: TensorPair, base: WeightStore, tuned: WeightStore | None,
         flat_w = w.reshape(-1)
         flat_o = other.reshape(-1) if pair.tuned is not None else None
         for lo in range(0, cols, chunk_elements):
-            wb = flat_w[lo:lo + chunk_elements].to(torch.float64).reshape(1, -1)
+            wb = flat_w[lo:lo + chunk_elements].to(dtype).reshape(1, -1)
             d = (
-                (flat_o[lo : lo + chunk_elements].to(torch.float64).reshape(1, -1) - wb)
+                (flat_o[lo : lo + chunk_elements].to(dtype).reshape(1, -1) - wb)
                 if flat_o is not None
                 else torch.zeros_like(wb)
             )
@@ -66,9 +67,9 @@ def row_blocks(pair: TensorPair, base: WeightStore, tuned: WeightStore | None,
         return
     for lo in range(0, rows, step):
         hi = min(rows, lo + step)
-        wb = w[lo:hi].to(torch.float64)
+        wb = w[lo:hi].to(dtype)
         if pair.tuned is not None:
-            d = other[lo:hi].to(torch.float64).sub_(wb)
+            d = other[lo:hi].to(dtype).sub_(wb)
         else:
             d = torch.zeros_like(wb)
         if pair.lora is not None and a is not None and b is not None:
@@ -77,20 +78,20 @@ def row_blocks(pair: TensorPair, base: WeightStore, tuned: WeightStore | None,
 
 
 def col_blocks(pair: TensorPair, base: WeightStore, tuned: WeightStore | None,
-               chunk_elements: int = CHUNK_ELEMENTS) -> Iterator[torch.Tensor]:
-    """ΔW in float64 by blocks of columns (for ΔWΔWᵀ of a wide matrix without holding ΔW)."""
+               chunk_elements: int = CHUNK_ELEMENTS, dtype: torch.dtype = torch.float64) -> Iterator[torch.Tensor]:
+    """ΔW in `dtype` (float64 unless asked) by blocks of columns (for ΔWΔWᵀ of a wide matrix without holding ΔW)."""
     w = _as_rows(base.tensor(pair.base))
     rows, cols = w.shape
     other = _as_rows(tuned.tensor(pair.tuned)) if pair.tuned is not None and tuned is not None else None
     a = b = None
     if pair.lora is not None and tuned is not None:
-        a = tuned.tensor(pair.lora.a_name).to(torch.float64)
-        b = tuned.tensor(pair.lora.b_name).to(torch.float64) * pair.lora.scale
+        a = tuned.tensor(pair.lora.a_name).to(dtype)
+        b = tuned.tensor(pair.lora.b_name).to(dtype) * pair.lora.scale
     step = max(1, chunk_elements // max(1, rows))
     for lo in range(0, cols, step):
         hi = min(cols, lo + step)
-        d = (other[:, lo:hi].to(torch.float64) - w[:, lo:hi].to(torch.float64)) if other is not None \
-            else torch.zeros((rows, hi - lo), dtype=torch.float64)
+        d = (other[:, lo:hi].to(dtype) - w[:, lo:hi].to(dtype)) if other is not None \
+            else torch.zeros((rows, hi - lo), dtype=dtype)
         if pair.lora is not None and a is not None and b is not None:
             d = d + (a.T @ b.T[:, lo:hi] if pair.lora.transpose else b @ a[:, lo:hi])
         yield d
