@@ -1,8 +1,9 @@
 """Exact, streamed weight change of one tensor: ‖ΔW‖_F, relative change, cosine, max|ΔW| and ΔW's histogram.
 
 Two stored float tensors (BF16, F16, F32, F64; the two sides may differ) go through numba kernels over the
-memory maps (`internals.diff._kernels`), in blocks on the statistics engine's worker threads: no copy, no
-temporary, memory bounded by per-thread tables. Everything else (an adapter's change, other dtypes) is made
+memory maps (`internals.diff._kernels`: decoded a tile of 1,024 values at a time, vectorized), in blocks on
+the statistics engine's worker threads: no copy, no temporary beyond the tiles, memory bounded by per-thread
+tables. Everything else (an adapter's change, other dtypes) is made
 in float64 torch blocks of rows (`CHUNK_ELEMENTS` values, `row_blocks`); for an adapter the block of ΔW is
 scale · B[rows]·A from the factors, so the merged weight never exists. Both paths: pass 1 gives the float64
 sums ΔW·ΔW, W·W and W·ΔW (‖W'‖² and W·W' follow from them) and the extremes of ΔW, combined with `math.fsum`
