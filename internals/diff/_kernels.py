@@ -71,12 +71,9 @@ def _delta_tile(b, bk, btab, t, tk, ttab, s, e, u, f, w, d):
 @_jit(fastmath={"reassoc", "nsz", "contract"})
 def _tile_sums(w, d, m, acc):
     """acc[0:3] += Σ d², Σ w², Σ w·d over the first m values (reassociated: vectorized)."""
-    dd = 0.0
-    bb = 0.0
-    bd = 0.0
+    dd = bb = bd = 0.0
     for j in range(m):
-        x = w[j]
-        y = d[j]
+        x, y = w[j], d[j]
         dd += y * y
         bb += x * x
         bd += x * y
