@@ -99,6 +99,9 @@ def col_blocks(pair: TensorPair, base: WeightStore, tuned: WeightStore | None,
 
 
 _FLOAT_VIEWS = {"F32": np.float32, "F64": np.float64}
+#: The table argument of sides decoded without one (read-only like the F16 table: one compiled signature).
+NO_TABLE = np.zeros(1)
+NO_TABLE.setflags(write=False)
 
 
 def _decoded(store: WeightStore, name: str) -> tuple[np.ndarray, int, np.ndarray] | None:
@@ -108,13 +111,13 @@ def _decoded(store: WeightStore, name: str) -> tuple[np.ndarray, int, np.ndarray
     code = store.entry(name).dtype
     raw = store.raw(name)
     if code == "BF16":
-        return raw.view(np.uint16), KIND_BF16, np.zeros(1)
+        return raw.view(np.uint16), KIND_BF16, NO_TABLE
     if code == "F16":
         from internals.stats._dtypes import pattern_values
 
         return raw.view(np.uint16), KIND_TABLE, pattern_values(code)
     if code in _FLOAT_VIEWS:
-        return raw.view(_FLOAT_VIEWS[code]), KIND_FLOAT, np.zeros(1)
+        return raw.view(_FLOAT_VIEWS[code]), KIND_FLOAT, NO_TABLE
     return None
 
 

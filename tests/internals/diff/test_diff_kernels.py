@@ -29,11 +29,16 @@ def _stored(code: str, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _kernel_args(code: str, arr: np.ndarray) -> tuple[np.ndarray, int, np.ndarray]:
+    """Read-only, like the memory maps of `internals.diff.weights` (the same compiled signatures)."""
+    from internals.diff.weights import NO_TABLE
+
+    arr = arr.view()
+    arr.setflags(write=False)
     if code == "BF16":
-        return arr, K.KIND_BF16, np.zeros(1)
+        return arr, K.KIND_BF16, NO_TABLE
     if code == "F16":
         return arr, K.KIND_TABLE, pattern_values("F16")
-    return arr, K.KIND_FLOAT, np.zeros(1)
+    return arr, K.KIND_FLOAT, NO_TABLE
 
 
 def _reference(w: np.ndarray, t: np.ndarray, bins: int) -> tuple[list[float], np.ndarray, np.ndarray | None]:
