@@ -14,6 +14,9 @@ block with fsum.
 - `hist_block`: numpy.histogram's bin of every ΔW over edges[0]..edges[-1] (equal bins, the linear guess
   then one correction against the edges, the last bin closed; a NaN goes to bin 0, as the first kernels
   did), counted into four interleaved tables so that runs of one bin do not serialize on one counter.
+  When numpy's edges are exactly k·step + edges[0] (checked once per call; true for finite ranges) the
+  correction computes the two edges instead of looking them up, so the binning loop vectorizes; bf16
+  changes are coarse and sit on edges often, so the correction cannot be skipped.
 
 Kinds of a side: `KIND_BF16` (uint16 patterns), `KIND_TABLE` (uint16 patterns + float64 table: F16),
 `KIND_FLOAT` (float32/float64 values). Compiled once per machine per pair of array types (cached by numba).
