@@ -27,6 +27,7 @@ from tui.components.heatmap_grid import SmallMultiples
 from tui.components.histogram import Histogram
 from tui.css import widget_css
 from tui.expert_layout import is_fused_experts
+from tui.keymap import key_shown
 from tui.messages import Progress
 from tui.views.base import RemoteView
 from tui.views.router_panel import RouterPanel
@@ -183,7 +184,8 @@ class TensorView(RemoteView):
         if not count:
             return ""
         return (f"[b]expert {self.expert}[/b] of {count} (experts 0–{count - 1}): the matrix of one slice of this "
-                f"stacked parameter  ·  [b],[/b] [b].[/b] previous / next expert")
+                f"stacked parameter  ·  [b]{_literal(key_shown(self, 'tensor.expert_prev'))}[/b] "
+                f"[b]{_literal(key_shown(self, 'tensor.expert_next'))}[/b] previous / next expert")
 
     def _request_spectrum(self) -> None:
         node = self.node
@@ -397,3 +399,8 @@ def expert_table(experts: list[dict[str, Any]], spectra: list[dict[str, Any]] | 
     if spectra and any(b["flagged"] for b in spectra):
         table.caption, table.caption_justify = "α! : α outside [2, 6] or a poor fit (D > 0.1); s: the spectrum", "left"
     return table
+
+
+def _literal(text: str) -> str:
+    """`text` shown as it is inside Textual markup (a key such as `[` would open a tag)."""
+    return text.replace("[", "\\[")

@@ -8,6 +8,7 @@ import threading
 
 import numpy as np
 import pytest
+from textual.widgets import Static
 
 from tui.components.bars import Bars
 from tui.components.heatmap import Heatmap
@@ -132,6 +133,22 @@ async def test_the_spectrum_tab_steps_through_the_experts_and_says_which(moe_sou
         view.show_tab("statistics")
         await pilot.pause()
         assert "full_stop" not in app.active_bindings
+
+
+async def test_the_slice_line_names_the_users_remapped_expert_keys(moe_source):
+    app = ViewApp(TensorView(data_source=moe_source))
+    app.set_keymap({"tensor.expert_prev": "left_square_bracket", "tensor.expert_next": "right_square_bracket"})
+    async with app.run_test(size=(130, 45)) as pilot:
+        view = app.view
+        view.show(node(moe_source, FUSED))
+        await settle(app, pilot)
+        await pilot.press("s")
+        await settle(app, pilot)
+        await pilot.press("right_square_bracket")
+        await settle(app, pilot)
+        assert view.expert == 1
+        line = str(view.query_one("#spectrum-slice", Static).render())
+        assert "[ ] previous / next expert" in line, line  # the keys the user chose, not `,` `.`
 
 
 async def test_escape_stops_the_experts_spectra_and_drops_the_late_answer(moe_source):
