@@ -6,7 +6,7 @@ import pytest
 
 from tui.components.lens_grid import LensGrid
 from tui.views.lens import DEFAULT_PROMPT, LensView
-from views.harness import ViewApp
+from views.harness import ViewApp, settle
 
 pytestmark = pytest.mark.anyio
 
