@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TypedDict
 
+from internals.stats_types import TensorStats
+
 
 class ExpertStats(TypedDict):
     expert: int
@@ -23,26 +25,9 @@ class ExpertStats(TypedDict):
     max: float | None
 
 
-class FusedStats(TypedDict):
+class FusedStats(TensorStats):
     """The keys of tensor statistics (docs/contracts.md) for the fused parameter, plus where it comes from."""
 
-    name: str
-    shape: list[int]
-    dtype: str
-    numel: int
-    mean: float | None
-    std: float | None
-    min: float | None
-    max: float | None
-    abs_mean: float | None
-    rms: float | None
-    l2_norm: float | None
-    zeros: int
-    nan: int
-    inf: int
-    quantiles: dict[str, float | None]
-    kurtosis: float | None
-    histogram: dict[str, list]
     stored: list[str]
     experts: list[ExpertStats]
 

@@ -27,6 +27,7 @@ from internals.inference.result_types import (
     PatchingResult,
     TokenTracks,
 )
+from internals.stats_types import Histogram, TensorStats
 
 #: A sink head: its mean attention weight on the first token, over the query positions >= 1, is above this.
 SINK_SHARE = 0.5
@@ -93,33 +94,6 @@ TreeNode = TypedDict("TreeNode", {
     "tied_to": str | None,
 }, total=False)
 TreeNode.__doc__ = "One module or parameter of `client.tree()` (a list in depth-first order; the root is named '')."
-
-
-class Histogram(TypedDict):
-    edges: list[float]
-    counts: list[int]
-
-
-class TensorStats(TypedDict):
-    """One item of `stats --json` and `client.tensor_stats(name, bins)`."""
-
-    name: str
-    shape: list[int]
-    dtype: str
-    numel: int
-    mean: float | None
-    std: float | None
-    min: float | None
-    max: float | None
-    abs_mean: float | None
-    rms: float | None
-    l2_norm: float | None
-    zeros: int
-    nan: int
-    inf: int
-    quantiles: dict[str, float | None]
-    kurtosis: float | None
-    histogram: Histogram
 
 
 class MatrixPreview(TypedDict):
