@@ -17,7 +17,7 @@ from tui.components.heatmap import Heatmap
 from tui.components.heatmap_grid import SmallMultiples, gqa_groups
 from tui.css import widget_css
 from tui.data_source import DataSource
-from tui.views.base import PromptView
+from tui.views.base import PromptView, layer_bindings
 
 DEFAULT_PROMPT = "def add(self, value):\n    self.total = self.total + value\n    return self.total"
 MAX_EXACT_TOKENS = 96
@@ -25,8 +25,7 @@ MAX_EXACT_TOKENS = 96
 
 class AttentionView(PromptView):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("comma", "layer(-1)", "Layer -", id="attention.layer_prev"),
-        Binding("full_stop", "layer(1)", "Layer +", id="attention.layer_next"),
+        *layer_bindings("attention"),
         Binding("minus", "head(-1)", "Head -", id="attention.head_prev"),
         Binding("equals_sign", "head(1)", "Head +", id="attention.head_next"),
     ]

@@ -8,14 +8,14 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from rich.text import Text
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.widget import Widget
 from textual.widgets import Input, Static
 
 from tui.css import widget_css
 from tui.data_source import DataSource
-from tui.views.base import PromptView
+from tui.views.base import PromptView, layer_bindings
 
 DEFAULT_PROMPT = "def f(x): return x"
 BAR_WIDTH = 24  # characters on each side of zero, at most
@@ -42,8 +42,7 @@ def signed_bars(rows: list[tuple[str, float]], scale: float, selected: str | Non
 
 class AttributionView(PromptView):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("comma", "layer(-1)", "Layer -", id="attribution.layer_prev"),
-        Binding("full_stop", "layer(1)", "Layer +", id="attribution.layer_next"),
+        *layer_bindings("attribution"),
     ]
     DEFAULT_CSS = widget_css(__file__)
     PROMPT_ID, DEFAULT_PROMPT, GROUP, LOADING = "attribution-prompt", DEFAULT_PROMPT, "attribute", "attributing the logit…"

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from textual import on
+from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
 from textual.widget import Widget
@@ -21,6 +22,13 @@ from textual.worker import get_current_worker
 from tui.css import widget_css
 from tui.data_source import DataSource, NoDataSource
 from tui.messages import Progress, WorkerFailed
+
+
+def layer_bindings(view: str) -> list[Binding]:
+    """`,` / `.`: the previous / next layer (`action_layer(step)`), ids `<view>.layer_prev` / `<view>.layer_next`:
+    the same keys in every view that steps through layers."""
+    return [Binding("comma", "layer(-1)", "Layer -", id=f"{view}.layer_prev"),
+            Binding("full_stop", "layer(1)", "Layer +", id=f"{view}.layer_next")]
 
 
 class RemoteView(Vertical):

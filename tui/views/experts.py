@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 from textual import on
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Horizontal
 from textual.widget import Widget
 from textual.widgets import Static
@@ -22,7 +22,7 @@ from tui.components.bars import Bars
 from tui.components.heatmap import Heatmap
 from tui.css import widget_css
 from tui.data_source import DataSource
-from tui.views.base import PromptView
+from tui.views.base import PromptView, layer_bindings
 from tui.views.router_panel import RouterPanel
 
 DEFAULT_PROMPT = "def add(self, value):\n    self.total = self.total + value\n    return self.total"
@@ -45,8 +45,7 @@ def routing_matrix(layer: dict[str, Any], num_experts: int) -> np.ndarray:
 
 class ExpertsView(PromptView):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("comma", "layer(-1)", "Layer -", id="experts.layer_prev"),
-        Binding("full_stop", "layer(1)", "Layer +", id="experts.layer_next"),
+        *layer_bindings("experts"),
     ]
     DEFAULT_CSS = widget_css(__file__)
     PROMPT_ID, DEFAULT_PROMPT, PROMPT_PLACEHOLDER = "experts-prompt", DEFAULT_PROMPT, "prompt (Enter routes it)"

@@ -42,12 +42,9 @@ def stats_table(s: dict[str, Any]) -> Table:
 
 class TensorView(RemoteView):
     DEFAULT_CSS = widget_css(__file__)
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.node: dict[str, Any] | None = None
-        self.clip = False
-        self.preview: dict[str, Any] | None = None
+    node: dict[str, Any] | None = None  # the tensor shown (a tree node)
+    clip = False  # the histogram clipped to the 0.1-99.9 percentiles
+    preview: dict[str, Any] | None = None
 
     def compose(self):
         yield Static("", classes="view-message")
