@@ -14,7 +14,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from internals.cli.forward import _client
+from internals.cli.forward import ask
 from internals.cli.main import print_json
 from internals.cli.render import fraction_progress
 from internals.worker.contract import SINK_SHARE
@@ -52,11 +52,7 @@ def _nan_to_none(array: np.ndarray) -> list:
 
 
 def cmd_activations(args: argparse.Namespace) -> int:
-    client = _client(args)
-    try:
-        result = client.activations(args.prompt)
-    finally:
-        client.close()
+    result = ask(args, lambda client: client.activations(args.prompt))
     if args.json:
         print_json(activations_json(result))
         return 0
@@ -85,12 +81,11 @@ def cmd_activations(args: argparse.Namespace) -> int:
 
 
 def cmd_patch(args: argparse.Namespace) -> int:
-    client = _client(args)
-    try:
+    def patch(client: Any) -> dict[str, Any]:
         with fraction_progress("patching", enabled=not args.json) as progress:
-            result = client.patch(args.clean, args.corrupt, target=args.target, on_progress=progress)
-    finally:
-        client.close()
+            return client.patch(args.clean, args.corrupt, target=args.target, on_progress=progress)
+
+    result = ask(args, patch)
     if args.json:
         print_json(patch_json(result))
         return 0
@@ -119,11 +114,7 @@ def cmd_patch(args: argparse.Namespace) -> int:
 
 
 def cmd_attribute(args: argparse.Namespace) -> int:
-    client = _client(args)
-    try:
-        result = client.attribute(args.prompt, target=args.target)
-    finally:
-        client.close()
+    result = ask(args, lambda client: client.attribute(args.prompt, target=args.target))
     if args.json:
         print_json(attribute_json(result))
         return 0

@@ -11,7 +11,7 @@ import argparse
 from rich.console import Console
 from rich.table import Table
 
-from internals.cli.forward import _client
+from internals.cli.forward import ask
 from internals.cli.main import print_json
 
 #: The keys of each layer in `experts --json` (docs/contracts.md); `router` and `shared` are documented extras.
@@ -25,11 +25,7 @@ def routing_json(result: dict) -> dict:
 
 
 def cmd_experts(args: argparse.Namespace) -> int:
-    client = _client(args)
-    try:
-        result = client.experts(args.prompt)
-    finally:
-        client.close()
+    result = ask(args, lambda client: client.experts(args.prompt))
     if args.json:
         print_json(routing_json(result))
         return 0
