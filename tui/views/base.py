@@ -24,6 +24,18 @@ from tui.data_source import DataSource, NoDataSource
 from tui.messages import Progress, WorkerFailed
 
 
+def numbers_and_histogram(view: str, title: str, numbers: str, histogram: str) -> list[Widget]:
+    """The top of a view of one tensor's numbers (the tensor view, the diff view): the message line, the title
+    (`#<view>-title`) and, side by side in `#<view>-top`, the numbers (`#<view>-<numbers>`) and a histogram titled
+    `histogram` (`#<view>-hist`)."""
+    from textual.containers import Horizontal
+
+    from tui.components.histogram import Histogram
+
+    return [Static("", classes="view-message"), Static(title, id=f"{view}-title"),
+            Horizontal(Static("", id=f"{view}-{numbers}"), Histogram(title=histogram, id=f"{view}-hist"), id=f"{view}-top")]
+
+
 def layer_bindings(view: str) -> list[Binding]:
     """`,` / `.`: the previous / next layer (`action_layer(step)`), ids `<view>.layer_prev` / `<view>.layer_next`:
     the same keys in every view that steps through layers."""

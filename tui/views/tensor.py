@@ -20,7 +20,7 @@ from tui.components.heatmap_grid import SmallMultiples
 from tui.components.histogram import Histogram
 from tui.css import widget_css
 from tui.expert_layout import is_fused_experts
-from tui.views.base import RemoteView
+from tui.views.base import RemoteView, numbers_and_histogram
 from tui.views.router_panel import RouterPanel
 
 
@@ -47,11 +47,7 @@ class TensorView(RemoteView):
     preview: dict[str, Any] | None = None
 
     def compose(self):
-        yield Static("", classes="view-message")
-        yield Static("", id="tensor-title")
-        with Horizontal(id="tensor-top"):
-            yield Static("", id="tensor-stats")
-            yield Histogram(title="histogram", id="tensor-hist")
+        yield from numbers_and_histogram("tensor", "", "stats", "histogram")
         yield Heatmap(title="weight matrix (mean |x| per block)", ramp="sequential", id="tensor-heatmap",
                       row_axis="row", col_axis="col", show_row_labels=False)
         with Horizontal(id="tensor-experts"):
