@@ -35,6 +35,18 @@ def ask(args: argparse.Namespace, request: Callable[[Any], R]) -> R:
         client.close()
 
 
+def run_forward(args: argparse.Namespace, request: Callable[[Any], R], to_json: Callable[[R], Any],
+                show: Callable[[R], None]) -> int:
+    """A forward command: `request(client)` (see `ask`), then `to_json(result)` printed with --json, else
+    `show(result)` (rich tables); exit status 0."""
+    result = ask(args, request)
+    if args.json:
+        print_json(to_json(result))
+    else:
+        show(result)
+    return 0
+
+
 def cmd_attention(args: argparse.Namespace) -> int:
     result = ask(args, lambda client: client.attention(args.prompt, args.layer))
     weights = result["weights"]
