@@ -249,8 +249,7 @@ def _dispatch(args: argparse.Namespace, explore: Callable[[argparse.Namespace], 
             raise UserError("the explorer opens through the llm-internals command (or `python -m llm_internals`); "
                             "`python -m internals.cli` runs the other commands")
         return explore(args) or 0
-    handler = getattr(commands, f"cmd_{args.command}")
-    return handler(args) or 0
+    return commands.handler(args.command)(args) or 0
 
 
 def print_json(obj: Any) -> None:
