@@ -25,7 +25,7 @@ from tui.components.histogram import Histogram
 from tui.css import widget_css
 from tui.expert_layout import is_fused_experts
 from tui.messages import Progress
-from tui.views.base import RemoteView
+from tui.views.base import RemoteView, numbers_and_histogram
 from tui.views.router_panel import RouterPanel
 
 
@@ -78,23 +78,18 @@ def spectrum_target(node: dict[str, Any]) -> str | None:
 class TensorView(RemoteView):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("s", "toggle_spectrum", "Spectrum", id="tensor.spectrum")]
     DEFAULT_CSS = widget_css(__file__)
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.node: dict[str, Any] | None = None
-        self.clip = False
-        self.preview: dict[str, Any] | None = None
-        self.spectrum: dict[str, Any] | None = None
-        self._spectrum_for: str | None = None  # the node whose spectrum was asked for
+    node: dict[str, Any] | None = None  # the tensor shown (a tree node)
+    clip = False  # the histogram clipped to the 0.1-99.9 percentiles
+    preview: dict[str, Any] | None = None
+    spectrum: dict[str, Any] | None = None
+    _spectrum_for: str | None = None  # the node whose spectrum was asked for
 
     def compose(self):
         yield Static("", classes="view-message")
         yield Static("", id="tensor-title")
         with TabbedContent(id="tensor-tabs", initial="tab-stats"):
             with TabPane("statistics", id="tab-stats"):
-                with Horizontal(id="tensor-top"):
-                    yield Static("", id="tensor-stats")
-                    yield Histogram(title="histogram", id="tensor-hist")
+                yield numbers_and_histogram("tensor", "stats", "histogram")
                 yield Heatmap(title="weight matrix (mean |x| per block)", ramp="sequential", id="tensor-heatmap",
                               row_axis="row", col_axis="col", show_row_labels=False)
                 with Horizontal(id="tensor-experts"):
