@@ -86,7 +86,7 @@ class AttentionView(PromptView):
         self.query_one("#attention-all", SmallMultiples).set_matrices(
             weights, groups=groups, titles=[f"h{h}" + (" sink" if h in self.sink_heads() else "") for h in range(heads)])
         self.query_one("#attention-all", SmallMultiples).highlight(self.head_idx)
-        self._draw_head()
+        self.draw_selected(data)
 
     def sink_heads(self) -> list[int]:
         """The heads whose mean attention on the first token (over query positions >= 1) is above SINK_SHARE."""
@@ -107,10 +107,8 @@ class AttentionView(PromptView):
             return list(data["tokens"])
         return [f"{a}-{b - 1} {data['tokens'][a]}" for a, b in zip(edges, edges[1:])]
 
-    def _draw_head(self) -> None:
-        data = self.data
-        if not data:
-            return
+    def draw_selected(self, data: dict[str, Any]) -> None:
+        """The selected head's map and the line under it."""
         tokens = self.labels()
         kv = data["kv_head_of"][self.head_idx]
         self.query_one("#attention-head", Heatmap).set_matrix(
@@ -135,7 +133,7 @@ class AttentionView(PromptView):
     @on(SmallMultiples.Selected)
     def _pick_head(self, event: SmallMultiples.Selected) -> None:
         self.head_idx = event.index
-        self._draw_head()
+        self.redraw()
 
     def action_layer(self, step: int) -> None:
         self.layer_idx = (self.layer_idx + step) % max(1, self.num_layers)
@@ -145,4 +143,4 @@ class AttentionView(PromptView):
         if self.data:
             self.head_idx = (self.head_idx + step) % self.data["num_heads"]
             self.query_one("#attention-all", SmallMultiples).highlight(self.head_idx)
-            self._draw_head()
+            self.draw_selected(self.data)

@@ -79,7 +79,7 @@ class AttributionView(PromptView):
 
     def show(self, data: dict[str, Any]) -> None:
         self.layer_idx = min(self.layer_idx, len(data["attention"]) - 1)
-        self._draw()
+        self.draw_selected(data)
         self.focus_if_shown()
 
     def parts(self) -> list[tuple[str, float]]:
@@ -95,10 +95,8 @@ class AttributionView(PromptView):
         return (f"logit of {data['target']!r} after {data['tokens'][-1]!r}:  sum {total:+.4f} + bias {data['bias']:+.4f} "
                 f"= {total + data['bias']:+.4f}   (logit {data['logit']:+.4f})  ·  , . layer")
 
-    def _draw(self) -> None:
-        data = self.data
-        if not data:
-            return
+    def draw_selected(self, data: dict[str, Any]) -> None:
+        """The parts' bars and the selected layer's heads."""
         rows = self.parts()
         heads = data["heads"][self.layer_idx]
         scale = max(abs(v) for _, v in rows + [(h, v) for h, v in enumerate(heads)]) or 1.0
@@ -117,9 +115,9 @@ class AttributionView(PromptView):
         return max(3, min(BAR_WIDTH, (column - 2 - 24) // 2)) if column else BAR_WIDTH
 
     def on_resize(self) -> None:
-        self._draw()
+        self.redraw()
 
     def action_layer(self, step: int) -> None:
         if self.data:
             self.layer_idx = (self.layer_idx + step) % len(self.data["attention"])
-            self._draw()
+            self.draw_selected(self.data)

@@ -128,6 +128,16 @@ class RemoteView(Vertical):
     def _show_progress(self, event: Progress) -> None:
         self.set_message(self.progress_text(event.fraction, event.message))
 
+    def redraw(self) -> None:
+        """Draw the part of the answer the view's keys select (a layer, a head, a grid) again, after a key changed
+        it or the view was resized; nothing before the first answer."""
+        if self.data:
+            self.draw_selected(self.data)
+
+    def draw_selected(self, data: Any) -> None:
+        """Draw the part of `data` the view's keys select (the views that have such keys)."""
+        raise NotImplementedError
+
     def export_data(self) -> Any:
         """The data behind the view (what Export writes as JSON)."""
         return self.data
