@@ -78,11 +78,14 @@ def spectrum_target(node: dict[str, Any]) -> str | None:
 class TensorView(RemoteView):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("s", "toggle_spectrum", "Spectrum", id="tensor.spectrum")]
     DEFAULT_CSS = widget_css(__file__)
-    node: dict[str, Any] | None = None  # the tensor shown (a tree node)
-    clip = False  # the histogram clipped to the 0.1-99.9 percentiles
-    preview: dict[str, Any] | None = None
-    spectrum: dict[str, Any] | None = None
-    _spectrum_for: str | None = None  # the node whose spectrum was asked for
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.node: dict[str, Any] | None = None
+        self.clip = False
+        self.preview: dict[str, Any] | None = None
+        self.spectrum: dict[str, Any] | None = None
+        self._spectrum_for: str | None = None  # the node whose spectrum was asked for
 
     def compose(self):
         yield Static("", classes="view-message")
