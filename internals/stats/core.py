@@ -469,21 +469,15 @@ def _block_view(x: np.ndarray, lo: int, hi: int) -> np.ndarray:
 # public entry points
 
 
-def _pattern_view(raw: Any, dtype: str, shape: tuple[int, ...] | None) -> tuple[DtypeInfo, np.ndarray, tuple[int, ...]]:
-    """The dtype, the typed view to count and the shape (default: flat) of an 8/16-bit tensor's raw bytes."""
+def count_patterns(raw: Any, dtype: str, shape: tuple[int, ...] | None = None, name: str = "", *,
+                   chunk_elements: int | None = None) -> PatternCounts:
+    """Count every bit pattern of an 8/16-bit tensor (BF16, F16, F8_*, I8, U8, I16, U16, BOOL) in one pass."""
     info = dtype_info(dtype)
     if not info.pattern_bits:
         raise UserError(f"dtype {info.code} has no pattern counts (only 8- and 16-bit dtypes)")
     if shape is None:
         shape = (_as_bytes(raw).size // int(info.itemsize),)
     typed, _ = _typed_view(raw, info, tuple(shape))
-    return info, typed, tuple(int(s) for s in shape)
-
-
-def count_patterns(raw: Any, dtype: str, shape: tuple[int, ...] | None = None, name: str = "", *,
-                   chunk_elements: int | None = None) -> PatternCounts:
-    """Count every bit pattern of an 8/16-bit tensor (BF16, F16, F8_*, I8, U8, I16, U16, BOOL) in one pass."""
-    info, typed, shape = _pattern_view(raw, dtype, shape)
     size = 1 << info.pattern_bits
     total = np.zeros(size, np.int64)
     n = typed.size
@@ -498,7 +492,7 @@ def count_patterns(raw: Any, dtype: str, shape: tuple[int, ...] | None = None, n
 
         for st in _run_blocks(n, block, lambda: _Counts32(size), work):
             total += st.flush()
-    return PatternCounts(info.code, total, shape, name)
+    return PatternCounts(info.code, total, tuple(int(s) for s in shape), name)
 
 
 def count_patterns_many(items: list[tuple[Any, str, tuple[int, ...], str]], *,
@@ -510,7 +504,15 @@ def count_patterns_many(items: list[tuple[Any, str, tuple[int, ...], str]], *,
     model); each worker counts into its own uint32 table and adds it to a tensor's total when it moves
     on to another tensor. Same counts as `count_patterns` on each.
     """
-    jobs = [(*_pattern_view(raw, dtype, shape), name) for raw, dtype, shape, name in items]
+    jobs = []
+    for raw, dtype, shape, name in items:
+        info = dtype_info(dtype)
+        if not info.pattern_bits:
+            raise UserError(f"dtype {info.code} has no pattern counts (only 8- and 16-bit dtypes)")
+        if shape is None:
+            shape = (_as_bytes(raw).size // int(info.itemsize),)
+        typed, _ = _typed_view(raw, info, tuple(shape))
+        jobs.append((info, typed, tuple(int(s) for s in shape), name))
     totals = [np.zeros(1 << info.pattern_bits, np.int64) for info, *_ in jobs]
     blocks: list[tuple[int, int, int]] = []  # (job, lo, hi), tensors in order
     for j, (_info, typed, _shape, _name) in enumerate(jobs):
