@@ -128,7 +128,8 @@ def _private_cache(tmp_path, monkeypatch):
 
 @pytest.fixture
 def fresh_spectrum_cache():
-    """The spectrum cache on, with nothing in memory before or after the test (its files go to the private cache)."""
+    """The spectrum engine's in-memory cache empty and the disk cache on (its files go to the private cache),
+    before and after the test; the spectrum tests use it as `pytestmark = pytest.mark.usefixtures(...)`."""
     from internals.spectrum import cache
 
     cache.clear_memory()

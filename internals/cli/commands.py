@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import importlib
+import sys
+from collections.abc import Callable
 
 from internals.cli.main import print_json
 from internals.model import open_model
@@ -79,55 +82,21 @@ def _expert_matrices(model, pattern: str | None) -> list:
     return [ref for name in params for ref in expert_matrices(model, name)]
 
 
-def cmd_attention(args: argparse.Namespace) -> int:
-    from internals.cli.forward import cmd_attention as run
-
-    return run(args)
-
-
-def cmd_lens(args: argparse.Namespace) -> int:
-    from internals.cli.forward import cmd_lens as run
-
-    return run(args)
-
-
-def cmd_experts(args: argparse.Namespace) -> int:
-    from internals.cli.experts import cmd_experts as run
-
-    return run(args)
-
-
-def cmd_generate(args: argparse.Namespace) -> int:
-    from internals.cli.forward import cmd_generate as run
-
-    return run(args)
-
-
 def cmd_worker(args: argparse.Namespace) -> int:
     from internals.worker.server import serve_from_args
 
     return serve_from_args(args)
 
 
-def cmd_diff(args: argparse.Namespace) -> int:
-    from internals.cli.diff import cmd_diff as run
-
-    return run(args)
-
-
-def cmd_activations(args: argparse.Namespace) -> int:
-    from internals.cli.causes import cmd_activations as run
-
-    return run(args)
+#: The commands implemented in modules of their own, imported only when run (so `--help` stays fast).
+ELSEWHERE: dict[str, str] = {
+    "attention": "internals.cli.forward", "lens": "internals.cli.forward", "experts": "internals.cli.experts",
+    "generate": "internals.cli.forward", "diff": "internals.cli.diff", "activations": "internals.cli.causes",
+    "patch": "internals.cli.causes", "attribute": "internals.cli.causes",
+}
 
 
-def cmd_patch(args: argparse.Namespace) -> int:
-    from internals.cli.causes import cmd_patch as run
-
-    return run(args)
-
-
-def cmd_attribute(args: argparse.Namespace) -> int:
-    from internals.cli.causes import cmd_attribute as run
-
-    return run(args)
+def handler(command: str) -> Callable[[argparse.Namespace], int]:
+    """The function that runs `command`: `cmd_<command>` of its module in ELSEWHERE, else of this one."""
+    module = importlib.import_module(ELSEWHERE[command]) if command in ELSEWHERE else sys.modules[__name__]
+    return getattr(module, f"cmd_{command}")

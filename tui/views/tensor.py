@@ -29,7 +29,7 @@ from tui.css import widget_css
 from tui.expert_layout import is_fused_experts
 from tui.keymap import key_shown
 from tui.messages import Progress
-from tui.views.base import RemoteView
+from tui.views.base import RemoteView, numbers_and_histogram
 from tui.views.router_panel import RouterPanel
 
 
@@ -114,9 +114,7 @@ class TensorView(RemoteView):
         yield Static("", id="tensor-title")
         with TabbedContent(id="tensor-tabs", initial="tab-stats"):
             with TabPane("statistics", id="tab-stats"):
-                with Horizontal(id="tensor-top"):
-                    yield Static("", id="tensor-stats")
-                    yield Histogram(title="histogram", id="tensor-hist")
+                yield numbers_and_histogram("tensor", "stats", "histogram")
                 yield Heatmap(title="weight matrix (mean |x| per block)", ramp="sequential", id="tensor-heatmap",
                               row_axis="row", col_axis="col", show_row_labels=False)
                 with Horizontal(id="tensor-experts"):

@@ -21,10 +21,7 @@ from internals.spectrum.model import brief
 from internals.weights import WeightStore
 from tests_helpers import CancelAfter, Cancelled
 
-
-@pytest.fixture(autouse=True)
-def _fresh_memory(fresh_spectrum_cache):
-    """Every test here starts from an empty in-memory spectrum cache (tests/conftest.py)."""
+pytestmark = pytest.mark.usefixtures("fresh_spectrum_cache")
 
 
 def _evals(w: np.ndarray) -> np.ndarray:

@@ -13,10 +13,7 @@ from internals.spectrum.model import SPECTRAL_METRICS, is_flagged
 from internals.worker.client import InProcessClient
 from internals.worker.service import ModelService
 
-
-@pytest.fixture(autouse=True)
-def _fresh_memory(fresh_spectrum_cache):
-    """Every test here starts from an empty in-memory spectrum cache (tests/conftest.py)."""
+pytestmark = pytest.mark.usefixtures("fresh_spectrum_cache")
 
 
 def _same(a, b) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from textual import on
 from textual.app import App, ComposeResult
 from textual.message import Message
 from textual.pilot import Pilot
@@ -194,22 +195,14 @@ class ViewApp(App[None]):
     def compose(self) -> ComposeResult:
         yield self.view
 
-    def on_open_node(self, message: OpenNode) -> None:
-        self.posted.append(message)
-
-    def on_follow_link(self, message: FollowLink) -> None:
-        self.posted.append(message)
-
-    def on_progress(self, message: Progress) -> None:
-        self.posted.append(message)
-
-    def on_worker_failed(self, message: WorkerFailed) -> None:
-        self.posted.append(message)
-
-    def on_close_lessons(self, message: CloseLessons) -> None:
-        self.posted.append(message)
-
-    def on_spectra_computed(self, message: SpectraComputed) -> None:
+    @on(OpenNode)
+    @on(FollowLink)
+    @on(Progress)
+    @on(WorkerFailed)
+    @on(CloseLessons)
+    @on(SpectraComputed)
+    def _record(self, message: Message) -> None:
+        """The app-level messages a view posts, in order."""
         self.posted.append(message)
 
     def of(self, kind: type[Message]) -> list[Message]:
