@@ -8,11 +8,14 @@ written once next to it (every tensor + normal noise of std 1e-3, and a rank-8 c
 tensor), both under benchmarks/.cache/ (gitignored). Reported (JSON to stdout and benchmarks/out/diff.json):
 
 - weight diff: seconds for `diff_weights` over every tensor (no cache, page cache warm), against a numpy
-  reduction over the bytes of both files in the same run (interleaved), and the ratio (target <= 3x);
+  reduction over the bytes of both files in the same run (interleaved), and the ratio (target <= 3x); also
+  the process CPU seconds of each run (both worker threads), which a shared machine disturbs less. On a busy
+  machine (load average above the cores) the ratio is refused (null, with the reason), as bench_stats does;
 - memory: peak RssAnon of the process during the diff minus the baseline, as a fraction of ONE checkpoint
   (target < 10%);
-- rank: `--rank` on every 2-D change (float64 Gram eigen-solve): seconds per matrix and in total, and the
-  second, cached request (target < 0.2 s).
+- rank: `--rank` on every 2-D change (Gram eigen-solve: float32 block products summed in float64 for large
+  matrices, `internals.diff.rank`): seconds per matrix and in total, and the second, cached request
+  (target < 0.2 s).
 """
 
 from __future__ import annotations
@@ -87,18 +90,19 @@ def run(args: argparse.Namespace) -> dict:
     sides = open_sides(str(base), str(tuned))
     try:
         diff_weights(sides, pattern="model.norm.weight", use_cache=False)  # imports, first-call costs
-        bandwidth_runs, diff_runs = [], []
+        bandwidth_runs, diff_runs, diff_cpu = [], [], []
         sampler = common.RssAnonSampler(0.01)
         result = None
         for rep in range(args.repeats):
             bandwidth_runs.append(common.measure_bandwidth(arrays, repeats=1)["seconds"])
-            t1 = time.perf_counter()
+            t1, c1 = time.perf_counter(), time.process_time()
             if rep == 0:
                 with sampler:
                     result = diff_weights(sides, use_cache=False, bins=args.bins)
             else:
                 diff_weights(sides, use_cache=False, bins=args.bins)
             diff_runs.append(time.perf_counter() - t1)
+            diff_cpu.append(time.process_time() - c1)
             log(f"run {rep + 1}: diff {diff_runs[-1]:.2f} s, bandwidth {bandwidth_runs[-1]:.2f} s")
         diff_seconds, bw_seconds = min(diff_runs), min(bandwidth_runs)
 
@@ -122,6 +126,7 @@ def run(args: argparse.Namespace) -> dict:
             cached.append(time.perf_counter() - t1)
     finally:
         sides.close()
+    busy = common.busy_reason()
     ratio = diff_seconds / bw_seconds
     peak_fraction = sampler.extra / one_checkpoint
     assert result is not None
@@ -142,7 +147,7 @@ def run(args: argparse.Namespace) -> dict:
         "machine": common.machine(),
         "torch_threads": __import__("torch").get_num_threads(),
         "changed_tensors": changed,
-        "weight_diff": {"seconds": diff_seconds, "seconds_runs": diff_runs,
+        "weight_diff": {"seconds": diff_seconds, "seconds_runs": diff_runs, "cpu_seconds_runs": diff_cpu,
                         "seconds_median": statistics.median(diff_runs),
                         "bytes_per_s_both_files": 2 * one_checkpoint / diff_seconds},
         "bandwidth": {"seconds": bw_seconds, "seconds_runs": bandwidth_runs,
@@ -150,6 +155,7 @@ def run(args: argparse.Namespace) -> dict:
                       "note": "numpy reduction over the bytes of both files, page cache warm, interleaved with "
                               "the diff runs; best of the runs"},
         "ratio_to_bandwidth": ratio,
+        "busy": busy,
         "memory": {**sampler.report(), "one_checkpoint_bytes": one_checkpoint, "fraction_of_one_checkpoint": peak_fraction,
                    "measured": "RssAnon of the process during the first diff pass, minus the baseline"},
         "rank": {"matrices": len(per_matrix), "seconds_total": rank_seconds,
@@ -175,8 +181,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache-dir", default=str(common.DEFAULT_CACHE))
     p.add_argument("--out-name", default="diff", help="report name under benchmarks/out/")
     args = p.parse_args(argv)
+    from benchmarks.bench_stats import refuse_ratios
+
     report = run(args)
-    common.write_report(report, args.out_name)
+    common.write_report(refuse_ratios(report, report["busy"]), args.out_name)
     return 0
 
 

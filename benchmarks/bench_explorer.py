@@ -61,13 +61,9 @@ async def main():
     initial = first_screen_info(source)
     worker = ManagedWorker(WorkerOptions(model=model or None))
     worker.start(wait=initial is None)  # as `llm-internals MODEL` does
-    from tui.app import ExplorerApp
-    app = ExplorerApp(worker, model_label="bench", initial_info=initial, tune_gc=True)
+    from benchmarks.explorer_session import tree_drawn
     try:
-        async with app.run_test(size=(120, 40)) as pilot:
-            while not app.nodes:
-                await asyncio.sleep(0.005)
-            await pilot.pause()
+        async with tree_drawn(worker, initial) as (app, pilot):
             interactive = time.perf_counter() - t0
             while app.info_provisional:
                 await asyncio.sleep(0.005)

@@ -66,13 +66,9 @@ async def main():
         worker.start(wait=initial is None)  # as `llm-internals MODEL` does
     finally:
         os.chdir(here)
-    from tui.app import ExplorerApp
-    app = ExplorerApp(worker, model_label="bench", initial_info=initial, tune_gc=True)
+    from benchmarks.explorer_session import tree_drawn
     try:
-        async with app.run_test(size=(120, 40)) as pilot:
-            while not app.nodes:
-                await asyncio.sleep(0.005)
-            await pilot.pause()
+        async with tree_drawn(worker, initial) as (app, pilot):
             tree_s = time.perf_counter() - t0
             # the first match of the query, opened as Enter in the search box opens it (typing is the
             # user's time, not the explorer's: the clock runs from the command, with no typing pause)

@@ -126,6 +126,18 @@ def _private_cache(tmp_path, monkeypatch):
     yield
 
 
+@pytest.fixture
+def fresh_spectrum_cache():
+    """The spectrum engine's in-memory cache empty and the disk cache on (its files go to the private cache),
+    before and after the test; the spectrum tests use it as `pytestmark = pytest.mark.usefixtures(...)`."""
+    from internals.spectrum import cache
+
+    cache.clear_memory()
+    cache.use_cache(True)
+    yield cache
+    cache.clear_memory()
+
+
 def pytest_collection_modifyitems(config, items):
     """Skip the tests marked `cuda` unless LLM_INTERNALS_TEST_CUDA=1 and torch sees a CUDA GPU."""
     cuda_items = [item for item in items if item.get_closest_marker("cuda")]

@@ -83,6 +83,11 @@ class DataSource(Protocol):
         (per expert: `l2_norm`, `std`, `kurtosis`, ...)."""
         ...
 
+    def expert_spectra(self, name: str, on_progress: ProgressCallback | None = None) -> dict[str, Any]:
+        """Each expert's spectrum of a stacked expert parameter, in brief: `experts` (per expert: `alpha`,
+        `ks_distance`, `stable_rank`, `num_spikes`, `m`, `flagged`); `spectrum("NAME[e]")` gives one in full."""
+        ...
+
     def router_summary(self, name: str) -> dict[str, Any]:
         """A router weight: `row_norms` per expert and the `cosine` similarity matrix of the rows."""
         ...

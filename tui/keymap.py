@@ -11,6 +11,10 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from textual.dom import DOMNode
 
 
 def keymap_path() -> Path:
@@ -33,3 +37,15 @@ def load_keymap(path: Path | None = None) -> tuple[dict[str, str], str | None]:
     if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in data.items()):
         return {}, f'{path} was ignored: it must be a JSON object of binding id to keys, e.g. {{"view.attention": "a"}}'
     return data, None
+
+
+def key_shown(node: DOMNode, binding_id: str) -> str:
+    """The key that runs binding `binding_id` on `node` now, after the user's keymap, written as the footer
+    writes it (so a line of help text never names a key the user has remapped). Textual applies the keymap to
+    the screen's active bindings, not to the node's own; a binding not active now shows its own key."""
+    candidates = [active.binding for active in node.screen.active_bindings.values()]
+    candidates += [binding for bindings in node._bindings.key_to_bindings.values() for binding in bindings]
+    for binding in candidates:
+        if binding.id == binding_id:
+            return node.app.get_key_display(binding)
+    raise KeyError(f"{type(node).__name__} has no binding {binding_id!r}")

@@ -34,7 +34,7 @@ class HelpScreen(ModalScreen[None]):
             table.add_row(binding.key.replace("_", " "), binding.description, binding.id or "")
         extra = [
             ("arrows / h j k l", "move the cursor in heatmaps, plots and grids", ""),
-            (", .", "previous / next layer (attention, lens)", ""),
+            (", .", "previous / next layer (attention, lens, experts); expert (spectrum tab of stacked experts)", ""),
             ("- =", "previous / next head (attention)", ""),
             ("l / c", "histogram: log counts / clip outliers to [p1, p99]", ""),
             ("m", "cross-layer view: next statistic (std, RMS, kurtosis...)", ""),

@@ -14,8 +14,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from internals.cli.forward import _client
-from internals.cli.main import print_json
+from internals.cli.forward import run_forward
 from internals.cli.render import fraction_progress
 from internals.worker.contract import SINK_SHARE
 from internals.worker.protocol import jsonable
@@ -52,14 +51,11 @@ def _nan_to_none(array: np.ndarray) -> list:
 
 
 def cmd_activations(args: argparse.Namespace) -> int:
-    client = _client(args)
-    try:
-        result = client.activations(args.prompt)
-    finally:
-        client.close()
-    if args.json:
-        print_json(activations_json(result))
-        return 0
+    return run_forward(args, lambda client: client.activations(args.prompt), activations_json, print_activations)
+
+
+def print_activations(result: dict[str, Any]) -> None:
+    """The residual norms, the largest activations and the sink heads, as rich tables."""
     console = Console()
     norms = result["residual_norm"]
     table = Table(title="residual stream L2 norm (rows: the embedding, then after each layer)", title_justify="left")
@@ -81,19 +77,18 @@ def cmd_activations(args: argparse.Namespace) -> int:
              if v > SINK_SHARE]
     console.print(f"sink heads (mean attention on the first token > {SINK_SHARE}): "
                   + (", ".join(f"L{layer}H{head} {v:.2f}" for layer, head, v in sinks) or "none"))
-    return 0
 
 
 def cmd_patch(args: argparse.Namespace) -> int:
-    client = _client(args)
-    try:
+    def patch(client: Any) -> dict[str, Any]:
         with fraction_progress("patching", enabled=not args.json) as progress:
-            result = client.patch(args.clean, args.corrupt, target=args.target, on_progress=progress)
-    finally:
-        client.close()
-    if args.json:
-        print_json(patch_json(result))
-        return 0
+            return client.patch(args.clean, args.corrupt, target=args.target, on_progress=progress)
+
+    return run_forward(args, patch, patch_json, print_patch)
+
+
+def print_patch(result: dict[str, Any]) -> None:
+    """The patching grids, as rich tables."""
     console = Console()
     console.print(f"target {result['target']!r} vs the corrupted run's top {result['corrupt_top']!r}: logit difference "
                   f"clean {result['clean_logit_diff']:.3f}, corrupted {result['corrupt_logit_diff']:.3f}"
@@ -115,18 +110,15 @@ def cmd_patch(args: argparse.Namespace) -> int:
     for layer, row in enumerate(result["heads"]):
         table.add_row(str(layer), *(f"{v:.2f}" for v in row))
     console.print(table)
-    return 0
 
 
 def cmd_attribute(args: argparse.Namespace) -> int:
-    client = _client(args)
-    try:
-        result = client.attribute(args.prompt, target=args.target)
-    finally:
-        client.close()
-    if args.json:
-        print_json(attribute_json(result))
-        return 0
+    return run_forward(args, lambda client: client.attribute(args.prompt, target=args.target), attribute_json,
+                       print_attribution)
+
+
+def print_attribution(result: dict[str, Any]) -> None:
+    """The parts' and top heads' shares of the logit, as a rich table."""
     table = Table(title=f"direct logit attribution of {result['target']!r} after {result['tokens'][-1]!r}",
                   title_justify="left")
     table.add_column("part")
@@ -141,7 +133,6 @@ def cmd_attribute(args: argparse.Namespace) -> int:
     total = result["embedding"] + sum(result["attention"]) + sum(result["mlp"])
     table.add_row("sum + bias", f"{total + result['bias']:+.3f}", f"= logit {result['logit']:+.3f}")
     Console().print(table)
-    return 0
 
 
 def lens_tracks_json(result: dict[str, Any]) -> dict[str, Any]:

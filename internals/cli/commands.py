@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from collections.abc import Callable
@@ -66,12 +67,13 @@ def cmd_spectrum(args: argparse.Namespace) -> int:
     from internals.weights import require_weights
 
     model = _open(args)
-    require_weights(model.store, "spectrum")
-    refs = matrices_of(model.store, model.tensor_names(args.tensor), explicit=bool(args.tensor))
+    store = require_weights(model.store, "spectrum")
+    refs = _expert_matrices(model, args.tensor) or matrices_of(store, model.tensor_names(args.tensor),
+                                                                 explicit=bool(args.tensor))
     cache.use_cache(not args.no_cache)
     with stats_progress(len(refs), enabled=len(refs) > 1, label="spectra") as update:
         progress = None if update is None else (lambda frac, name: update(int(frac * len(refs)), len(refs), name))
-        results = list(iter_spectra(model.store, [r.name for r in refs], progress=progress))
+        results = list(iter_spectra(store, refs, progress=progress))
     if args.json:
         print_json({"tensors": results})
     else:
@@ -79,28 +81,18 @@ def cmd_spectrum(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_attention(args: argparse.Namespace) -> int:
-    from internals.cli.forward import cmd_attention as run
+def _expert_matrices(model, pattern: str | None) -> list:
+    """When `--tensor` matches no stored tensor but stacked expert parameters (e.g. Mixtral's fused
+    `mlp.experts.gate_up_proj`): one matrix per expert of each, named `parameter[e]`; else nothing."""
+    import fnmatch
 
-    return run(args)
+    from internals.experts.spectra import expert_matrices
 
-
-def cmd_lens(args: argparse.Namespace) -> int:
-    from internals.cli.forward import cmd_lens as run
-
-    return run(args)
-
-
-def cmd_experts(args: argparse.Namespace) -> int:
-    from internals.cli.experts import cmd_experts as run
-
-    return run(args)
-
-
-def cmd_generate(args: argparse.Namespace) -> int:
-    from internals.cli.forward import cmd_generate as run
-
-    return run(args)
+    if not pattern or any(fnmatch.fnmatchcase(n, pattern) for n in model.store.names()):
+        return []
+    params = [p.name for p in model.structure.params.values()
+              if p.tied_to is None and len(p.shape) == 3 and p.stored and fnmatch.fnmatchcase(p.name, pattern)]
+    return [ref for name in params for ref in expert_matrices(model, name)]
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -109,25 +101,15 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return serve_from_args(args)
 
 
-def cmd_diff(args: argparse.Namespace) -> int:
-    from internals.cli.diff import cmd_diff as run
-
-    return run(args)
-
-
-def cmd_activations(args: argparse.Namespace) -> int:
-    from internals.cli.causes import cmd_activations as run
-
-    return run(args)
+#: The commands implemented in modules of their own, imported only when run (so `--help` stays fast).
+ELSEWHERE: dict[str, str] = {
+    "attention": "internals.cli.forward", "lens": "internals.cli.forward", "experts": "internals.cli.experts",
+    "generate": "internals.cli.forward", "diff": "internals.cli.diff", "activations": "internals.cli.causes",
+    "patch": "internals.cli.causes", "attribute": "internals.cli.causes",
+}
 
 
-def cmd_patch(args: argparse.Namespace) -> int:
-    from internals.cli.causes import cmd_patch as run
-
-    return run(args)
-
-
-def cmd_attribute(args: argparse.Namespace) -> int:
-    from internals.cli.causes import cmd_attribute as run
-
-    return run(args)
+def handler(command: str) -> Callable[[argparse.Namespace], int]:
+    """The function that runs `command`: `cmd_<command>` of its module in ELSEWHERE, else of this one."""
+    module = importlib.import_module(ELSEWHERE[command]) if command in ELSEWHERE else sys.modules[__name__]
+    return getattr(module, f"cmd_{command}")

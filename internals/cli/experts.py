@@ -7,12 +7,12 @@ and the explorer's routing view share the worker's `experts` operation.
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from internals.cli.forward import _client
-from internals.cli.main import print_json
+from internals.cli.forward import run_forward
 
 #: The keys of each layer in `experts --json` (docs/contracts.md); `router` and `shared` are documented extras.
 LAYER_KEYS = ("layer", "experts", "weights", "load", "weight_share", "unused", "router", "shared")
@@ -25,14 +25,11 @@ def routing_json(result: dict) -> dict:
 
 
 def cmd_experts(args: argparse.Namespace) -> int:
-    client = _client(args)
-    try:
-        result = client.experts(args.prompt)
-    finally:
-        client.close()
-    if args.json:
-        print_json(routing_json(result))
-        return 0
+    return run_forward(args, lambda client: client.experts(args.prompt), routing_json, print_routing)
+
+
+def print_routing(result: dict[str, Any]) -> None:
+    """Each layer's routing and load, as rich tables."""
     console = Console()
     tokens = result["tokens"]
     for layer in result["layers"]:
@@ -49,4 +46,3 @@ def cmd_experts(args: argparse.Namespace) -> int:
         console.print(f"  load (tokens per expert, share of routing weight): {load}   unused: {unused}")
         if layer.get("shared"):
             console.print(f"  shared expert {layer['shared']['module']}: every token passes through it")
-    return 0

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from rich.console import Console
 from rich.table import Table
 
 from internals.cli.main import print_json
 from internals.worker.protocol import jsonable
+
+R = TypeVar("R")
 
 
 def _client(args: argparse.Namespace):
@@ -21,12 +25,30 @@ def _client(args: argparse.Namespace):
     return make_client(args)
 
 
-def cmd_attention(args: argparse.Namespace) -> int:
+def ask(args: argparse.Namespace, request: Callable[[Any], R]) -> R:
+    """`request(client)` on the client of `args` (`_client`: --connect or this process), closed after: the
+    one place the forward commands open and close their client."""
     client = _client(args)
     try:
-        result = client.attention(args.prompt, args.layer)
+        return request(client)
     finally:
         client.close()
+
+
+def run_forward(args: argparse.Namespace, request: Callable[[Any], R], to_json: Callable[[R], Any],
+                show: Callable[[R], None]) -> int:
+    """A forward command: `request(client)` (see `ask`), then `to_json(result)` printed with --json, else
+    `show(result)` (rich tables); exit status 0."""
+    result = ask(args, request)
+    if args.json:
+        print_json(to_json(result))
+    else:
+        show(result)
+    return 0
+
+
+def cmd_attention(args: argparse.Namespace) -> int:
+    result = ask(args, lambda client: client.attention(args.prompt, args.layer))
     weights = result["weights"]
     if args.json:
         print_json({
@@ -54,14 +76,9 @@ def cmd_attention(args: argparse.Namespace) -> int:
 
 
 def cmd_lens(args: argparse.Namespace) -> int:
-    client = _client(args)
-    tracks = None
-    try:
-        result = client.lens(args.prompt, top_k=args.top)
-        if getattr(args, "track", None):
-            tracks = client.lens_tracks(args.prompt, args.track)
-    finally:
-        client.close()
+    track = getattr(args, "track", None)
+    result, tracks = ask(args, lambda client: (client.lens(args.prompt, top_k=args.top),
+                                               client.lens_tracks(args.prompt, track) if track else None))
     layers = [{"layer": e["layer"], "top_ids": jsonable(e["top_ids"]), "top_probs": jsonable(e["top_probs"]),
                "top_tokens": e["top_tokens"]} for e in result["layers"]]
     if args.json:

@@ -113,6 +113,21 @@ def _prompt_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prompt", required=True, help="the text to run through the model")
 
 
+def _forward_parser(sub: Any, name: str, help: str, *options: tuple[str, dict[str, Any]], prompt: bool = True,
+                    json_help: str | None = None) -> argparse.ArgumentParser:
+    """A forward-pass command's parser: the model, --prompt (unless `prompt` is False), the command's own
+    `options` ((flag, add_argument keywords), in order), --json and the runtime options."""
+    p = sub.add_parser(name, help=help)
+    _model_args(p)
+    if prompt:
+        _prompt_args(p)
+    for flag, keywords in options:
+        p.add_argument(flag, **keywords)
+    p.add_argument("--json", action="store_true", help=json_help)
+    _runtime_args(p)
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="llm-internals", description="Explore the insides of a large language model in the terminal.",
                      epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -145,58 +160,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print {\"tensors\": [...]}")
     p.add_argument("--no-cache", action="store_true", help="recompute instead of reading the spectrum cache")
 
-    p = sub.add_parser("attention", help="attention weights of one layer on a prompt")
-    _model_args(p)
-    _prompt_args(p)
-    p.add_argument("--layer", type=int, default=0, help="layer index (default 0; negative counts from the end)")
-    p.add_argument("--json", action="store_true")
-    _runtime_args(p)
-
-    p = sub.add_parser("lens", help="logit lens: top next tokens at every layer and position")
-    _model_args(p)
-    _prompt_args(p)
-    p.add_argument("--top", type=_positive_int, default=5, help="tokens per position (default 5)")
-    p.add_argument("--track", action="append", metavar="TOKEN",
-                   help="also follow this token (exactly one token; repeatable): its rank and probability after "
-                        "every attention block and every layer at the last position")
-    p.add_argument("--json", action="store_true")
-    _runtime_args(p)
-
-    p = sub.add_parser("activations", help="residual stream norms, massive activations and attention sinks")
-    _model_args(p)
-    _prompt_args(p)
-    p.add_argument("--json", action="store_true")
-    _runtime_args(p)
-
-    p = sub.add_parser("patch", help="activation patching between a clean and a corrupted prompt")
-    _model_args(p)
-    p.add_argument("--clean", required=True, help="the prompt whose answer is restored")
-    p.add_argument("--corrupt", required=True, help="the corrupted prompt (the same number of tokens)")
-    p.add_argument("--target", metavar="TOKEN", help="the answer token (default: the clean run's top token)")
-    p.add_argument("--json", action="store_true")
-    _runtime_args(p)
-
-    p = sub.add_parser("attribute", help="direct logit attribution of the next token")
-    _model_args(p)
-    _prompt_args(p)
-    p.add_argument("--target", metavar="TOKEN", help="the token whose logit is split (default: the top token)")
-    p.add_argument("--json", action="store_true")
-    _runtime_args(p)
-
-    p = sub.add_parser("experts", help="which experts each token is routed to, per MoE layer")
-    _model_args(p)
-    _prompt_args(p)
-    p.add_argument("--json", action="store_true", help="print one JSON object (docs/contracts.md, \"Expert routing\")")
-    _runtime_args(p)
-
-    p = sub.add_parser("generate", help="continue a prompt")
-    _model_args(p)
-    _prompt_args(p)
-    p.add_argument("--max-new-tokens", type=_positive_int, default=32)
-    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", action="store_true")
-    _runtime_args(p)
+    _forward_parser(sub, "attention", "attention weights of one layer on a prompt",
+                    ("--layer", dict(type=int, default=0, help="layer index (default 0; negative counts from the end)")))
+    _forward_parser(sub, "lens", "logit lens: top next tokens at every layer and position",
+                    ("--top", dict(type=_positive_int, default=5, help="tokens per position (default 5)")),
+                    ("--track", dict(action="append", metavar="TOKEN",
+                                     help="also follow this token (exactly one token; repeatable): its rank and probability "
+                                          "after every attention block and every layer at the last position")))
+    _forward_parser(sub, "activations", "residual stream norms, massive activations and attention sinks")
+    _forward_parser(sub, "patch", "activation patching between a clean and a corrupted prompt",
+                    ("--clean", dict(required=True, help="the prompt whose answer is restored")),
+                    ("--corrupt", dict(required=True, help="the corrupted prompt (the same number of tokens)")),
+                    ("--target", dict(metavar="TOKEN", help="the answer token (default: the clean run's top token)")),
+                    prompt=False)
+    _forward_parser(sub, "attribute", "direct logit attribution of the next token",
+                    ("--target", dict(metavar="TOKEN", help="the token whose logit is split (default: the top token)")))
+    _forward_parser(sub, "experts", "which experts each token is routed to, per MoE layer",
+                    json_help="print one JSON object (docs/contracts.md, \"Expert routing\")")
+    _forward_parser(sub, "generate", "continue a prompt",
+                    ("--max-new-tokens", dict(type=_positive_int, default=32)),
+                    ("--temperature", dict(type=float, default=0.0, help="0 = greedy (default)")),
+                    ("--seed", dict(type=int, default=0)))
 
     p = sub.add_parser("diff", help="compare two models: what fine-tuning, distillation or an adapter changed")
     p.add_argument("base", metavar="BASE", help="the original model: hub id, folder or .safetensors file")
@@ -300,8 +284,7 @@ def _dispatch(args: argparse.Namespace, explore: Callable[[argparse.Namespace], 
             raise UserError("the explorer opens through the llm-internals command (or `python -m llm_internals`); "
                             "`python -m internals.cli` runs the other commands")
         return explore(args) or 0
-    handler = getattr(commands, f"cmd_{args.command}")
-    return handler(args) or 0
+    return commands.handler(args.command)(args) or 0
 
 
 def print_json(obj: Any) -> None:

@@ -122,41 +122,41 @@ def print_spectrum_table(results: Sequence[Mapping[str, Any]], console: Console 
 
 
 @contextmanager
-def stats_progress(
-    total: int, enabled: bool = True, label: str = "statistics"
-) -> Iterator[Callable[[int, int, str], None] | None]:
-    """A progress bar on stderr; yields the callback `iter_stats` calls after each tensor."""
+def _progress_bar(label: str, total: float, enabled: bool, count_column: Any) -> Iterator[Callable[..., None] | None]:
+    """A transient progress bar on stderr (`label`, bar, `count_column`, time left, description); yields
+    `update(completed, description)`, or None when not `enabled` or stderr is not a terminal."""
     console = Console(stderr=True)
     if not enabled or not console.is_terminal:
         yield None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+    with Progress(TextColumn(label), BarColumn(), count_column(), TimeRemainingColumn(),
                   TextColumn("{task.description}"), console=console, transient=True) as progress:
         task = progress.add_task("", total=total)
 
-        def update(done: int, _total: int, name: str) -> None:
-            progress.update(task, completed=done, description=name)
+        def update(completed: float, description: str) -> None:
+            progress.update(task, completed=completed, description=description)
 
         yield update
+
+
+@contextmanager
+def stats_progress(
+    total: int, enabled: bool = True, label: str = "statistics"
+) -> Iterator[Callable[[int, int, str], None] | None]:
+    """A progress bar on stderr; yields the callback `iter_stats` calls after each tensor."""
+    from rich.progress import MofNCompleteColumn
+
+    with _progress_bar(label, total, enabled, MofNCompleteColumn) as update:
+        yield None if update is None else (lambda done, _total, name: update(done, name))
 
 
 @contextmanager
 def fraction_progress(label: str, enabled: bool = True) -> Iterator[Callable[[float, str], None] | None]:
     """A progress bar on stderr for an operation that reports `progress(fraction, message)`; None when
     stderr is not a terminal (scripts and --json get no bar)."""
-    console = Console(stderr=True)
-    if not enabled or not console.is_terminal:
-        yield None
-        return
-    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+    from rich.progress import TaskProgressColumn
 
-    with Progress(TextColumn(label), BarColumn(), TaskProgressColumn(), TimeRemainingColumn(),
-                  TextColumn("{task.description}"), console=console, transient=True) as progress:
-        task = progress.add_task("", total=1.0)
-
-        def update(fraction: float, message: str) -> None:
-            progress.update(task, completed=fraction, description=message)
-
+    with _progress_bar(label, 1.0, enabled, TaskProgressColumn) as update:
         yield update

@@ -17,9 +17,11 @@ import math
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import TypedDict
 
 import torch
 import torch.nn.functional as F
+from typing_extensions import Unpack
 
 INDUCTION_SEED = 1234
 INDUCTION_N_SEQS = 8
@@ -86,16 +88,18 @@ def random_repeated_tokens(
     return torch.cat([first, first], dim=1)
 
 
-def induction_scores(
-    model,
-    tokenizer,
-    n_seqs: int = INDUCTION_N_SEQS,
-    seq_len: int = INDUCTION_SEQ_LEN,
-    seed: int = INDUCTION_SEED,
-    token_ids: Sequence[int] | None = None,
-) -> torch.Tensor:
-    """[layers, heads]: mean attention from position i of the second copy to i - seq_len + 1."""
-    ids = random_repeated_tokens(tokenizer, n_seqs, seq_len, seed, token_ids)
+class RepeatedTokens(TypedDict, total=False):
+    """The rest of `random_repeated_tokens`' options, which `induction_scores` passes on."""
+
+    n_seqs: int
+    seed: int
+    token_ids: Sequence[int] | None
+
+
+def induction_scores(model, tokenizer, seq_len: int = INDUCTION_SEQ_LEN, **batch: Unpack[RepeatedTokens]) -> torch.Tensor:
+    """[layers, heads]: mean attention from position i of the second copy to i - seq_len + 1, over
+    `random_repeated_tokens(tokenizer, seq_len=seq_len, **batch)`."""
+    ids = random_repeated_tokens(tokenizer, seq_len=seq_len, **batch)
     att = attentions(model, ids)  # L, B, H, 2S, 2S
     diag = torch.diagonal(att, offset=-(seq_len - 1), dim1=-2, dim2=-1)  # att[..., i, i-S+1], i = S-1 .. 2S-1
     return diag[..., 1:].mean(dim=(1, 3))  # keep i = S .. 2S-1 (the second copy)

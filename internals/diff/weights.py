@@ -1,8 +1,9 @@
 """Exact, streamed weight change of one tensor: ‖ΔW‖_F, relative change, cosine, max|ΔW| and ΔW's histogram.
 
 Two stored float tensors (BF16, F16, F32, F64; the two sides may differ) go through numba kernels over the
-memory maps (`internals.diff._kernels`), in blocks on the statistics engine's worker threads: no copy, no
-temporary, memory bounded by per-thread tables. Everything else (an adapter's change, other dtypes) is made
+memory maps (`internals.diff._kernels`: decoded a tile of 1,024 values at a time, vectorized), in blocks on
+the statistics engine's worker threads: no copy, no temporary beyond the tiles, memory bounded by per-thread
+tables. Everything else (an adapter's change, other dtypes) is made
 in float64 torch blocks of rows (`CHUNK_ELEMENTS` values, `row_blocks`); for an adapter the block of ΔW is
 scale · B[rows]·A from the factors, so the merged weight never exists. Both paths: pass 1 gives the float64
 sums ΔW·ΔW, W·W and W·ΔW (‖W'‖² and W·W' follow from them) and the extremes of ΔW, combined with `math.fsum`
@@ -37,8 +38,9 @@ def _as_rows(t: torch.Tensor) -> torch.Tensor:
 
 
 def row_blocks(pair: TensorPair, base: WeightStore, tuned: WeightStore | None,
-               chunk_elements: int = CHUNK_ELEMENTS) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """(W_base block, ΔW block) in float64, by blocks of rows of the base tensor (as stored)."""
+               chunk_elements: int = CHUNK_ELEMENTS,
+               dtype: torch.dtype = torch.float64) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(W_base block, ΔW block) in `dtype` (float64 unless asked), by blocks of rows of the base tensor (as stored)."""
     w = _as_rows(base.tensor(pair.base))
     rows, cols = w.shape
     if pair.tuned is not None:
@@ -47,8 +49,8 @@ def row_blocks(pair: TensorPair, base: WeightStore, tuned: WeightStore | None,
     a = b = None
     if pair.lora is not None:
         assert tuned is not None
-        a = tuned.tensor(pair.lora.a_name).to(torch.float64)  # r x in
-        b = tuned.tensor(pair.lora.b_name).to(torch.float64) * pair.lora.scale  # out x r
+        a = tuned.tensor(pair.lora.a_name).to(dtype)  # r x in
+        b = tuned.tensor(pair.lora.b_name).to(dtype) * pair.lora.scale  # out x r
     if rows == 0 or cols == 0:
         return
     step = max(1, chunk_elements // cols)
@@ -56,9 +58,9 @@ def row_blocks(pair: TensorPair, base: WeightStore, tuned: WeightStore | None,
         flat_w = w.reshape(-1)
         flat_o = other.reshape(-1) if pair.tuned is not None else None
         for lo in range(0, cols, chunk_elements):
-            wb = flat_w[lo:lo + chunk_elements].to(torch.float64).reshape(1, -1)
+            wb = flat_w[lo:lo + chunk_elements].to(dtype).reshape(1, -1)
             d = (
-                (flat_o[lo : lo + chunk_elements].to(torch.float64).reshape(1, -1) - wb)
+                (flat_o[lo : lo + chunk_elements].to(dtype).reshape(1, -1) - wb)
                 if flat_o is not None
                 else torch.zeros_like(wb)
             )
@@ -66,9 +68,9 @@ def row_blocks(pair: TensorPair, base: WeightStore, tuned: WeightStore | None,
         return
     for lo in range(0, rows, step):
         hi = min(rows, lo + step)
-        wb = w[lo:hi].to(torch.float64)
+        wb = w[lo:hi].to(dtype)
         if pair.tuned is not None:
-            d = other[lo:hi].to(torch.float64).sub_(wb)
+            d = other[lo:hi].to(dtype).sub_(wb)
         else:
             d = torch.zeros_like(wb)
         if pair.lora is not None and a is not None and b is not None:
@@ -77,52 +79,60 @@ def row_blocks(pair: TensorPair, base: WeightStore, tuned: WeightStore | None,
 
 
 def col_blocks(pair: TensorPair, base: WeightStore, tuned: WeightStore | None,
-               chunk_elements: int = CHUNK_ELEMENTS) -> Iterator[torch.Tensor]:
-    """ΔW in float64 by blocks of columns (for ΔWΔWᵀ of a wide matrix without holding ΔW)."""
+               chunk_elements: int = CHUNK_ELEMENTS, dtype: torch.dtype = torch.float64) -> Iterator[torch.Tensor]:
+    """ΔW in `dtype` (float64 unless asked) by blocks of columns (for ΔWΔWᵀ of a wide matrix without holding ΔW)."""
     w = _as_rows(base.tensor(pair.base))
     rows, cols = w.shape
     other = _as_rows(tuned.tensor(pair.tuned)) if pair.tuned is not None and tuned is not None else None
     a = b = None
     if pair.lora is not None and tuned is not None:
-        a = tuned.tensor(pair.lora.a_name).to(torch.float64)
-        b = tuned.tensor(pair.lora.b_name).to(torch.float64) * pair.lora.scale
+        a = tuned.tensor(pair.lora.a_name).to(dtype)
+        b = tuned.tensor(pair.lora.b_name).to(dtype) * pair.lora.scale
     step = max(1, chunk_elements // max(1, rows))
     for lo in range(0, cols, step):
         hi = min(cols, lo + step)
-        d = (other[:, lo:hi].to(torch.float64) - w[:, lo:hi].to(torch.float64)) if other is not None \
-            else torch.zeros((rows, hi - lo), dtype=torch.float64)
+        d = (other[:, lo:hi].to(dtype) - w[:, lo:hi].to(dtype)) if other is not None \
+            else torch.zeros((rows, hi - lo), dtype=dtype)
         if pair.lora is not None and a is not None and b is not None:
             d = d + (a.T @ b.T[:, lo:hi] if pair.lora.transpose else b @ a[:, lo:hi])
         yield d
 
 
-_TABLE_CODES = ("BF16", "F16")
 _FLOAT_VIEWS = {"F32": np.float32, "F64": np.float64}
+#: The table argument of sides decoded without one (read-only like the F16 table: one compiled signature).
+NO_TABLE = np.zeros(1)
+NO_TABLE.setflags(write=False)
 
 
-def _decoded(store: WeightStore, name: str) -> tuple[np.ndarray, np.ndarray, bool] | None:
-    """(flat values as stored, decoding table or a dummy, uses table) for the fast kernels, or None."""
+def _decoded(store: WeightStore, name: str) -> tuple[np.ndarray, int, np.ndarray] | None:
+    """(flat values as stored, kind of decoding, decoding table or a dummy) for the kernels, or None."""
+    from internals.diff._kernels import KIND_BF16, KIND_FLOAT, KIND_TABLE
+
     code = store.entry(name).dtype
     raw = store.raw(name)
-    if code in _TABLE_CODES:
+    if code == "BF16":
+        return raw.view(np.uint16), KIND_BF16, NO_TABLE
+    if code == "F16":
         from internals.stats._dtypes import pattern_values
 
-        return raw.view(np.uint16), pattern_values(code), True
+        return raw.view(np.uint16), KIND_TABLE, pattern_values(code)
     if code in _FLOAT_VIEWS:
-        return raw.view(_FLOAT_VIEWS[code]), np.zeros(1), False
+        return raw.view(_FLOAT_VIEWS[code]), KIND_FLOAT, NO_TABLE
     return None
 
 
 def _diff_stored(pair: TensorPair, base: WeightStore, tuned: WeightStore, bins: int,
                  check: Callable[[], None] | None) -> TensorDiff | None:
-    """Two full models, float tensors: numba kernels over the memory maps (threads of `internals.stats`)."""
+    """Two full models, float tensors: numba kernels over the memory maps (threads of `internals.stats`).
+
+    Pass 1 (moments and the range of ΔW) then pass 2 (the histogram over that range), each block by block
+    on the worker threads; a block's second pass reads what the page cache holds."""
     a, b = _decoded(base, pair.base), _decoded(tuned, pair.tuned)  # type: ignore[arg-type]
     if a is None or b is None or a[0].size != b[0].size:
         return None
-    from internals.diff._kernels import kernels
+    from internals.diff._kernels import hist_block, moments_block
     from internals.stats.core import _block_size, _run_blocks
 
-    sums, hist = kernels(a[2], b[2])
     n = a[0].size
     block = _block_size(n, None)
     nblocks = -(-n // block)
@@ -131,7 +141,7 @@ def _diff_stored(pair: TensorPair, base: WeightStore, tuned: WeightStore, bins: 
     def work_sums(_state, i, lo, hi):
         if check:
             check()
-        sums(a[0], a[1], b[0], b[1], lo, hi, parts[i])
+        moments_block(*a, *b, lo, hi, parts[i])
 
     _run_blocks(n, block, lambda: None, work_sums)
     delta2, base2, cross = (math.fsum(parts[:, k]) for k in range(3))
@@ -147,7 +157,7 @@ def _diff_stored(pair: TensorPair, base: WeightStore, tuned: WeightStore, bins: 
         def work_hist(state, i, lo, hi):
             if check:
                 check()
-            hist(a[0], a[1], b[0], b[1], lo, hi, edges, state)
+            hist_block(*a, *b, lo, hi, edges, state)
 
         counts = np.sum(_run_blocks(n, block, lambda: np.zeros(bins, np.int64), work_hist), axis=0)
     return _result(pair, n, delta2, base2, cross, lo_d, hi_d, edges.tolist(), counts.tolist())

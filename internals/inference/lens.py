@@ -7,7 +7,8 @@ the true residual after every layer (pre-norm), which is what norms and the lens
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,7 @@ from internals.inference.model_parts import (
     text_config,
     vocab_size,
 )
+from internals.inference.offload import loaded_once
 from internals.inference.result_types import LensBest, LensReadout, TokenTracks
 from internals.inference.tokens import token_label
 
@@ -52,23 +54,34 @@ def logit_lens(loaded: Any, prompt_ids: Sequence[int], top_k: int = 5) -> dict[s
     with translate_oom(), torch.no_grad():
         residuals, logits = residual_stream(model, ids, with_logits=True)
         layers = []
-        for index, hidden in enumerate(residuals[1:]):
-            last = index == len(residuals) - 2
-            layer_logits = logits if last and logits is not None else lens_logits(model, hidden)
-            layers.append(_top_entry(loaded.tokenizer, index, layer_logits, top_k, labels))
-            del layer_logits
+        with lens_readout(model) as readout:  # an offloaded head crosses to the device once, not once per layer
+            for index, hidden in enumerate(residuals[1:]):
+                last = index == len(residuals) - 2
+                layer_logits = logits if last and logits is not None else readout(hidden)
+                layers.append(_top_entry(loaded.tokenizer, index, layer_logits, top_k, labels))
+                del layer_logits
     return dict(num_layers=len(layers), top_k=top_k, num_tokens=int(ids.shape[1]), layers=layers)
 
 
 def lens_logits(model: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
     """Logits [T, vocab] that the LM head gives for a residual stream [T, hidden] after the final norm."""
+    with lens_readout(model) as readout:
+        return readout(hidden)
+
+
+@contextmanager
+def lens_readout(model: nn.Module) -> Iterator[Callable[[torch.Tensor], torch.Tensor]]:
+    """The lens readout, hidden [T, hidden] -> logits [T, vocab] in float32 (final norm, LM head, the final
+    soft-cap where the model has one), for many calls: offloaded norm and head weights are loaded once."""
     norm = final_norm(model)
-    normed = norm(hidden) if norm is not None else hidden
-    logits = lm_head(model)(normed).float()
     cap = getattr(text_config(model), "final_logit_softcapping", None)
-    if cap:
-        logits = torch.tanh(logits / cap) * cap
-    return logits
+    with loaded_once(lm_head(model)) as head, (loaded_once(norm) if norm is not None else nullcontext()) as normed:
+
+        def readout(hidden: torch.Tensor) -> torch.Tensor:
+            logits = head(normed(hidden) if normed is not None else hidden).float()
+            return torch.tanh(logits / cap) * cap if cap else logits
+
+        yield readout
 
 
 def residual_norms(loaded: Any, prompt_ids: Sequence[int]) -> np.ndarray:

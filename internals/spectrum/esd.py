@@ -7,7 +7,9 @@ BLAS symmetric rank-k update), so that memory stays at two Gram-sized matrices (
 update) plus one float64 block whatever the dtype and size of W. `torch.linalg.eigvalsh`
 in float64 then gives the M eigenvalues, unnormalized: the same numbers as WeightWatcher's `evals`
 (its `svdvals(W)**2` in float64). A 3-D tensor (experts stacked along dim 0) is one matrix per slice,
-addressed as `name[e]`.
+addressed as `name[e]`. A matrix may also be several stored 2-D tensors stacked along rows: one expert's slice
+of a parameter fused at load time (Mixtral's `w1` over `w3` make `gate_up_proj[e]`); it is read block by
+block the same way, never concatenated whole.
 """
 
 from __future__ import annotations
@@ -37,14 +39,29 @@ _SLICE = re.compile(r"^(?P<stored>.+)\[(?P<index>\d+)\]$")
 
 @dataclass(frozen=True)
 class MatrixRef:
-    """One matrix of the checkpoint: a 2-D stored tensor, or slice `index` of a 3-D one."""
+    """One matrix of the checkpoint: a 2-D stored tensor, or slice `index` of a 3-D one; with `stacked`, the
+    rows of those stored 2-D tensors follow (one matrix together); `of` = (parameter, expert) when the
+    matrix is that expert's slice of a parameter fused at load time (then it is named `parameter[expert]`)."""
 
     stored: str
     index: int | None = None
+    stacked: tuple[str, ...] = ()
+    of: tuple[str, int] | None = None
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        """The stored tensors the matrix is read from, its rows in this order."""
+        return (self.stored, *self.stacked)
+
+    @property
+    def stored_matrix(self) -> str:
+        """The stored matrix (or matrices, joined by +) the values come from: the cache's key."""
+        first = self.stored if self.index is None else f"{self.stored}[{self.index}]"
+        return "+".join((first, *self.stacked))
 
     @property
     def name(self) -> str:
-        return self.stored if self.index is None else f"{self.stored}[{self.index}]"
+        return f"{self.of[0]}[{self.of[1]}]" if self.of is not None else self.stored_matrix
 
 
 class MatrixMoments(TypedDict):
@@ -115,10 +132,12 @@ def matrix_eigenvalues(store: WeightStore, ref: MatrixRef, check: Callable[[], N
     solve (a cancellation waits for the solve: about a second for M = 1536)."""
     import torch
 
-    w = store.tensor(ref.stored)
-    if ref.index is not None:
-        w = w[ref.index]
-    n, m = int(w.shape[0]), int(w.shape[1])
+    first = store.tensor(ref.stored)
+    parts = [first if ref.index is None else first[ref.index], *(store.tensor(s) for s in ref.stacked)]
+    if any(p.dim() != 2 or p.shape[1] != parts[0].shape[1] for p in parts):
+        raise UserError(f"{ref.name}: the stored tensors {', '.join(ref.parts)} do not stack into one matrix "
+                        f"(shapes {[list(p.shape) for p in parts]})")
+    n, m = sum(int(p.shape[0]) for p in parts), int(parts[0].shape[1])
     tall = n >= m
     small, big = (m, n) if tall else (n, m)
     step = min(big, max(MIN_BLOCK, int(BLOCK_FLOPS // max(small * small, 1))))
@@ -131,7 +150,7 @@ def matrix_eigenvalues(store: WeightStore, ref: MatrixRef, check: Callable[[], N
         while lo < big:
             beat.check()
             started = time.monotonic()
-            block = (w[lo:lo + step] if tall else w[:, lo:lo + step]).to(torch.float64).numpy()
+            block = _block(parts, lo, lo + step, tall)
             total += float(block.sum())
             # numpy turns dot(Bᵀ, B) into a symmetric rank-k update (BLAS syrk): half the work of a product
             gram += np.dot(block.T, block) if tall else np.dot(block, block.T)
@@ -148,6 +167,25 @@ def matrix_eigenvalues(store: WeightStore, ref: MatrixRef, check: Callable[[], N
     mean = total / count
     return MatrixMoments(eigenvalues=np.clip(evals, 0.0, None), n=n, m=m, mean=mean,
                          variance=max(sum_sq / count - mean * mean, 0.0))
+
+
+def _block(parts: list, lo: int, hi: int, rows: bool) -> np.ndarray:
+    """Rows [lo, hi) (or, with rows=False, columns [lo, hi)) of the matrix the `parts` make stacked along rows,
+    in float64."""
+    import torch
+
+    if not rows:
+        pieces = [p[:, lo:hi] for p in parts]
+    else:
+        pieces, start = [], 0
+        for p in parts:
+            end = start + int(p.shape[0])
+            if lo < end and hi > start:
+                pieces.append(p[max(lo - start, 0):hi - start])
+            start = end
+    if len(pieces) == 1:
+        return pieces[0].to(torch.float64).numpy()
+    return torch.cat([p.to(torch.float64) for p in pieces]).numpy()
 
 
 def _next_step(step: int, seconds: float) -> int:

@@ -44,6 +44,15 @@ class ModelSpectra(TypedDict):
     names: dict[str, list[str | None]]
 
 
+class ExpertSpectra(TypedDict):
+    """The spectrum of each expert's matrix of a stacked expert parameter, in brief (`experts[e]` is expert e:
+    α, KS distance D, stable rank, spikes, `flagged`), as `spectrum` gives each `name[e]` in full
+    (`internals.experts.spectra`)."""
+
+    name: str  # the parameter
+    experts: list[SpectrumBrief]
+
+
 def is_flagged(spectrum: TensorSpectrum) -> bool:
     """α outside WeightWatcher's [2, 6], or a power-law fit too poor to read (KS distance above `KS_POOR_FIT`)."""
     fit = spectrum["powerlaw"]

@@ -29,11 +29,15 @@ import numpy as np
 from numba import njit
 
 
-def _jit(fn):
+def _jit(fn=None, **options):
+    """`njit(cache=True, nogil=True, **options)`, compiling per process when no cache location is usable;
+    used bare (`@_jit`) or with numba options (`@_jit(fastmath={...})`)."""
+    if fn is None:
+        return lambda f: _jit(f, **options)
     try:
-        return njit(cache=True, nogil=True)(fn)
+        return njit(cache=True, nogil=True, **options)(fn)
     except Exception:  # numba: "cannot cache function ...: no locator available" (read-only install)
-        return njit(cache=False, nogil=True)(fn)
+        return njit(cache=False, nogil=True, **options)(fn)
 
 
 @_jit

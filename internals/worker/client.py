@@ -23,6 +23,7 @@ from internals.worker.contract import (
     AttributionResult,
     CrossLayer,
     DemoPoint,
+    ExpertSpectra,
     FusedStats,
     GeneratedToken,
     Lens,
@@ -196,6 +197,10 @@ class ExplorerClient:
     def expert_stats(self, name: str, bins: int = 64, group: str | None = "tensor",
                      on_progress: Progress | None = None) -> FusedStats:
         return self.call("expert_stats", {"name": name, "bins": bins}, group=group, on_progress=on_progress)
+
+    def expert_spectra(self, name: str, group: str | None = "expert_spectra",
+                       on_progress: Progress | None = None) -> ExpertSpectra:
+        return self.call("expert_spectra", {"name": name}, group=group, on_progress=on_progress)
 
     def router_summary(self, name: str, group: str | None = "router") -> RouterSummary:
         return self.call("router_summary", {"name": name}, group=group)

@@ -29,7 +29,7 @@ from internals.inference.result_types import (
     TokenTracks,
 )
 from internals.spectrum import EsdHistogram, TensorSpectrum
-from internals.spectrum.model import ModelSpectra, SpectrumBrief
+from internals.spectrum.model import ExpertSpectra, ModelSpectra, SpectrumBrief
 from internals.spectrum.powerlaw import PowerLawFit
 from internals.stats_types import Histogram, TensorStats  # re-exported: the wire record of tensor statistics
 
@@ -319,13 +319,19 @@ class ExpertStatsRequest:
 
 
 @dataclass(frozen=True)
+class ExpertSpectraRequest:
+    name: str  # a stacked expert parameter: fused at load time from stored experts, or stored as one 3-D tensor
+
+
+@dataclass(frozen=True)
 class RouterSummaryRequest:
     name: str  # a router (gate) weight [experts, hidden]
 
 
 @dataclass(frozen=True)
 class SpectrumRequest:
-    name: str  # a parameter, a stored tensor, or "stored[e]" for slice e of a 3-D (stacked experts) tensor
+    name: str  # a parameter, a stored tensor, "stored[e]" for slice e of a 3-D (stacked experts) tensor, or
+    # "parameter[e]" for expert e of a stacked expert parameter (fused at load time or stored 3-D)
 
 
 @dataclass(frozen=True)
@@ -335,31 +341,29 @@ class TokenizeRequest:
 
 @dataclass(frozen=True)
 class PromptRequest:
+    """A request on a prompt; the forward passes' requests extend it with their own options."""
+
     prompt: str
 
 
 @dataclass(frozen=True)
-class AttentionRequest:
-    prompt: str
+class AttentionRequest(PromptRequest):
     layer: int = 0
     bins: int | None = None
 
 
 @dataclass(frozen=True)
-class LensRequest:
-    prompt: str
+class LensRequest(PromptRequest):
     top_k: int = 5
 
 
 @dataclass(frozen=True)
-class NextTokensRequest:
-    prompt: str
+class NextTokensRequest(PromptRequest):
     k: int = 10
 
 
 @dataclass(frozen=True)
-class GenerateRequest:
-    prompt: str
+class GenerateRequest(PromptRequest):
     max_new_tokens: int = 32
     temperature: float = 0.0
     seed: int = 0
@@ -378,8 +382,7 @@ class DemoRequest:
 
 
 @dataclass(frozen=True)
-class ActivationsRequest:
-    prompt: str
+class ActivationsRequest(PromptRequest):
     ratio: float = 1000.0  # a value is massive when |value| >= ratio x its layer's median |value| ...
     min_value: float = 100.0  # ... and |value| >= min_value (Sun et al. 2024)
 
@@ -394,14 +397,12 @@ class PatchRequest:
 
 
 @dataclass(frozen=True)
-class AttributeRequest:
-    prompt: str
+class AttributeRequest(PromptRequest):
     target: str | None = None  # a token string (exactly one token); default: the model's top next token
 
 
 @dataclass(frozen=True)
-class LensTracksRequest:
-    prompt: str
+class LensTracksRequest(PromptRequest):
     tokens: list[str]  # token strings, each exactly one token
     position: int = -1
 
@@ -429,8 +430,7 @@ class DiffRankRequest:
 
 
 @dataclass(frozen=True)
-class DiffBehaviourRequest:
-    prompt: str
+class DiffBehaviourRequest(PromptRequest):
     top: int = 10
 
 
@@ -443,5 +443,5 @@ RESULT_TYPES: tuple[type, ...] = (
     ActivationsResult, MassiveActivation, MassiveChannel, PatchingResult, AttributionResult, TokenTracks,
     LensReadout, LensBest, Done,
     TensorDiff, RankInfo, GroupDiff, DiffAggregates, WeightDiff, TokenChange, BehaviourDiff,
-    TensorSpectrum, EsdHistogram, PowerLawFit, SpectrumBrief, ModelSpectra,
+    TensorSpectrum, EsdHistogram, PowerLawFit, SpectrumBrief, ModelSpectra, ExpertSpectra,
 )

@@ -104,6 +104,32 @@ def clipped_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss:
     optimizer.step()
 
 
+def finetune(ctx: DemoContext, model: torch.nn.Module, trained: Any, batch: torch.Tensor, labels: torch.Tensor, *,
+             lr: float, steps: int, series: str, progress: tuple[float, float], show_loss: bool = False) -> list[list[float]]:
+    """Fine-tune the `trained` parameters of `model` on one padded batch (the next-token loss where `labels` is
+    not -100) with AdamW, no weight decay (the tensors not trained stay exact), for `steps` steps or until the
+    user stops: each step's loss is a point of `series`, progress runs from `progress[0]` over `progress[1]`
+    (with the loss in the message when `show_loss`). The model is left in eval mode; returns [[step, loss]]."""
+    optimizer = torch.optim.AdamW(trained, lr=lr, weight_decay=0.0)
+    model.train()
+    losses: list[list[float]] = []
+    start, span = progress
+    for step in range(steps):
+        if ctx.stop_requested():
+            break
+        logits = model(input_ids=batch).logits[:, :-1].float()
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=-100)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append([step, float(loss.detach())])
+        ctx.point(series, step, losses[-1][1])
+        shown = f": loss {losses[-1][1]:.3f}" if show_loss else ""
+        ctx.progress(start + span * (step + 1) / max(1, steps), f"fine-tuning step {step + 1}/{steps}{shown}")
+    model.eval()
+    return losses
+
+
 def model_device(model: torch.nn.Module) -> torch.device:
     return next(model.parameters()).device
 

@@ -209,8 +209,6 @@ def _completions(opened: Any, initial_model: torch.nn.Module, params: dict[str, 
 
 def fine_tune(opened: Any, param_name: str, params: dict[str, Any], ctx: DemoContext) -> dict[str, Any]:
     """Train the open model's real weights of `param_name`'s layer briefly, then save the fine-tuned copy."""
-    import torch.nn.functional as F
-
     from lessons.demos.lora import _batch
     from lessons.demos.saving import save_model
 
@@ -231,21 +229,8 @@ def fine_tune(opened: Any, param_name: str, params: dict[str, Any], ctx: DemoCon
         p.requires_grad_(True)
     batch, labels = _batch(loaded.tokenizer, C.model_device(model))
     steps, lr = int(params["finetune_steps"]), float(params["lr"])
-    optimizer = torch.optim.AdamW(trained, lr=lr, weight_decay=0.0)  # no decay: untrained tensors stay exact
-    model.train()
-    losses: list[list[float]] = []
-    for step in range(steps):
-        if ctx.stop_requested():
-            break
-        logits = model(input_ids=batch).logits[:, :-1].float()
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=-100)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.append([step, float(loss.detach())])
-        ctx.point("finetune_loss", step, losses[-1][1])
-        ctx.progress(0.86 + 0.1 * (step + 1) / max(1, steps), f"fine-tuning step {step + 1}/{steps}")
-    model.eval()
+    losses = C.finetune(ctx, model, trained, batch, labels, lr=lr, steps=steps, series="finetune_loss",
+                        progress=(0.86, 0.1))
     ctx.progress(0.97, "saving the fine-tuned copy")
     saved = save_model(model, params, "before-after", opened)
     return {"layer": layer, "trained": chosen, "steps": len(losses), "lr": lr, "loss": losses,

@@ -22,7 +22,6 @@ import warnings
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from internals.errors import UserError
 from internals.structure import classify, layer_of
@@ -83,21 +82,8 @@ def run(opened: Any, params: dict[str, Any], ctx: DemoContext) -> dict[str, Any]
     init_diff = float((wrapped_logits - base_logits).abs().max())
 
     lr, steps = float(params["lr"]), int(params["steps"])
-    optimizer = torch.optim.AdamW([p for p in peft_model.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
-    peft_model.train()
-    losses: list[list[float]] = []
-    for step in range(steps):
-        if ctx.stop_requested():
-            break
-        logits = peft_model(input_ids=batch).logits[:, :-1].float()
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=-100)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.append([step, float(loss.detach())])
-        ctx.point("loss", step, losses[-1][1])
-        ctx.progress(0.25 + 0.6 * (step + 1) / max(1, steps), f"fine-tuning step {step + 1}/{steps}: loss {losses[-1][1]:.3f}")
-    peft_model.eval()
+    losses = C.finetune(ctx, peft_model, [p for p in peft_model.parameters() if p.requires_grad], batch, labels,
+                        lr=lr, steps=steps, series="loss", progress=(0.25, 0.6), show_loss=True)
 
     ctx.progress(0.9, "greedy completion after fine-tuning")
     after = C.completion(peft_model, tok, prompt, n_new)

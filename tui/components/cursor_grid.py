@@ -10,12 +10,13 @@ per widget (`heatmap.cursor_up`, `lens_grid.up`...), because users remap keys by
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
 from textual import events
 from textual.binding import Binding
 from textual.message import Message
+from textual.strip import Strip
 
 #: Every move a grid may bind: name → (keys, action, description).
 MOVES: dict[str, tuple[str, str, str]] = {
@@ -106,6 +107,16 @@ class CursorMoved(GridMessage):
 
 class CellSelected(GridMessage):
     """Enter was pressed on a cell, or it was clicked."""
+
+
+class ItemMoved(CursorMoved):
+    """The cursor of an `ItemCursor` widget moved to item `index` (row 0, column `index` of its grid)."""
+
+    index: int
+
+    def cell(self) -> tuple[int, int]:
+        """One row of items: column `index`."""
+        return 0, self.index
 
 
 class CursorGrid:
@@ -200,6 +211,66 @@ class CursorGrid:
                 self.move_cell(*cell)
 
 
+class ItemCursor(CursorGrid):
+    """Mixin (before `LineCache` in the bases) for a widget whose cursor is on one of `count` items that make one
+    row of the grid, wrapped onto lines: the tiles of small multiples, the pieces of a token strip.
+
+    Why one base: both kept the cursor's item, clamped a move, dropped their cached lines, redrew, scrolled the
+    item into view and posted their message, each in its own words. A widget says how many items there are
+    (`count`), how to scroll to the cursor's item (`_scroll_to_item`) and what it posts (`_post_moved`); moving
+    up/down to the wrapped line above or below stays its own `step_cursor`.
+    """
+
+    _item = 0  # the item under the cursor
+    _lines: dict[int, Strip]  # LineCache's cached lines
+    refresh: Callable[..., Any]  # Widget's
+
+    @property
+    def count(self) -> int:
+        """Number of items."""
+        raise NotImplementedError
+
+    @property
+    def item(self) -> int:
+        """Index of the item under the cursor."""
+        return self._item
+
+    def _scroll_to_item(self) -> None:
+        """Scroll the cursor's item into view."""
+        raise NotImplementedError
+
+    def _post_moved(self) -> None:
+        """Post the widget's `ItemMoved` for the cursor's item."""
+        raise NotImplementedError
+
+    def move_to_item(self, index: int, *, post: bool = True) -> None:
+        """Put the cursor on item `index` (clamped), redraw, scroll it into view and post `_post_moved` (unless
+        `post` is False); nothing happens when there are no items or the cursor is there already."""
+        if self.count == 0:
+            return
+        index = clamp(index, 0, self.count - 1)
+        if index == self._item:
+            return
+        self._item = index
+        self._lines.clear()
+        self.refresh()
+        self._scroll_to_item()
+        if post:
+            self._post_moved()
+
+    # the CursorGrid hooks for items in display order (a widget that shows them in another order overrides them)
+    def grid_size(self) -> tuple[int, int]:
+        return (1, self.count) if self.count else (0, 0)
+
+    @property
+    def cursor_cell(self) -> tuple[int, int]:
+        return 0, self._item
+
+    def _place_cursor(self, row: int, col: int) -> None:
+        self.move_to_item(col)
+
+
 __all__ = [
-    "MOVES", "CellSelected", "CursorGrid", "CursorMoved", "GridMessage", "WidgetMessage", "clamp", "cursor_bindings",
+    "MOVES", "CellSelected", "CursorGrid", "CursorMoved", "GridMessage", "ItemCursor", "ItemMoved", "WidgetMessage", "clamp",
+    "cursor_bindings",
 ]

@@ -24,6 +24,14 @@ from tui.css import widget_css
 DEFAULT_COMPONENTS: tuple[str, ...] = ("q", "k", "v", "o", "gate", "up", "down")
 
 
+class StripUpdate(ColourLimits, total=False):
+    """What `HeatStrip.set_values` may change besides the values (absent or None: keep the current one)."""
+
+    components: Sequence[str] | None
+    layers: Sequence[int] | None
+    metric: str | None
+
+
 class HeatStrip(Heatmap):
     """Components (rows) × layers (columns) heat strip with a cursor.
 
@@ -71,8 +79,8 @@ class HeatStrip(Heatmap):
             reduce: Block reduction when there are more layers than columns.
             max_cell_width: Most cells per layer.
         """
-        self._components = list(components)
-        self._layers: list[int] | None = list(layers) if layers is not None else None
+        self._components: Sequence[str] = list(components)
+        self._layers: Sequence[int] | None = list(layers) if layers is not None else None
         self._metric = metric
         self._max_cell_width = max_cell_width
         super().__init__(
@@ -87,25 +95,14 @@ class HeatStrip(Heatmap):
         """Row names."""
         return list(self._components)
 
-    def set_values(
-        self,
-        values: object,
-        *,
-        components: Sequence[str] | None = None,
-        layers: Sequence[int] | None = None,
-        metric: str | None = None,
-        **limits: Unpack[ColourLimits],
-    ) -> None:
-        """Replace the values (and optionally row names, layer numbers, metric name and colour limits)."""
-        assign_given(self, components=None if components is None else list(components), metric=metric,
-                     layers=None if layers is None else list(layers))
+    def set_values(self, values: object, **update: Unpack[StripUpdate]) -> None:
+        """Replace the values, and whatever of the row names, layer numbers, metric name and colour limits is given."""
+        assign_given(self, **update)  # the strip's _components, _layers, _metric; the heatmap's _vmin, _vmax
         cols = np.asarray(values).shape[-1]
         if self._layers is None or len(self._layers) != cols:
             self._layers = list(range(cols))
-        self.set_matrix(
-            values, row_labels=self._components, col_labels=[str(layer) for layer in self._layers],
-            title=self._metric, **limits,
-        )  # fmt: skip
+        self.set_matrix(values, row_labels=self._components, col_labels=[str(layer) for layer in self._layers],
+                        title=self._metric)
 
     def _choose_cell(self, rows: int, cols: int, avail_cols: int, avail_half: int) -> tuple[int, int, int, int]:
         """One component per line (2 half-rows), a few cells per layer; merge layers if too many."""
@@ -138,4 +135,4 @@ class HeatStrip(Heatmap):
             )
 
 
-__all__ = ["DEFAULT_COMPONENTS", "HeatStrip"]
+__all__ = ["DEFAULT_COMPONENTS", "HeatStrip", "StripUpdate"]

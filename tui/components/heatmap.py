@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 import numpy as np
@@ -91,6 +92,18 @@ def half_block_segments(upper: np.ndarray, lower: np.ndarray, repeat: int, style
 
 #: The old private name (the heat strip and tests use it).
 _Geometry = HeatmapGeometry
+
+
+@dataclass
+class Frame:
+    """What a heatmap draws around its cells (the constructor's `show_*` and `label_width` options)."""
+
+    title: bool = True  # the title/status line
+    status: bool = True  # the cursor's position and value at the right of the title line
+    header: bool = True  # the column label / index line
+    row_labels: bool = True  # the row label / index column
+    label_width: int = 10  # widest row label, in cells
+    cursor: bool = True  # a cursor that reacts to keys and mouse
 
 
 class CellMessage(GridMessage):
@@ -190,7 +203,6 @@ class Heatmap(CursorGrid, HalfBlockLines, Widget, can_focus=True):
         """
         super().__init__(**options)
         self._ramp = get_ramp(ramp)
-        self._half_blocks = None
         self._title = title
         self._row_axis = row_axis
         self._col_axis = col_axis
@@ -201,12 +213,7 @@ class Heatmap(CursorGrid, HalfBlockLines, Widget, can_focus=True):
         self._max_scale = max_scale
         self._keep_aspect = keep_aspect
         self._cell: tuple[int, int] | None = None
-        self.show_title = show_title
-        self.show_status = show_status
-        self.show_header = show_header
-        self.show_row_labels = show_row_labels
-        self.label_width = label_width
-        self.show_cursor = show_cursor
+        self.frame = Frame(show_title, show_status, show_header, show_row_labels, label_width, show_cursor)
         if not show_cursor:
             self.can_focus = False
         self._data: np.ndarray | None = None
@@ -313,7 +320,7 @@ class Heatmap(CursorGrid, HalfBlockLines, Widget, can_focus=True):
         )  # fmt: skip
 
     def _row_gutter_width(self, rows: int) -> int:
-        return row_gutter_width(rows, self._row_labels, self.label_width, self.show_row_labels)
+        return row_gutter_width(rows, self._row_labels, self.frame.label_width, self.frame.row_labels)
 
     def _get_geometry(self) -> HeatmapGeometry | None:
         if self._geometry is not None:
@@ -322,7 +329,7 @@ class Heatmap(CursorGrid, HalfBlockLines, Widget, can_focus=True):
             return None
         width, height = self.size
         self._geometry = compute_geometry(
-            self._data, width, height, title_lines=int(self.show_title), header_lines=int(self.show_header),
+            self._data, width, height, title_lines=int(self.frame.title), header_lines=int(self.frame.header),
             gutter=self._row_gutter_width(self._data.shape[0]), choose_cell=self._choose_cell, reduce=self.reduce,
             ramp=self._ramp, limits=self._limits,
         )  # fmt: skip
@@ -350,12 +357,12 @@ class Heatmap(CursorGrid, HalfBlockLines, Widget, can_focus=True):
         base = self._styles.base
         geo = self._get_geometry()
         if geo is None:
-            if y == 0 and self.show_title and self._title:
+            if y == 0 and self.frame.title and self._title:
                 return Strip([Segment(fit_cells(self._title, width), self.get_component_rich_style("heatmap--title"))])
             return Strip.blank(width, base)
-        if self.show_title and y == 0:
+        if self.frame.title and y == 0:
             return self._render_title(geo)
-        if self.show_header and y == geo.grid_y - 1:
+        if self.frame.header and y == geo.grid_y - 1:
             return self._render_header(geo)
         grid_line = y - geo.grid_y
         if 0 <= grid_line < geo.grid_lines:
@@ -363,7 +370,7 @@ class Heatmap(CursorGrid, HalfBlockLines, Widget, can_focus=True):
         return Strip.blank(width, base)
 
     def _status_text(self, geo: HeatmapGeometry) -> str:
-        if not (self.show_status and self.show_cursor):
+        if not (self.frame.status and self.frame.cursor):
             return ""
         message = self._cell_message(self.CursorMoved, geo)
         row = self._span_text(message.row_span, message.row_label)
@@ -411,7 +418,7 @@ class Heatmap(CursorGrid, HalfBlockLines, Widget, can_focus=True):
     def _render_grid_line(self, geo: HeatmapGeometry, line: int) -> Strip:
         width = self.size.width
         ramp = self._ramp
-        cursor = self._cursor_pixel(geo) if self.show_cursor else None
+        cursor = self._cursor_pixel(geo) if self.frame.cursor else None
         halves = grid_line_levels(geo, self._origin, line, ramp.empty, ramp.cursor, cursor)
         if halves is None:
             return Strip.blank(width, self._styles.base)
@@ -441,7 +448,7 @@ class Heatmap(CursorGrid, HalfBlockLines, Widget, can_focus=True):
 
     def _post_cursor(self, kind: type[CellMessage]) -> None:
         geo = self._get_geometry()
-        if geo is not None and self.show_cursor:
+        if geo is not None and self.frame.cursor:
             self.post_message(self._cell_message(kind, geo))
 
     def move_cursor(self, row: int, col: int) -> None:
@@ -464,7 +471,7 @@ class Heatmap(CursorGrid, HalfBlockLines, Widget, can_focus=True):
     # the CursorGrid hooks: the cursor moves by pixels (a block when the matrix is reduced)
     def grid_size(self) -> tuple[int, int]:
         geo = self._get_geometry()
-        if geo is None or not self.show_cursor:
+        if geo is None or not self.frame.cursor:
             return 0, 0
         return geo.pixels.shape[0], geo.pixels.shape[1]
 
@@ -505,7 +512,7 @@ class Heatmap(CursorGrid, HalfBlockLines, Widget, can_focus=True):
         grid_cols = max(1, width - gutter)
         fr, _, _, sy = self._choose_cell(rows, cols, grid_cols, 2 * max(1, viewport.height))
         lines = math.ceil(math.ceil(rows / fr) * sy / 2)
-        return lines + int(self.show_title) + int(self.show_header)
+        return lines + int(self.frame.title) + int(self.frame.header)
 
 
 __all__ = ["CellMessage", "Heatmap", "HeatmapGeometry", "fit_grid", "half_block_segments"]

@@ -26,7 +26,7 @@ from textual.strip import Strip
 from typing_extensions import Unpack
 
 from tui.components import cursor_grid
-from tui.components.cursor_grid import CursorGrid, cursor_bindings
+from tui.components.cursor_grid import ItemCursor, clamp, cursor_bindings
 from tui.components.heatmap import half_block_segments
 from tui.components.heatmap_geometry import fit_grid
 from tui.components.line_cache import HalfBlockLines
@@ -82,7 +82,7 @@ def gqa_groups(num_heads: int, num_kv_heads: int | None) -> list[Group]:
     ]
 
 
-class SmallMultiples(CursorGrid, HalfBlockLines, ScrollView, can_focus=True):
+class SmallMultiples(ItemCursor, HalfBlockLines, ScrollView, can_focus=True):
     """A framed grid of small heatmaps, in captioned groups, with one highlighted tile."""
 
     DEFAULT_CSS = widget_css(__file__)
@@ -94,17 +94,12 @@ class SmallMultiples(CursorGrid, HalfBlockLines, ScrollView, can_focus=True):
                          descriptions={"left": "Previous", "right": "Next", "select": "Open"}),
     ]
 
-    class Highlighted(cursor_grid.CursorMoved):
+    class Highlighted(cursor_grid.ItemMoved):
         """The highlighted tile changed (keys or click); `col` is its index too."""
 
         SENDER = "small_multiples"
         FIELDS = ("index",)
         small_multiples: SmallMultiples
-        index: int
-
-        def cell(self) -> tuple[int, int]:
-            """One row of tiles: column `index`."""
-            return 0, self.index
 
     class Selected(Highlighted, cursor_grid.CellSelected):
         """Enter was pressed or a tile was clicked: open tile `index`."""
@@ -149,7 +144,6 @@ class SmallMultiples(CursorGrid, HalfBlockLines, ScrollView, can_focus=True):
         self._groups: list[Group] = []
         self._titles: list[str] = []
         self._limits = (0.0, 1.0)
-        self._highlighted = 0
         self._layout: _Layout | None = None
         self._levels_key: tuple[int, int] | None = None
         self._levels: list[np.ndarray] = []
@@ -158,10 +152,7 @@ class SmallMultiples(CursorGrid, HalfBlockLines, ScrollView, can_focus=True):
 
     # ------------------------------------------------------------------ data
 
-    @property
-    def highlighted(self) -> int:
-        """Index of the highlighted tile."""
-        return self._highlighted
+    highlighted = ItemCursor.item  # the index of the highlighted tile
 
     @property
     def count(self) -> int:
@@ -193,7 +184,7 @@ class SmallMultiples(CursorGrid, HalfBlockLines, ScrollView, can_focus=True):
         if len(self._titles) != n:
             raise ValueError(f"{len(self._titles)} titles for {n} tiles")
         self._limits = self._ramp.limits(self._data, self._vmin, self._vmax) if n else (0.0, 1.0)
-        self._highlighted = min(self._highlighted, max(0, n - 1))
+        self._item = clamp(self._item, 0, n - 1)
         self._levels_key = None
 
     def set_matrices(
@@ -211,16 +202,7 @@ class SmallMultiples(CursorGrid, HalfBlockLines, ScrollView, can_focus=True):
 
     def highlight(self, index: int) -> None:
         """Highlight tile `index` (clamped), scroll it into view and post `Highlighted`."""
-        if self.count == 0:
-            return
-        index = max(0, min(self.count - 1, index))
-        if index == self._highlighted:
-            return
-        self._highlighted = index
-        self._lines.clear()
-        self.refresh()
-        self._scroll_to_highlight()
-        self.post_message(self.Highlighted(self, index))
+        self.move_to_item(index)
 
     # -------------------------------------------------------------- layout
 
@@ -321,7 +303,7 @@ class SmallMultiples(CursorGrid, HalfBlockLines, ScrollView, can_focus=True):
         return Strip(segments).adjust_cell_length(width, base)
 
     def _tile_line(self, layout: _Layout, tile: int, offset: int) -> list[Segment]:
-        highlighted = tile == self._highlighted
+        highlighted = tile == self._item
         frame = HEAVY_FRAME if highlighted else LIGHT_FRAME
         frame_style = self.get_component_rich_style(
             "small-multiples--highlight" if highlighted else "small-multiples--frame"
@@ -354,11 +336,11 @@ class SmallMultiples(CursorGrid, HalfBlockLines, ScrollView, can_focus=True):
 
     # --------------------------------------------------------------- moving
 
-    def _scroll_to_highlight(self) -> None:
+    def _scroll_to_item(self) -> None:
         layout = self._ensure_layout()
-        if layout is None or self._highlighted not in layout.positions:
+        if layout is None or self._item not in layout.positions:
             return
-        x, y = layout.positions[self._highlighted]
+        x, y = layout.positions[self._item]
         top = y - 1 if (y - 1) in layout.captions else y
         self.scroll_to_region(Region(x, top, layout.outer_w, y + layout.outer_h - top), animate=False, immediate=True)
 
@@ -373,10 +355,13 @@ class SmallMultiples(CursorGrid, HalfBlockLines, ScrollView, can_focus=True):
     @property
     def cursor_cell(self) -> tuple[int, int]:
         order = self._order()
-        return (0, order.index(self._highlighted)) if self._highlighted in order else (0, 0)
+        return (0, order.index(self._item)) if self._item in order else (0, 0)
 
     def _place_cursor(self, row: int, col: int) -> None:
         self.highlight(self._order()[col])
+
+    def _post_moved(self) -> None:
+        self.post_message(self.Highlighted(self, self._item))
 
     def step_cursor(self, d_row: int, d_col: int) -> None:
         if d_col or not d_row:
@@ -385,15 +370,15 @@ class SmallMultiples(CursorGrid, HalfBlockLines, ScrollView, can_focus=True):
         layout = self._ensure_layout()
         if layout is None:
             return
-        r = next(i for i, row in enumerate(layout.rows) if self._highlighted in row)
-        column = layout.rows[r].index(self._highlighted)
+        r = next(i for i, row in enumerate(layout.rows) if self._item in row)
+        column = layout.rows[r].index(self._item)
         target = r + d_row
         if 0 <= target < len(layout.rows):
             row = layout.rows[target]
             self.highlight(row[min(column, len(row) - 1)])
 
     def _post_selected(self) -> None:
-        self.post_message(self.Selected(self, self._highlighted))
+        self.post_message(self.Selected(self, self._item))
 
     def tile_at(self, x: int, y: int) -> int | None:
         """The tile under content coordinates `(x, y)` of the (scrolled) canvas, if any."""

@@ -23,7 +23,7 @@ from textual.strip import Strip
 from typing_extensions import Unpack
 
 from tui.components import cursor_grid
-from tui.components.cursor_grid import CursorGrid, cursor_bindings
+from tui.components.cursor_grid import ItemCursor, clamp, cursor_bindings
 from tui.components.line_cache import LineCache
 from tui.components.options import WidgetOptions
 from tui.components.theme import fit_cells, visible_piece
@@ -45,7 +45,7 @@ class _Chip:
     id_text: str
 
 
-class TokenStrip(CursorGrid, LineCache, ScrollView, can_focus=True):
+class TokenStrip(ItemCursor, LineCache, ScrollView, can_focus=True):
     """Token pieces wrapped over lines, with ids underneath and a token cursor."""
 
     DEFAULT_CSS = widget_css(__file__)
@@ -60,19 +60,14 @@ class TokenStrip(CursorGrid, LineCache, ScrollView, can_focus=True):
         Binding("i", "toggle_ids", "Ids", show=False, id="tokens.toggle_ids"),
     ]
 
-    class TokenHighlighted(cursor_grid.CursorMoved):
+    class TokenHighlighted(cursor_grid.ItemMoved):
         """The cursor moved to token `index` (also `col`)."""
 
         SENDER = "strip"
         FIELDS = ("index", "token_id", "piece")
         strip: TokenStrip
-        index: int
         token_id: int | None
         piece: str
-
-        def cell(self) -> tuple[int, int]:
-            """One row of tokens: column `index`."""
-            return 0, self.index
 
     class TokenPicked(TokenHighlighted, cursor_grid.CellSelected):
         """Enter or a click picked token `index`."""
@@ -102,7 +97,6 @@ class TokenStrip(CursorGrid, LineCache, ScrollView, can_focus=True):
         self._special: list[bool] = []
         self.show_ids = show_ids
         self.max_piece_width = max_piece_width
-        self._cursor = 0
         self._chips: list[_Chip] = []
         self._row_starts: list[int] = []  # first chip of each row
         self._layout_width = -1
@@ -111,10 +105,7 @@ class TokenStrip(CursorGrid, LineCache, ScrollView, can_focus=True):
 
     # ------------------------------------------------------------------ data
 
-    @property
-    def cursor(self) -> int:
-        """Index of the token under the cursor."""
-        return self._cursor
+    cursor = ItemCursor.item  # the index of the token under the cursor
 
     @property
     def count(self) -> int:
@@ -130,7 +121,7 @@ class TokenStrip(CursorGrid, LineCache, ScrollView, can_focus=True):
         self._pieces = list(pieces)
         self._ids = list(ids) if ids is not None else None
         self._special = list(special) if special is not None else [False] * n
-        self._cursor = min(self._cursor, max(0, n - 1))
+        self._item = clamp(self._item, 0, n - 1)
 
     def set_tokens(
         self, pieces: Sequence[str], ids: Sequence[int] | None = None, *, special: Sequence[bool] | None = None
@@ -191,7 +182,7 @@ class TokenStrip(CursorGrid, LineCache, ScrollView, can_focus=True):
 
     def _chip_style(self, chip: _Chip, id_line: bool) -> Style:
         style = self.get_component_rich_style("tokens--even" if chip.index % 2 == 0 else "tokens--odd")
-        if chip.index == self._cursor:
+        if chip.index == self._item:
             style += self.get_component_rich_style("tokens--cursor", partial=True)
         elif id_line:
             style += self.get_component_rich_style("tokens--id", partial=True)
@@ -218,42 +209,24 @@ class TokenStrip(CursorGrid, LineCache, ScrollView, can_focus=True):
 
     def move_to(self, index: int, *, post: bool = True) -> None:
         """Put the cursor on token `index` (negative counts from the end); posts `TokenHighlighted`."""
-        if not self._pieces:
-            return
-        n = len(self._pieces)
-        index = max(0, min(n - 1, index if index >= 0 else n + index))
-        if index == self._cursor:
-            return
-        self._cursor = index
-        self._lines.clear()
-        self.refresh()
-        self._scroll_to_cursor()
-        if post:
-            self._post(self.TokenHighlighted)
+        self.move_to_item(index if index >= 0 else self.count + index, post=post)
 
-    def _scroll_to_cursor(self) -> None:
+    def _scroll_to_item(self) -> None:
         self._ensure_layout()
-        if self._cursor < len(self._chips):
-            chip = self._chips[self._cursor]
+        if self._item < len(self._chips):
+            chip = self._chips[self._item]
             per_row = self._lines_per_row
             self.scroll_to_region(Region(chip.x, chip.row * per_row, chip.width, per_row), animate=False, immediate=True)
 
     def _post(self, kind: type[TokenHighlighted]) -> None:
         if self._pieces:
-            token_id = self._ids[self._cursor] if self._ids is not None else None
-            self.post_message(kind(self, self._cursor, token_id, self._pieces[self._cursor]))
+            token_id = self._ids[self._item] if self._ids is not None else None
+            self.post_message(kind(self, self._item, token_id, self._pieces[self._item]))
 
-    # the CursorGrid hooks: the tokens are one row for left/right/home/end; up/down go to the wrapped line
-    def grid_size(self) -> tuple[int, int]:
-        return (1, len(self._pieces)) if self._pieces else (0, 0)
+    def _post_moved(self) -> None:
+        self._post(self.TokenHighlighted)
 
-    @property
-    def cursor_cell(self) -> tuple[int, int]:
-        return 0, self._cursor
-
-    def _place_cursor(self, row: int, col: int) -> None:
-        self.move_to(col)
-
+    # the ItemCursor hooks: the tokens are one row for left/right/home/end; up/down go to the wrapped line
     def step_cursor(self, d_row: int, d_col: int) -> None:
         if d_row:
             self._move_row(d_row)
@@ -265,7 +238,7 @@ class TokenStrip(CursorGrid, LineCache, ScrollView, can_focus=True):
         self._ensure_layout()
         if not self._chips:
             return
-        chip = self._chips[self._cursor]
+        chip = self._chips[self._item]
         row = chip.row + delta
         if not 0 <= row < len(self._row_starts):
             return
@@ -286,7 +259,7 @@ class TokenStrip(CursorGrid, LineCache, ScrollView, can_focus=True):
         """Show / hide the ids line."""
         self.show_ids = not self.show_ids
         self._invalidate()
-        self._scroll_to_cursor()
+        self._scroll_to_item()
 
     def token_at(self, x: int, y: int) -> int | None:
         """The token drawn at content coordinates `(x, y)` of the (scrolled) strip."""

@@ -3,32 +3,30 @@ its largest activations (massive ones flagged by Sun et al.'s rule) and the head
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from textual import on
 from textual.containers import Horizontal
 from textual.widget import Widget
-from textual.widgets import Input, Static
+from textual.widgets import Static
 
 from internals.worker.contract import SINK_SHARE
 from tui.components.heatmap import Heatmap
 from tui.css import widget_css
-from tui.views.base import RemoteView
+from tui.data_source import DataSource
+from tui.views.base import PromptView
 
 DEFAULT_PROMPT = "def f(x): return x"
 
 
-class ActivationsView(RemoteView):
+class ActivationsView(PromptView):
     DEFAULT_CSS = widget_css(__file__)
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.prompt = DEFAULT_PROMPT
-        self.loaded = False
+    PROMPT_ID, DEFAULT_PROMPT, GROUP = "activations-prompt", DEFAULT_PROMPT, "activations"
 
     def compose(self):
-        yield Input(value=self.prompt.replace("\n", "⏎"), placeholder="prompt (Enter runs it)", id="activations-prompt")
+        yield self.prompt_input()
         yield Static("", classes="view-message")
         yield Static("", id="activations-info")
         with Horizontal(id="activations-main"):
@@ -39,30 +37,17 @@ class ActivationsView(RemoteView):
     def focus_target(self) -> Widget:
         return self.query_one("#activations-norms", Heatmap)
 
-    def activate(self) -> None:
-        if not self.loaded:
-            self._request()
-
-    @on(Input.Submitted, "#activations-prompt")
-    def _submit(self, event: Input.Submitted) -> None:
-        self.prompt = event.value.replace("⏎", "\n")
-        self._request()
-
-    def _request(self) -> None:
+    def make_request(self) -> Callable[[DataSource], Any]:
         prompt = self.prompt
-        self.fetch("activations", lambda source: source.activations(prompt, on_progress=self.progress), self._show,
-                   loading="running the model on the prompt…")
+        return lambda source: source.activations(prompt, on_progress=self.progress)
 
-    def _show(self, data: dict[str, Any]) -> None:
-        self.data = data
-        self.loaded = True
+    def show(self, data: dict[str, Any]) -> None:
         norms = np.asarray(data["residual_norm"], dtype=np.float32)
         rows = ["embed" if name == "embed" else f"L{name}" for name in data["layers"]]
         heatmap = self.query_one("#activations-norms", Heatmap)
         heatmap.set_matrix(norms, row_labels=rows, col_labels=list(data["tokens"]), title="residual stream L2 norm")
         self.query_one("#activations-massive", Static).update(self.describe())
-        if self.display:  # a result that arrives while another view is shown must not take the focus
-            heatmap.focus()
+        self.focus_if_shown(heatmap)
 
     def sink_heads(self) -> list[tuple[int, int, float]]:
         """(layer, head, share) of every head whose mean attention on the first token is above SINK_SHARE."""

@@ -3,43 +3,44 @@ grouped by the KV head they share (grouped-query attention made visible)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from textual import on
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.widget import Widget
-from textual.widgets import Input, Static
+from textual.widgets import Static
 
 from internals.worker.contract import SINK_SHARE
 from tui.components.heatmap import Heatmap
 from tui.components.heatmap_grid import SmallMultiples, gqa_groups
 from tui.css import widget_css
-from tui.views.base import RemoteView
+from tui.data_source import DataSource
+from tui.views.base import PromptView, layer_bindings
 
 DEFAULT_PROMPT = "def add(self, value):\n    self.total = self.total + value\n    return self.total"
 MAX_EXACT_TOKENS = 96
 
 
-class AttentionView(RemoteView):
+class AttentionView(PromptView):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("comma", "layer(-1)", "Layer -", id="attention.layer_prev"),
-        Binding("full_stop", "layer(1)", "Layer +", id="attention.layer_next"),
+        *layer_bindings("attention"),
         Binding("minus", "head(-1)", "Head -", id="attention.head_prev"),
         Binding("equals_sign", "head(1)", "Head +", id="attention.head_next"),
     ]
     DEFAULT_CSS = widget_css(__file__)
+    PROMPT_ID, DEFAULT_PROMPT, GROUP = "attention-prompt", DEFAULT_PROMPT, "attention"
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.prompt = DEFAULT_PROMPT
         self.layer_idx = 0
         self.head_idx = 0
         self.num_layers = 1
         self.loaded_key: tuple[str, int] | None = None
 
     def compose(self):
-        yield Input(value=self.prompt.replace("\n", "⏎"), placeholder="prompt (Enter runs it)", id="attention-prompt")
+        yield self.prompt_input()
         yield Static("", classes="view-message")
         yield Static("", id="attention-info")
         with Horizontal(id="attention-main"):
@@ -54,33 +55,29 @@ class AttentionView(RemoteView):
     def focus_target(self) -> Widget:
         return self.query_one("#attention-head", Heatmap)  # so , . - = step layer and head at once
 
-    def activate(self) -> None:
-        if self.loaded_key != (self.prompt, self.layer_idx):
-            self._request()
+    def needs_request(self) -> bool:
+        return self.loaded_key != (self.prompt, self.layer_idx)
 
     def focus_on(self, prompt: str | None = None, layer: int | None = None, head: int | None = None) -> None:
         if prompt:
-            self.prompt = prompt
-            self.query_one("#attention-prompt", Input).value = prompt.replace("\n", "⏎")
+            self.set_prompt(prompt)
         if layer is not None:
             self.layer_idx = layer % max(1, self.num_layers)
         if head is not None:
             self.head_idx = head
-        self._request()
+        self.request()
 
-    @on(Input.Submitted, "#attention-prompt")
-    def _prompt(self, event: Input.Submitted) -> None:
-        self.prompt = event.value.replace("⏎", "\n")
-        self._request()
+    def submitted(self) -> None:
         self.query_one("#attention-head", Heatmap).focus()
 
-    def _request(self) -> None:
-        prompt, layer = self.prompt, self.layer_idx
-        self.fetch("attention", lambda source: source.attention(prompt, layer, bins=MAX_EXACT_TOKENS, on_progress=self.progress),
-                   self._show, loading=f"running the model on the prompt (layer {layer})…")
+    def loading_text(self) -> str:
+        return f"running the model on the prompt (layer {self.layer_idx})…"
 
-    def _show(self, data: dict[str, Any]) -> None:
-        self.data = data
+    def make_request(self) -> Callable[[DataSource], Any]:
+        prompt, layer = self.prompt, self.layer_idx
+        return lambda source: source.attention(prompt, layer, bins=MAX_EXACT_TOKENS, on_progress=self.progress)
+
+    def show(self, data: dict[str, Any]) -> None:
         self.loaded_key = (self.prompt, self.layer_idx)
         weights = data["weights"]
         heads = data["num_heads"]
@@ -89,7 +86,7 @@ class AttentionView(RemoteView):
         self.query_one("#attention-all", SmallMultiples).set_matrices(
             weights, groups=groups, titles=[f"h{h}" + (" sink" if h in self.sink_heads() else "") for h in range(heads)])
         self.query_one("#attention-all", SmallMultiples).highlight(self.head_idx)
-        self._draw_head()
+        self.draw_selected(data)
 
     def sink_heads(self) -> list[int]:
         """The heads whose mean attention on the first token (over query positions >= 1) is above SINK_SHARE."""
@@ -110,10 +107,8 @@ class AttentionView(RemoteView):
             return list(data["tokens"])
         return [f"{a}-{b - 1} {data['tokens'][a]}" for a, b in zip(edges, edges[1:])]
 
-    def _draw_head(self) -> None:
-        data = self.data
-        if not data:
-            return
+    def draw_selected(self, data: dict[str, Any]) -> None:
+        """The selected head's map and the line under it."""
         tokens = self.labels()
         kv = data["kv_head_of"][self.head_idx]
         self.query_one("#attention-head", Heatmap).set_matrix(
@@ -138,14 +133,14 @@ class AttentionView(RemoteView):
     @on(SmallMultiples.Selected)
     def _pick_head(self, event: SmallMultiples.Selected) -> None:
         self.head_idx = event.index
-        self._draw_head()
+        self.redraw()
 
     def action_layer(self, step: int) -> None:
         self.layer_idx = (self.layer_idx + step) % max(1, self.num_layers)
-        self._request()
+        self.request()
 
     def action_head(self, step: int) -> None:
         if self.data:
             self.head_idx = (self.head_idx + step) % self.data["num_heads"]
             self.query_one("#attention-all", SmallMultiples).highlight(self.head_idx)
-            self._draw_head()
+            self.draw_selected(self.data)

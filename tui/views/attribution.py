@@ -4,17 +4,18 @@ that checks them: their sum plus the bias is the logit."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from rich.text import Text
-from textual import on
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.widget import Widget
 from textual.widgets import Input, Static
 
 from tui.css import widget_css
-from tui.views.base import RemoteView
+from tui.data_source import DataSource
+from tui.views.base import PromptView, layer_bindings
 
 DEFAULT_PROMPT = "def f(x): return x"
 BAR_WIDTH = 24  # characters on each side of zero, at most
@@ -39,22 +40,21 @@ def signed_bars(rows: list[tuple[str, float]], scale: float, selected: str | Non
     return text
 
 
-class AttributionView(RemoteView):
+class AttributionView(PromptView):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("comma", "layer(-1)", "Layer -", id="attribution.layer_prev"),
-        Binding("full_stop", "layer(1)", "Layer +", id="attribution.layer_next"),
+        *layer_bindings("attribution"),
     ]
     DEFAULT_CSS = widget_css(__file__)
+    PROMPT_ID, DEFAULT_PROMPT, GROUP, LOADING = "attribution-prompt", DEFAULT_PROMPT, "attribute", "attributing the logit…"
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.prompt, self.target = DEFAULT_PROMPT, ""
+        self.target = ""
         self.layer_idx = 0
-        self.loaded = False
 
     def compose(self):
         with Horizontal(id="attribution-inputs"):
-            yield Input(value=self.prompt.replace("\n", "⏎"), placeholder="prompt (Enter runs it)", id="attribution-prompt")
+            yield self.prompt_input()
             yield Input(value="", placeholder="target token (optional)", id="attribution-target")
         yield Static("", classes="view-message")
         yield Static("", id="attribution-identity")
@@ -67,28 +67,20 @@ class AttributionView(RemoteView):
     def focus_target(self) -> Widget:
         return self.query_one("#attribution-parts-scroll")
 
-    def activate(self) -> None:
-        if not self.loaded:
-            self._request()
-
-    @on(Input.Submitted)
-    def _submit(self, event: Input.Submitted) -> None:
+    def take_input(self, event: Input.Submitted) -> bool:
+        """Enter in either box asks again, with both."""
         self.prompt = self.query_one("#attribution-prompt", Input).value.replace("⏎", "\n")
         self.target = self.query_one("#attribution-target", Input).value
-        self._request()
+        return True
 
-    def _request(self) -> None:
+    def make_request(self) -> Callable[[DataSource], Any]:
         prompt, target = self.prompt, self.target or None
-        self.fetch("attribute", lambda source: source.attribute(prompt, target=target, on_progress=self.progress),
-                   self._show, loading="attributing the logit…")
+        return lambda source: source.attribute(prompt, target=target, on_progress=self.progress)
 
-    def _show(self, data: dict[str, Any]) -> None:
-        self.data = data
-        self.loaded = True
+    def show(self, data: dict[str, Any]) -> None:
         self.layer_idx = min(self.layer_idx, len(data["attention"]) - 1)
-        self._draw()
-        if self.display:  # a result that arrives while another view is shown must not take the focus
-            self.focus_target().focus()
+        self.draw_selected(data)
+        self.focus_if_shown()
 
     def parts(self) -> list[tuple[str, float]]:
         data = self.data
@@ -103,10 +95,8 @@ class AttributionView(RemoteView):
         return (f"logit of {data['target']!r} after {data['tokens'][-1]!r}:  sum {total:+.4f} + bias {data['bias']:+.4f} "
                 f"= {total + data['bias']:+.4f}   (logit {data['logit']:+.4f})  ·  , . layer")
 
-    def _draw(self) -> None:
-        data = self.data
-        if not data:
-            return
+    def draw_selected(self, data: dict[str, Any]) -> None:
+        """The parts' bars and the selected layer's heads."""
         rows = self.parts()
         heads = data["heads"][self.layer_idx]
         scale = max(abs(v) for _, v in rows + [(h, v) for h, v in enumerate(heads)]) or 1.0
@@ -125,9 +115,9 @@ class AttributionView(RemoteView):
         return max(3, min(BAR_WIDTH, (column - 2 - 24) // 2)) if column else BAR_WIDTH
 
     def on_resize(self) -> None:
-        self._draw()
+        self.redraw()
 
     def action_layer(self, step: int) -> None:
         if self.data:
             self.layer_idx = (self.layer_idx + step) % len(self.data["attention"])
-            self._draw()
+            self.draw_selected(self.data)

@@ -9,17 +9,36 @@ to the app with a bubbling `WorkerFailed`, progress with a bubbling `Progress`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from textual import on
+from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
-from textual.widgets import Static
+from textual.widget import Widget
+from textual.widgets import Input, Static
 from textual.worker import get_current_worker
 
 from tui.css import widget_css
 from tui.data_source import DataSource, NoDataSource
 from tui.messages import Progress, WorkerFailed
+
+
+def numbers_and_histogram(view: str, numbers: str, histogram: str) -> Widget:
+    """The top of a view of one tensor's numbers (the tensor view, the diff view): side by side in `#<view>-top`,
+    the numbers (`#<view>-<numbers>`) and a histogram titled `histogram` (`#<view>-hist`)."""
+    from textual.containers import Horizontal
+
+    from tui.components.histogram import Histogram
+
+    return Horizontal(Static("", id=f"{view}-{numbers}"), Histogram(title=histogram, id=f"{view}-hist"), id=f"{view}-top")
+
+
+def layer_bindings(view: str) -> list[Binding]:
+    """`,` / `.`: the previous / next layer (`action_layer(step)`), ids `<view>.layer_prev` / `<view>.layer_next`:
+    the same keys in every view that steps through layers."""
+    return [Binding("comma", "layer(-1)", "Layer -", id=f"{view}.layer_prev"),
+            Binding("full_stop", "layer(1)", "Layer +", id=f"{view}.layer_next")]
 
 
 class RemoteView(Vertical):
@@ -109,6 +128,98 @@ class RemoteView(Vertical):
     def _show_progress(self, event: Progress) -> None:
         self.set_message(self.progress_text(event.fraction, event.message))
 
+    def redraw(self) -> None:
+        """Draw the part of the answer the view's keys select (a layer, a head, a grid) again, after a key changed
+        it or the view was resized; nothing before the first answer."""
+        if self.data:
+            self.draw_selected(self.data)
+
+    def draw_selected(self, data: Any) -> None:
+        """Draw the part of `data` the view's keys select (the views that have such keys)."""
+        raise NotImplementedError
+
     def export_data(self) -> Any:
         """The data behind the view (what Export writes as JSON)."""
         return self.data
+
+
+class PromptView(RemoteView):
+    """A view of one request on the prompt typed in its box (`PROMPT_ID`): asked the first time the view is
+    shown, again on Enter in the box (the newer request cancels the older) and drawn by `show`.
+
+    A view says what to ask (`make_request`, called on the UI thread so the request holds the values of the
+    moment) and how to draw the answer; `loaded` says an answer was drawn (`needs_request` decides whether
+    showing the view asks again)."""
+
+    PROMPT_ID: ClassVar[str] = ""  # the id of the prompt box
+    DEFAULT_PROMPT: ClassVar[str] = ""
+    PROMPT_PLACEHOLDER: ClassVar[str] = "prompt (Enter runs it)"
+    GROUP: ClassVar[str] = "prompt"  # the fetch group
+    LOADING: ClassVar[str] = "running the model on the prompt…"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.prompt: str = self.DEFAULT_PROMPT
+        self.loaded = False
+
+    def prompt_input(self) -> Input:
+        """The prompt box (newlines shown as ⏎), for `compose`."""
+        return Input(value=self.prompt.replace("\n", "⏎"), placeholder=self.PROMPT_PLACEHOLDER, id=self.PROMPT_ID)
+
+    def set_prompt(self, prompt: str) -> None:
+        """Put `prompt` in the box (without asking)."""
+        self.prompt = prompt
+        self.query_one(f"#{self.PROMPT_ID}", Input).value = prompt.replace("\n", "⏎")
+
+    def needs_request(self) -> bool:
+        """Whether showing the view asks (default: until an answer was drawn)."""
+        return not self.loaded
+
+    def activate(self) -> None:
+        if self.needs_request():
+            self.request()
+
+    def take_input(self, event: Input.Submitted) -> bool:
+        """Read the boxes after Enter in `event.input`; False when that box is not one that asks."""
+        if event.input.id != self.PROMPT_ID:
+            return False
+        self.prompt = event.value.replace("⏎", "\n")
+        return True
+
+    @on(Input.Submitted)
+    def _prompt_submitted(self, event: Input.Submitted) -> None:
+        if self.take_input(event):
+            self.request()
+            self.submitted()
+
+    def submitted(self) -> None:
+        """After Enter asked again (e.g. focus the main widget)."""
+
+    def make_request(self) -> Callable[[DataSource], Any]:
+        """The request for the current prompt (and settings): a call of the data source."""
+        raise NotImplementedError
+
+    def loading_text(self) -> str:
+        return self.LOADING
+
+    def request(self) -> None:
+        """Ask for the current prompt (a newer request cancels this one)."""
+        self.fetch(self.GROUP, self.make_request(), self._received, loading=self.loading_text())
+
+    def _received(self, data: Any) -> None:
+        self.data = data
+        self.loaded = True
+        self.show(data)
+
+    def show(self, data: Any) -> None:
+        """Draw an answer (already in `self.data`)."""
+        raise NotImplementedError
+
+    def focus_if_shown(self, widget: Widget | None = None) -> None:
+        """Focus `widget` (default: the focus target) unless another view is shown: a result that arrives
+        then must not take the focus."""
+        if self.display:
+            (widget or self.focus_target()).focus()
+
+    def focus_target(self) -> Widget:
+        return self

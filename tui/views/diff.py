@@ -24,7 +24,7 @@ from textual.widgets import Input, Static
 from tui.components.heatmap import Heatmap
 from tui.components.histogram import Histogram
 from tui.css import widget_css
-from tui.views.base import RemoteView
+from tui.views.base import RemoteView, numbers_and_histogram
 
 BARS = " ▁▂▃▄▅▆▇█"
 
@@ -113,9 +113,7 @@ class DiffView(RemoteView):
     def compose(self):
         yield Static("", classes="view-message")
         yield Static("select a tensor or module in the tree; p: behaviour on a prompt", id="diff-title")
-        with Horizontal(id="diff-top"):
-            yield Static("", id="diff-numbers")
-            yield Histogram(title="ΔW histogram", id="diff-hist")
+        yield numbers_and_histogram("diff", "numbers", "ΔW histogram")
         yield Static("", id="diff-rank")
         yield Input(placeholder="prompt for the behaviour diff (Enter runs, Escape cancels)", id="diff-prompt")
         with Horizontal(id="diff-behaviour"):

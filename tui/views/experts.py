@@ -8,19 +8,21 @@ The routing comes from the worker's `experts` operation, the router panel from `
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
 from textual import on
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Horizontal
 from textual.widget import Widget
-from textual.widgets import Input, Static
+from textual.widgets import Static
 
 from tui.components.bars import Bars
 from tui.components.heatmap import Heatmap
 from tui.css import widget_css
-from tui.views.base import RemoteView
+from tui.data_source import DataSource
+from tui.views.base import PromptView, layer_bindings
 from tui.views.router_panel import RouterPanel
 
 DEFAULT_PROMPT = "def add(self, value):\n    self.total = self.total + value\n    return self.total"
@@ -41,16 +43,16 @@ def routing_matrix(layer: dict[str, Any], num_experts: int) -> np.ndarray:
     return matrix
 
 
-class ExpertsView(RemoteView):
+class ExpertsView(PromptView):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("comma", "layer(-1)", "Layer -", id="experts.layer_prev"),
-        Binding("full_stop", "layer(1)", "Layer +", id="experts.layer_next"),
+        *layer_bindings("experts"),
     ]
     DEFAULT_CSS = widget_css(__file__)
+    PROMPT_ID, DEFAULT_PROMPT, PROMPT_PLACEHOLDER = "experts-prompt", DEFAULT_PROMPT, "prompt (Enter routes it)"
+    GROUP, LOADING = "experts", "running the model on the prompt (reading every MoE layer's router)…"
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.prompt = DEFAULT_PROMPT
         self.position = 0  # index into the routed (MoE) layers
         self.routers: dict[int, str] = {}
         self.loaded_prompt: str | None = None
@@ -58,7 +60,7 @@ class ExpertsView(RemoteView):
         self._wanted_layer: int | None = None
 
     def compose(self):
-        yield Input(value=self.prompt.replace("\n", "⏎"), placeholder="prompt (Enter routes it)", id="experts-prompt")
+        yield self.prompt_input()
         yield Static("", classes="view-message")
         yield Static("", id="experts-info")
         with Horizontal(id="experts-main"):
@@ -74,32 +76,28 @@ class ExpertsView(RemoteView):
     def focus_target(self) -> Widget:
         return self.query_one("#experts-routing", Heatmap)  # so , . step layers at once
 
-    def activate(self) -> None:
-        if self.loaded_prompt != self.prompt:
-            self.route()
+    def needs_request(self) -> bool:
+        return self.loaded_prompt != self.prompt
 
     def focus_on(self, prompt: str | None = None, layer: int | None = None) -> None:
         """Route `prompt` (default: the one in the box) and show decoder layer `layer` once routed."""
         if prompt:
-            self.prompt = prompt
-            self.query_one("#experts-prompt", Input).value = prompt.replace("\n", "⏎")
+            self.set_prompt(prompt)
         self._wanted_layer = layer
         self.route()
 
-    @on(Input.Submitted, "#experts-prompt")
-    def _prompt(self, event: Input.Submitted) -> None:
-        self.prompt = event.value.replace("⏎", "\n")
-        self.route()
+    def submitted(self) -> None:
         self.query_one("#experts-routing", Heatmap).focus()
 
     def route(self) -> None:
         """Ask the worker which experts each token of the prompt goes to (a newer request cancels this one)."""
-        prompt = self.prompt
-        self.fetch("experts", lambda source: source.experts(prompt, on_progress=self.progress), self._show,
-                   loading="running the model on the prompt (reading every MoE layer's router)…")
+        self.request()
 
-    def _show(self, data: dict[str, Any]) -> None:
-        self.data = data
+    def make_request(self) -> Callable[[DataSource], Any]:
+        prompt = self.prompt
+        return lambda source: source.experts(prompt, on_progress=self.progress)
+
+    def show(self, data: dict[str, Any]) -> None:
         self.loaded_prompt = self.prompt
         layers = [entry["layer"] for entry in data["layers"]]
         wanted = self._wanted_layer

@@ -3,6 +3,7 @@ applied to that layer's residual stream; colour is its probability."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -12,22 +13,22 @@ from textual.widgets import Input, Static
 
 from tui.components.lens_grid import LensGrid
 from tui.css import widget_css
-from tui.views.base import RemoteView
+from tui.data_source import DataSource
+from tui.views.base import PromptView
 
 DEFAULT_PROMPT = "import numpy as np\nx = np.zeros"
 
 
-class LensView(RemoteView):
+class LensView(PromptView):
     DEFAULT_CSS = widget_css(__file__)
+    PROMPT_ID, DEFAULT_PROMPT, GROUP, LOADING = "lens-prompt", DEFAULT_PROMPT, "lens", "running the logit lens…"
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.prompt = DEFAULT_PROMPT
-        self.loaded = False
         self.tracks: dict[str, Any] | None = None  # the followed tokens (lens_tracks), when asked
 
     def compose(self):
-        yield Input(value=self.prompt.replace("\n", "⏎"), placeholder="prompt (Enter runs it)", id="lens-prompt")
+        yield self.prompt_input()
         yield Static("", classes="view-message")
         yield Static("", id="lens-info")
         yield LensGrid(id="lens-grid")
@@ -37,15 +38,6 @@ class LensView(RemoteView):
 
     def focus_target(self) -> Widget:
         return self.query_one(LensGrid)
-
-    def activate(self) -> None:
-        if not self.loaded:
-            self._request()
-
-    @on(Input.Submitted, "#lens-prompt")
-    def _submit(self, event: Input.Submitted) -> None:
-        self.prompt = event.value.replace("⏎", "\n")
-        self._request()
 
     @on(Input.Submitted, "#lens-track")
     def _track(self, event: Input.Submitted) -> None:
@@ -74,18 +66,11 @@ class LensView(RemoteView):
     def export_data(self) -> Any:
         return self.data if self.tracks is None else {**self.data, "tracks": self.tracks}
 
-    def _request(self) -> None:
+    def make_request(self) -> Callable[[DataSource], Any]:
         prompt = self.prompt
-        self.fetch(
-            "lens",
-            lambda source: source.lens(prompt, top_k=5, on_progress=self.progress),
-            self._show,
-            loading="running the logit lens…",
-        )
+        return lambda source: source.lens(prompt, top_k=5, on_progress=self.progress)
 
-    def _show(self, data: dict[str, Any]) -> None:
-        self.data = data
-        self.loaded = True
+    def show(self, data: dict[str, Any]) -> None:
         layers = data["layers"]
         pieces = [[row[0] for row in entry["top_tokens"]] for entry in layers]
         probs = np.array([[row[0] for row in np.asarray(entry["top_probs"]).tolist()] for entry in layers], dtype=np.float32)

@@ -15,10 +15,7 @@ from tui.css import widget_css
 
 class ModuleView(VerticalScroll):
     DEFAULT_CSS = widget_css(__file__)
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.data: dict[str, Any] | None = None
+    data: dict[str, Any] | None = None  # what Export writes: the module and its children
 
     def compose(self):
         yield Static("", id="module-body")

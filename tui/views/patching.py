@@ -131,7 +131,7 @@ class PatchingView(RemoteView):
         self.running = False
         self.loaded = True
         self.query_one("#patching-progress", ProgressBar).display = False
-        self._draw()
+        self.draw_selected(data)
         if self.display:  # a result that arrives while another view is shown must not take the focus
             self.heatmap().focus()
 
@@ -139,16 +139,16 @@ class PatchingView(RemoteView):
         available = [g for g in GRIDS if self.data and self.data.get(g) is not None] or list(GRIDS)
         index = available.index(self.grid) if self.grid in available else -1
         self.grid = available[(index + step) % len(available)]
-        self._draw()
+        self.redraw()
 
     def column_labels(self) -> list[str]:
         if self.grid == "heads":
             return [f"h{h}" for h in range(np.asarray(self.data["heads"]).shape[1])]
         return [a if a == b else f"{a}→{b}" for a, b in zip(self.data["clean_tokens"], self.data["corrupt_tokens"])]
 
-    def _draw(self) -> None:
-        data = self.data
-        if not data or data.get(self.grid) is None:
+    def draw_selected(self, data: dict[str, Any]) -> None:
+        """The selected grid (`self.grid`), when the answer has it."""
+        if data.get(self.grid) is None:
             return
         grid = np.asarray(data[self.grid], dtype=np.float32)
         what = {"residual": "residual stream", "attention": "attention output", "mlp": "MLP output",

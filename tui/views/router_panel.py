@@ -19,10 +19,7 @@ from tui.css import widget_css
 
 class RouterPanel(Horizontal):
     DEFAULT_CSS = widget_css(__file__)
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.summary: dict[str, Any] | None = None
+    summary: dict[str, Any] | None = None  # the router summary shown
 
     def compose(self):
         yield Heatmap(title="router rows: cosine similarity", ramp="diverging", vmin=-1.0, vmax=1.0,

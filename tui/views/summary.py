@@ -46,10 +46,7 @@ def layer_chart(summary: dict[str, Any], width: int = 30) -> Table:
 
 class SummaryView(VerticalScroll):
     DEFAULT_CSS = widget_css(__file__)
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.data: dict[str, Any] | None = None
+    data: dict[str, Any] | None = None  # what Export writes: the model card
 
     def compose(self):
         yield Static("loading the model's facts…", id="summary-body")

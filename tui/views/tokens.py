@@ -2,31 +2,42 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from rich.table import Table
 from textual import on
 from textual.widget import Widget
-from textual.widgets import Input, Static
+from textual.widgets import Static
 
 from tui.components.tokens import TokenStrip
 from tui.css import widget_css
-from tui.views.base import RemoteView
+from tui.data_source import DataSource
+from tui.views.base import PromptView
 
 DEFAULT_TEXT = "def __init__(self, name):\n    self.name = name  # café 中文"
 
 
-class TokensView(RemoteView):
+class TokensView(PromptView):
     DEFAULT_CSS = widget_css(__file__)
+    PROMPT_ID, DEFAULT_PROMPT, PROMPT_PLACEHOLDER = "tokens-input", DEFAULT_TEXT, "text to tokenize (Enter)"
+    GROUP, LOADING = "tokenize", "tokenizing…"
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.text = DEFAULT_TEXT
-        self.loaded = False
         self.neighbours: dict[str, Any] | None = None
 
+    @property
+    def text(self) -> str:
+        """The text tokenized (the prompt box's)."""
+        return self.prompt
+
+    @text.setter
+    def text(self, value: str) -> None:
+        self.prompt = value
+
     def compose(self):
-        yield Input(value=self.text.replace("\n", "⏎"), placeholder="text to tokenize (Enter)", id="tokens-input")
+        yield self.prompt_input()
         yield Static("", classes="view-message")
         yield TokenStrip(id="tokens-strip")
         yield Static("Enter on a token shows its nearest neighbours in the embedding matrix.", id="tokens-neighbours")
@@ -34,22 +45,11 @@ class TokensView(RemoteView):
     def focus_target(self) -> Widget:
         return self.query_one(TokenStrip)  # arrows pick a token, Enter shows its neighbours
 
-    def activate(self) -> None:
-        if not self.loaded:
-            self._request()
-
-    @on(Input.Submitted, "#tokens-input")
-    def _submit(self, event: Input.Submitted) -> None:
-        self.text = event.value.replace("⏎", "\n")
-        self._request()
-
-    def _request(self) -> None:
+    def make_request(self) -> Callable[[DataSource], Any]:
         text = self.text
-        self.fetch("tokenize", lambda source: source.tokenize(text, on_progress=self.progress), self._show, loading="tokenizing…")
+        return lambda source: source.tokenize(text, on_progress=self.progress)
 
-    def _show(self, data: dict[str, Any]) -> None:
-        self.data = data
-        self.loaded = True
+    def show(self, data: dict[str, Any]) -> None:
         strip = self.query_one(TokenStrip)
         strip.set_tokens(data.get("labels") or data["pieces"], data["ids"], special=data.get("special"))
         strip.focus()

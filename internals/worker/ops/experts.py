@@ -1,12 +1,14 @@
 """Mixture-of-experts operations: statistics of fused expert weights, router summaries, routing on a prompt.
 
-`expert_stats` and `router_summary` read the stored tensors (no model load); `experts` runs the loaded model
-and reads each MoE layer's own router (internals/inference/routing.py).
+`expert_stats`, `expert_spectra` and `router_summary` read the stored tensors (no model load); `experts` runs
+the loaded model and reads each MoE layer's own router (internals/inference/routing.py).
 """
 
 from __future__ import annotations
 
 from internals.worker.contract import (
+    ExpertSpectra,
+    ExpertSpectraRequest,
     ExpertStatsRequest,
     FusedStats,
     PromptRequest,
@@ -23,6 +25,15 @@ def expert_stats(ctx: OpContext, req: ExpertStatsRequest) -> FusedStats:
     from internals.experts.weights import fused_parameter_stats
 
     return fused_parameter_stats(ctx.opened, req.name, bins=req.bins, progress=ctx.progress, check=ctx.check)
+
+
+@operation("expert_spectra", request=ExpertSpectraRequest, result=ExpertSpectra, group="expert_spectra")
+def expert_spectra(ctx: OpContext, req: ExpertSpectraRequest) -> ExpertSpectra:
+    """Each expert's spectrum of a stacked expert parameter, in brief (α, D, stable rank, spikes), with progress
+    per expert and cancellation; cached on disk like every spectrum."""
+    from internals.experts.spectra import expert_spectra as spectra_of_experts
+
+    return spectra_of_experts(ctx.opened, req.name, progress=ctx.progress, check=ctx.check)
 
 
 @operation("router_summary", request=RouterSummaryRequest, result=RouterSummary, group="router")

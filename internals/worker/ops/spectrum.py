@@ -7,6 +7,7 @@ every second or so (inside a big matrix's Gram accumulation and eigen-solve too)
 
 from __future__ import annotations
 
+from internals.errors import UserError
 from internals.spectrum import TensorSpectrum, spectrum_of
 from internals.spectrum.model import ModelSpectra, model_spectra
 from internals.worker.contract import NoParams, SpectrumRequest
@@ -17,15 +18,22 @@ from internals.worker.operations import OpContext, operation
 def spectrum(ctx: OpContext, req: SpectrumRequest) -> TensorSpectrum:
     """Singular values of one weight matrix: norms, stable and effective rank, the ESD histogram, the power-law
     fit of its tail, the Marchenko–Pastur edge and the spikes beyond it (`spectrum --json` item)."""
+    from internals.experts.spectra import expert_matrix
     from internals.spectrum.esd import names_stored
     from internals.weights import require_weights
 
     opened = ctx.opened
     store = require_weights(opened.store, "a spectrum")
-    name = req.name
-    if not names_stored(store, name):
-        name = opened.stored_name_of(name)  # a parameter name (in-memory layout), tied or renamed
-    return spectrum_of(store, name, check=ctx.check, progress=ctx.progress)
+    if names_stored(store, req.name):
+        return spectrum_of(store, req.name, check=ctx.check, progress=ctx.progress)
+    expert = expert_matrix(opened, req.name)  # "parameter[e]": expert e of a stacked expert parameter
+    if expert is not None:
+        return spectrum_of(store, expert, check=ctx.check, progress=ctx.progress)
+    info = opened.structure.params.get(req.name)
+    if info is not None and len(info.shape) == 3 and len(info.stored) > 1:
+        raise UserError(f"{req.name} stacks {info.shape[0]} expert matrices: ask for one, e.g. {req.name}[0]")
+    # a parameter name (in-memory layout), tied or renamed
+    return spectrum_of(store, opened.stored_name_of(req.name), check=ctx.check, progress=ctx.progress)
 
 
 @operation("spectra", request=NoParams, result=ModelSpectra, group="spectra")

@@ -88,6 +88,30 @@ def test_kernels_agree_with_torch_blocks(dtype, tiny_models, tmp_path):
         assert torch.allclose(torch.sort(got, descending=True).values[:3], ref[:3], rtol=1e-9)
 
 
+@pytest.mark.parametrize("shape", [(640, 48), (40, 520)])
+def test_float32_gram_blocks_keep_the_planted_rank(shape, tmp_path):
+    """The float32 block products of large matrices (forced here on small ones, tall and wide): the planted
+    rank and the leading singular values of float64 svdvals."""
+    import torch
+    from diff_support import low_rank_delta
+    from safetensors.torch import save_file
+
+    from internals.diff.matching import TensorPair
+    from internals.diff.rank import gram_singular_values, rank_info
+    from internals.weights import WeightStore
+
+    w = torch.randn(shape, generator=torch.Generator().manual_seed(1)).to(torch.bfloat16)
+    t = (w.double() + low_rank_delta(shape, 4, 3.0)).to(torch.bfloat16)
+    save_file({"m": w.contiguous()}, tmp_path / "a.safetensors")
+    save_file({"m": t.contiguous()}, tmp_path / "b.safetensors")
+    pair = TensorPair(name="m", shape=shape, base="m", tuned="m")
+    stores = WeightStore([tmp_path / "a.safetensors"]), WeightStore([tmp_path / "b.safetensors"])
+    ref = torch.linalg.svdvals(t.double() - w.double())
+    got = torch.sort(gram_singular_values(pair, *stores, chunk_elements=5000, float32=True), descending=True).values
+    assert torch.allclose(got[:4], ref[:4], rtol=1e-6)
+    assert rank_info(got)["effective_rank_99"] == rank_info(ref)["effective_rank_99"] == 4
+
+
 def test_histogram_matches_numpy(tiny_models, tmp_path):
     import numpy as np
     from safetensors.torch import load_file

@@ -45,6 +45,23 @@ def test_spectrum_json_contract_on_a_tiny_model(tiny_models):
         assert 1 <= t["stable_rank"] <= t["m"] and 1 <= t["effective_rank"] <= t["m"]
 
 
+def test_spectrum_json_of_a_fused_expert_parameter_gives_one_item_per_expert(tiny_models):
+    """A parameter fused at load time (no stored tensor has its name): one matrix per expert, `parameter[e]`,
+    each the expert's stored tensors stacked along rows (w1 over w3 for gate_up_proj)."""
+    folder = tiny_models("mixtral")
+    proc = run_cli("spectrum", str(folder), "--tensor", "model.layers.0.mlp.experts.*", "--json")
+    assert proc.returncode == 0, proc.stderr
+    tensors = json.loads(proc.stdout)["tensors"]
+    assert [t["name"] for t in tensors] == [f"model.layers.0.mlp.experts.{p}[{e}]" for p in ("gate_up_proj", "down_proj")
+                                            for e in range(4)]
+    prefix = "model.layers.0.block_sparse_moe.experts"
+    for t in tensors[:4]:
+        e = t["slice"]
+        assert KEYS <= set(t) and t["shape"] == [192, 64]
+        assert t["stored"] == [f"{prefix}.{e}.w1.weight", f"{prefix}.{e}.w3.weight"] and t["stored_name"] == t["stored"][0]
+    assert [t["stored"] for t in tensors[4:]] == [[f"{prefix}.{e}.w2.weight"] for e in range(4)]
+
+
 def test_spectrum_table_for_people(tiny_models, capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")
     assert main(["spectrum", str(tiny_models("llama")), "--tensor", "*.q_proj.weight"]) == 0

@@ -20,13 +20,7 @@ from internals.spectrum.powerlaw import KS_POOR_FIT, alpha_reading, fit_power_la
 from internals.weights import WeightStore
 from tests_helpers import CancelAfter, Cancelled
 
-
-@pytest.fixture(autouse=True)
-def _fresh_memory():
-    cache.clear_memory()
-    cache.use_cache(True)
-    yield
-    cache.clear_memory()
+pytestmark = pytest.mark.usefixtures("fresh_spectrum_cache")
 
 
 def _store(tmp_path, tensors: dict[str, torch.Tensor], name: str = "m.safetensors") -> WeightStore:

@@ -43,6 +43,26 @@ def test_expert_stats_equal_the_engine_and_the_experts_add_up(client, opened):
     assert progress and progress[-1] == 1.0
 
 
+def test_expert_spectra_and_one_experts_spectrum_equal_the_engine(client, opened):
+    from internals.experts.spectra import expert_matrix, expert_spectra
+    from internals.spectrum import spectrum_of
+
+    name = expert_parameters(opened)[2]  # layer 1's gate_up_proj
+    progress: list[float] = []
+    got = client.expert_spectra(name, on_progress=lambda f, m: progress.append(f))
+    assert got == expert_spectra(opened, name) and len(got["experts"]) == 4
+    assert progress and progress[-1] == 1.0
+    one = client.spectrum(f"{name}[3]")  # the spectrum tab's request for expert 3
+    assert one == spectrum_of(opened.store, expert_matrix(opened, f"{name}[3]"))
+    assert one["alpha_reading"] == got["experts"][3]["alpha_reading"] and one["slice"] == 3
+    with pytest.raises(UserError, match=r"ask for one, e.g. .*\[0\]"):
+        client.spectrum(name)
+    with pytest.raises(UserError, match="out of range"):
+        client.spectrum(f"{name}[4]")
+    with pytest.raises(UserError, match="not a stack of expert matrices"):
+        client.expert_spectra(router_parameters(opened)[0])
+
+
 def test_router_summary_equals_the_engine(client, opened):
     name = router_parameters(opened)[1]
     got = client.router_summary(name)

@@ -13,13 +13,7 @@ from internals.spectrum.model import SPECTRAL_METRICS, is_flagged
 from internals.worker.client import InProcessClient
 from internals.worker.service import ModelService
 
-
-@pytest.fixture(autouse=True)
-def _fresh_memory():
-    cache.clear_memory()
-    cache.use_cache(True)
-    yield
-    cache.clear_memory()
+pytestmark = pytest.mark.usefixtures("fresh_spectrum_cache")
 
 
 def _same(a, b) -> None:

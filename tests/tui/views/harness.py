@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from textual import on
 from textual.app import App, ComposeResult
 from textual.message import Message
 from textual.pilot import Pilot
@@ -129,6 +130,9 @@ class FakeSource:
     def expert_stats(self, name: str, bins: int = 64, on_progress=None) -> dict[str, Any]:
         return self._answer("expert_stats", name, name, bins=bins, on_progress=on_progress)
 
+    def expert_spectra(self, name: str, on_progress=None) -> dict[str, Any]:
+        return self._answer("expert_spectra", name, name, on_progress=on_progress)
+
     def router_summary(self, name: str) -> dict[str, Any]:
         return self._answer("router_summary", name, name)
 
@@ -191,22 +195,14 @@ class ViewApp(App[None]):
     def compose(self) -> ComposeResult:
         yield self.view
 
-    def on_open_node(self, message: OpenNode) -> None:
-        self.posted.append(message)
-
-    def on_follow_link(self, message: FollowLink) -> None:
-        self.posted.append(message)
-
-    def on_progress(self, message: Progress) -> None:
-        self.posted.append(message)
-
-    def on_worker_failed(self, message: WorkerFailed) -> None:
-        self.posted.append(message)
-
-    def on_close_lessons(self, message: CloseLessons) -> None:
-        self.posted.append(message)
-
-    def on_spectra_computed(self, message: SpectraComputed) -> None:
+    @on(OpenNode)
+    @on(FollowLink)
+    @on(Progress)
+    @on(WorkerFailed)
+    @on(CloseLessons)
+    @on(SpectraComputed)
+    def _record(self, message: Message) -> None:
+        """The app-level messages a view posts, in order."""
         self.posted.append(message)
 
     def of(self, kind: type[Message]) -> list[Message]:

@@ -1,5 +1,6 @@
 """Record what the shipped MoE demo model's worker answers to the MoE views' requests (tensor view of fused
-experts and routers, experts view), for the views' fake data source. Run again after a change to the wire format:
+experts and routers, with each expert's spectrum and the spectrum tab's experts; experts view), for the views'
+fake data source. Run again after a change to the wire format:
 
     PYTHONPATH=$PWD python tests/tui/views/record_moe_data.py
 """
@@ -21,9 +22,11 @@ ROUTING_PROMPT = "def add(self, value):\n    self.total = self.total + value\n  
 def main() -> None:
     from internals.demo_path import demo_path
     from internals.model import open_model
+    from internals.spectrum import cache
     from internals.worker.client import InProcessClient
     from internals.worker.service import ModelService
 
+    cache.use_cache(False)  # computed now, never read from a stale cache
     client = InProcessClient(ModelService(open_model(str(demo_path("moe")))))
     tree = client.tree()
     routers = [n["name"] for n in tree if n["kind"] == "parameter" and n.get("component") == "router"]
@@ -33,6 +36,8 @@ def main() -> None:
         "tensor_stats": {name: client.tensor_stats(name, bins=64, clip=False) for name in (STORED, routers[0])},
         "matrix_preview": {name: client.matrix_preview(name, rows=48, cols=160) for name in (STORED, routers[0])},
         "expert_stats": {FUSED: client.expert_stats(FUSED, bins=64)},
+        "expert_spectra": {FUSED: client.expert_spectra(FUSED)},
+        "spectrum": {name: client.spectrum(name) for name in (*(f"{FUSED}[{e}]" for e in range(4)), STORED)},
         "router_summary": {name: client.router_summary(name) for name in routers},
         "experts": {ROUTING_PROMPT: client.experts(ROUTING_PROMPT)},
     }

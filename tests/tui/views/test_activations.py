@@ -8,16 +8,14 @@ import pytest
 
 from tui.components.heatmap import Heatmap
 from tui.views.activations import DEFAULT_PROMPT, ActivationsView
-from views.harness import ViewApp, screen_text, settle
+from views.harness import ViewApp, screen_text
 
 pytestmark = pytest.mark.anyio
 
 
 async def test_draws_the_norms_lists_the_massive_values_and_the_sinks(source):
     app = ViewApp(ActivationsView(data_source=source))
-    async with app.run_test(size=(140, 40)) as pilot:
-        app.view.activate()
-        await settle(app, pilot)
+    async with app.activated(size=(140, 40)) as pilot:
         data = source.data["activations"][DEFAULT_PROMPT]
         heatmap = app.view.query_one("#activations-norms", Heatmap)
         assert np.array_equal(heatmap.matrix, data["residual_norm"]) and app.focused is heatmap

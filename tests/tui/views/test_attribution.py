@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tui.views.attribution import DEFAULT_PROMPT, AttributionView, signed_bars
-from views.harness import ViewApp, screen_text, settle
+from views.harness import ViewApp, screen_text
 
 pytestmark = pytest.mark.anyio
 
@@ -21,9 +21,7 @@ def test_signed_bars_put_negatives_left_and_positives_right():
 
 async def test_draws_the_parts_the_heads_and_the_identity(source):
     app = ViewApp(AttributionView(data_source=source))
-    async with app.run_test(size=(150, 40)) as pilot:
-        app.view.activate()
-        await settle(app, pilot)
+    async with app.activated(size=(150, 40)) as pilot:
         data = source.data["attribute"][DEFAULT_PROMPT]
         assert app.view.data is data
         text = screen_text(app)

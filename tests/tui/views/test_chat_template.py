@@ -40,9 +40,7 @@ class ChatSource:
 async def test_tokens_special_ones_and_the_two_bos_ids():
     source = ChatSource(RENDERING)
     app = ViewApp(ChatTemplateView(data_source=source))
-    async with app.run_test(size=(120, 40)) as pilot:
-        app.view.activate()
-        await settle(app, pilot)
+    async with app.activated(size=(120, 40)) as pilot:
         table = app.view.query_one(DataTable)
         assert table.row_count == 5 and app.view.focus_target() is table
         assert table.get_row_at(1)[1] == "7" and str(table.get_row_at(1)[4]) == "special"
@@ -55,9 +53,7 @@ async def test_tokens_special_ones_and_the_two_bos_ids():
 
 async def test_a_model_without_a_template_says_so(source):
     app = ViewApp(ChatTemplateView(data_source=source))
-    async with app.run_test(size=(120, 40)) as pilot:
-        app.view.activate()
-        await settle(app, pilot)
+    async with app.activated(size=(120, 40)):
         shown = str(app.view.message_widget().render())
         assert "it is a base model" in shown and app.view.message_widget().display
         assert not app.view.query_one(DataTable).display  # no empty table under the message

@@ -1,10 +1,14 @@
 """The experts view alone (routing heatmap, load bars, router panel; `,` `.` move layers), and the tensor view
-on mixture-of-experts parameters: a fused expert parameter, one stored expert tensor, a router weight."""
+on mixture-of-experts parameters: a fused expert parameter (with each expert's spectrum, and its spectrum tab
+stepping through the experts with `,` `.`), one stored expert tensor, a router weight."""
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
+from textual.widgets import Static
 
 from tui.components.bars import Bars
 from tui.components.heatmap import Heatmap
@@ -83,8 +87,95 @@ async def test_a_fused_expert_parameter_opens_with_histogram_and_per_expert_plot
         shot = screen_text(app)
         assert "per expert" in shot and "kurtosis" in shot and "16 stored tensors" not in shot
         assert f"{len(stats['stored'])} stored tensors" in shot
-        assert [c[0] for c in moe_source.calls] == ["expert_stats"]
+        # each expert's spectrum is asked for after the statistics are drawn, and joins the table and plots
+        assert [c[0] for c in moe_source.calls] == ["expert_stats", "expert_spectra"]
+        assert moe_source.calls[-1][1] == (FUSED,)
+        spectra = moe_source.data["expert_spectra"][FUSED]
+        assert app.view.expert_spectra is spectra
+        for column in ("α", "D", "st.rank", "spikes"):
+            assert column in shot, column
+        for brief in spectra["experts"]:
+            for value in (f"{brief['alpha']:.4g}", f"{brief['ks_distance']:.4g}", f"{brief['stable_rank']:.4g}"):
+                assert value in shot, value
+        alphas = [b["alpha"] for b in spectra["experts"]]
+        assert plots._titles[-1] == f"α {min(alphas):.3g}–{max(alphas):.3g}" and plots.count == 4
+        assert app.view.export_data()["expert_spectra"] is spectra
         assert not app.view.message_widget().display
+
+
+async def test_the_spectrum_tab_steps_through_the_experts_and_says_which(moe_source):
+    app = ViewApp(TensorView(data_source=moe_source))
+    async with app.run_test(size=(130, 45)) as pilot:
+        view = app.view
+        view.show(node(moe_source, FUSED))
+        await settle(app, pilot)
+        view.query_one("#tensor-hist").focus()
+        assert "full_stop" not in app.active_bindings  # the statistics tab: `,` `.` are not offered
+        await pilot.press("full_stop")
+        assert view.expert == 0 and "spectrum" not in [c[0] for c in moe_source.calls]
+        await pilot.press("s")
+        await settle(app, pilot)
+        assert view.tab == "spectrum"
+        shown = {key: b.binding.description for key, b in app.active_bindings.items() if b.enabled}
+        assert shown.get("comma") == "Expert -" and shown.get("full_stop") == "Expert +"  # in the footer
+        for key, expected in ((None, 0), ("full_stop", 1), ("full_stop", 2), ("comma", 1), ("comma", 0),
+                              ("comma", 3)):  # wraps around
+            if key is not None:
+                await pilot.press(key)
+                await settle(app, pilot)
+            want = moe_source.data["spectrum"][f"{FUSED}[{expected}]"]
+            assert view.expert == expected and view.spectrum is want
+            assert moe_source.calls[-1][:2] == ("spectrum", (f"{FUSED}[{expected}]",))
+            shot = screen_text(app)
+            assert f"expert {expected} of 4 (experts 0–3)" in shot
+            assert f"{want['powerlaw']['alpha']:.4g}" in shot and f"{want['num_spikes']} / {want['m']}" in shot
+        assert view.export_data()["expert"] == 3
+        view.show_tab("statistics")
+        await pilot.pause()
+        assert "full_stop" not in app.active_bindings
+
+
+async def test_the_slice_line_names_the_users_remapped_expert_keys(moe_source):
+    app = ViewApp(TensorView(data_source=moe_source))
+    app.set_keymap({"tensor.expert_prev": "left_square_bracket", "tensor.expert_next": "right_square_bracket"})
+    async with app.run_test(size=(130, 45)) as pilot:
+        view = app.view
+        view.show(node(moe_source, FUSED))
+        await settle(app, pilot)
+        await pilot.press("s")
+        await settle(app, pilot)
+        await pilot.press("right_square_bracket")
+        await settle(app, pilot)
+        assert view.expert == 1
+        line = str(view.query_one("#spectrum-slice", Static).render())
+        assert "[ ] previous / next expert" in line, line  # the keys the user chose, not `,` `.`
+
+
+async def test_escape_stops_the_experts_spectra_and_drops_the_late_answer(moe_source):
+    release = threading.Event()
+    answer = moe_source.expert_spectra
+
+    def held(name, on_progress=None):
+        if on_progress is not None:
+            on_progress(0.25, f"{name}[1]")
+        release.wait(10)
+        return answer(name)
+
+    moe_source.expert_spectra = held  # type: ignore[method-assign]
+    app = ViewApp(TensorView(data_source=moe_source))
+    async with app.run_test(size=(130, 45)) as pilot:
+        app.view.show(node(moe_source, FUSED))
+        for _ in range(10):
+            await pilot.pause()
+        assert "each expert's spectrum (Esc stops)" in app.view.message_widget().render().plain
+        assert "…" in screen_text(app)  # the spectral columns wait, the statistics are drawn
+        assert app.view.data is moe_source.data["expert_stats"][FUSED]
+        app.view.query_one("#tensor-hist").focus()
+        await pilot.press("escape")
+        release.set()
+        await settle(app, pilot)
+        assert ("cancel", ("expert_spectra",), {}) in moe_source.calls
+        assert app.view.expert_spectra is None and "stopped" in screen_text(app)
 
 
 async def test_one_stored_expert_tensor_and_a_router_open(moe_source):
@@ -98,6 +189,12 @@ async def test_one_stored_expert_tensor_and_a_router_open(moe_source):
         assert app.view.data is moe_source.data["tensor_stats"][stored]
         assert app.view.query_one("#tensor-heatmap").display
         assert not app.view.query_one("#tensor-experts").display and not app.view.query_one("#tensor-router").display
+        app.view.show_tab("spectrum")  # one matrix: its spectrum, no expert to step through, no per-expert spectra
+        await settle(app, pilot)
+        assert app.view.spectrum is moe_source.data["spectrum"][stored]
+        assert "full_stop" not in app.active_bindings and "expert 0 of" not in screen_text(app)
+        assert "expert_spectra" not in [c[0] for c in moe_source.calls]
+        app.view.show_tab("statistics")
         router = routers(moe_source)[0]
         app.view.show(node(moe_source, router))
         await settle(app, pilot)

@@ -26,9 +26,7 @@ async def test_draws_the_lens_and_describes_the_cursor_cell(source):
 
 async def test_follows_chosen_tokens_through_the_layers(source):
     app = ViewApp(LensView(data_source=source))
-    async with app.run_test(size=(120, 50)) as pilot:
-        app.view.activate()
-        await settle(app, pilot)
+    async with app.activated(size=(120, 50)) as pilot:
         track = app.view.query_one("#lens-track")
         track.value = "(|."
         track.focus()

@@ -8,15 +8,20 @@ from textual.widgets import Markdown
 
 from tui.messages import CloseLessons, FollowLink
 from tui.views.lessons import LessonsPane
-from views.harness import ViewApp, settle
+from views.harness import FakeSource, ViewApp, settle
 
 pytestmark = pytest.mark.anyio
 
 
-async def test_links_demo_and_close_are_messages(source):
+def lessons_app(source: FakeSource) -> tuple[LessonsPane, ViewApp]:
+    """A lessons pane that knows the recorded model (summary and tree), in its host app."""
     pane = LessonsPane(data_source=source)
     pane.set_model(source.data["summary"], source.data["tree"])
-    app = ViewApp(pane)
+    return pane, ViewApp(pane)
+
+
+async def test_links_demo_and_close_are_messages(source):
+    pane, app = lessons_app(source)
     async with app.run_test(size=(140, 40)) as pilot:
         pane.open("peft")
         await pilot.pause()
@@ -45,9 +50,7 @@ async def test_predict_then_check_and_progress_between_sessions(source, tmp_path
     progress_file = tmp_path / "progress.json"
     monkeypatch.setenv("LLM_INTERNALS_PROGRESS", str(progress_file))
     k_shape = next(n for n in source.data["tree"] if n["name"] == "model.layers.0.self_attn.k_proj.weight")["shape"]
-    pane = LessonsPane(data_source=source)
-    pane.set_model(source.data["summary"], source.data["tree"])
-    app = ViewApp(pane)
+    pane, app = lessons_app(source)
     async with app.run_test(size=(120, 40)) as pilot:
         pane.open("gqa")
         await settle(app, pilot)
@@ -66,9 +69,7 @@ async def test_predict_then_check_and_progress_between_sessions(source, tmp_path
     assert saved.exercises["gqa-k-shape"]["attempts"] == 2 and saved.solved("gqa-k-shape")
     assert saved.lessons["gqa"]["read"] and not saved.solved("gqa-kv-bytes")
 
-    pane2 = LessonsPane(data_source=source)
-    pane2.set_model(source.data["summary"], source.data["tree"])
-    app2 = ViewApp(pane2)
+    pane2, app2 = lessons_app(source)
     async with app2.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         lst = pane2.query_one("#lesson-list")
@@ -89,9 +90,7 @@ async def test_a_model_answer_is_asked_of_the_worker(source, monkeypatch):
                           "tolerance": 0.0, "unit": ""}}
 
     monkeypatch.setattr(source, "run_demo", run_demo)
-    pane = LessonsPane(data_source=source)
-    pane.set_model(source.data["summary"], source.data["tree"])
-    app = ViewApp(pane)
+    pane, app = lessons_app(source)
     async with app.run_test(size=(120, 40)) as pilot:
         pane.open("attention-patterns")
         await settle(app, pilot)
@@ -105,9 +104,7 @@ async def test_a_model_answer_is_asked_of_the_worker(source, monkeypatch):
 async def test_reading_to_the_end_marks_a_lesson_read(source):
     from lessons.progress import load_progress
 
-    pane = LessonsPane(data_source=source)
-    pane.set_model(source.data["summary"], source.data["tree"])
-    app = ViewApp(pane)
+    pane, app = lessons_app(source)
     async with app.run_test(size=(120, 40)) as pilot:
         pane.open("rope")
         await settle(app, pilot)
