@@ -34,6 +34,8 @@ DEFERRED: dict[str, tuple[str, str]] = {
     "chat-template": ("tui.views.chat_template", "ChatTemplateView"),
     "diff": ("tui.views.diff", "DiffView"),
 }
+#: The longest the background building waits for the view on screen (its mount and first answer), seconds.
+FOREGROUND_WAIT_S = 2.0
 #: The views that read the model card (`set_model(summary, nodes)`), given it when read and before mounting.
 MODEL_VIEWS = ("lessons", "attention", "experts")
 #: The views that ask the worker: constructed with the app's data source.
@@ -57,6 +59,8 @@ class DeferredViewsMixin(ExplorerBase):
         self._mounting: set[str] = set()
         self._imported: set[str] = set()  # DEFERRED modules imported by the background import thread
         self._import_thread: threading.Thread | None = None
+        self._background_go = threading.Event()  # cleared while the view on screen is being built or waits
+        self._background_go.set()
 
     def view(self, view_id: str, mount: bool = True) -> Widget | None:
         """The mounted view (or lessons pane) `view_id`; None while it is not mounted yet, and then, with
@@ -101,11 +105,16 @@ class DeferredViewsMixin(ExplorerBase):
     def _mount_next_deferred(self) -> None:
         """After the first frame: import the deferred views' modules in a thread (the event loop stays free),
         then mount one view per idle moment, so that the first switch to each is as fast as the next."""
+        if not self.is_running:
+            return
+        if self._foreground_busy():  # the user's view first: its import, mount and answer get the whole loop
+            self._background_go.clear()
+            self.set_timer(0.05, self._mount_next_deferred)
+            return
+        self._background_go.set()
         if self._import_thread is None:
             self._import_thread = threading.Thread(target=self._import_deferred, name="import-views", daemon=True)
             self._import_thread.start()
-        if not self.is_running:
-            return
         missing = [view_id for view_id in DEFERRED if view_id not in self._mounting]
         if missing:
             if DEFERRED[missing[0]][0] in self._imported:
@@ -116,8 +125,21 @@ class DeferredViewsMixin(ExplorerBase):
             return
         self.set_timer(0.05, self._mount_next_deferred)
 
+    def _foreground_busy(self) -> bool:
+        """Whether the view the user asked for is still being mounted, or waits for an answer it asked for (for
+        at most FOREGROUND_WAIT_S, so that a request that never settles cannot stop the background for good)."""
+        wanted = getattr(self, "_wanted_view", None)
+        if wanted not in DEFERRED:
+            return False
+        widget = self.view(wanted, mount=False)
+        if widget is None:
+            return wanted in self._mounting
+        waiting_for = getattr(widget, "waiting_for", None)
+        return waiting_for is not None and 0.0 < waiting_for() < FOREGROUND_WAIT_S
+
     def _import_deferred(self) -> None:
         for module, _ in DEFERRED.values():
+            self._background_go.wait(FOREGROUND_WAIT_S)  # the GIL goes to the view on screen while it is built
             try:
                 importlib.import_module(module)
             except Exception:  # noqa: BLE001 - the main thread's own import will raise it where it is shown

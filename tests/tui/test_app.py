@@ -123,6 +123,37 @@ async def test_views_mount_on_demand_and_then_in_idle_time(tiny_models):
         assert app.all_views_mounted and not app.query_one("#lessons").display
 
 
+async def test_the_view_on_screen_is_built_before_the_others(tiny_models):
+    """While the view the user opened waits for its first answer, the other views are neither imported nor
+    mounted (the event loop and the GIL go to it); once it is drawn, the background building goes on."""
+    import asyncio
+    import threading
+
+    app = make_app(tiny_models("llama"))
+    answer = threading.Event()
+    stats = app.client.tensor_stats
+
+    def slow_stats(*args, **kwargs):
+        answer.wait(10)
+        return stats(*args, **kwargs)
+
+    app.client.tensor_stats = slow_stats
+    async with app.run_test(size=(120, 40)) as pilot:
+        while not app.nodes:
+            await asyncio.sleep(0.005)
+        app.open_node("model.layers.0.mlp.down_proj.weight", select_in_tree=True)
+        await asyncio.sleep(1.0)  # the background building would have started 0.3 s after the first frame
+        assert app._mounted_views() == {"tensor"} and not app._background_go.is_set()
+        answer.set()
+        for _ in range(100):
+            if app.all_views_mounted:
+                break
+            await asyncio.sleep(0.05)
+        assert app.query_one("#tensor").data["name"] == "model.layers.0.mlp.down_proj.weight"
+        assert app.all_views_mounted and app._background_go.is_set()
+    answer.set()
+
+
 async def test_tune_gc_freezes_what_the_built_app_holds(tiny_models):
     import asyncio
     import gc

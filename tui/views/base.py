@@ -8,6 +8,7 @@ to the app with a bubbling `WorkerFailed`, progress with a bubbling `Progress`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -67,6 +68,12 @@ class RemoteView(Vertical):
         self.data_source: DataSource = data_source if data_source is not None else NoDataSource()
         self.data: Any = None
         self._serials: dict[str, int] = {}
+        self._waiting: dict[str, float] = {}  # group -> when its newest request started, until it is drawn
+
+    def waiting_for(self) -> float:
+        """Seconds since the oldest request of this view that is not drawn yet started (0.0: none). The app holds
+        back its background work (importing and mounting the other views) while the view on screen waits."""
+        return time.monotonic() - min(self._waiting.values()) if self._waiting else 0.0
 
     def message_widget(self) -> Static:
         return self.query_one(".view-message", Static)
@@ -82,6 +89,7 @@ class RemoteView(Vertical):
         """Run `request(data_source)` in a thread worker; `done(result)` draws the result on the UI thread."""
         self.set_message(loading)
         serial = self._serials[group] = self._serials.get(group, 0) + 1
+        self._waiting.setdefault(group, time.monotonic())
         source = self.data_source
         self.run_worker(lambda: self._run(group, serial, lambda: request(source), done), thread=True,
                         exclusive=True, group=f"{self.id}-{group}", exit_on_error=False)
@@ -105,10 +113,15 @@ class RemoteView(Vertical):
         if self._serials.get(message.group) != message.serial:
             return  # a newer request of the group is under way
         self.set_message("")
-        message.done(message.result)
+        try:
+            message.done(message.result)
+        finally:
+            self._waiting.pop(message.group, None)
 
     @on(FetchFailed)
     def _fetch_failed(self, message: FetchFailed) -> None:
+        if self._serials.get(message.group) == message.serial:
+            self._waiting.pop(message.group, None)
         if message.crashed:
             self.set_message(f"{message.error} — press r to restart the worker", True)
             self.post_message(WorkerFailed(message.error))
