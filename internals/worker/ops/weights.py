@@ -82,11 +82,11 @@ def _cross_layer(ctx: OpContext) -> CrossLayer:
     num_layers = opened.summary()["num_layers"] or 0
     stored = [name for p in params for name in p.stored]
     stats = []
-    for i, name in enumerate(stored):
+    # the whole-model pass (one counting schedule over groups of tensors), cancellable between tensors
+    for item in opened.iter_stats(stored, bins=64, progress=lambda done, total, name: ctx.progress(
+            done / max(1, total), name)):
         ctx.check()
-        ctx.progress(i / max(1, len(stored)), name)
-        stats.append(opened.stats_cache.stats(opened.store, name, bins=64, save=False))
-    opened.stats_cache.flush(opened.store, 64)
+        stats.append(item)
     cells = aggregate(opened.structure, stats, num_layers)["by_component_and_layer"]
     comps = [c for c in LAYER_COMPONENTS if c in cells]
     names: dict[str, list[str | None]] = {c: [None] * num_layers for c in comps}
