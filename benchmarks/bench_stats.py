@@ -22,12 +22,15 @@ benchmarks/.cache/ (gitignored) and reused. Reported (JSON to stdout and benchma
   byte = (command(large) - command(small)) / (reduction(large) - reduction(small)), the same bytes (also
   against the reduction over a map newly made in a fresh process, which pays for populating its page tables
   as the command does);
-  `--before CHECKOUT` runs the same commands from another checkout, interleaved, for old-vs-new figures.
+  `--before CHECKOUT` runs the same commands from another checkout, interleaved, for old-vs-new figures;
+- the explorer's worker (`command.worker`): a fresh worker process per checkout and run, timed from its
+  whole-model `cross_layer` request to the answer (every decoder-layer tensor), marginal per byte between
+  the two checkpoints against the same reductions;
 - `--device cuda`: pattern counting on the GPU from pinned chunks against a device-to-device copy of the
   same bytes (skipped, with the reason, without CUDA).
 Every ratio names its baseline, measured in the same run; when the load average is above the usable
 cores the ratio is left out (null, with "refused") rather than reported from a busy machine.
-Targets: in process <= 2x the reduction, command marginal <= 3x, fixed cost <= 0.5 s over bare python,
+Targets: in process <= 2x the reduction, command and worker marginal <= 3x, fixed cost <= 0.5 s over bare python,
 >= 10x faster than naive, peak anon < 10% of the checkpoint.
 """
 
@@ -155,6 +158,54 @@ def end_to_end(small: Path, large: Path, repeats: int, before: str | None = None
     if before:
         out["before"] = figures("before")
     return out
+
+
+def worker_figures(small: Path, large: Path, repeats: int) -> dict:
+    """The explorer's worker: a fresh worker process per run (its own empty statistics cache, page cache warm)
+    on each checkpoint, timed from sending the whole-model `cross_layer` request (every decoder-layer tensor's
+    statistics) to its answer; the marginal seconds per byte between the two checkpoints against the same
+    reductions as the command's figures."""
+    from internals.worker.spawn import ManagedWorker, WorkerOptions
+
+    seconds: dict[Path, list[float]] = {small: [], large: []}
+    red: dict[Path, list[float]] = {small: [], large: []}
+    fresh: dict[Path, list[float]] = {small: [], large: []}
+    for _ in range(repeats):
+        for path in (small, large):
+            with tempfile.TemporaryDirectory(prefix="llmi-bench-cache-") as cache:
+                worker = ManagedWorker(WorkerOptions(model=str(path), extra_env={"LLM_INTERNALS_CACHE": cache}))
+                try:
+                    worker.start(wait=True)
+                    worker.call("tree")  # answered from the headers: the worker is up and has opened the file
+                    t0 = time.perf_counter()
+                    worker.call("cross_layer")
+                    seconds[path].append(time.perf_counter() - t0)
+                finally:
+                    worker.close()
+            red[path].append(common.file_reduction_seconds(path, repeats=1)[0])
+            fresh[path].append(common.fresh_map_reduction_seconds(path))
+    busy = common.busy_reason()
+    layer_bytes = {p: sum(t[3].size for t in common.tensor_bytes(p) if t[0].startswith("model.layers."))
+                   for p in (small, large)}
+    all_bytes = {p: sum(t[3].size for t in common.tensor_bytes(p)) for p in (small, large)}
+    span = layer_bytes[large] - layer_bytes[small]
+    marginal = (min(seconds[large]) - min(seconds[small])) / span
+    # the reductions run over whole files: their marginal per byte is taken over the whole files' bytes
+    whole_span = all_bytes[large] - all_bytes[small]
+    marginal_red = (min(red[large]) - min(red[small])) / whole_span
+    marginal_fresh = (min(fresh[large]) - min(fresh[small])) / whole_span
+    what = ("seconds per byte of the worker's cross_layer answer (every decoder-layer tensor) between the small "
+            "and the large checkpoint, fresh worker processes")
+    return {
+        "seconds_runs": {"small": seconds[small], "large": seconds[large]},
+        "layer_bytes": {"small": layer_bytes[small], "large": layer_bytes[large]},
+        "marginal_per_byte": common.guarded_ratio(marginal, marginal_red, what, "seconds per byte of the "
+                                                  "whole-file uint64 reduction between the same two files, in "
+                                                  "this process", busy),
+        "marginal_per_byte_vs_fresh_map_reduction": common.guarded_ratio(
+            marginal, marginal_fresh, what, "seconds per byte of the same reduction over a map newly made in a "
+            "fresh process, between the same files", busy),
+    }
 
 
 def _folder_figures(checkpoint: Path, env: dict[str, str], repeats: int) -> dict:
@@ -385,6 +436,10 @@ def run(args: argparse.Namespace) -> dict:
         small, _, _ = common.synthetic_checkpoint(common.REFERENCE_CONFIG, args.small_layers, Path(args.cache_dir), log=log)
         log(f"end to end: {small.name} vs {path.name}")
         command = end_to_end(small, path, args.repeats, args.before)
+        log("the explorer's worker: cross_layer on each checkpoint")
+        command["worker"] = worker_figures(small, path, args.repeats)
+        command["targets"]["worker_marginal_within_3x_reduction"] = common.target(
+            command["worker"]["marginal_per_byte"]["ratio"], COMMAND_MARGINAL_RATIO_TARGET, "<=")
     device = device_figures(path, args.device, args.repeats) if args.device else None
     peak_fraction = sampler.extra / total_bytes
     biggest = sorted(range(len(tensors)), key=lambda i: -tensors[i][3].size)[:3]
