@@ -18,6 +18,16 @@ block with fsum.
   correction computes the two edges instead of looking them up, so the binning loop vectorizes; bf16
   changes are coarse and sit on edges often, so the correction cannot be skipped.
 
+- `bf16_block` (both sides BF16: the reference model's dtype): ONE pass. The sums as in `moments_block`, and
+  every ΔW counted by its value: a ΔW that is exactly a bf16 value (float64 → float32 → float64 gives it back
+  and the float32's low 16 bits are zero: true whenever the two sides share an exponent, and for ~97% of
+  the pairs of a perturbed checkpoint) is counted in a 65,536-entry table under its bf16 pattern; every
+  other ΔW (different exponents needing more than 8 bits, NaN, values below float32's range) goes to
+  `OVER` and its exact float64 value to an overflow buffer (found by a bitmask of the tile, not a branch per
+  value). Each table entry then stands for ONE exact value, so min/max and numpy's histogram follow from
+  the 65,536 values × counts plus the overflow values (`hist_weighted`): the same figures as the two
+  passes, in one read.
+
 Kinds of a side: `KIND_BF16` (uint16 patterns), `KIND_TABLE` (uint16 patterns + float64 table: F16),
 `KIND_FLOAT` (float32/float64 values). Compiled once per machine per pair of array types (cached by numba).
 """
@@ -25,6 +35,9 @@ Kinds of a side: `KIND_BF16` (uint16 patterns), `KIND_TABLE` (uint16 patterns + 
 from __future__ import annotations
 
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
 
 from internals.stats._kernels import _jit
 
@@ -38,7 +51,50 @@ TILE = 1024
 HIST_WAYS = 4
 
 _SIGN_OFF = np.int64(0x7FFFFFFFFFFFFFFF)
+#: Entries of `bf16_block`'s table: one per bf16 pattern, then the count of the overflowing ΔW.
+BF16_KEYS = 1 << 16
+OVER = BF16_KEYS
 # Argument order of the kernels: (base, base_kind, base_table, tuned, tuned_kind, tuned_table, lo, hi, ...).
+
+
+@intrinsic
+def _f32_from_bits(typingctx, x):
+    """The float32 whose bits are the uint32 x (a bit cast: vectorizes, unlike a view of a scalar)."""
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return types.float32(types.uint32), codegen
+
+
+@intrinsic
+def _bits_of_f32(typingctx, x):
+    """The uint32 bits of the float32 x (a bit cast)."""
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(32))
+
+    return types.uint32(types.float32), codegen
+
+
+@intrinsic
+def _trailing_zeros(typingctx, x):
+    """Trailing zero bits of the uint64 x (nonzero): the next set bit of an overflow bitmask."""
+
+    def codegen(context, builder, signature, args):
+        return builder.cttz(args[0], ir.Constant(ir.IntType(1), 0))
+
+    return types.uint64(types.uint64), codegen
+
+
+@intrinsic
+def _bits_of_f64(typingctx, x):
+    """The int64 bits of the float64 x (a bit cast)."""
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+
+    return types.int64(types.float64), codegen
 
 
 @_jit
@@ -187,6 +243,64 @@ def _bins_by_formula(d, first, norm, step, nb, idx):
 
 
 @_jit
+def _edge_rule(edges):
+    """(first edge, bins per unit, bin width, whether every edge is k·width + first) of numpy's edges."""
+    nb = edges.size - 1
+    first = edges[0]
+    norm = nb / (edges[nb] - first)
+    step = (edges[nb] - first) / nb
+    by_formula = True
+    for k in range(nb):
+        if k * step + first != edges[k]:
+            by_formula = False
+    return first, norm, step, by_formula
+
+
+@_jit
+def _bins(d, edges, first, norm, step, by_formula, idx):
+    """idx[:d.size] = numpy.histogram's bin of every value of d (NaN: bin 0), by the formula when it holds."""
+    if by_formula:
+        _bins_by_formula(d, first, norm, step, edges.size - 1, idx)
+    else:
+        _bins_by_edges(d, first, norm, edges, idx)
+
+
+@_jit
+def hist_weighted(values, weights, edges, counts):
+    """counts[k] += weights[j] (1 when weights is empty) for every values[j] in bin k (numpy.histogram's
+    rule over edges, as `hist_block`; NaN in bin 0): the histogram of `bf16_block`'s distinct values with
+    their counts, and of its overflow values."""
+    first, norm, step, by_formula = _edge_rule(edges)
+    idx = np.empty(TILE, np.int32)
+    for s in range(0, values.size, TILE):
+        e = min(values.size, s + TILE)
+        _bins(values[s:e], edges, first, norm, step, by_formula, idx)
+        if weights.size:
+            for j in range(e - s):
+                counts[idx[j]] += weights[s + j]
+        else:
+            for j in range(e - s):
+                counts[idx[j]] += 1
+
+
+@_jit
+def ordered_range(values, keys):
+    """keys[0] = min, keys[1] = max of the order-preserving int64 keys of keys[0:2] and of the float64
+    values of `values` (NaN skipped): the two passes' order, −0.0 below +0.0."""
+    lo = keys[0]
+    hi = keys[1]
+    for j in range(values.size):
+        y = np.float64(values[j])
+        if y == y:
+            v = _bits_of_f64(y)
+            v = v ^ ((v >> 63) & _SIGN_OFF)
+            lo = min(lo, v)
+            hi = max(hi, v)
+    keys[0] = lo
+    keys[1] = hi
+
+
+@_jit
 def hist_block(b, bk, btab, t, tk, ttab, lo, hi, edges, counts):
     """counts[k] += ΔW values of [lo, hi) in bin k (numpy.histogram's rule over edges; NaN in bin 0)."""
     nb = counts.size
@@ -196,23 +310,103 @@ def hist_block(b, bk, btab, t, tk, ttab, lo, hi, edges, counts):
     d = np.empty(TILE)
     idx = np.empty(TILE, np.int32)
     ways = np.zeros(HIST_WAYS * nb, np.int64)
-    first = edges[0]
-    norm = nb / (edges[nb] - first)
-    step = (edges[nb] - first) / nb
-    by_formula = True
-    for k in range(nb):
-        if k * step + first != edges[k]:
-            by_formula = False
+    first, norm, step, by_formula = _edge_rule(edges)
     for s in range(lo, hi, TILE):
         e = min(hi, s + TILE)
         m = e - s
         _delta_tile(b, bk, btab, t, tk, ttab, s, e, u, f, w, d)
-        if by_formula:
-            _bins_by_formula(d[:m], first, norm, step, nb, idx)
-        else:
-            _bins_by_edges(d[:m], first, norm, edges, idx)
+        _bins(d[:m], edges, first, norm, step, by_formula, idx)
         for j in range(m):
             ways[(j & (HIST_WAYS - 1)) * nb + idx[j]] += 1
     for r in range(HIST_WAYS):
         for k in range(nb):
             counts[k] += ways[r * nb + k]
+
+
+@_jit
+def _bf16(p):
+    """float64 value of the bf16 pattern p (a uint16)."""
+    return np.float64(_f32_from_bits(np.uint32(p) << np.uint32(16)))
+
+
+@_jit(fastmath={"reassoc", "contract"})
+def _bf16_tile(bs, ts, sums, keys):
+    """sums[:] = Σ d², Σ w², Σ w·d (float64, reassociated: vectorized) over the tile; keys[j] = the bf16
+    pattern of d[j] when d[j] is exactly that bf16 value, else OVER (a comparison and a bit test: nothing
+    there for the fastmath flags to change)."""
+    dd = bb = bd = 0.0
+    for j in range(bs.size):
+        w = _bf16(bs[j])
+        d = _bf16(ts[j]) - w
+        dd += d * d
+        bb += w * w
+        bd += w * d
+        d32 = np.float32(d)
+        bits = _bits_of_f32(d32)
+        exact = (np.float64(d32) == d) & ((bits & np.uint32(0xFFFF)) == np.uint32(0))
+        keys[j] = np.int32(bits >> np.uint32(16)) if exact else np.int32(OVER)
+    sums[0] = dd
+    sums[1] = bb
+    sums[2] = bd
+
+
+@_jit
+def _overflow_words(keys, m, words):
+    """words[g] bit i set when keys[64 g + i] == OVER (vectorized); returns how many are set."""
+    total = 0
+    for g in range((m + 63) // 64):
+        part = keys[g * 64:min(m, g * 64 + 64)]
+        word = np.uint64(0)
+        for i in range(part.size):
+            flag = part[i] == OVER
+            word |= np.uint64(flag) << np.uint64(i)
+            total += flag
+        words[g] = word
+    return total
+
+
+@_jit
+def bf16_block(b, t, lo, hi, acc, table, over32, over64, used):
+    """One pass over [lo, hi) of two BF16 tensors (uint16 patterns): acc[0:3] += Σ ΔW², Σ W², Σ W·ΔW;
+    table[p] += pairs whose ΔW is exactly the bf16 value of pattern p, table[OVER] += the others, whose ΔW
+    go to over32[used[0]:] when float32 holds them exactly (NaN included), else to over64[used[1]:] (used
+    advanced). Stops before a tile whose overflow might not fit and returns its start (the caller makes
+    room and calls again from there); returns hi when done."""
+    keys = np.empty(TILE, np.int32)
+    words = np.empty(TILE // 64, np.uint64)
+    sums = np.empty(3)
+    n32 = used[0]
+    n64 = used[1]
+    for s in range(lo, hi, TILE):
+        e = min(hi, s + TILE)
+        m = e - s
+        bs = b[s:e]
+        ts = t[s:e]
+        _bf16_tile(bs, ts, sums, keys)
+        k = _overflow_words(keys, m, words)
+        if n32 + k > over32.size or n64 + k > over64.size:
+            used[0] = n32
+            used[1] = n64
+            return s
+        acc[0] += sums[0]
+        acc[1] += sums[1]
+        acc[2] += sums[2]
+        for j in range(m):
+            table[keys[j]] += 1
+        if k:
+            for g in range((m + 63) // 64):
+                word = words[g]
+                while word:
+                    j = g * 64 + np.int64(_trailing_zeros(word))
+                    word &= word - np.uint64(1)
+                    d = _bf16(ts[j]) - _bf16(bs[j])
+                    d32 = np.float32(d)
+                    if np.float64(d32) == d or d != d:
+                        over32[n32] = d32
+                        n32 += 1
+                    else:
+                        over64[n64] = d
+                        n64 += 1
+    used[0] = n32
+    used[1] = n64
+    return hi
