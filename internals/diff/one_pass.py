@@ -143,16 +143,14 @@ def one_pass(base: np.ndarray, tuned: np.ndarray, block: int, check: Callable[[]
             workers.append(w)
         return w
 
-    try:
-        _run_blocks(n, block, make_state, work)
-        if gave_up.is_set():
-            return None
-        total = np.zeros(OVER + 1, np.int64)
-        for w in workers:
-            total += w.table
-    finally:
-        for w in workers:
-            _return_table(w.table)
+    _run_blocks(n, block, make_state, work)  # on an error (a cancel) the tables are dropped, not reused:
+    # another worker may still be counting into its table
+    total = np.zeros(OVER + 1, np.int64)
+    for w in workers:
+        total += w.table
+        _return_table(w.table)
+    if gave_up.is_set():
+        return None
     seen = np.flatnonzero(total[:OVER])
     overflow = [part for w in workers for part in w.overflow() if part.size]
     assert int(total[OVER]) == sum(part.size for part in overflow), "overflow values lost"
