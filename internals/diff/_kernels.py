@@ -57,24 +57,24 @@ OVER = BF16_KEYS
 # Argument order of the kernels: (base, base_kind, base_table, tuned, tuned_kind, tuned_table, lo, hi, ...).
 
 
-@intrinsic
-def _f32_from_bits(typingctx, x):
-    """The float32 whose bits are the uint32 x (a bit cast: vectorizes, unlike a view of a scalar)."""
+def _bitcast(source, target, llvm_type, doc: str):
+    """A numba intrinsic reinterpreting the bits of a `source` scalar as a `target` (vectorizes, unlike a
+    view of a one-element array)."""
 
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.FloatType())
+    @intrinsic
+    def cast(typingctx, x):
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], llvm_type)
 
-    return types.float32(types.uint32), codegen
+        return target(source), codegen
+
+    cast.__doc__ = doc
+    return cast
 
 
-@intrinsic
-def _bits_of_f32(typingctx, x):
-    """The uint32 bits of the float32 x (a bit cast)."""
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.IntType(32))
-
-    return types.uint32(types.float32), codegen
+_f32_from_bits = _bitcast(types.uint32, types.float32, ir.FloatType(), "The float32 whose bits are a uint32.")
+_bits_of_f32 = _bitcast(types.float32, types.uint32, ir.IntType(32), "The uint32 bits of a float32.")
+_bits_of_f64 = _bitcast(types.float64, types.int64, ir.IntType(64), "The int64 bits of a float64.")
 
 
 @intrinsic
@@ -85,16 +85,6 @@ def _trailing_zeros(typingctx, x):
         return builder.cttz(args[0], ir.Constant(ir.IntType(1), 0))
 
     return types.uint64(types.uint64), codegen
-
-
-@intrinsic
-def _bits_of_f64(typingctx, x):
-    """The int64 bits of the float64 x (a bit cast)."""
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.IntType(64))
-
-    return types.int64(types.float64), codegen
 
 
 @_jit

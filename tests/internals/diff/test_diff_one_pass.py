@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 import pytest
-from test_diff_kernels import _reference, _run, _stored
+from test_diff_kernels import _reference, _run, _stored, nan_inf_case
 
 from internals.diff import _kernels as K
 from internals.diff import one_pass as P
@@ -127,20 +127,7 @@ def test_overflow_buffers_grow_then_give_up(monkeypatch, any_size):
 def test_nan_and_infinities(case, any_size):
     """NaN: in the sums, skipped by the extremes, counted in bin 0, as the two passes do. An infinite change
     or NaN only: None (the two passes' rules for infinite edges apply)."""
-    rng = np.random.default_rng(9)
-    n = 2 * K.TILE + 5
-    w = rng.standard_normal(n) * 0.02
-    t = w + rng.standard_normal(n) * 1e-3
-    if case == "nan_base":
-        w[[3, K.TILE + 1]] = np.nan
-    elif case == "nan_tuned":
-        t[n - 1] = np.nan
-    elif case == "all_nan":
-        t[:] = np.nan
-    elif case == "inf_tuned":
-        t[10] = np.inf
-    else:
-        w[11], t[11] = np.inf, np.inf  # inf − inf: a NaN change, the rest finite
+    w, t = nan_inf_case(case)
     b_pat, _ = _bf16(w)
     t_pat, _ = _bf16(t)
     if case in ("all_nan", "inf_tuned"):
