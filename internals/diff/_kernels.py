@@ -342,17 +342,20 @@ def _bf16_tile(bs, ts, sums, keys):
 
 @_jit
 def _overflow_words(keys, m, words):
-    """words[g] bit i set when keys[64 g + i] == OVER (vectorized); returns how many are set."""
-    total = 0
-    for g in range((m + 63) // 64):
-        part = keys[g * 64:min(m, g * 64 + 64)]
+    """words[g] bit i set when keys[64 g + i] == OVER (= 1 << 16, and every other key is below it: the bit
+    is key >> 16); vectorized, 64 keys per word."""
+    for g in range(m // 64):
+        part = keys[g * 64:g * 64 + 64]
         word = np.uint64(0)
-        for i in range(part.size):
-            flag = part[i] == OVER
-            word |= np.uint64(flag) << np.uint64(i)
-            total += flag
+        for i in range(64):
+            word |= np.uint64(part[i] >> 16) << np.uint64(i)
         words[g] = word
-    return total
+    if m % 64:
+        g = m // 64
+        word = np.uint64(0)
+        for i in range(m - g * 64):
+            word |= np.uint64(keys[g * 64 + i] >> 16) << np.uint64(i)
+        words[g] = word
 
 
 _UNROLL = 3
@@ -398,18 +401,19 @@ def bf16_block(b, t, lo, hi, acc, table, over32, over64, used):
         m = e - s
         bs = b[s:e]
         ts = t[s:e]
-        _bf16_tile(bs, ts, sums, keys)
-        k = _overflow_words(keys, m, words)
-        if n32 + k > over32.size or n64 + k > over64.size:
+        if n32 + m > over32.size or n64 + m > over64.size:  # room for a tile of overflow on each side
             used[0] = n32
             used[1] = n64
             return s
+        _bf16_tile(bs, ts, sums, keys)
         acc[0] += sums[0]
         acc[1] += sums[1]
         acc[2] += sums[2]
+        before = table[OVER]
         for j in range(m):
             table[keys[j]] += 1
-        if k:
+        if table[OVER] != before:
+            _overflow_words(keys, m, words)
             c = _overflow_positions(words, m, where)
             for i in range(c):
                 j = where[i]
