@@ -100,14 +100,23 @@ class OnePass:
     overflow: list[np.ndarray]
 
     def histogram(self, edges: np.ndarray) -> np.ndarray:
-        """numpy.histogram's counts of ΔW over `edges` (NaN in bin 0, as the two passes count them)."""
+        """numpy.histogram's counts of ΔW over `edges` (NaN in bin 0, as the two passes count them); the
+        counted values and each worker's overflow on the worker threads."""
         from internals.diff._kernels import hist_weighted
 
-        counts = np.zeros(edges.size - 1, np.int64)
-        hist_weighted(self.values, self.weights, edges, counts)
-        for values in self.overflow:
-            hist_weighted(values, _NO_WEIGHTS, edges, counts)
-        return counts
+        parts = [(self.values, self.weights)] + [(values, _NO_WEIGHTS) for values in self.overflow]
+
+        def work(counts: np.ndarray, i: int, _lo: int, _hi: int) -> None:
+            hist_weighted(*parts[i], edges, counts)
+
+        return np.sum(_each(parts, lambda: np.zeros(edges.size - 1, np.int64), work), axis=0)
+
+
+def _each(parts: list, make_state: Callable[[], np.ndarray], work: Callable) -> list[np.ndarray]:
+    """work(state, i, i, i + 1) for every part i on the statistics engine's worker threads; their states."""
+    from internals.stats.core import _run_blocks
+
+    return _run_blocks(len(parts), 1, make_state, work)
 
 
 def one_pass(base: np.ndarray, tuned: np.ndarray, block: int, check: Callable[[], None] | None) -> OnePass | None:
@@ -155,9 +164,10 @@ def one_pass(base: np.ndarray, tuned: np.ndarray, block: int, check: Callable[[]
     overflow = [part for w in workers for part in w.overflow() if part.size]
     assert int(total[OVER]) == sum(part.size for part in overflow), "overflow values lost"
     values = pattern_values("BF16")[seen]
-    keys = np.array([np.iinfo(np.int64).max, np.iinfo(np.int64).min])
-    for part in (values, *overflow):
-        ordered_range(part, keys)
+    counted = [values, *overflow]
+    ranges = _each(counted, lambda: np.array([np.iinfo(np.int64).max, np.iinfo(np.int64).min]),
+                   lambda keys, i, _lo, _hi: ordered_range(counted[i], keys))
+    keys = [min(r[0] for r in ranges), max(r[1] for r in ranges)]
     if keys[0] > keys[1]:  # NaN only
         return None
     lo, hi = (float(_key_value(k)) for k in keys)
