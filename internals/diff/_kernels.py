@@ -51,9 +51,10 @@ TILE = 1024
 HIST_WAYS = 4
 
 _SIGN_OFF = np.int64(0x7FFFFFFFFFFFFFFF)
-#: Entries of `bf16_block`'s table: one per bf16 pattern, then the count of the overflowing ΔW.
+#: Entries of `bf16_block`'s table: one per bf16 pattern. A NaN pattern (never an exact ΔW) counts the
+#: overflowing ΔW, so that keys stay 16-bit (a uint16 tile of keys: a sixth faster than int32 keys).
 BF16_KEYS = 1 << 16
-OVER = BF16_KEYS
+OVER = 0xFFFF
 # Argument order of the kernels: (base, base_kind, base_table, tuned, tuned_kind, tuned_table, lo, hi, ...).
 
 
@@ -334,7 +335,7 @@ def _bf16_tile(bs, ts, sums, keys):
         d32 = np.float32(d)
         bits = _bits_of_f32(d32)
         exact = (np.float64(d32) == d) & ((bits & np.uint32(0xFFFF)) == np.uint32(0))
-        keys[j] = np.int32(bits >> np.uint32(16)) if exact else np.int32(OVER)
+        keys[j] = np.uint16(bits >> np.uint32(16)) if exact else np.uint16(OVER)
     sums[0] = dd
     sums[1] = bb
     sums[2] = bd
@@ -342,19 +343,18 @@ def _bf16_tile(bs, ts, sums, keys):
 
 @_jit
 def _overflow_words(keys, m, words):
-    """words[g] bit i set when keys[64 g + i] == OVER (= 1 << 16, and every other key is below it: the bit
-    is key >> 16); vectorized, 64 keys per word."""
+    """words[g] bit i set when keys[64 g + i] == OVER (vectorized, 64 keys per word)."""
     for g in range(m // 64):
         part = keys[g * 64:g * 64 + 64]
         word = np.uint64(0)
         for i in range(64):
-            word |= np.uint64(part[i] >> 16) << np.uint64(i)
+            word |= np.uint64(part[i] == OVER) << np.uint64(i)
         words[g] = word
     if m % 64:
         g = m // 64
         word = np.uint64(0)
         for i in range(m - g * 64):
-            word |= np.uint64(keys[g * 64 + i] >> 16) << np.uint64(i)
+            word |= np.uint64(keys[g * 64 + i] == OVER) << np.uint64(i)
         words[g] = word
 
 
@@ -390,7 +390,7 @@ def bf16_block(b, t, lo, hi, acc, table, over32, over64, used):
     go to over32[used[0]:] when float32 holds them exactly (NaN included), else to over64[used[1]:] (used
     advanced). Stops before a tile whose overflow might not fit and returns its start (the caller makes
     room and calls again from there); returns hi when done."""
-    keys = np.empty(TILE, np.int32)
+    keys = np.empty(TILE, np.uint16)
     words = np.empty(TILE // 64, np.uint64)
     where = np.empty(TILE + _UNROLL, np.int64)
     sums = np.empty(3)

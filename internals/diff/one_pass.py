@@ -12,7 +12,7 @@ else float64). Each counted pattern is then one exact value, so
 - Σ ΔW², Σ W², Σ W·ΔW are summed in float64 tile by tile, as in the first of the two passes.
 
 Blocks run on the statistics engine's worker threads (`internals.stats.core._run_blocks`). Each worker
-takes a 65,537-entry uint32 table from a free list (allocated once per concurrent worker, zeroed after
+takes a 65,536-entry uint32 table from a free list (allocated once per concurrent worker, zeroed after
 each tensor) and overflow buffers that grow by doubling up to `OVERFLOW_LIMIT` values; past that, or when
 ΔW has no finite extreme (infinite values, NaN only), `one_pass` returns None and the caller runs the two
 passes (their rules for infinite edges apply).
@@ -37,12 +37,12 @@ _FREE_LOCK = threading.Lock()
 
 
 def _take_table() -> np.ndarray:
-    from internals.diff._kernels import OVER
+    from internals.diff._kernels import BF16_KEYS
 
     with _FREE_LOCK:
         if _FREE_TABLES:
             return _FREE_TABLES.pop()
-    return np.zeros(OVER + 1, np.uint32)
+    return np.zeros(BF16_KEYS, np.uint32)
 
 
 def _return_table(table: np.ndarray) -> None:
@@ -125,7 +125,7 @@ def one_pass(base: np.ndarray, tuned: np.ndarray, block: int, check: Callable[[]
     `block`: values per block of work (the two passes' blocks, so the float sums combine alike)."""
     import math
 
-    from internals.diff._kernels import OVER, _key_value, bf16_block, ordered_range
+    from internals.diff._kernels import BF16_KEYS, OVER, _key_value, bf16_block, ordered_range
     from internals.stats._dtypes import pattern_values
     from internals.stats.core import _run_blocks
 
@@ -154,13 +154,13 @@ def one_pass(base: np.ndarray, tuned: np.ndarray, block: int, check: Callable[[]
 
     _run_blocks(n, block, make_state, work)  # on an error (a cancel) the tables are dropped, not reused:
     # another worker may still be counting into its table
-    total = np.zeros(OVER + 1, np.int64)
+    total = np.zeros(BF16_KEYS, np.int64)
     for w in workers:
         total += w.table
         _return_table(w.table)
     if gave_up.is_set():
         return None
-    seen = np.flatnonzero(total[:OVER])
+    seen = np.flatnonzero(total[:OVER])  # OVER is the last pattern
     overflow = [part for w in workers for part in w.overflow() if part.size]
     assert int(total[OVER]) == sum(part.size for part in overflow), "overflow values lost"
     values = pattern_values("BF16")[seen]

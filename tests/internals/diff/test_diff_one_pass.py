@@ -48,7 +48,7 @@ def _assert_like_two_passes(b: np.ndarray, t: np.ndarray, bins: int = 64, block:
 
 
 def _overflow_count(b: np.ndarray, t: np.ndarray) -> int:
-    table = np.zeros(K.OVER + 1, np.uint32)
+    table = np.zeros(K.BF16_KEYS, np.uint32)
     used = np.zeros(2, np.int64)
     end = K.bf16_block(b, t, 0, b.size, np.zeros(3), table, np.empty(b.size, np.float32), np.empty(b.size),
                        used)
