@@ -20,13 +20,15 @@ block with fsum.
 
 - `bf16_block` (both sides BF16: the reference model's dtype): ONE pass. The sums as in `moments_block`, and
   every ΔW counted by its value: a ΔW that is exactly a bf16 value (float64 → float32 → float64 gives it back
-  and the float32's low 16 bits are zero: true whenever the two sides share an exponent, and for ~97% of
-  the pairs of a perturbed checkpoint) is counted in a 65,536-entry table under its bf16 pattern; every
-  other ΔW (different exponents needing more than 8 bits, NaN, values below float32's range) goes to
-  `OVER` and its exact float64 value to an overflow buffer (found by a bitmask of the tile, not a branch per
-  value). Each table entry then stands for ONE exact value, so min/max and numpy's histogram follow from
-  the 65,536 values × counts plus the overflow values (`hist_weighted`): the same figures as the two
-  passes, in one read.
+  and the float32's low 16 bits are zero: true whenever the two sides share sign and exponent, and for ~97%
+  of the pairs of the benchmark's perturbed checkpoint) is counted in a 65,536-entry table under its bf16
+  pattern (a 16-bit key; a NaN pattern, `OVER`, counts the rest); every other ΔW (more than 8 significant
+  bits, NaN, beyond float32) keeps its exact value in an overflow buffer (float32 when it holds it, else
+  float64), found after the table update through a bitmask of the tile, only in tiles that had any. The
+  loop over a tile that decodes, sums and forms the keys uses bit casts (`_bitcast`) and vectorizes. Each
+  table entry then stands for ONE exact value, so min/max and numpy's histogram follow from the counted
+  values × counts plus the overflow values (`hist_weighted`, `ordered_range`): the figures of the two
+  passes, in one read (`internals.diff.one_pass`).
 
 Kinds of a side: `KIND_BF16` (uint16 patterns), `KIND_TABLE` (uint16 patterns + float64 table: F16),
 `KIND_FLOAT` (float32/float64 values). Compiled once per machine per pair of array types (cached by numba).
