@@ -325,8 +325,9 @@ def _bf16(p):
 @_jit(fastmath={"reassoc", "contract"})
 def _bf16_tile(bs, ts, sums, keys):
     """sums[:] = Σ d², Σ w², Σ w·d (float64, reassociated: vectorized) over the tile; keys[j] = the bf16
-    pattern of d[j] when d[j] is exactly that bf16 value, else OVER (a comparison and a bit test: nothing
-    there for the fastmath flags to change)."""
+    pattern of d[j] when d[j] is exactly that bf16 value, else OVER. The test: float32(d) with its low 16
+    bits cleared, back in float64, equals d (a bf16 value d is its own float32; any other d cannot equal a
+    bf16 value; NaN equals nothing). A comparison: nothing there for the fastmath flags to change."""
     dd = bb = bd = 0.0
     for j in range(bs.size):
         w = _bf16(bs[j])
@@ -336,7 +337,7 @@ def _bf16_tile(bs, ts, sums, keys):
         bd += w * d
         d32 = np.float32(d)
         bits = _bits_of_f32(d32)
-        exact = (np.float64(d32) == d) & ((bits & np.uint32(0xFFFF)) == np.uint32(0))
+        exact = np.float64(_f32_from_bits(bits & np.uint32(0xFFFF0000))) == d
         keys[j] = np.uint16(bits >> np.uint32(16)) if exact else np.uint16(OVER)
     sums[0] = dd
     sums[1] = bb
