@@ -18,14 +18,15 @@ block with fsum.
   correction computes the two edges instead of looking them up, so the binning loop vectorizes; bf16
   changes are coarse and sit on edges often, so the correction cannot be skipped.
 
-- `bf16_block` (both sides BF16: the reference model's dtype): ONE pass. The sums as in `moments_block`, and
-  every ΔW counted by its value: a ΔW that is exactly a bf16 value (float64 → float32 → float64 gives it back
-  and the float32's low 16 bits are zero: true whenever the two sides share sign and exponent, and for ~97%
-  of the pairs of the benchmark's perturbed checkpoint) is counted in a 65,536-entry table under its bf16
+- `pattern_block` (both sides BF16, the reference model's dtype; or both F16): ONE pass. The sums as in
+  `moments_block`, and every ΔW counted by its value: a ΔW that is exactly a bf16 value (float32(ΔW) with
+  its low 16 bits cleared equals ΔW: true whenever the two sides share sign and exponent, and for ~97% of
+  the pairs of the benchmark's perturbed checkpoint) is counted in a 65,536-entry table under its bf16
   pattern (a 16-bit key; a NaN pattern, `OVER`, counts the rest); every other ΔW (more than 8 significant
   bits, NaN, beyond float32) keeps its exact value in an overflow buffer (float32 when it holds it, else
   float64), found after the table update through a bitmask of the tile, only in tiles that had any. The
-  loop over a tile that decodes, sums and forms the keys uses bit casts (`_bitcast`) and vectorizes. Each
+  loop over a tile that decodes, sums and forms the keys uses bit casts (`_bitcast`) and vectorizes. F16:
+  the same with the f16 pattern ΔW would have, kept when that pattern's value is ΔW (`_f16_tile`). Each
   table entry then stands for ONE exact value, so min/max and numpy's histogram follow from the counted
   values × counts plus the overflow values (`hist_weighted`, `ordered_range`): the figures of the two
   passes, in one read (`internals.diff.one_pass`).
@@ -53,7 +54,7 @@ TILE = 1024
 HIST_WAYS = 4
 
 _SIGN_OFF = np.int64(0x7FFFFFFFFFFFFFFF)
-#: Entries of `bf16_block`'s table: one per bf16 pattern. A NaN pattern (never an exact ΔW) counts the
+#: Entries of `pattern_block`'s table: one per 16-bit pattern. A NaN pattern (never an exact ΔW) counts the
 #: overflowing ΔW, so that keys stay 16-bit (a uint16 tile of keys: a sixth faster than int32 keys).
 BF16_KEYS = 1 << 16
 OVER = 0xFFFF
@@ -261,7 +262,7 @@ def _bins(d, edges, first, norm, step, by_formula, idx):
 @_jit
 def hist_weighted(values, weights, edges, counts):
     """counts[k] += weights[j] (1 when weights is empty) for every values[j] in bin k (numpy.histogram's
-    rule over edges, as `hist_block`; NaN in bin 0): the histogram of `bf16_block`'s distinct values with
+    rule over edges, as `hist_block`; NaN in bin 0): the histogram of `pattern_block`'s distinct values with
     their counts, and of its overflow values."""
     first, norm, step, by_formula = _edge_rule(edges)
     idx = np.empty(TILE, np.int32)
@@ -344,6 +345,35 @@ def _bf16_tile(bs, ts, sums, keys):
     sums[2] = bd
 
 
+_F16_SUBNORMAL = 2.0**-14
+_F16_QUANTUM = 2.0**24
+
+
+@_jit(fastmath={"reassoc", "contract"})
+def _f16_tile(bs, ts, values, sums, keys):
+    """`_bf16_tile` for two F16 sides (decoded through `values`, the float64 of every pattern): the key is
+    the F16 pattern a d would have (from float32(d)'s sign, exponent and top 10 mantissa bits, or d · 2^24
+    below 2^-14), kept only when that pattern's value equals d."""
+    dd = bb = bd = 0.0
+    for j in range(bs.size):
+        w = values[np.uint16(bs[j])]
+        d = values[np.uint16(ts[j])] - w
+        dd += d * d
+        bb += w * w
+        bd += w * d
+        bits = _bits_of_f32(np.float32(d))
+        sign = (bits >> np.uint32(16)) & np.uint32(0x8000)
+        a = abs(d)
+        normal = (((bits >> np.uint32(23)) & np.uint32(0xFF)) - np.uint32(112)) << np.uint32(10)
+        normal |= (bits >> np.uint32(13)) & np.uint32(0x3FF)
+        tiny = np.uint32(np.int64(a * _F16_QUANTUM) & 0x3FF) if a < _F16_SUBNORMAL else np.uint32(0)
+        p = np.uint16((sign | (tiny if a < _F16_SUBNORMAL else normal)) & np.uint32(0xFFFF))
+        keys[j] = p if values[p] == d else np.uint16(OVER)
+    sums[0] = dd
+    sums[1] = bb
+    sums[2] = bd
+
+
 @_jit
 def _overflow_words(keys, m, words):
     """words[g] bit i set when keys[64 g + i] == OVER (vectorized, 64 keys per word)."""
@@ -387,9 +417,10 @@ def _overflow_positions(words, m, where):
 
 
 @_jit
-def bf16_block(b, t, lo, hi, acc, table, over32, over64, used):
-    """One pass over [lo, hi) of two BF16 tensors (uint16 patterns): acc[0:3] += Σ ΔW², Σ W², Σ W·ΔW;
-    table[p] += pairs whose ΔW is exactly the bf16 value of pattern p, table[OVER] += the others, whose ΔW
+def pattern_block(b, t, kind, values, lo, hi, acc, table, over32, over64, used):
+    """One pass over [lo, hi) of two BF16 (kind KIND_BF16) or F16 (KIND_TABLE, `values`: the float64 of
+    every pattern) tensors of uint16 patterns: acc[0:3] += Σ ΔW², Σ W², Σ W·ΔW; table[p] += pairs whose ΔW
+    is exactly the value of pattern p (same dtype), table[OVER] += the others, whose ΔW
     go to over32[used[0]:] when float32 holds them exactly (NaN included), else to over64[used[1]:] (used
     advanced). Stops before a tile whose overflow might not fit and returns its start (the caller makes
     room and calls again from there); returns hi when done."""
@@ -408,7 +439,10 @@ def bf16_block(b, t, lo, hi, acc, table, over32, over64, used):
             used[0] = n32
             used[1] = n64
             return s
-        _bf16_tile(bs, ts, sums, keys)
+        if kind == KIND_BF16:
+            _bf16_tile(bs, ts, sums, keys)
+        else:
+            _f16_tile(bs, ts, values, sums, keys)
         acc[0] += sums[0]
         acc[1] += sums[1]
         acc[2] += sums[2]
@@ -420,7 +454,7 @@ def bf16_block(b, t, lo, hi, acc, table, over32, over64, used):
             c = _overflow_positions(words, m, where)
             for i in range(c):
                 j = where[i]
-                d = _bf16(ts[j]) - _bf16(bs[j])
+                d = _bf16(ts[j]) - _bf16(bs[j]) if kind == KIND_BF16 else values[ts[j]] - values[bs[j]]
                 d32 = np.float32(d)
                 if np.float64(d32) == d or d != d:
                     over32[n32] = d32

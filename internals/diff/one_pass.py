@@ -1,7 +1,8 @@
-"""The weight diff of two BF16 tensors in ONE read: sums, extremes and numpy's histogram from exact counts.
+"""The weight diff of two BF16 (or two F16) tensors in ONE read: sums, extremes and numpy's histogram from
+exact counts.
 
-`internals.diff._kernels.bf16_block` counts every ΔW = tuned − base under its bf16 pattern when ΔW is
-exactly that bf16 value (the two sides share an exponent, and most pairs whose exponents differ), and
+`internals.diff._kernels.pattern_block` counts every ΔW = tuned − base under its bf16 (f16) pattern when ΔW
+is exactly that value (the two sides share sign and exponent, and most pairs whose exponents differ), and
 keeps the exact value of every other ΔW (the overflow: float32 when it holds the value, NaN included,
 else float64). Each counted pattern is then one exact value, so
 
@@ -119,16 +120,20 @@ def _each(parts: list, make_state: Callable[[], np.ndarray], work: Callable) -> 
     return _run_blocks(len(parts), 1, make_state, work)
 
 
-def one_pass(base: np.ndarray, tuned: np.ndarray, block: int, check: Callable[[], None] | None) -> OnePass | None:
-    """The one-read summary of two flat BF16 tensors (uint16 patterns), or None (then run the two passes).
+def one_pass(base: np.ndarray, tuned: np.ndarray, block: int, check: Callable[[], None] | None,
+             code: str = "BF16") -> OnePass | None:
+    """The one-read summary of two flat tensors of 16-bit float patterns (`code`: "BF16" or "F16"), or None
+    (then run the two passes).
 
     `block`: values per block of work (the two passes' blocks, so the float sums combine alike)."""
     import math
 
-    from internals.diff._kernels import BF16_KEYS, OVER, _key_value, bf16_block, ordered_range
+    from internals.diff._kernels import BF16_KEYS, KIND_BF16, KIND_TABLE, OVER, _key_value, ordered_range, pattern_block
     from internals.stats._dtypes import pattern_values
     from internals.stats.core import _run_blocks
 
+    kind = KIND_BF16 if code == "BF16" else KIND_TABLE
+    decoded = pattern_values(code)
     n = base.size
     if n < MIN_ELEMENTS or n >= 1 << 32 or tuned.size != n:
         return None
@@ -139,8 +144,8 @@ def one_pass(base: np.ndarray, tuned: np.ndarray, block: int, check: Callable[[]
     def work(state: _Worker, i: int, lo: int, hi: int) -> None:
         if check:
             check()
-        while not gave_up.is_set() and (lo := bf16_block(base, tuned, lo, hi, parts[i], state.table,
-                                                          state.over32, state.over64, state.used)) < hi:
+        while not gave_up.is_set() and (lo := pattern_block(base, tuned, kind, decoded, lo, hi, parts[i], state.table,
+                                                             state.over32, state.over64, state.used)) < hi:
             if not state.grow():
                 gave_up.set()
 
@@ -163,7 +168,7 @@ def one_pass(base: np.ndarray, tuned: np.ndarray, block: int, check: Callable[[]
     seen = np.flatnonzero(total[:OVER])  # OVER is the last pattern
     overflow = [part for w in workers for part in w.overflow() if part.size]
     assert int(total[OVER]) == sum(part.size for part in overflow), "overflow values lost"
-    values = pattern_values("BF16")[seen]
+    values = decoded[seen]
     counted = [values, *overflow]
     ranges = _each(counted, lambda: np.array([np.iinfo(np.int64).max, np.iinfo(np.int64).min]),
                    lambda keys, i, _lo, _hi: ordered_range(counted[i], keys))

@@ -3,7 +3,7 @@
 Two stored float tensors (BF16, F16, F32, F64; the two sides may differ) go through numba kernels over the
 memory maps (`internals.diff._kernels`: decoded a tile of 1,024 values at a time, vectorized), in blocks on
 the statistics engine's worker threads: no copy, no temporary beyond the tiles, memory bounded by
-per-thread tables. Two BF16 sides are read once (`internals.diff.one_pass`: exact counts of ΔW's values).
+per-thread tables. Two BF16 (or F16) sides are read once (`internals.diff.one_pass`: exact counts of ΔW).
 Everything else (an adapter's change, other dtypes) is made in float64 torch blocks of rows
 (`CHUNK_ELEMENTS` values, `row_blocks`); for an adapter the block of ΔW is scale · B[rows]·A from the
 factors, so the merged weight never exists. Both paths: pass 1 gives the float64 sums ΔW·ΔW, W·W and W·ΔW
@@ -126,19 +126,21 @@ def _diff_stored(pair: TensorPair, base: WeightStore, tuned: WeightStore, bins: 
                  check: Callable[[], None] | None) -> TensorDiff | None:
     """Two full models, float tensors: numba kernels over the memory maps (threads of `internals.stats`).
 
-    Two BF16 sides: one read (`internals.diff.one_pass`) when it applies. Otherwise pass 1 (moments and the
+    Two BF16 or two F16 sides: one read (`internals.diff.one_pass`) when it applies. Otherwise pass 1 (moments and the
     range of ΔW) then pass 2 (the histogram over that range), each block by block on the worker threads; a
     block's second pass reads what the page cache holds."""
     a, b = _decoded(base, pair.base), _decoded(tuned, pair.tuned)  # type: ignore[arg-type]
     if a is None or b is None or a[0].size != b[0].size:
         return None
-    from internals.diff._kernels import KIND_BF16, hist_block, moments_block
+    from internals.diff._kernels import KIND_BF16, KIND_TABLE, hist_block, moments_block
     from internals.diff.one_pass import one_pass
     from internals.stats.core import _block_size, _run_blocks
 
     n = a[0].size
     block = _block_size(n, None)
-    one = one_pass(a[0], b[0], block, check) if a[1] == b[1] == KIND_BF16 else None
+    one = None
+    if a[1] == b[1] and a[1] in (KIND_BF16, KIND_TABLE):  # two BF16 or two F16 sides (the table kind is F16)
+        one = one_pass(a[0], b[0], block, check, "BF16" if a[1] == KIND_BF16 else "F16")
     count: Callable[[np.ndarray], np.ndarray]
     if one is not None:
         delta2, base2, cross, lo_d, hi_d = one.delta2, one.base2, one.cross, one.lo, one.hi
