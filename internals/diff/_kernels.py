@@ -347,17 +347,30 @@ def _bf16_tile(bs, ts, sums, keys):
 
 _F16_SUBNORMAL = 2.0**-14
 _F16_QUANTUM = 2.0**24
+_F16_REBIAS = np.float32(2.0**112)
+
+
+@_jit
+def _f16(p):
+    """float64 value of the f16 pattern p (integer operations and one float32 product: vectorizes, unlike
+    a table lookup): exponent and mantissa shifted into a float32 and rebiased by 2^112 (subnormals
+    included: a float32 subnormal times 2^112 is exact); all-ones exponents are infinities and NaNs."""
+    h = np.uint32(p)
+    sign = (h & np.uint32(0x8000)) << np.uint32(16)
+    em = h & np.uint32(0x7FFF)
+    finite = _bits_of_f32(_f32_from_bits(em << np.uint32(13)) * _F16_REBIAS)
+    special = np.uint32(0x7F800000) | ((em & np.uint32(0x3FF)) << np.uint32(13))
+    return np.float64(_f32_from_bits(sign | (special if em >= np.uint32(0x7C00) else finite)))
 
 
 @_jit(fastmath={"reassoc", "contract"})
-def _f16_tile(bs, ts, values, sums, keys):
-    """`_bf16_tile` for two F16 sides (decoded through `values`, the float64 of every pattern): the key is
-    the F16 pattern a d would have (from float32(d)'s sign, exponent and top 10 mantissa bits, or d · 2^24
-    below 2^-14), kept only when that pattern's value equals d."""
+def _f16_tile(bs, ts, sums, keys):
+    """`_bf16_tile` for two F16 sides: the key is the F16 pattern a d would have (from float32(d)'s sign,
+    exponent and top 10 mantissa bits, or d · 2^24 below 2^-14), kept only when that pattern's value is d."""
     dd = bb = bd = 0.0
     for j in range(bs.size):
-        w = values[np.uint16(bs[j])]
-        d = values[np.uint16(ts[j])] - w
+        w = _f16(bs[j])
+        d = _f16(ts[j]) - w
         dd += d * d
         bb += w * w
         bd += w * d
@@ -368,7 +381,7 @@ def _f16_tile(bs, ts, values, sums, keys):
         normal |= (bits >> np.uint32(13)) & np.uint32(0x3FF)
         tiny = np.uint32(np.int64(a * _F16_QUANTUM) & 0x3FF) if a < _F16_SUBNORMAL else np.uint32(0)
         p = np.uint16((sign | (tiny if a < _F16_SUBNORMAL else normal)) & np.uint32(0xFFFF))
-        keys[j] = p if values[p] == d else np.uint16(OVER)
+        keys[j] = p if _f16(p) == d else np.uint16(OVER)
     sums[0] = dd
     sums[1] = bb
     sums[2] = bd
@@ -417,9 +430,9 @@ def _overflow_positions(words, m, where):
 
 
 @_jit
-def pattern_block(b, t, kind, values, lo, hi, acc, table, over32, over64, used):
-    """One pass over [lo, hi) of two BF16 (kind KIND_BF16) or F16 (KIND_TABLE, `values`: the float64 of
-    every pattern) tensors of uint16 patterns: acc[0:3] += Σ ΔW², Σ W², Σ W·ΔW; table[p] += pairs whose ΔW
+def pattern_block(b, t, kind, lo, hi, acc, table, over32, over64, used):
+    """One pass over [lo, hi) of two BF16 (kind KIND_BF16) or two F16 (KIND_TABLE) tensors of uint16
+    patterns: acc[0:3] += Σ ΔW², Σ W², Σ W·ΔW; table[p] += pairs whose ΔW
     is exactly the value of pattern p (same dtype), table[OVER] += the others, whose ΔW
     go to over32[used[0]:] when float32 holds them exactly (NaN included), else to over64[used[1]:] (used
     advanced). Stops before a tile whose overflow might not fit and returns its start (the caller makes
@@ -442,7 +455,7 @@ def pattern_block(b, t, kind, values, lo, hi, acc, table, over32, over64, used):
         if kind == KIND_BF16:
             _bf16_tile(bs, ts, sums, keys)
         else:
-            _f16_tile(bs, ts, values, sums, keys)
+            _f16_tile(bs, ts, sums, keys)
         acc[0] += sums[0]
         acc[1] += sums[1]
         acc[2] += sums[2]
@@ -454,7 +467,7 @@ def pattern_block(b, t, kind, values, lo, hi, acc, table, over32, over64, used):
             c = _overflow_positions(words, m, where)
             for i in range(c):
                 j = where[i]
-                d = _bf16(ts[j]) - _bf16(bs[j]) if kind == KIND_BF16 else values[ts[j]] - values[bs[j]]
+                d = _bf16(ts[j]) - _bf16(bs[j]) if kind == KIND_BF16 else _f16(ts[j]) - _f16(bs[j])
                 d32 = np.float32(d)
                 if np.float64(d32) == d or d != d:
                     over32[n32] = d32

@@ -133,7 +133,6 @@ def one_pass(base: np.ndarray, tuned: np.ndarray, block: int, check: Callable[[]
     from internals.stats.core import _run_blocks
 
     kind = KIND_BF16 if code == "BF16" else KIND_TABLE
-    decoded = pattern_values(code)
     n = base.size
     if n < MIN_ELEMENTS or n >= 1 << 32 or tuned.size != n:
         return None
@@ -144,7 +143,7 @@ def one_pass(base: np.ndarray, tuned: np.ndarray, block: int, check: Callable[[]
     def work(state: _Worker, i: int, lo: int, hi: int) -> None:
         if check:
             check()
-        while not gave_up.is_set() and (lo := pattern_block(base, tuned, kind, decoded, lo, hi, parts[i], state.table,
+        while not gave_up.is_set() and (lo := pattern_block(base, tuned, kind, lo, hi, parts[i], state.table,
                                                              state.over32, state.over64, state.used)) < hi:
             if not state.grow():
                 gave_up.set()
@@ -168,7 +167,7 @@ def one_pass(base: np.ndarray, tuned: np.ndarray, block: int, check: Callable[[]
     seen = np.flatnonzero(total[:OVER])  # OVER is the last pattern
     overflow = [part for w in workers for part in w.overflow() if part.size]
     assert int(total[OVER]) == sum(part.size for part in overflow), "overflow values lost"
-    values = decoded[seen]
+    values = pattern_values(code)[seen]
     counted = [values, *overflow]
     ranges = _each(counted, lambda: np.array([np.iinfo(np.int64).max, np.iinfo(np.int64).min]),
                    lambda keys, i, _lo, _hi: ordered_range(counted[i], keys))
