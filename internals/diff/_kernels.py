@@ -26,7 +26,7 @@ block with fsum.
   bits, NaN, beyond float32) keeps its exact value in an overflow buffer (float32 when it holds it, else
   float64), found after the table update through a bitmask of the tile, only in tiles that had any. The
   loop over a tile that decodes, sums and forms the keys uses bit casts (`_bitcast`) and vectorizes. F16:
-  the same with the f16 pattern ΔW would have, kept when that pattern's value is ΔW (`_f16_tile`). Each
+  the same with the f16 pattern ΔW would have, kept when that pattern's value is ΔW (`_f16_key`). Each
   table entry then stands for ONE exact value, so min/max and numpy's histogram follow from the counted
   values × counts plus the overflow values (`hist_weighted`, `ordered_range`): the figures of the two
   passes, in one read (`internals.diff.one_pass`).
@@ -323,26 +323,14 @@ def _bf16(p):
     return np.float64(_f32_from_bits(np.uint32(p) << np.uint32(16)))
 
 
-@_jit(fastmath={"reassoc", "contract"})
-def _bf16_tile(bs, ts, sums, keys):
-    """sums[:] = Σ d², Σ w², Σ w·d (float64, reassociated: vectorized) over the tile; keys[j] = the bf16
-    pattern of d[j] when d[j] is exactly that bf16 value, else OVER. The test: float32(d) with its low 16
-    bits cleared, back in float64, equals d (a bf16 value d is its own float32; any other d cannot equal a
-    bf16 value; NaN equals nothing). A comparison: nothing there for the fastmath flags to change."""
-    dd = bb = bd = 0.0
-    for j in range(bs.size):
-        w = _bf16(bs[j])
-        d = _bf16(ts[j]) - w
-        dd += d * d
-        bb += w * w
-        bd += w * d
-        d32 = np.float32(d)
-        bits = _bits_of_f32(d32)
-        exact = np.float64(_f32_from_bits(bits & np.uint32(0xFFFF0000))) == d
-        keys[j] = np.uint16(bits >> np.uint32(16)) if exact else np.uint16(OVER)
-    sums[0] = dd
-    sums[1] = bb
-    sums[2] = bd
+@_jit
+def _bf16_key(d):
+    """The bf16 pattern of d when d is exactly that bf16 value, else OVER. The test: float32(d) with its low
+    16 bits cleared, back in float64, equals d (a bf16 value d is its own float32; any other d cannot equal
+    a bf16 value; NaN equals nothing)."""
+    bits = _bits_of_f32(np.float32(d))
+    exact = np.float64(_f32_from_bits(bits & np.uint32(0xFFFF0000))) == d
+    return np.uint16(bits >> np.uint32(16)) if exact else np.uint16(OVER)
 
 
 _F16_SUBNORMAL = 2.0**-14
@@ -365,25 +353,40 @@ def _f16(p):
     return np.float64(_f32_from_bits(sign | bits))
 
 
+@_jit
+def _f16_key(d):
+    """The f16 pattern d would have (float32(d)'s sign, exponent and top 10 mantissa bits, or d · 2^24 below
+    2^-14) when that pattern's value is d, else OVER."""
+    bits = _bits_of_f32(np.float32(d))
+    sign = (bits >> np.uint32(16)) & np.uint32(0x8000)
+    a = abs(d)
+    normal = (((bits >> np.uint32(23)) & np.uint32(0xFF)) - np.uint32(112)) << np.uint32(10)
+    normal |= (bits >> np.uint32(13)) & np.uint32(0x3FF)
+    tiny = np.uint32(np.int64(a * _F16_QUANTUM) & 0x3FF) if a < _F16_SUBNORMAL else np.uint32(0)
+    p = np.uint16((sign | (tiny if a < _F16_SUBNORMAL else normal)) & np.uint32(0xFFFF))
+    return p if _f16(p) == d else np.uint16(OVER)
+
+
+@_jit
+def _decoded(p, kind):
+    """float64 value of the 16-bit pattern p of `kind` (KIND_BF16 or KIND_TABLE: F16)."""
+    return _bf16(p) if kind == KIND_BF16 else _f16(p)
+
+
 @_jit(fastmath={"reassoc", "contract"})
-def _f16_tile(bs, ts, sums, keys):
-    """`_bf16_tile` for two F16 sides: the key is the F16 pattern a d would have (from float32(d)'s sign,
-    exponent and top 10 mantissa bits, or d · 2^24 below 2^-14), kept only when that pattern's value is d."""
+def _pattern_tile(bs, ts, kind, sums, keys):
+    """sums[:] = Σ d², Σ w², Σ w·d (float64, reassociated: vectorized) over the tile; keys[j] = the pattern
+    of d[j] in the tensors' dtype when d[j] is exactly that value, else OVER (`_bf16_key`, `_f16_key`:
+    comparisons, nothing there for the fastmath flags to change). `kind` is loop-invariant: LLVM makes a
+    loop per kind."""
     dd = bb = bd = 0.0
     for j in range(bs.size):
-        w = _f16(bs[j])
-        d = _f16(ts[j]) - w
+        w = _decoded(bs[j], kind)
+        d = _decoded(ts[j], kind) - w
         dd += d * d
         bb += w * w
         bd += w * d
-        bits = _bits_of_f32(np.float32(d))
-        sign = (bits >> np.uint32(16)) & np.uint32(0x8000)
-        a = abs(d)
-        normal = (((bits >> np.uint32(23)) & np.uint32(0xFF)) - np.uint32(112)) << np.uint32(10)
-        normal |= (bits >> np.uint32(13)) & np.uint32(0x3FF)
-        tiny = np.uint32(np.int64(a * _F16_QUANTUM) & 0x3FF) if a < _F16_SUBNORMAL else np.uint32(0)
-        p = np.uint16((sign | (tiny if a < _F16_SUBNORMAL else normal)) & np.uint32(0xFFFF))
-        keys[j] = p if _f16(p) == d else np.uint16(OVER)
+        keys[j] = _bf16_key(d) if kind == KIND_BF16 else _f16_key(d)
     sums[0] = dd
     sums[1] = bb
     sums[2] = bd
@@ -454,10 +457,7 @@ def pattern_block(b, t, kind, lo, hi, acc, table, over32, over64, used):
             used[0] = n32
             used[1] = n64
             return s
-        if kind == KIND_BF16:
-            _bf16_tile(bs, ts, sums, keys)
-        else:
-            _f16_tile(bs, ts, sums, keys)
+        _pattern_tile(bs, ts, kind, sums, keys)
         acc[0] += sums[0]
         acc[1] += sums[1]
         acc[2] += sums[2]
@@ -469,7 +469,7 @@ def pattern_block(b, t, kind, lo, hi, acc, table, over32, over64, used):
             c = _overflow_positions(words, m, where)
             for i in range(c):
                 j = where[i]
-                d = _bf16(ts[j]) - _bf16(bs[j]) if kind == KIND_BF16 else _f16(ts[j]) - _f16(bs[j])
+                d = _decoded(ts[j], kind) - _decoded(bs[j], kind)
                 d32 = np.float32(d)
                 if np.float64(d32) == d or d != d:
                     over32[n32] = d32
