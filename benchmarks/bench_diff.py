@@ -11,6 +11,10 @@ tensor), both under benchmarks/.cache/ (gitignored). Reported (JSON to stdout an
   reduction over the bytes of both files in the same run (interleaved), and the ratio (target <= 3x); also
   the process CPU seconds of each run (both worker threads), which a shared machine disturbs less. On a busy
   machine (load average above the cores) the ratio is refused (null, with the reason), as bench_stats does;
+- the two passes: the same diff with the one read of two BF16 tensors (`internals.diff.one_pass`) turned
+  off (its size threshold raised), interleaved with the runs above: seconds, CPU seconds, CPU ns per pair
+  of values (both threads' CPU time over the pairs) and the speed-up of the one read (`--no-two-passes`
+  skips it);
 - memory: peak RssAnon of the process during the diff minus the baseline, as a fraction of ONE checkpoint
   (target < 10%);
 - rank: `--rank` on every 2-D change (Gram eigen-solve: float32 block products summed in float64 for large
@@ -21,10 +25,12 @@ tensor), both under benchmarks/.cache/ (gitignored). Reported (JSON to stdout an
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
@@ -90,7 +96,8 @@ def run(args: argparse.Namespace) -> dict:
     sides = open_sides(str(base), str(tuned))
     try:
         diff_weights(sides, pattern="model.norm.weight", use_cache=False)  # imports, first-call costs
-        bandwidth_runs, diff_runs, diff_cpu = [], [], []
+        diff_weights(sides, pattern="*.layers.0.self_attn.k_proj.weight", use_cache=False)  # the one read's
+        bandwidth_runs, diff_runs, diff_cpu, two_runs, two_cpu = [], [], [], [], []
         sampler = common.RssAnonSampler(0.01)
         result = None
         for rep in range(args.repeats):
@@ -103,7 +110,14 @@ def run(args: argparse.Namespace) -> dict:
                 diff_weights(sides, use_cache=False, bins=args.bins)
             diff_runs.append(time.perf_counter() - t1)
             diff_cpu.append(time.process_time() - c1)
-            log(f"run {rep + 1}: diff {diff_runs[-1]:.2f} s, bandwidth {bandwidth_runs[-1]:.2f} s")
+            if args.two_passes:
+                with two_passes_only():
+                    t1, c1 = time.perf_counter(), time.process_time()
+                    diff_weights(sides, use_cache=False, bins=args.bins)
+                    two_runs.append(time.perf_counter() - t1)
+                    two_cpu.append(time.process_time() - c1)
+            log(f"run {rep + 1}: diff {diff_runs[-1]:.2f} s, bandwidth {bandwidth_runs[-1]:.2f} s"
+                + (f", two passes {two_runs[-1]:.2f} s" if two_runs else ""))
         diff_seconds, bw_seconds = min(diff_runs), min(bandwidth_runs)
 
         # ranks of every 2-D change, timed one matrix at a time (writes the cache), then the cached request
@@ -127,6 +141,7 @@ def run(args: argparse.Namespace) -> dict:
     finally:
         sides.close()
     busy = common.busy_reason()
+    pairs = one_checkpoint // 2  # bf16 values per checkpoint
     ratio = diff_seconds / bw_seconds
     peak_fraction = sampler.extra / one_checkpoint
     assert result is not None
@@ -149,7 +164,15 @@ def run(args: argparse.Namespace) -> dict:
         "changed_tensors": changed,
         "weight_diff": {"seconds": diff_seconds, "seconds_runs": diff_runs, "cpu_seconds_runs": diff_cpu,
                         "seconds_median": statistics.median(diff_runs),
+                        "cpu_ns_per_pair": min(diff_cpu) / pairs * 1e9,
                         "bytes_per_s_both_files": 2 * one_checkpoint / diff_seconds},
+        "two_passes": {"seconds": min(two_runs), "seconds_runs": two_runs, "cpu_seconds_runs": two_cpu,
+                       "cpu_ns_per_pair": min(two_cpu) / pairs * 1e9,
+                       "ratio_to_bandwidth": min(two_runs) / bw_seconds,
+                       "speedup_of_one_read": min(two_runs) / diff_seconds,
+                       "cpu_speedup_of_one_read": min(two_cpu) / min(diff_cpu),
+                       "note": "the same diff with internals.diff.one_pass off, interleaved with the runs"}
+        if two_runs else None,
         "bandwidth": {"seconds": bw_seconds, "seconds_runs": bandwidth_runs,
                       "bytes_per_s": 2 * one_checkpoint / bw_seconds,
                       "note": "numpy reduction over the bytes of both files, page cache warm, interleaved with "
@@ -173,6 +196,19 @@ def run(args: argparse.Namespace) -> dict:
     }
 
 
+@contextlib.contextmanager
+def two_passes_only() -> Iterator[None]:
+    """The diff as before the one read of two BF16 tensors: `internals.diff.one_pass` for no tensor."""
+    from internals.diff import one_pass
+
+    kept = one_pass.MIN_ELEMENTS
+    one_pass.MIN_ELEMENTS = 1 << 62
+    try:
+        yield
+    finally:
+        one_pass.MIN_ELEMENTS = kept
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--layers", type=int, default=None, help=f"decoder layers (default: all {common.REFERENCE_LAYERS})")
@@ -180,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bins", type=int, default=64)
     p.add_argument("--cache-dir", default=str(common.DEFAULT_CACHE))
     p.add_argument("--out-name", default="diff", help="report name under benchmarks/out/")
+    p.add_argument("--no-two-passes", dest="two_passes", action="store_false",
+                   help="skip the interleaved runs with the one read of BF16 tensors off")
     args = p.parse_args(argv)
     from benchmarks.bench_stats import refuse_ratios
 

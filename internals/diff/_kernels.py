@@ -18,6 +18,19 @@ block with fsum.
   correction computes the two edges instead of looking them up, so the binning loop vectorizes; bf16
   changes are coarse and sit on edges often, so the correction cannot be skipped.
 
+- `pattern_block` (both sides BF16, the reference model's dtype; or both F16): ONE pass. The sums as in
+  `moments_block`, and every ΔW counted by its value: a ΔW that is exactly a bf16 value (float32(ΔW) with
+  its low 16 bits cleared equals ΔW: true whenever the two sides share sign and exponent, and for ~97% of
+  the pairs of the benchmark's perturbed checkpoint) is counted in a 65,536-entry table under its bf16
+  pattern (a 16-bit key; a NaN pattern, `OVER`, counts the rest); every other ΔW (more than 8 significant
+  bits, NaN, beyond float32) keeps its exact value in an overflow buffer (float32 when it holds it, else
+  float64), found after the table update through a bitmask of the tile, only in tiles that had any. The
+  loop over a tile that decodes, sums and forms the keys uses bit casts (`_bitcast`) and vectorizes. F16:
+  the same with the f16 pattern ΔW would have, kept when that pattern's value is ΔW (`_f16_key`). Each
+  table entry then stands for ONE exact value, so min/max and numpy's histogram follow from the counted
+  values × counts plus the overflow values (`hist_weighted`, `ordered_range`): the figures of the two
+  passes, in one read (`internals.diff.one_pass`).
+
 Kinds of a side: `KIND_BF16` (uint16 patterns), `KIND_TABLE` (uint16 patterns + float64 table: F16),
 `KIND_FLOAT` (float32/float64 values). Compiled once per machine per pair of array types (cached by numba).
 """
@@ -25,6 +38,9 @@ Kinds of a side: `KIND_BF16` (uint16 patterns), `KIND_TABLE` (uint16 patterns + 
 from __future__ import annotations
 
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
 
 from internals.stats._kernels import _jit
 
@@ -38,7 +54,41 @@ TILE = 1024
 HIST_WAYS = 4
 
 _SIGN_OFF = np.int64(0x7FFFFFFFFFFFFFFF)
+#: Entries of `pattern_block`'s table: one per 16-bit pattern. A NaN pattern (never an exact ΔW) counts the
+#: overflowing ΔW, so that keys stay 16-bit (a uint16 tile of keys: a sixth faster than int32 keys).
+BF16_KEYS = 1 << 16
+OVER = 0xFFFF
 # Argument order of the kernels: (base, base_kind, base_table, tuned, tuned_kind, tuned_table, lo, hi, ...).
+
+
+def _bitcast(source, target, llvm_type, doc: str):
+    """A numba intrinsic reinterpreting the bits of a `source` scalar as a `target` (vectorizes, unlike a
+    view of a one-element array)."""
+
+    @intrinsic
+    def cast(typingctx, x):
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], llvm_type)
+
+        return target(source), codegen
+
+    cast.__doc__ = doc
+    return cast
+
+
+_f32_from_bits = _bitcast(types.uint32, types.float32, ir.FloatType(), "The float32 whose bits are a uint32.")
+_bits_of_f32 = _bitcast(types.float32, types.uint32, ir.IntType(32), "The uint32 bits of a float32.")
+_bits_of_f64 = _bitcast(types.float64, types.int64, ir.IntType(64), "The int64 bits of a float64.")
+
+
+@intrinsic
+def _trailing_zeros(typingctx, x):
+    """Trailing zero bits of the uint64 x (nonzero): the next set bit of an overflow bitmask."""
+
+    def codegen(context, builder, signature, args):
+        return builder.cttz(args[0], ir.Constant(ir.IntType(1), 0))
+
+    return types.uint64(types.uint64), codegen
 
 
 @_jit
@@ -187,6 +237,64 @@ def _bins_by_formula(d, first, norm, step, nb, idx):
 
 
 @_jit
+def _edge_rule(edges):
+    """(first edge, bins per unit, bin width, whether every edge is k·width + first) of numpy's edges."""
+    nb = edges.size - 1
+    first = edges[0]
+    norm = nb / (edges[nb] - first)
+    step = (edges[nb] - first) / nb
+    by_formula = True
+    for k in range(nb):
+        if k * step + first != edges[k]:
+            by_formula = False
+    return first, norm, step, by_formula
+
+
+@_jit
+def _bins(d, edges, first, norm, step, by_formula, idx):
+    """idx[:d.size] = numpy.histogram's bin of every value of d (NaN: bin 0), by the formula when it holds."""
+    if by_formula:
+        _bins_by_formula(d, first, norm, step, edges.size - 1, idx)
+    else:
+        _bins_by_edges(d, first, norm, edges, idx)
+
+
+@_jit
+def hist_weighted(values, weights, edges, counts):
+    """counts[k] += weights[j] (1 when weights is empty) for every values[j] in bin k (numpy.histogram's
+    rule over edges, as `hist_block`; NaN in bin 0): the histogram of `pattern_block`'s distinct values with
+    their counts, and of its overflow values."""
+    first, norm, step, by_formula = _edge_rule(edges)
+    idx = np.empty(TILE, np.int32)
+    for s in range(0, values.size, TILE):
+        e = min(values.size, s + TILE)
+        _bins(values[s:e], edges, first, norm, step, by_formula, idx)
+        if weights.size:
+            for j in range(e - s):
+                counts[idx[j]] += weights[s + j]
+        else:
+            for j in range(e - s):
+                counts[idx[j]] += 1
+
+
+@_jit
+def ordered_range(values, keys):
+    """keys[0] = min, keys[1] = max of the order-preserving int64 keys of keys[0:2] and of the float64
+    values of `values` (NaN skipped): the two passes' order, −0.0 below +0.0."""
+    lo = keys[0]
+    hi = keys[1]
+    for j in range(values.size):
+        y = np.float64(values[j])
+        if y == y:
+            v = _bits_of_f64(y)
+            v = v ^ ((v >> 63) & _SIGN_OFF)
+            lo = min(lo, v)
+            hi = max(hi, v)
+    keys[0] = lo
+    keys[1] = hi
+
+
+@_jit
 def hist_block(b, bk, btab, t, tk, ttab, lo, hi, edges, counts):
     """counts[k] += ΔW values of [lo, hi) in bin k (numpy.histogram's rule over edges; NaN in bin 0)."""
     nb = counts.size
@@ -196,23 +304,179 @@ def hist_block(b, bk, btab, t, tk, ttab, lo, hi, edges, counts):
     d = np.empty(TILE)
     idx = np.empty(TILE, np.int32)
     ways = np.zeros(HIST_WAYS * nb, np.int64)
-    first = edges[0]
-    norm = nb / (edges[nb] - first)
-    step = (edges[nb] - first) / nb
-    by_formula = True
-    for k in range(nb):
-        if k * step + first != edges[k]:
-            by_formula = False
+    first, norm, step, by_formula = _edge_rule(edges)
     for s in range(lo, hi, TILE):
         e = min(hi, s + TILE)
         m = e - s
         _delta_tile(b, bk, btab, t, tk, ttab, s, e, u, f, w, d)
-        if by_formula:
-            _bins_by_formula(d[:m], first, norm, step, nb, idx)
-        else:
-            _bins_by_edges(d[:m], first, norm, edges, idx)
+        _bins(d[:m], edges, first, norm, step, by_formula, idx)
         for j in range(m):
             ways[(j & (HIST_WAYS - 1)) * nb + idx[j]] += 1
     for r in range(HIST_WAYS):
         for k in range(nb):
             counts[k] += ways[r * nb + k]
+
+
+@_jit
+def _bf16(p):
+    """float64 value of the bf16 pattern p (a uint16)."""
+    return np.float64(_f32_from_bits(np.uint32(p) << np.uint32(16)))
+
+
+@_jit
+def _bf16_key(d):
+    """The bf16 pattern of d when d is exactly that bf16 value, else OVER. The test: float32(d) with its low
+    16 bits cleared, back in float64, equals d (a bf16 value d is its own float32; any other d cannot equal
+    a bf16 value; NaN equals nothing)."""
+    bits = _bits_of_f32(np.float32(d))
+    exact = np.float64(_f32_from_bits(bits & np.uint32(0xFFFF0000))) == d
+    return np.uint16(bits >> np.uint32(16)) if exact else np.uint16(OVER)
+
+
+_F16_SUBNORMAL = 2.0**-14
+_F16_QUANTUM = 2.0**24
+_F16_UNIT = np.float32(2.0**-24)
+
+
+@_jit
+def _f16(p):
+    """float64 value of the f16 pattern p by integer operations (vectorizes, unlike a table lookup, and
+    never touches a float32 subnormal, which costs a microcode assist): normal exponents rebiased by an
+    integer add, subnormals as mantissa · 2^-24, all-ones exponents infinities and NaNs."""
+    h = np.uint32(p)
+    sign = (h & np.uint32(0x8000)) << np.uint32(16)
+    em = h & np.uint32(0x7FFF)
+    normal = (em << np.uint32(13)) + np.uint32(112 << 23)
+    tiny = _bits_of_f32(np.float32(em) * _F16_UNIT)
+    special = np.uint32(0x7F800000) | ((em & np.uint32(0x3FF)) << np.uint32(13))
+    bits = special if em >= np.uint32(0x7C00) else (normal if em >= np.uint32(0x400) else tiny)
+    return np.float64(_f32_from_bits(sign | bits))
+
+
+@_jit
+def _f16_key(d):
+    """The f16 pattern d would have (float32(d)'s sign, exponent and top 10 mantissa bits, or d · 2^24 below
+    2^-14) when that pattern's value is d, else OVER."""
+    bits = _bits_of_f32(np.float32(d))
+    sign = (bits >> np.uint32(16)) & np.uint32(0x8000)
+    a = abs(d)
+    normal = (((bits >> np.uint32(23)) & np.uint32(0xFF)) - np.uint32(112)) << np.uint32(10)
+    normal |= (bits >> np.uint32(13)) & np.uint32(0x3FF)
+    tiny = np.uint32(np.int64(a * _F16_QUANTUM) & 0x3FF) if a < _F16_SUBNORMAL else np.uint32(0)
+    p = np.uint16((sign | (tiny if a < _F16_SUBNORMAL else normal)) & np.uint32(0xFFFF))
+    return p if _f16(p) == d else np.uint16(OVER)
+
+
+@_jit
+def _decoded(p, kind):
+    """float64 value of the 16-bit pattern p of `kind` (KIND_BF16 or KIND_TABLE: F16)."""
+    return _bf16(p) if kind == KIND_BF16 else _f16(p)
+
+
+@_jit(fastmath={"reassoc", "contract"})
+def _pattern_tile(bs, ts, kind, sums, keys):
+    """sums[:] = Σ d², Σ w², Σ w·d (float64, reassociated: vectorized) over the tile; keys[j] = the pattern
+    of d[j] in the tensors' dtype when d[j] is exactly that value, else OVER (`_bf16_key`, `_f16_key`:
+    comparisons, nothing there for the fastmath flags to change). `kind` is loop-invariant: LLVM makes a
+    loop per kind."""
+    dd = bb = bd = 0.0
+    for j in range(bs.size):
+        w = _decoded(bs[j], kind)
+        d = _decoded(ts[j], kind) - w
+        dd += d * d
+        bb += w * w
+        bd += w * d
+        keys[j] = _bf16_key(d) if kind == KIND_BF16 else _f16_key(d)
+    sums[0] = dd
+    sums[1] = bb
+    sums[2] = bd
+
+
+@_jit
+def _overflow_words(keys, m, words):
+    """words[g] bit i set when keys[64 g + i] == OVER (vectorized, 64 keys per word)."""
+    for g in range(m // 64):
+        part = keys[g * 64:g * 64 + 64]
+        word = np.uint64(0)
+        for i in range(64):
+            word |= np.uint64(part[i] == OVER) << np.uint64(i)
+        words[g] = word
+    if m % 64:
+        g = m // 64
+        word = np.uint64(0)
+        for i in range(m - g * 64):
+            word |= np.uint64(keys[g * 64 + i] == OVER) << np.uint64(i)
+        words[g] = word
+
+
+_UNROLL = 3
+_TOP_BIT = np.uint64(1 << 63)
+
+
+@_jit
+def _overflow_positions(words, m, where):
+    """where[:c] = the positions of the set bits of words (c returned, in order). The first `_UNROLL` bits of
+    a word are found without a branch (a word of a perturbed checkpoint holds about two), the rest in a
+    loop: a branch per word instead of one per bit."""
+    c = 0
+    for g in range((m + 63) // 64):
+        word = words[g]
+        bits = 0
+        for _ in range(_UNROLL):
+            where[c + bits] = g * 64 + np.int64(_trailing_zeros(word | _TOP_BIT))
+            bits += word != 0
+            word &= word - np.uint64(1)
+        c += bits
+        while word:
+            where[c] = g * 64 + np.int64(_trailing_zeros(word))
+            c += 1
+            word &= word - np.uint64(1)
+    return c
+
+
+@_jit
+def pattern_block(b, t, kind, lo, hi, acc, table, over32, over64, used):
+    """One pass over [lo, hi) of two BF16 (kind KIND_BF16) or two F16 (KIND_TABLE) tensors of uint16
+    patterns: acc[0:3] += Σ ΔW², Σ W², Σ W·ΔW; table[p] += pairs whose ΔW
+    is exactly the value of pattern p (same dtype), table[OVER] += the others, whose ΔW
+    go to over32[used[0]:] when float32 holds them exactly (NaN included), else to over64[used[1]:] (used
+    advanced). Stops before a tile whose overflow might not fit and returns its start (the caller makes
+    room and calls again from there); returns hi when done."""
+    keys = np.empty(TILE, np.uint16)
+    words = np.empty(TILE // 64, np.uint64)
+    where = np.empty(TILE + _UNROLL, np.int64)
+    sums = np.empty(3)
+    n32 = used[0]
+    n64 = used[1]
+    for s in range(lo, hi, TILE):
+        e = min(hi, s + TILE)
+        m = e - s
+        bs = b[s:e]
+        ts = t[s:e]
+        if n32 + m > over32.size or n64 + m > over64.size:  # room for a tile of overflow on each side
+            used[0] = n32
+            used[1] = n64
+            return s
+        _pattern_tile(bs, ts, kind, sums, keys)
+        acc[0] += sums[0]
+        acc[1] += sums[1]
+        acc[2] += sums[2]
+        before = table[OVER]
+        for j in range(m):
+            table[keys[j]] += 1
+        if table[OVER] != before:
+            _overflow_words(keys, m, words)
+            c = _overflow_positions(words, m, where)
+            for i in range(c):
+                j = where[i]
+                d = _decoded(ts[j], kind) - _decoded(bs[j], kind)
+                d32 = np.float32(d)
+                if np.float64(d32) == d or d != d:
+                    over32[n32] = d32
+                    n32 += 1
+                else:
+                    over64[n64] = d
+                    n64 += 1
+    used[0] = n32
+    used[1] = n64
+    return hi

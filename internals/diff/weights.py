@@ -2,13 +2,14 @@
 
 Two stored float tensors (BF16, F16, F32, F64; the two sides may differ) go through numba kernels over the
 memory maps (`internals.diff._kernels`: decoded a tile of 1,024 values at a time, vectorized), in blocks on
-the statistics engine's worker threads: no copy, no temporary beyond the tiles, memory bounded by per-thread
-tables. Everything else (an adapter's change, other dtypes) is made
-in float64 torch blocks of rows (`CHUNK_ELEMENTS` values, `row_blocks`); for an adapter the block of ΔW is
-scale · B[rows]·A from the factors, so the merged weight never exists. Both paths: pass 1 gives the float64
-sums ΔW·ΔW, W·W and W·ΔW (‖W'‖² and W·W' follow from them) and the extremes of ΔW, combined with `math.fsum`
-per block; pass 2 the histogram over [min ΔW, max ΔW] (numpy's bins and edge rule; a constant ΔW gets
-[v - 0.5, v + 0.5]), skipped when ΔW is constant.
+the statistics engine's worker threads: no copy, no temporary beyond the tiles, memory bounded by
+per-thread tables. Two BF16 (or F16) sides are read once (`internals.diff.one_pass`: exact counts of ΔW).
+Everything else (an adapter's change, other dtypes) is made in float64 torch blocks of rows
+(`CHUNK_ELEMENTS` values, `row_blocks`); for an adapter the block of ΔW is scale · B[rows]·A from the
+factors, so the merged weight never exists. Both paths: pass 1 gives the float64 sums ΔW·ΔW, W·W and W·ΔW
+(‖W'‖² and W·W' follow from them) and the extremes of ΔW, combined with `math.fsum` per block; pass 2 the
+histogram over [min ΔW, max ΔW] (numpy's bins and edge rule; a constant ΔW gets [v - 0.5, v + 0.5]),
+skipped when ΔW is constant.
 """
 
 from __future__ import annotations
@@ -125,27 +126,45 @@ def _diff_stored(pair: TensorPair, base: WeightStore, tuned: WeightStore, bins: 
                  check: Callable[[], None] | None) -> TensorDiff | None:
     """Two full models, float tensors: numba kernels over the memory maps (threads of `internals.stats`).
 
-    Pass 1 (moments and the range of ΔW) then pass 2 (the histogram over that range), each block by block
-    on the worker threads; a block's second pass reads what the page cache holds."""
+    Two BF16 or two F16 sides: one read (`internals.diff.one_pass`) when it applies. Otherwise pass 1 (moments and the
+    range of ΔW) then pass 2 (the histogram over that range), each block by block on the worker threads; a
+    block's second pass reads what the page cache holds."""
     a, b = _decoded(base, pair.base), _decoded(tuned, pair.tuned)  # type: ignore[arg-type]
     if a is None or b is None or a[0].size != b[0].size:
         return None
-    from internals.diff._kernels import hist_block, moments_block
+    from internals.diff._kernels import KIND_BF16, KIND_TABLE, hist_block, moments_block
+    from internals.diff.one_pass import one_pass
     from internals.stats.core import _block_size, _run_blocks
 
     n = a[0].size
     block = _block_size(n, None)
-    nblocks = -(-n // block)
-    parts = np.zeros((nblocks, 5))
+    one = None
+    if a[1] == b[1] and a[1] in (KIND_BF16, KIND_TABLE):  # two BF16 or two F16 sides (the table kind is F16)
+        one = one_pass(a[0], b[0], block, check, "BF16" if a[1] == KIND_BF16 else "F16")
+    count: Callable[[np.ndarray], np.ndarray]
+    if one is not None:
+        delta2, base2, cross, lo_d, hi_d = one.delta2, one.base2, one.cross, one.lo, one.hi
+        count = one.histogram
+    else:
+        parts = np.zeros((-(-n // block), 5))
 
-    def work_sums(_state, i, lo, hi):
-        if check:
-            check()
-        moments_block(*a, *b, lo, hi, parts[i])
+        def work_sums(_state, i, lo, hi):
+            if check:
+                check()
+            moments_block(*a, *b, lo, hi, parts[i])
 
-    _run_blocks(n, block, lambda: None, work_sums)
-    delta2, base2, cross = (math.fsum(parts[:, k]) for k in range(3))
-    lo_d, hi_d = (float(parts[:, 3].min()), float(parts[:, 4].max())) if n else (0.0, 0.0)
+        _run_blocks(n, block, lambda: None, work_sums)
+        delta2, base2, cross = (math.fsum(parts[:, k]) for k in range(3))
+        lo_d, hi_d = (float(parts[:, 3].min()), float(parts[:, 4].max())) if n else (0.0, 0.0)
+
+        def count(edges: np.ndarray) -> np.ndarray:
+            def work_hist(state, i, lo, hi):
+                if check:
+                    check()
+                hist_block(*a, *b, lo, hi, edges, state)
+
+            return np.sum(_run_blocks(n, block, lambda: np.zeros(bins, np.int64), work_hist), axis=0)
+
     if lo_d == hi_d:
         edges = np.linspace(lo_d - 0.5, hi_d + 0.5, bins + 1)
         counts = np.zeros(bins, np.int64)
@@ -153,13 +172,7 @@ def _diff_stored(pair: TensorPair, base: WeightStore, tuned: WeightStore, bins: 
             counts[int(np.searchsorted(edges, lo_d, side="right")) - 1] = n
     else:
         edges = np.linspace(lo_d, hi_d, bins + 1)
-
-        def work_hist(state, i, lo, hi):
-            if check:
-                check()
-            hist_block(*a, *b, lo, hi, edges, state)
-
-        counts = np.sum(_run_blocks(n, block, lambda: np.zeros(bins, np.int64), work_hist), axis=0)
+        counts = count(edges)
     return _result(pair, n, delta2, base2, cross, lo_d, hi_d, edges.tolist(), counts.tolist())
 
 

@@ -113,10 +113,8 @@ def test_values_on_the_edges_are_binned_as_numpy_does():
         assert np.isin(tv - wv, edges).mean() > 0.5 or bins == 7
 
 
-@pytest.mark.parametrize("code", ["BF16", "F16", "F32"])
-@pytest.mark.parametrize("case", ["nan_base", "nan_tuned", "all_nan", "inf_tuned", "inf_both", "inf_minus_inf"])
-def test_nan_and_infinities(code, case):
-    """NaN changes: in the sums, skipped by min/max, counted in bin 0; infinite changes: in the sums and the range."""
+def nan_inf_case(case: str) -> tuple[np.ndarray, np.ndarray]:
+    """(base, tuned) float64 values of 2 tiles + 5 with NaN or infinities planted as `case` says."""
     rng = np.random.default_rng(9)
     n = 2 * K.TILE + 5
     w = rng.standard_normal(n) * 0.02
@@ -133,6 +131,15 @@ def test_nan_and_infinities(code, case):
         w[11], t[11] = np.inf, np.inf  # inf − inf: a NaN change
     else:
         w[12], t[K.TILE + 12] = np.inf, -np.inf
+    return w, t
+
+
+@pytest.mark.parametrize("code", ["BF16", "F16", "F32"])
+@pytest.mark.parametrize("case", ["nan_base", "nan_tuned", "all_nan", "inf_tuned", "inf_both", "inf_minus_inf"])
+def test_nan_and_infinities(code, case):
+    """NaN changes: in the sums, skipped by min/max, counted in bin 0; infinite changes: in the sums and the range."""
+    w, t = nan_inf_case(case)
+    n = w.size
     b_arr, wv = _stored(code, w)
     t_arr, tv = _stored(code, t)
     ref, edges, counts = _reference(wv, tv, 64)
