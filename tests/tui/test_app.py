@@ -138,7 +138,7 @@ async def test_the_view_on_screen_is_built_before_the_others(tiny_models):
         return stats(*args, **kwargs)
 
     app.client.tensor_stats = slow_stats
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with app.run_test(size=(120, 40)):
         while not app.nodes:
             await asyncio.sleep(0.005)
         app.open_node("model.layers.0.mlp.down_proj.weight", select_in_tree=True)
