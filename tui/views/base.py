@@ -68,7 +68,7 @@ class RemoteView(Vertical):
         self.data_source: DataSource = data_source if data_source is not None else NoDataSource()
         self.data: Any = None
         self._serials: dict[str, int] = {}
-        self._waiting: dict[str, float] = {}  # group -> when its newest request started, until it is drawn
+        self._waiting: dict[str, float] = {}  # group -> when its oldest request not drawn yet started
 
     def waiting_for(self) -> float:
         """Seconds since the oldest request of this view that is not drawn yet started (0.0: none). The app holds
