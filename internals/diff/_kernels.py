@@ -54,6 +54,13 @@ TILE = 1024
 HIST_WAYS = 4
 
 _SIGN_OFF = np.int64(0x7FFFFFFFFFFFFFFF)
+
+
+@_jit(inline="always")
+def _order_key(bits):
+    """The int64 key of a float64's bits that sorts as the values do (−0.0 just below +0.0), and back: the map
+    flips the magnitude bits of negative numbers, so it is its own inverse."""
+    return bits ^ ((bits >> 63) & _SIGN_OFF)
 #: Entries of `pattern_block`'s table: one per 16-bit pattern. A NaN pattern (never an exact ΔW) counts the
 #: overflowing ΔW, so that keys stay 16-bit (a uint16 tile of keys: a sixth faster than int32 keys).
 BF16_KEYS = 1 << 16
@@ -143,8 +150,7 @@ def _key_range(d, m, keys):
     lo = keys[0]
     hi = keys[1]
     for j in range(m):
-        v = k[j]
-        v = v ^ ((v >> 63) & _SIGN_OFF)
+        v = _order_key(k[j])
         lo = min(lo, v)
         hi = max(hi, v)
     keys[0] = lo
@@ -169,7 +175,7 @@ def _nan_skipping_range(d, m, acc):
 @_jit
 def _key_value(key):
     k = np.empty(1, np.int64)
-    k[0] = key ^ ((key >> 63) & _SIGN_OFF)
+    k[0] = _order_key(key)
     return k.view(np.float64)[0]
 
 
@@ -286,8 +292,7 @@ def ordered_range(values, keys):
     for j in range(values.size):
         y = np.float64(values[j])
         if y == y:
-            v = _bits_of_f64(y)
-            v = v ^ ((v >> 63) & _SIGN_OFF)
+            v = _order_key(_bits_of_f64(y))
             lo = min(lo, v)
             hi = max(hi, v)
     keys[0] = lo
