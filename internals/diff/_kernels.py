@@ -24,12 +24,14 @@ block with fsum.
   the pairs of the benchmark's perturbed checkpoint) is counted in a 65,536-entry table under its bf16
   pattern (a 16-bit key; a NaN pattern, `OVER`, counts the rest); every other ΔW (more than 8 significant
   bits, NaN, beyond float32) keeps its exact value in an overflow buffer (float32 when it holds it, else
-  float64), found after the table update through a bitmask of the tile, only in tiles that had any. The
-  loop over a tile that decodes, sums and forms the keys uses bit casts (`_bitcast`) and vectorizes. F16:
-  the same with the f16 pattern ΔW would have, kept when that pattern's value is ΔW (`_f16_key`). Each
-  table entry then stands for ONE exact value, so min/max and numpy's histogram follow from the counted
-  values × counts plus the overflow values (`hist_weighted`, `ordered_range`): the figures of the two
-  passes, in one read (`internals.diff.one_pass`).
+  float64), found after the table update through a bitmask of the tile (one 64-lane vector compare per
+  word, `_over_word`), only in tiles that had any, and written as float32 without a branch per value
+  (`_overflow_f32`; a tile with a value float32 does not hold is redone value by value). The loop over a
+  tile that decodes, sums and forms the keys uses bit casts (`_bitcast`) and vectorizes. F16: the same
+  with the f16 pattern ΔW would have, kept when that pattern's value is ΔW (`_f16_key`). Each table entry
+  then stands for ONE exact value, so min/max and numpy's histogram follow from the counted values ×
+  counts plus the overflow values (`hist_weighted`, `ordered_range`): the figures of the two passes, in
+  one read (`internals.diff.one_pass`).
 
 Kinds of a side: `KIND_BF16` (uint16 patterns), `KIND_TABLE` (uint16 patterns + float64 table: F16),
 `KIND_FLOAT` (float32/float64 values). Compiled once per machine per pair of array types (cached by numba).
@@ -271,16 +273,21 @@ def hist_weighted(values, weights, edges, counts):
     rule over edges, as `hist_block`; NaN in bin 0): the histogram of `pattern_block`'s distinct values with
     their counts, and of its overflow values."""
     first, norm, step, by_formula = _edge_rule(edges)
+    nb = counts.size
     idx = np.empty(TILE, np.int32)
+    ways = np.zeros(HIST_WAYS * nb, np.int64)
     for s in range(0, values.size, TILE):
         e = min(values.size, s + TILE)
         _bins(values[s:e], edges, first, norm, step, by_formula, idx)
         if weights.size:
             for j in range(e - s):
                 counts[idx[j]] += weights[s + j]
-        else:
+        else:  # overflow values, one count each: interleaved tables, as `hist_block`
             for j in range(e - s):
-                counts[idx[j]] += 1
+                ways[(j & (HIST_WAYS - 1)) * nb + idx[j]] += 1
+    for r in range(HIST_WAYS):
+        for k in range(nb):
+            counts[k] += ways[r * nb + k]
 
 
 @_jit
@@ -397,15 +404,27 @@ def _pattern_tile(bs, ts, kind, sums, keys):
     sums[2] = bd
 
 
+@intrinsic
+def _over_word(typingctx, keys, start):
+    """The uint64 whose bit i is set when keys[start + i] == OVER (64 uint16 keys from `start`, no bounds
+    check): one vector compare of 64 lanes whose <64 x i1> result is the word (on AVX-512, a mask
+    register): a fifth of the cost of the loop it replaces, which or-ed 64 shifted flags."""
+
+    def codegen(context, builder, signature, args):
+        arr = context.make_array(signature.args[0])(context, builder, value=args[0])
+        lanes = ir.VectorType(ir.IntType(16), 64)
+        where = builder.bitcast(builder.gep(arr.data, [args[1]]), lanes.as_pointer())
+        hits = builder.icmp_unsigned("==", builder.load(where, align=2), ir.Constant(lanes, [OVER] * 64))
+        return builder.bitcast(hits, ir.IntType(64))
+
+    return types.uint64(keys, start), codegen
+
+
 @_jit
 def _overflow_words(keys, m, words):
-    """words[g] bit i set when keys[64 g + i] == OVER (vectorized, 64 keys per word)."""
+    """words[g] bit i set when keys[64 g + i] == OVER (64 keys per word)."""
     for g in range(m // 64):
-        part = keys[g * 64:g * 64 + 64]
-        word = np.uint64(0)
-        for i in range(64):
-            word |= np.uint64(part[i] == OVER) << np.uint64(i)
-        words[g] = word
+        words[g] = _over_word(keys, g * 64)
     if m % 64:
         g = m // 64
         word = np.uint64(0)
@@ -437,6 +456,21 @@ def _overflow_positions(words, m, where):
             c += 1
             word &= word - np.uint64(1)
     return c
+
+
+@_jit
+def _overflow_f32(bs, ts, kind, where, c, out):
+    """out[:c] = float32 ΔW at the tile positions where[:c]; True when float32 holds every one of them
+    exactly (NaN included). Branch-free, so the loop runs at the pace of its loads, not of a branch per
+    value; when False the caller redoes the tile's overflow value by value."""
+    fits = True
+    for i in range(c):
+        j = where[i]
+        d = _decoded(ts[j], kind) - _decoded(bs[j], kind)
+        d32 = np.float32(d)
+        out[i] = d32
+        fits &= (np.float64(d32) == d) | (d != d)
+    return fits
 
 
 @_jit
@@ -472,16 +506,19 @@ def pattern_block(b, t, kind, lo, hi, acc, table, over32, over64, used):
         if table[OVER] != before:
             _overflow_words(keys, m, words)
             c = _overflow_positions(words, m, where)
-            for i in range(c):
-                j = where[i]
-                d = _decoded(ts[j], kind) - _decoded(bs[j], kind)
-                d32 = np.float32(d)
-                if np.float64(d32) == d or d != d:
-                    over32[n32] = d32
-                    n32 += 1
-                else:
-                    over64[n64] = d
-                    n64 += 1
+            if _overflow_f32(bs, ts, kind, where, c, over32[n32:]):
+                n32 += c
+            else:  # a ΔW float32 does not hold (rare): each value where it fits
+                for i in range(c):
+                    j = where[i]
+                    d = _decoded(ts[j], kind) - _decoded(bs[j], kind)
+                    d32 = np.float32(d)
+                    if np.float64(d32) == d or d != d:
+                        over32[n32] = d32
+                        n32 += 1
+                    else:
+                        over64[n64] = d
+                        n64 += 1
     used[0] = n32
     used[1] = n64
     return hi

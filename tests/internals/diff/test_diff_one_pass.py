@@ -61,6 +61,21 @@ def _overflow_count(b: np.ndarray, t: np.ndarray, code: str = "BF16") -> int:
     return int(table[K.OVER])
 
 
+@pytest.mark.parametrize("m", [1, 63, 64, 65, 1000, K.TILE])
+def test_overflow_words_are_the_bits_of_the_overflow_keys(m):
+    """The vector compare's words (`_over_word`, whole words) and the tail loop: bit i of word g is set
+    exactly when key 64 g + i is OVER, at the first and last bit of a word too."""
+    rng = np.random.default_rng(m)
+    keys = rng.integers(0, K.OVER, K.TILE, dtype=np.uint16)  # never OVER unless put there
+    hits = rng.random(K.TILE) < 0.1
+    hits[[0, 63, 64, K.TILE - 1]] = True
+    keys[hits] = K.OVER
+    words = np.zeros(K.TILE // 64, np.uint64)
+    K._overflow_words(keys, m, words)
+    want = [sum(1 << i for i in range(64) if g * 64 + i < m and hits[g * 64 + i]) for g in range(-(-m // 64))]
+    assert [int(w) for w in words[: len(want)]] == want
+
+
 @pytest.mark.parametrize("code", ["BF16", "F16"])
 @pytest.mark.parametrize("n", [1, 7, K.TILE - 1, K.TILE, K.TILE + 1, 3 * K.TILE + 17, 200_003])
 def test_random_values_equal_two_passes(n, code, any_size):
