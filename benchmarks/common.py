@@ -325,6 +325,39 @@ def fresh_map_reduction_seconds(path: str | os.PathLike) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
+def page_cache_state(path: str | os.PathLike) -> dict[str, Any]:
+    """How the kernel caches the file now: the share of its bytes that a fresh map, once read, has mapped
+    with 2 MiB entries (`FilePmdMapped`; None where the kernel does not say). Near 1 (large folios, as ext4
+    and XFS on recent kernels cache a file read from disk), a fresh process maps the file for next to
+    nothing; near 0 (small folios, e.g. a file just written), it pays about 0.07 s per GB to map it."""
+    from internals.stats.page_cache import pmd_mapped_bytes
+
+    mm = np.memmap(path, dtype=np.uint8, mode="r")
+    try:
+        np.add.reduce(mm[: mm.size // 8 * 8].view(np.uint64))
+        pmd = pmd_mapped_bytes(int(mm.__array_interface__["data"][0]))
+        return {"bytes": int(mm.size), "pmd_mapped_fraction": None if pmd is None else pmd / mm.size}
+    finally:
+        mm._mmap.close()  # type: ignore[attr-defined]
+
+
+def cache_as_read_from_disk(path: str | os.PathLike) -> dict[str, Any]:
+    """Drop the file from the page cache and read it back in order, so that the kernel caches it the way it
+    caches a model read from disk (the state a benchmark should not inherit from how the file was made);
+    the seconds of the read (from disk) and the resulting `page_cache_state`."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        t0 = time.perf_counter()
+        while os.read(fd, 8 << 20):
+            pass
+        seconds = time.perf_counter() - t0
+    finally:
+        os.close(fd)
+    return {"read_seconds": seconds, **page_cache_state(path)}
+
+
 def command_seconds(argv: list[str], env: dict[str, str] | None = None, cwd: str | None = None) -> float:
     """Wall seconds of one subprocess run (output discarded); raises when it fails."""
     import subprocess

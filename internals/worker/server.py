@@ -275,7 +275,7 @@ def serve_from_args(args: argparse.Namespace) -> int:
         server.stop()
         exit_with_error(exc)
 
-    background = Background(opened, pending, on_failure=refused)
+    background = Background(opened, pending, on_failure=refused, freeze_gc=True)
     service = ModelService(opened, RuntimeOptions(device=args.device, dtype=args.dtype, max_memory=args.max_memory),
                            exit_on_broken_device=True, background=background)
     service.diff_sides = sides

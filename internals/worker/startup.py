@@ -7,11 +7,16 @@ headers (milliseconds); the weight operations (statistics, matrix previews, and 
 structure the cross-layer table) are answered from it at once. `Background` then
 
 1. warms the statistics kernels (numba's import and its cached machine code: 0.3-1 s) in a thread started
-   with the worker, so that the first statistics request finds them loaded;
+   with the worker, so that the first statistics request finds them loaded (a weight question that comes
+   sooner waits for the warm-up rather than loading them alongside it);
 2. after the first weight answer (or `IMPORT_DELAY_S` after the start, when nobody asks), imports torch and
    transformers and builds the exact structure on the meta device (module classes, tied and converted
    parameters), in one background thread: the summary and the tree wait for it, as do forward passes, which
    find torch imported instead of paying the whole import themselves.
+
+In the worker process (`freeze_gc`), what the warm-up and then the imports made is frozen out of Python's
+full garbage collections (`internals.gc_freeze`): with numba loaded, each full collection walked ~100,000
+objects, and a whole-model statistics pass triggers several (a third of a 28-layer `cross_layer` answer).
 
 A model transformers refuses after the first answers ends the worker with its `error:` line, as a refusal
 before the socket was served does (the explorer that drew a provisional tree reads it and exits with it).
@@ -21,6 +26,7 @@ does not ship, not a causal LM) are opened as before, transformers first, before
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sys
@@ -30,6 +36,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from internals.errors import UserError
+from internals.gc_freeze import freeze_long_lived
 from internals.model import OpenedModel, open_model
 
 log = logging.getLogger("llm_internals.worker")
@@ -116,8 +123,11 @@ class Background:
     `imported()` waits for torch and transformers. Weight questions run in `answering()`."""
 
     def __init__(self, fast: OpenedModel, pending: bool, delay: float | None = None,
-                 on_failure: Callable[[BaseException], None] | None = None) -> None:
+                 on_failure: Callable[[BaseException], None] | None = None, freeze_gc: bool = False) -> None:
         self.fast = fast
+        #: the worker process's own start (never a test's or a library caller's): after the warm-up and the
+        #: imports, what they made is frozen out of full garbage collections (`internals.gc_freeze`)
+        self.freeze_gc = freeze_gc
         self.pending = pending
         self.delay = import_delay() if delay is None else delay
         #: whether torch was imported when the first weight answer was sent (None: no answer yet)
@@ -127,21 +137,27 @@ class Background:
         self._lock = threading.Lock()
         self._busy = 0
         self._done = threading.Event()
+        self._warmed = threading.Event()  # set: no warm-up running (cleared while `start`'s runs)
+        self._warmed.set()
         self._exact: OpenedModel | None = None if pending else fast
         self._error: BaseException | None = None
         self.started_at = time.monotonic()
         self.import_started_at: float | None = None
 
     def start(self) -> None:
+        self._warmed.clear()
         threading.Thread(target=self._warm, name="warm-statistics", daemon=True).start()
         threading.Thread(target=self._run, name="import-transformers", daemon=True).start()
 
     @contextmanager
     def answering(self) -> Iterator[None]:
-        """Around a weight question: the imports wait for it; once it is answered they may take the CPU."""
+        """Around a weight question: the imports wait for it; once it is answered they may take the CPU. It
+        waits for the kernels' warm-up, which it would otherwise redo alongside it (numba loads them once),
+        so that it runs after the freeze of the warm-up's objects, as every later question does."""
         with self._lock:
             self._busy += 1
         try:
+            self._warmed.wait()
             yield
         finally:
             with self._lock:
@@ -171,9 +187,19 @@ class Background:
     def _warm(self) -> None:
         try:
             warm_statistics(self.fast)
-            log.info("statistics kernels warmed %.1f s after the start", time.monotonic() - self.started_at)
+            log.info("statistics kernels warmed %.1f s after the start%s", time.monotonic() - self.started_at,
+                     self._freeze())  # numba's registries: out of every later full collection
         except Exception as exc:  # noqa: BLE001 - a failed warm-up only costs the first request its time
             log.warning("statistics warm-up failed: %s", exc)
+        finally:
+            self._warmed.set()
+
+    def _freeze(self) -> str:
+        """Freeze what the process made so far when `freeze_gc`; the log's note of it."""
+        if not self.freeze_gc:
+            return ""
+        freeze_long_lived()
+        return f"; {gc.get_freeze_count()} objects frozen out of full garbage collections"
 
     def _run(self) -> None:
         self._go.wait(self.delay)
@@ -188,8 +214,9 @@ class Background:
 
             if self.pending:
                 self._exact = exact_model(self.fast)
-            log.info("torch and transformers imported %.1f s after the start (begun after %.1f s)",
-                     time.monotonic() - self.started_at, self.import_started_at - self.started_at)
+            log.info("torch and transformers imported %.1f s after the start (begun after %.1f s)%s",
+                     time.monotonic() - self.started_at, self.import_started_at - self.started_at,
+                     self._freeze())  # their modules' objects too
         except BaseException as exc:  # noqa: BLE001 - reported to every waiter, and ends the worker if refused
             self._error = exc
             if isinstance(exc, UserError):

@@ -523,12 +523,21 @@ def _pattern_file(tmp_path):
     return path, out
 
 
-@pytest.mark.parametrize("how", ["read", "read-small-buffer", "mapped", "copied"])
+@pytest.mark.parametrize("how", ["read", "read-small-buffer", "mapped", "copied", "maps-cheaply"])
 def test_many_tensors_of_one_file_against_naive(tmp_path, monkeypatch, how):
+    """Every way a file's tensors are counted: read through the file (a fresh map), from the map (already
+    mapped, or a file the kernel caches in 2 MiB folios), from a copy in memory."""
     from internals.stats import core, count_patterns_many
 
     path, layout = _pattern_file(tmp_path)
     mm = np.memmap(path, dtype=np.uint8, mode="r")
+    calls = []
+    monkeypatch.setattr(core, "CHEAP_MAP_MIN_BYTES", 0)  # asked for this small file too
+    monkeypatch.setattr("internals.stats.page_cache.maps_cheaply",
+                        lambda x: calls.append(x.size) or how == "maps-cheaply")  # whatever this kernel does
+    monkeypatch.setattr(core, "_CHEAP_MAPS", {})
+    read_file = []
+    monkeypatch.setattr(core, "_count_read", lambda *a, _f=core._count_read: read_file.append(1) or _f(*a))
     if how == "read-small-buffer":
         monkeypatch.setattr(core, "READ_BYTES", 64)  # pieces over many reads, short final reads
     if how == "mapped":
@@ -546,6 +555,8 @@ def test_many_tensors_of_one_file_against_naive(tmp_path, monkeypatch, how):
             naive = np.bincount(arr.reshape(-1).view(np.uint16 if bits == 16 else np.uint8), minlength=1 << bits)
             np.testing.assert_array_equal(pc.counts, naive)
             assert pc.numel == arr.size and pc.shape == arr.shape
+    assert bool(read_file) == how.startswith("read")  # the file was read only where the map is costly
+    assert len(calls) == (how in ("read", "read-small-buffer", "maps-cheaply"))  # asked once per file and map
     for pc, (_off, _n, code, arr) in zip(count_patterns_many(items), layout):
         stats = pc.stats(32).to_dict()
         exp = reference(decode(arr.reshape(-1).view(np.uint8), code), 32)

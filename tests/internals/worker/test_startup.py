@@ -75,3 +75,47 @@ def test_sources_without_a_cheap_way_open_as_before(tiny_models):
     config_only = tiny_models("llama") / "config.json"
     opened, pending = open_for_worker(str(config_only))
     assert not pending and opened.tree_source == "transformers"
+
+
+def test_weight_questions_wait_for_the_warm_up_and_only_the_worker_freezes(tiny_models, monkeypatch):
+    """A weight question asked while the kernels warm up starts after the warm-up (not alongside it); the
+    warm-up's objects are frozen out of full collections only where the worker asked for it."""
+    import internals.worker.startup as startup
+
+    folder = tiny_models("llama")
+    events: list[str] = []
+
+    def slow_warm(_opened):
+        time.sleep(0.3)
+        events.append("warmed")
+
+    monkeypatch.setattr(startup, "warm_statistics", slow_warm)
+    monkeypatch.setattr(startup, "freeze_long_lived", lambda: events.append("frozen"))
+    for freeze in (False, True):
+        events.clear()
+        fast, pending = open_for_worker(str(folder))
+        background = Background(fast, pending, delay=60, freeze_gc=freeze)
+        with background.answering():  # not started: nothing to wait for
+            events.append("answered")
+        background.start()
+        with background.answering():
+            events.append("answered")
+        answers = [i for i, e in enumerate(events) if e == "answered"]
+        assert answers[0] == 0 and events.index("warmed") < answers[1]  # the second one waited
+        background.imported()  # the first answer started the import: frozen after it too, with freeze_gc
+        assert events.count("frozen") == (2 if freeze else 0)
+        if freeze:
+            assert events.index("frozen", events.index("warmed")) < answers[1]  # frozen before it was answered
+
+
+def test_a_real_worker_freezes_its_start_up_objects(tiny_models):
+    folder = tiny_models("llama")
+    worker = ManagedWorker(WorkerOptions(model=str(folder), extra_env={"LLM_INTERNALS_IMPORT_DELAY_S": "60"}))
+    worker.start()
+    try:
+        worker.tensor_stats("model.layers.1.mlp.down_proj.weight")  # after the warm-up
+        log = open(worker.log_path).read()
+        line = next(text for text in log.splitlines() if "statistics kernels warmed" in text)
+        assert int(line.split("; ")[1].split()[0]) > 10_000  # numba's registries among them
+    finally:
+        worker.close()
