@@ -178,6 +178,8 @@ class ModelService:
         if self.loaded_model is not None:
             self.loaded_model.close()
             self.loaded_model = None
+        if self.background is not None:
+            self.background.warmed()  # the warm-up reads the files' maps: closing them under it would crash
         self._fast.close()  # the exact model shares its files
         if self.diff_sides is not None:
             self.diff_sides.close()

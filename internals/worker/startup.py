@@ -157,7 +157,7 @@ class Background:
         with self._lock:
             self._busy += 1
         try:
-            self._warmed.wait()
+            self.warmed()
             yield
         finally:
             with self._lock:
@@ -165,6 +165,10 @@ class Background:
             if self.torch_at_first_answer is None:
                 self.torch_at_first_answer = "torch" in sys.modules
             self._go.set()
+
+    def warmed(self) -> None:
+        """Wait for the kernels' warm-up (it reads the weight files: their maps stay open until it ends)."""
+        self._warmed.wait()
 
     @property
     def ready(self) -> bool:

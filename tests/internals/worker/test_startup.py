@@ -119,3 +119,26 @@ def test_a_real_worker_freezes_its_start_up_objects(tiny_models):
         assert int(line.split("; ")[1].split()[0]) > 10_000  # numba's registries among them
     finally:
         worker.close()
+
+
+def test_closing_the_service_waits_for_the_warm_up_that_reads_the_files(tiny_models, monkeypatch):
+    """The warm-up reads the weight files through their maps: a service closed while it runs (a test, a
+    worker stopped at once) closes the files after it, never under it (which crashed the process)."""
+    import internals.worker.startup as startup
+
+    folder = tiny_models("llama")
+    events: list[str] = []
+
+    def slow_warm(opened):
+        time.sleep(0.3)
+        events.append("warm-up read the files")
+
+    monkeypatch.setattr(startup, "warm_statistics", slow_warm)
+    fast, pending = open_for_worker(str(folder))
+    store_close = fast.store.close
+    monkeypatch.setattr(fast.store, "close", lambda: events.append("files closed") or store_close())
+    background = Background(fast, pending, delay=60)
+    service = ModelService(fast, background=background)
+    background.start()
+    service.close()
+    assert events == ["warm-up read the files", "files closed"]
