@@ -15,6 +15,9 @@ tensor), both under benchmarks/.cache/ (gitignored). Reported (JSON to stdout an
   off (its size threshold raised), interleaved with the runs above: seconds, CPU seconds, CPU ns per pair
   of values (both threads' CPU time over the pairs) and the speed-up of the one read (`--no-two-passes`
   skips it);
+- page cache: both checkpoints are dropped from the page cache and read back from disk first, as bench_stats
+  does (`--page-cache as-found` skips it); the report gives how much of each the kernel maps with 2 MiB
+  entries;
 - memory: peak RssAnon of the process during the diff minus the baseline, as a fraction of ONE checkpoint
   (target < 10%);
 - rank: `--rank` on every 2-D change (Gram eigen-solve: float32 block products summed in float64 for large
@@ -88,6 +91,13 @@ def run(args: argparse.Namespace) -> dict:
     layers = None if args.layers is None or args.layers >= common.REFERENCE_LAYERS else args.layers
     base, generated, gen_seconds = common.synthetic_checkpoint(common.REFERENCE_CONFIG, layers, Path(args.cache_dir), log=log)
     tuned, tuned_generated, tuned_seconds = perturbed_copy(base)
+    page_cache = {}
+    for key, file in (("base", base), ("tuned", tuned)):
+        if args.page_cache == "from-disk":
+            log(f"page cache: dropping {file.name} and reading it back from disk")
+            page_cache[key] = common.cache_as_read_from_disk(file)
+        else:
+            page_cache[key] = common.page_cache_state(file)
     arrays = [t[3] for t in common.tensor_bytes(base)] + [t[3] for t in common.tensor_bytes(tuned)]
     one_checkpoint = int(sum(a.size for a in arrays) // 2)
     log(f"{base.name} and its perturbed copy: {one_checkpoint / 1e9:.2f} GB each")
@@ -160,6 +170,7 @@ def run(args: argparse.Namespace) -> dict:
             "generation_seconds": (gen_seconds if generated else 0.0) + (tuned_seconds if tuned_generated else 0.0),
         },
         "machine": common.machine(),
+        "page_cache": {"prepared": args.page_cache, **page_cache},
         "torch_threads": __import__("torch").get_num_threads(),
         "changed_tensors": changed,
         "weight_diff": {"seconds": diff_seconds, "seconds_runs": diff_runs, "cpu_seconds_runs": diff_cpu,
@@ -216,6 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bins", type=int, default=64)
     p.add_argument("--cache-dir", default=str(common.DEFAULT_CACHE))
     p.add_argument("--out-name", default="diff", help="report name under benchmarks/out/")
+    p.add_argument("--page-cache", choices=("from-disk", "as-found"), default="from-disk",
+                   help="from-disk (default): drop both checkpoints from the page cache and read them back first, "
+                        "as bench_stats does; as-found: measure the page cache as it is")
     p.add_argument("--no-two-passes", dest="two_passes", action="store_false",
                    help="skip the interleaved runs with the one read of BF16 tensors off")
     args = p.parse_args(argv)
