@@ -1,7 +1,8 @@
 """Whether the pages of a memory-mapped file cost little to map into this process (Linux page-cache folios).
 
 Counting a fresh memory map first maps the file's pages into the process's page tables. When the kernel
-holds the file in small (4 KiB) folios, that costs about 0.07 s per GB on the development VM, more than
+holds the file in small (4 KiB) folios, that costs about 0.07 s per GB on the development VM (the
+fresh-process reduction of `bench_stats --page-cache as-found` over a just-written checkpoint), more than
 reading the file with `pread` into a cache-sized buffer costs beyond the counting, so the statistics engine
 reads such a file. When the kernel holds it in 2 MiB folios (what ext4 and XFS on recent kernels make when
 they read a file from disk), one fault maps 2 MiB, the map costs next to nothing, and `pread` would only add
