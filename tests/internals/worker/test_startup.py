@@ -77,12 +77,12 @@ def test_sources_without_a_cheap_way_open_as_before(tiny_models):
     assert not pending and opened.tree_source == "transformers"
 
 
-def test_weight_questions_wait_for_the_warm_up_and_only_the_worker_freezes(tiny_models, monkeypatch):
-    """A weight question asked while the kernels warm up starts after the warm-up (not alongside it); the
-    warm-up's objects are frozen out of full collections only where the worker asked for it."""
+@pytest.fixture
+def slow_warm_up(monkeypatch) -> list[str]:
+    """The kernels' warm-up made slow (0.3 s), and what happens in order: "warmed" when it ends, "frozen"
+    for each freeze of the start-up objects (recorded, not done: the test process keeps its collector)."""
     import internals.worker.startup as startup
 
-    folder = tiny_models("llama")
     events: list[str] = []
 
     def slow_warm(_opened):
@@ -91,6 +91,14 @@ def test_weight_questions_wait_for_the_warm_up_and_only_the_worker_freezes(tiny_
 
     monkeypatch.setattr(startup, "warm_statistics", slow_warm)
     monkeypatch.setattr(startup, "freeze_long_lived", lambda: events.append("frozen"))
+    return events
+
+
+def test_weight_questions_wait_for_the_warm_up_and_only_the_worker_freezes(tiny_models, slow_warm_up):
+    """A weight question asked while the kernels warm up starts after the warm-up (not alongside it); the
+    warm-up's objects are frozen out of full collections only where the worker asked for it."""
+    folder = tiny_models("llama")
+    events = slow_warm_up
     for freeze in (False, True):
         events.clear()
         fast, pending = open_for_worker(str(folder))
@@ -121,19 +129,11 @@ def test_a_real_worker_freezes_its_start_up_objects(tiny_models):
         worker.close()
 
 
-def test_closing_the_service_waits_for_the_warm_up_that_reads_the_files(tiny_models, monkeypatch):
+def test_closing_the_service_waits_for_the_warm_up_that_reads_the_files(tiny_models, monkeypatch, slow_warm_up):
     """The warm-up reads the weight files through their maps: a service closed while it runs (a test, a
     worker stopped at once) closes the files after it, never under it (which crashed the process)."""
-    import internals.worker.startup as startup
-
     folder = tiny_models("llama")
-    events: list[str] = []
-
-    def slow_warm(opened):
-        time.sleep(0.3)
-        events.append("warm-up read the files")
-
-    monkeypatch.setattr(startup, "warm_statistics", slow_warm)
+    events = slow_warm_up
     fast, pending = open_for_worker(str(folder))
     store_close = fast.store.close
     monkeypatch.setattr(fast.store, "close", lambda: events.append("files closed") or store_close())
@@ -141,4 +141,4 @@ def test_closing_the_service_waits_for_the_warm_up_that_reads_the_files(tiny_mod
     service = ModelService(fast, background=background)
     background.start()
     service.close()
-    assert events == ["warm-up read the files", "files closed"]
+    assert events == ["warmed", "files closed"]
