@@ -91,13 +91,7 @@ def run(args: argparse.Namespace) -> dict:
     layers = None if args.layers is None or args.layers >= common.REFERENCE_LAYERS else args.layers
     base, generated, gen_seconds = common.synthetic_checkpoint(common.REFERENCE_CONFIG, layers, Path(args.cache_dir), log=log)
     tuned, tuned_generated, tuned_seconds = perturbed_copy(base)
-    page_cache = {}
-    for key, file in (("base", base), ("tuned", tuned)):
-        if args.page_cache == "from-disk":
-            log(f"page cache: dropping {file.name} and reading it back from disk")
-            page_cache[key] = common.cache_as_read_from_disk(file)
-        else:
-            page_cache[key] = common.page_cache_state(file)
+    page_cache = common.prepare_page_cache({"base": base, "tuned": tuned}, args.page_cache, log)
     arrays = [t[3] for t in common.tensor_bytes(base)] + [t[3] for t in common.tensor_bytes(tuned)]
     one_checkpoint = int(sum(a.size for a in arrays) // 2)
     log(f"{base.name} and its perturbed copy: {one_checkpoint / 1e9:.2f} GB each")
@@ -170,7 +164,7 @@ def run(args: argparse.Namespace) -> dict:
             "generation_seconds": (gen_seconds if generated else 0.0) + (tuned_seconds if tuned_generated else 0.0),
         },
         "machine": common.machine(),
-        "page_cache": {"prepared": args.page_cache, **page_cache},
+        "page_cache": page_cache,
         "torch_threads": __import__("torch").get_num_threads(),
         "changed_tensors": changed,
         "weight_diff": {"seconds": diff_seconds, "seconds_runs": diff_runs, "cpu_seconds_runs": diff_cpu,

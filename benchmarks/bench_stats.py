@@ -290,14 +290,7 @@ def run(args: argparse.Namespace) -> dict:
     small = None
     if not args.no_command:
         small, _, _ = common.synthetic_checkpoint(common.REFERENCE_CONFIG, args.small_layers, Path(args.cache_dir), log=log)
-    page_cache = {}
-    for key, file in (("large", path), ("small", small)):
-        if file is not None:
-            if args.page_cache == "from-disk":
-                log(f"page cache: dropping {file.name} and reading it back from disk")
-                page_cache[key] = common.cache_as_read_from_disk(file)
-            else:
-                page_cache[key] = common.page_cache_state(file)
+    page_cache = common.prepare_page_cache({"large": path} | ({"small": small} if small else {}), args.page_cache, log)
     tensors = list(common.tensor_bytes(path))
     names = [t[0] for t in tensors]
     total_bytes = int(sum(t[3].size for t in tensors))
@@ -468,7 +461,7 @@ def run(args: argparse.Namespace) -> dict:
             "generated_this_run": generated, "generation_seconds": gen_seconds if generated else None,
         },
         "machine": common.machine(),
-        "page_cache": {"prepared": args.page_cache, **page_cache,
+        "page_cache": {**page_cache,
                        "note": "the share of each checkpoint a fresh map has mapped with 2 MiB entries once read "
                                "(kernel large folios): the cost of mapping the file in a fresh process depends on it"},
         "threads": threads(),

@@ -358,6 +358,20 @@ def cache_as_read_from_disk(path: str | os.PathLike) -> dict[str, Any]:
     return {"read_seconds": seconds, **page_cache_state(path)}
 
 
+def prepare_page_cache(files: dict[str, Path], how: str, log: Callable[[str], None]) -> dict[str, Any]:
+    """The benchmarks' `--page-cache` option over their checkpoints ({key: path}): "from-disk" drops each from
+    the page cache and reads it back (`cache_as_read_from_disk`), "as-found" only reports the state
+    (`page_cache_state`); the report's `page_cache` record."""
+    out: dict[str, Any] = {"prepared": how}
+    for key, path in files.items():
+        if how == "from-disk":
+            log(f"page cache: dropping {path.name} and reading it back from disk")
+            out[key] = cache_as_read_from_disk(path)
+        else:
+            out[key] = page_cache_state(path)
+    return out
+
+
 def command_seconds(argv: list[str], env: dict[str, str] | None = None, cwd: str | None = None) -> float:
     """Wall seconds of one subprocess run (output discarded); raises when it fails."""
     import subprocess
