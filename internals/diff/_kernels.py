@@ -30,8 +30,9 @@ block with fsum.
   tile that decodes, sums and forms the keys uses bit casts (`_bitcast`) and vectorizes. F16: the same
   with the f16 pattern ΔW would have, kept when that pattern's value is ΔW (`_f16_key`). Each table entry
   then stands for ONE exact value, so min/max and numpy's histogram follow from the counted values ×
-  counts plus the overflow values (`hist_weighted`, `ordered_range`): the figures of the two passes, in
-  one read (`internals.diff.one_pass`).
+  counts plus the overflow values (`hist_weighted`; the extremes of the overflow are kept as it is
+  written, `ordered_range` gives those of the counted values): the figures of the two passes, in one read
+  (`internals.diff.one_pass`).
 
 Kinds of a side: `KIND_BF16` (uint16 patterns), `KIND_TABLE` (uint16 patterns + float64 table: F16),
 `KIND_FLOAT` (float32/float64 values). Compiled once per machine per pair of array types (cached by numba).
@@ -459,27 +460,37 @@ def _overflow_positions(words, m, where):
 
 
 @_jit
-def _overflow_f32(bs, ts, kind, where, c, out):
-    """out[:c] = float32 ΔW at the tile positions where[:c]; True when float32 holds every one of them
-    exactly (NaN included). Branch-free, so the loop runs at the pace of its loads, not of a branch per
-    value; when False the caller redoes the tile's overflow value by value."""
+def _overflow_f32(bs, ts, kind, where, c, out, ext):
+    """out[:c] = float32 ΔW at the tile positions where[:c]; ext[0:2] widened to the smallest and largest
+    order-preserving key of those ΔW (exact float64 values, NaN skipped), so that the caller never reads the
+    overflow again for its extremes. True when float32 holds every one of them exactly (NaN included).
+    Branch-free, so the loop runs at the pace of its loads, not of a branch per value; when False the caller
+    redoes the tile's overflow value by value (ext is already right)."""
     fits = True
+    lo = ext[0]
+    hi = ext[1]
     for i in range(c):
         j = where[i]
         d = _decoded(ts[j], kind) - _decoded(bs[j], kind)
         d32 = np.float32(d)
         out[i] = d32
         fits &= (np.float64(d32) == d) | (d != d)
+        k = _order_key(_bits_of_f64(d))
+        lo = min(lo, k) if d == d else lo
+        hi = max(hi, k) if d == d else hi
+    ext[0] = lo
+    ext[1] = hi
     return fits
 
 
 @_jit
-def pattern_block(b, t, kind, lo, hi, acc, table, over32, over64, used):
+def pattern_block(b, t, kind, lo, hi, acc, table, over32, over64, used, ext):
     """One pass over [lo, hi) of two BF16 (kind KIND_BF16) or two F16 (KIND_TABLE) tensors of uint16
     patterns: acc[0:3] += Σ ΔW², Σ W², Σ W·ΔW; table[p] += pairs whose ΔW
     is exactly the value of pattern p (same dtype), table[OVER] += the others, whose ΔW
     go to over32[used[0]:] when float32 holds them exactly (NaN included), else to over64[used[1]:] (used
-    advanced). Stops before a tile whose overflow might not fit and returns its start (the caller makes
+    advanced), and ext[0:2] (int64) is widened to the smallest and largest order-preserving key of those
+    (NaN skipped). Stops before a tile whose overflow might not fit and returns its start (the caller makes
     room and calls again from there); returns hi when done."""
     keys = np.empty(TILE, np.uint16)
     words = np.empty(TILE // 64, np.uint64)
@@ -506,7 +517,7 @@ def pattern_block(b, t, kind, lo, hi, acc, table, over32, over64, used):
         if table[OVER] != before:
             _overflow_words(keys, m, words)
             c = _overflow_positions(words, m, where)
-            if _overflow_f32(bs, ts, kind, where, c, over32[n32:]):
+            if _overflow_f32(bs, ts, kind, where, c, over32[n32:], ext):
                 n32 += c
             else:  # a ΔW float32 does not hold (rare): each value where it fits
                 for i in range(c):

@@ -7,7 +7,7 @@ keeps the exact value of every other ΔW (the overflow: float32 when it holds th
 else float64). Each counted pattern is then one exact value, so
 
 - min/max ΔW are the extremes of the counted values and the overflow (NaN skipped; −0.0 below +0.0, the
-  order of the two passes' integer keys);
+  order of the two passes' integer keys); the overflow's are kept by the kernel as it writes the values;
 - numpy's histogram over [min, max] is the histogram of at most 65,536 distinct values with their counts
   plus the overflow values (`hist_weighted`: the same binning rule as the two passes);
 - Σ ΔW², Σ W², Σ W·ΔW are summed in float64 tile by tile, as in the first of the two passes.
@@ -53,9 +53,10 @@ def _return_table(table: np.ndarray) -> None:
 
 
 class _Worker:
-    """One worker thread's table and overflow buffers for one tensor."""
+    """One worker thread's table, overflow buffers and overflow extremes (order-preserving keys) for one
+    tensor."""
 
-    __slots__ = ("table", "over32", "over64", "used")
+    __slots__ = ("table", "over32", "over64", "used", "ext")
 
     def __init__(self) -> None:
         from internals.diff._kernels import TILE
@@ -64,6 +65,7 @@ class _Worker:
         self.over32 = np.empty(_START, np.float32)
         self.over64 = np.empty(2 * TILE, np.float64)  # rare: a ΔW float32 does not hold
         self.used = np.zeros(2, np.int64)
+        self.ext = np.array([np.iinfo(np.int64).max, np.iinfo(np.int64).min])
 
     def grow(self) -> bool:
         """Double the buffers that cannot take another tile; False past OVERFLOW_LIMIT."""
@@ -144,7 +146,8 @@ def one_pass(base: np.ndarray, tuned: np.ndarray, block: int, check: Callable[[]
         if check:
             check()
         while not gave_up.is_set() and (lo := pattern_block(base, tuned, kind, lo, hi, parts[i], state.table,
-                                                             state.over32, state.over64, state.used)) < hi:
+                                                             state.over32, state.over64, state.used,
+                                                             state.ext)) < hi:
             if not state.grow():
                 gave_up.set()
 
@@ -168,10 +171,8 @@ def one_pass(base: np.ndarray, tuned: np.ndarray, block: int, check: Callable[[]
     overflow = [part for w in workers for part in w.overflow() if part.size]
     assert int(total[OVER]) == sum(part.size for part in overflow), "overflow values lost"
     values = pattern_values(code)[seen]
-    counted = [values, *overflow]
-    ranges = _each(counted, lambda: np.array([np.iinfo(np.int64).max, np.iinfo(np.int64).min]),
-                   lambda keys, i, _lo, _hi: ordered_range(counted[i], keys))
-    keys = [min(r[0] for r in ranges), max(r[1] for r in ranges)]
+    keys = np.array([min(int(w.ext[0]) for w in workers), max(int(w.ext[1]) for w in workers)])
+    ordered_range(values, keys)  # the counted values' extremes (the overflow's were kept as it was written)
     if keys[0] > keys[1]:  # NaN only
         return None
     lo, hi = (float(_key_value(k)) for k in keys)

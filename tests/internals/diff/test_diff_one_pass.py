@@ -55,7 +55,7 @@ def _overflow_count(b: np.ndarray, t: np.ndarray, code: str = "BF16") -> int:
     used = np.zeros(2, np.int64)
     kind = K.KIND_BF16 if code == "BF16" else K.KIND_TABLE
     end = K.pattern_block(b, t, kind, 0, b.size, np.zeros(3), table,
-                          np.empty(b.size, np.float32), np.empty(b.size), used)
+                          np.empty(b.size, np.float32), np.empty(b.size), used, np.array([2**63 - 1, -2**63]))
     assert end == b.size and int(table.sum()) == b.size
     assert int(table[K.OVER]) == int(used.sum())
     return int(table[K.OVER])
