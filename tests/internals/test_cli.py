@@ -199,7 +199,8 @@ def test_explorer_closes_with_the_error_when_its_worker_refuses_a_provisional_tr
     (folder / "config.json").write_text(json.dumps({"model_type": "vit", "hidden_size": 8,  # no "architectures"
                                                     "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 16}))
     before = sorted((p.name, p.stat().st_mtime_ns) for p in folder.iterdir())
-    proc = run_cli(str(folder), env={"LLM_INTERNALS_FORCE_TUI": "1"})
+    # the worker builds the exact tree at once (it would otherwise wait IMPORT_DELAY_S for a first weight question)
+    proc = run_cli(str(folder), env={"LLM_INTERNALS_FORCE_TUI": "1", "LLM_INTERNALS_IMPORT_DELAY_S": "0"})
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     after_screen = proc.stderr.rsplit("\x1b[", 1)[-1].split("l", 1)[-1]  # after the last restore sequence
     assert after_screen.startswith("error: ") and after_screen.count("\n") <= 1, proc.stderr[-300:]
