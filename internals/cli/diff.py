@@ -10,6 +10,7 @@ from rich.table import Table
 
 from internals.cli.main import print_json
 from internals.cli.render import stats_progress
+from internals.cli.tables import Column, output_console, print_table
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
@@ -44,24 +45,23 @@ def _f(v: float | None, fmt: str = ".4g") -> str:
 
 def print_diff(result: dict[str, Any], console: Console | None = None) -> None:
     """The tensors by relative change (largest first), the groups, and the behaviour on the prompt."""
-    console = console or Console()
+    console = console or output_console()
     tensors = sorted(result["tensors"], key=lambda t: -(t["rel_change"] if t["rel_change"] is not None else float("inf")))
     changed = sum(1 for t in tensors if t["delta_norm"] > 0)
     rank = any(t["rank"] for t in tensors)
-    table = Table(title=f"{result['kind']} diff: {changed} of {len(tensors)} tensors changed (largest relative change first)",
-                  title_justify="left")
-    columns = ["name", "shape", "rel change", "‖ΔW‖", "‖W‖", "cosine", "max |ΔW|"]
-    columns += ["stable rank", "eff. rank 90/99%"] if rank else []
-    for col in columns:
-        table.add_column(col, justify="left" if col in ("name", "shape") else "right")
+    columns = [Column("name", "left", wraps=True), Column("shape", "left", keep=3), Column("rel change", keep=6),
+               Column("‖ΔW‖", keep=5), Column("‖W‖", keep=3), Column("cosine", keep=5), Column("max |ΔW|", keep=4)]
+    columns += [Column("stable rank", keep=2), Column("eff. rank 90/99%", keep=2)] if rank else []
+    rows = []
     for t in tensors:
         row = [t["name"], "×".join(map(str, t["shape"])), _f(t["rel_change"]), _f(t["delta_norm"]), _f(t["base_norm"]),
                _f(t["cosine"], ".6f"), _f(t["max_abs_change"])]
         if rank:
             r = t["rank"]
             row += [_f(r["stable_rank"], ".3g"), f"{r['effective_rank_90']}/{r['effective_rank_99']}"] if r else ["-", "-"]
-        table.add_row(*row)
-    console.print(table)
+        rows.append(row)
+    print_table(console, f"{result['kind']} diff: {changed} of {len(tensors)} tensors changed (largest relative change "
+                         "first)", columns, rows)
     for what in ("only_in_base", "only_in_tuned"):
         if result[what]:
             console.print(f"{what.replace('_', ' ')}: {', '.join(result[what])}")

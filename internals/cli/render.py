@@ -9,6 +9,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from internals.cli.tables import Column, output_console, print_table
+
 
 def human_count(n: int | None, digits: int = 2) -> str:
     if n is None:
@@ -88,37 +90,34 @@ def print_summary(s: dict[str, Any], console: Console | None = None) -> None:
     console.print(parts)
 
 
+def _cell(v: Any) -> str:
+    return "-" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
 def print_stats_table(results: list[dict[str, Any]], console: Console | None = None) -> None:
-    console = console or Console()
-    table = Table(title=f"{len(results)} tensors", title_justify="left")
-    for col in ("name", "shape", "dtype", "mean", "std", "min", "max", "kurtosis", "zeros"):
-        table.add_column(col, justify="left" if col in ("name", "shape", "dtype") else "right")
-
-    def f(v: Any) -> str:
-        return "-" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
-
-    for r in results:
-        table.add_row(r["name"], "×".join(map(str, r["shape"])), r["dtype"], f(r["mean"]), f(r["std"]),
-                      f(r["min"]), f(r["max"]), f(r["kurtosis"]), f(r["zeros"]))
-    console.print(table)
+    """One row per tensor; at a narrow width dtype, kurtosis, zeros and shape are left out first."""
+    columns = [Column("name", "left", wraps=True), Column("shape", "left", keep=4), Column("dtype", "left", keep=1),
+               Column("mean", keep=5), Column("std", keep=5), Column("min", keep=5), Column("max", keep=5),
+               Column("kurtosis", keep=2), Column("zeros", keep=3)]
+    rows = [[r["name"], "×".join(map(str, r["shape"])), r["dtype"], *(_cell(r[k]) for k in
+                                                                     ("mean", "std", "min", "max", "kurtosis", "zeros"))]
+            for r in results]
+    print_table(console or output_console(), f"{len(results)} tensors", columns, rows)
 
 
 def print_spectrum_table(results: Sequence[Mapping[str, Any]], console: Console | None = None) -> None:
     """One row per matrix: norms, ranks, the power-law fit of the ESD's tail and spikes beyond the MP edge."""
-    console = console or Console()
-    table = Table(title=f"{len(results)} matrices (λ = σ² of W; α: power-law tail of the ESD)", title_justify="left")
-    for col in ("name", "shape", "σ_max", "‖W‖_F", "stable rank", "eff. rank", "α", "KS D", "α̂", "spikes"):
-        table.add_column(col, justify="left" if col in ("name", "shape") else "right")
-
-    def f(v: Any) -> str:
-        return "-" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
-
+    columns = [Column("name", "left", wraps=True), Column("shape", "left", keep=4), Column("σ_max", keep=5),
+               Column("‖W‖_F", keep=5), Column("stable rank", keep=5), Column("eff. rank", keep=3), Column("α", keep=5),
+               Column("KS D", keep=2), Column("α̂", keep=1), Column("spikes", keep=3)]
+    rows = []
     for r in results:
         fit = r["powerlaw"] or {}
-        table.add_row(r["name"], "×".join(map(str, r["shape"])), f(r["spectral_norm"]), f(r["frobenius_norm"]),
-                      f(r["stable_rank"]), f(r["effective_rank"]), f(fit.get("alpha")), f(fit.get("ks_distance")),
-                      f(fit.get("alpha_hat")), f"{r['num_spikes']}/{r['m']}")
-    console.print(table)
+        rows.append([r["name"], "×".join(map(str, r["shape"])), *(_cell(v) for v in (
+            r["spectral_norm"], r["frobenius_norm"], r["stable_rank"], r["effective_rank"], fit.get("alpha"),
+            fit.get("ks_distance"), fit.get("alpha_hat"))), f"{r['num_spikes']}/{r['m']}"])
+    print_table(console or output_console(), f"{len(results)} matrices (λ = σ² of W; α: power-law tail of the ESD)",
+                columns, rows)
 
 
 @contextmanager
