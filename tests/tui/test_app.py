@@ -123,6 +123,37 @@ async def test_views_mount_on_demand_and_then_in_idle_time(tiny_models):
         assert app.all_views_mounted and not app.query_one("#lessons").display
 
 
+def _app_whose_stats_wait_for(release, tiny_models):
+    """The explorer on a tiny llama whose tensor statistics are answered only once `release` is set (30 s at most)."""
+    app = make_app(tiny_models("llama"))
+    stats = app.client.tensor_stats
+
+    def held_stats(*args, **kwargs):
+        release.wait(30)
+        return stats(*args, **kwargs)
+
+    app.client.tensor_stats = held_stats
+    return app
+
+
+async def _open_down_proj(app) -> None:
+    import asyncio
+
+    while not app.nodes:
+        await asyncio.sleep(0.005)
+    app.open_node("model.layers.0.mlp.down_proj.weight", select_in_tree=True)
+
+
+async def _until(condition, seconds: float, step: float = 0.025) -> None:
+    """Poll `condition()` every `step` seconds until it holds or `seconds` have passed (the caller asserts)."""
+    import asyncio
+
+    for _ in range(int(seconds / step)):
+        if condition():
+            return
+        await asyncio.sleep(step)
+
+
 async def test_the_view_on_screen_is_built_before_the_others(tiny_models, monkeypatch):
     """While the view the user opened waits for its first answer, the other views are neither imported nor
     mounted (the event loop and the GIL go to it); once it is drawn, the background building goes on."""
@@ -134,65 +165,38 @@ async def test_the_view_on_screen_is_built_before_the_others(tiny_models, monkey
     # the app stops holding back after FOREGROUND_WAIT_S of waiting; on a loaded machine the test's own sleeps
     # can overshoot that, so the bound is lifted here (the next test covers the bound itself)
     monkeypatch.setattr(deferred, "FOREGROUND_WAIT_S", 60.0)
-    app = make_app(tiny_models("llama"))
     answer = threading.Event()
-    stats = app.client.tensor_stats
-
-    def slow_stats(*args, **kwargs):
-        answer.wait(10)
-        return stats(*args, **kwargs)
-
-    app.client.tensor_stats = slow_stats
-    async with app.run_test(size=(120, 40)):
-        while not app.nodes:
-            await asyncio.sleep(0.005)
-        app.open_node("model.layers.0.mlp.down_proj.weight", select_in_tree=True)
-        for _ in range(400):  # until the tensor view's request is in flight
-            view = app.view("tensor", mount=False)
-            if view is not None and view.waiting_for() > 0:
-                break
-            await asyncio.sleep(0.025)
-        started = set(app._mounting)  # on a loaded machine the background may have begun before the request
-        await asyncio.sleep(1.0)  # the background building would have started 0.3 s after the first frame
-        assert app._mounting == started and not app._background_go.is_set()
-        assert len(started) < len(deferred.DEFERRED) - 2  # the wait was not vacuous: most views still to build
+    app = _app_whose_stats_wait_for(answer, tiny_models)
+    try:
+        async with app.run_test(size=(120, 40)):
+            await _open_down_proj(app)
+            await _until(lambda: (view := app.view("tensor", mount=False)) is not None and view.waiting_for() > 0, 10)
+            started = set(app._mounting)  # on a loaded machine the background may have begun before the request
+            await asyncio.sleep(1.0)  # the background building would have started 0.3 s after the first frame
+            assert app._mounting == started and not app._background_go.is_set()
+            assert len(started) < len(deferred.DEFERRED) - 2  # the wait was not vacuous: most views still to build
+            answer.set()
+            await _until(lambda: app._background_go.is_set() and len(app._mounting) > len(started), 10)  # it goes on
+            assert app.query_one("#tensor").data["name"] == "model.layers.0.mlp.down_proj.weight"
+            assert app._background_go.is_set() and len(app._mounting) > len(started)
+    finally:
         answer.set()
-        for _ in range(200):  # drawn, then the background building goes on
-            if app._background_go.is_set() and len(app._mounting) > len(started):
-                break
-            await asyncio.sleep(0.05)
-        assert app.query_one("#tensor").data["name"] == "model.layers.0.mlp.down_proj.weight"
-        assert app._background_go.is_set() and len(app._mounting) > len(started)
-    answer.set()
 
 
 async def test_a_view_that_never_gets_its_answer_holds_the_others_back_only_so_long(tiny_models, monkeypatch):
     """FOREGROUND_WAIT_S bounds the holding back: an answer that never comes does not stop the building of the
     other views for good."""
-    import asyncio
     import threading
 
     from tui import deferred
 
     monkeypatch.setattr(deferred, "FOREGROUND_WAIT_S", 0.5)
-    app = make_app(tiny_models("llama"))
     never = threading.Event()
-    stats = app.client.tensor_stats
-
-    def stuck_stats(*args, **kwargs):
-        never.wait(30)
-        return stats(*args, **kwargs)
-
-    app.client.tensor_stats = stuck_stats
+    app = _app_whose_stats_wait_for(never, tiny_models)
     try:
         async with app.run_test(size=(120, 40)):
-            while not app.nodes:
-                await asyncio.sleep(0.005)
-            app.open_node("model.layers.0.mlp.down_proj.weight", select_in_tree=True)
-            for _ in range(600):
-                if app.all_views_mounted:
-                    break
-                await asyncio.sleep(0.05)
+            await _open_down_proj(app)
+            await _until(lambda: app.all_views_mounted, 30)
             view = app.view("tensor", mount=False)
             assert view is not None and view.waiting_for() > 0.5  # still waiting: the others did not wait for it
             assert app.all_views_mounted and app._background_go.is_set()
