@@ -1,7 +1,7 @@
 """Tables for people that fit the terminal without cutting a number short.
 
 rich squeezes every column of a table that is wider than the terminal and ends cells with "…": at 80 columns
-the statistics table showed `-4.86…` for -4.86e-05, which reads as -4.86. Here a value is never cut: a name
+the statistics table showed `-4.86…` for -4.867e-08, which reads as -4.86. Here a value is never cut: a name
 wraps onto more lines, and when the row still does not fit, the least needed columns are left out and a
 line under the table says which (the JSON output always has everything). Written to a pipe or a file
 (no terminal, no COLUMNS), nothing is left out: the table takes the width it needs.
