@@ -172,8 +172,14 @@ async def test_the_view_on_screen_is_built_before_the_others(tiny_models, monkey
             await _open_down_proj(app)
             await _until(lambda: (view := app.view("tensor", mount=False)) is not None and view.waiting_for() > 0, 10)
             started = set(app._mounting)  # on a loaded machine the background may have begun before the request
-            await asyncio.sleep(1.0)  # the background building would have started 0.3 s after the first frame
-            assert app._mounting == started and not app._background_go.is_set()
+            held_back = []
+            for _ in range(40):  # 1 s: the background building would have started 0.3 s after the first frame
+                await asyncio.sleep(0.025)
+                held_back.append(not app._background_go.is_set())
+            view = app.view("tensor", mount=False)
+            state = (getattr(app, "_wanted_view", None), view and view._waiting, app.current_view, held_back)
+            assert app._mounting == started, state  # no other view began to mount while this one waited
+            assert sum(held_back) > len(held_back) // 2, state  # and the background was held back
             assert len(started) < len(deferred.DEFERRED) - 2  # the wait was not vacuous: most views still to build
             answer.set()
             await _until(lambda: app._background_go.is_set() and len(app._mounting) > len(started), 10)  # it goes on
