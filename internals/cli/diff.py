@@ -10,7 +10,7 @@ from rich.table import Table
 
 from internals.cli.main import print_json
 from internals.cli.render import stats_progress
-from internals.cli.tables import Column, output_console, print_table
+from internals.cli.tables import Column, cell, output_console, print_table
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
@@ -39,10 +39,6 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 0
 
 
-def _f(v: float | None, fmt: str = ".4g") -> str:
-    return "-" if v is None else format(v, fmt)
-
-
 def print_diff(result: dict[str, Any], console: Console | None = None) -> None:
     """The tensors by relative change (largest first), the groups, and the behaviour on the prompt."""
     console = console or output_console()
@@ -54,11 +50,11 @@ def print_diff(result: dict[str, Any], console: Console | None = None) -> None:
     columns += [Column("stable rank", keep=2), Column("eff. rank 90/99%", keep=2)] if rank else []
     rows = []
     for t in tensors:
-        row = [t["name"], "×".join(map(str, t["shape"])), _f(t["rel_change"]), _f(t["delta_norm"]), _f(t["base_norm"]),
-               _f(t["cosine"], ".6f"), _f(t["max_abs_change"])]
+        row = [t["name"], "×".join(map(str, t["shape"])), cell(t["rel_change"]), cell(t["delta_norm"]), cell(t["base_norm"]),
+               cell(t["cosine"], ".6f"), cell(t["max_abs_change"])]
         if rank:
             r = t["rank"]
-            row += [_f(r["stable_rank"], ".3g"), f"{r['effective_rank_90']}/{r['effective_rank_99']}"] if r else ["-", "-"]
+            row += [cell(r["stable_rank"], ".3g"), f"{r['effective_rank_90']}/{r['effective_rank_99']}"] if r else ["-", "-"]
         rows.append(row)
     print_table(console, f"{result['kind']} diff: {changed} of {len(tensors)} tensors changed (largest relative change "
                          "first)", columns, rows)
@@ -69,7 +65,7 @@ def print_diff(result: dict[str, Any], console: Console | None = None) -> None:
     for col in ("component", "tensors", "rel change", "‖ΔW‖"):
         groups.add_column(col, justify="left" if col == "component" else "right")
     for name, g in result["aggregates"]["by_component"].items():
-        groups.add_row(name, str(g["tensors"]), _f(g["rel_change"]), _f(g["delta_norm"]))
+        groups.add_row(name, str(g["tensors"]), cell(g["rel_change"]), cell(g["delta_norm"]))
     console.print(groups)
     behaviour = result.get("behaviour")
     if behaviour:

@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from internals.cli.tables import Column, output_console, print_table
+from internals.cli.tables import Column, cell, output_console, print_table
 
 
 def human_count(n: int | None, digits: int = 2) -> str:
@@ -90,16 +90,12 @@ def print_summary(s: dict[str, Any], console: Console | None = None) -> None:
     console.print(parts)
 
 
-def _cell(v: Any) -> str:
-    return "-" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
-
-
 def print_stats_table(results: list[dict[str, Any]], console: Console | None = None) -> None:
     """One row per tensor; at a narrow width dtype, kurtosis, zeros and shape are left out first."""
     columns = [Column("name", "left", wraps=True), Column("shape", "left", keep=4), Column("dtype", "left", keep=1),
                Column("mean", keep=5), Column("std", keep=5), Column("min", keep=5), Column("max", keep=5),
                Column("kurtosis", keep=2), Column("zeros", keep=3)]
-    rows = [[r["name"], "×".join(map(str, r["shape"])), r["dtype"], *(_cell(r[k]) for k in
+    rows = [[r["name"], "×".join(map(str, r["shape"])), r["dtype"], *(cell(r[k]) for k in
                                                                      ("mean", "std", "min", "max", "kurtosis", "zeros"))]
             for r in results]
     print_table(console or output_console(), f"{len(results)} tensors", columns, rows)
@@ -113,7 +109,7 @@ def print_spectrum_table(results: Sequence[Mapping[str, Any]], console: Console 
     rows = []
     for r in results:
         fit = r["powerlaw"] or {}
-        rows.append([r["name"], "×".join(map(str, r["shape"])), *(_cell(v) for v in (
+        rows.append([r["name"], "×".join(map(str, r["shape"])), *(cell(v) for v in (
             r["spectral_norm"], r["frobenius_norm"], r["stable_rank"], r["effective_rank"], fit.get("alpha"),
             fit.get("ks_distance"), fit.get("alpha_hat"))), f"{r['num_spikes']}/{r['m']}"])
     print_table(console or output_console(), f"{len(results)} matrices (λ = σ² of W; α: power-law tail of the ESD)",

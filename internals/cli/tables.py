@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -41,17 +42,20 @@ def output_console() -> Console:
     return Console(width=100_000)
 
 
-def _width(column: Column, cells: list[str]) -> int:
-    width = max([len(column.header), *(len(c) for c in cells)])
-    return min(width, NAME_MIN_WIDTH) if column.wraps else width
+def cell(value: Any, fmt: str = ".4g") -> str:
+    """A table cell: "-" for a missing value, a float in `fmt`, anything else as it prints."""
+    if value is None:
+        return "-"
+    return format(value, fmt) if isinstance(value, float) else str(value)
 
 
-def fitted(columns: Sequence[Column], rows: Sequence[Sequence[str]], width: int) -> list[int]:
-    """The indices of the columns shown at `width` characters: all of them when they fit (with the heavy-head
-    box: 3 characters per column and 1), else without the columns of lowest `keep` (the later of two equal
-    ones first) until the rest fits, or only the wrapping columns are left."""
-    cells = [[row[i] for row in rows] for i in range(len(columns))]
-    widths = [_width(c, cells[i]) for i, c in enumerate(columns)]
+def _widths(columns: Sequence[Column], rows: Sequence[Sequence[str]]) -> list[int]:
+    """Each column's width: its widest cell or header (a wrapping column at most NAME_MIN_WIDTH)."""
+    widths = [max([len(c.header), *(len(row[i]) for row in rows)]) for i, c in enumerate(columns)]
+    return [min(w, NAME_MIN_WIDTH) if c.wraps else w for c, w in zip(columns, widths)]
+
+
+def _shown(columns: Sequence[Column], widths: list[int], width: int) -> list[int]:
     shown = list(range(len(columns)))
     by_need = sorted((i for i, c in enumerate(columns) if not c.wraps), key=lambda i: (columns[i].keep, -i))
     while sum(widths[i] + 3 for i in shown) + 1 > width and by_need:
@@ -59,15 +63,22 @@ def fitted(columns: Sequence[Column], rows: Sequence[Sequence[str]], width: int)
     return shown
 
 
+def fitted(columns: Sequence[Column], rows: Sequence[Sequence[str]], width: int) -> list[int]:
+    """The indices of the columns shown at `width` characters: all of them when they fit (with the heavy-head
+    box: 3 characters per column and 1), else without the columns of lowest `keep` (the later of two equal
+    ones first) until the rest fits, or only the wrapping columns are left."""
+    return _shown(columns, _widths(columns, rows), width)
+
+
 def print_table(console: Console, title: str, columns: Sequence[Column], rows: Sequence[Sequence[str]]) -> None:
     """`rows` as a table that fits `console` (see the module docstring), and a line naming any column left out."""
-    shown = fitted(columns, rows, console.width)
+    widths = _widths(columns, rows)
+    shown = _shown(columns, widths, console.width)
     table = Table(title=title, title_justify="left")
     for i in shown:
         c = columns[i]
         table.add_column(c.header, justify=c.justify,  # type: ignore[arg-type]
-                         overflow="fold" if c.wraps else "ellipsis", no_wrap=not c.wraps,
-                         min_width=_width(c, [row[i] for row in rows]))
+                         overflow="fold" if c.wraps else "ellipsis", no_wrap=not c.wraps, min_width=widths[i])
     for row in rows:
         table.add_row(*(row[i] for i in shown))
     console.print(table)
@@ -77,4 +88,4 @@ def print_table(console: Console, title: str, columns: Sequence[Column], rows: S
                       highlight=False)
 
 
-__all__ = ["Column", "NAME_MIN_WIDTH", "fitted", "output_console", "print_table"]
+__all__ = ["Column", "NAME_MIN_WIDTH", "cell", "fitted", "output_console", "print_table"]
