@@ -33,6 +33,16 @@ def model_folder(tiny_models, kind: str):
     return demo_model_path() if kind == "demo" else tiny_models(kind)
 
 
+async def _until(condition, seconds: float, step: float = 0.025) -> None:
+    """Poll `condition()` every `step` seconds until it holds or `seconds` have passed (the caller asserts)."""
+    import asyncio
+
+    for _ in range(int(seconds / step)):
+        if condition():
+            return
+        await asyncio.sleep(step)
+
+
 async def settle(app, pilot) -> None:
     await pilot.pause()
     await app.workers.wait_for_complete()
@@ -116,15 +126,19 @@ async def test_views_mount_on_demand_and_then_in_idle_time(tiny_models):
         await asyncio.sleep(0.1)
         await settle(app, pilot)
         assert app.current_view == "tensor" and app.query_one("#tensor").data["name"] == "model.layers.0.mlp.down_proj.weight"
-        for _ in range(100):
-            if app.all_views_mounted:
-                break
-            await asyncio.sleep(0.05)
+        await _until(lambda: app.all_views_mounted, 5, 0.05)
         assert app.all_views_mounted and not app.query_one("#lessons").display
 
 
-def _app_whose_stats_wait_for(release, tiny_models):
-    """The explorer on a tiny llama whose tensor statistics are answered only once `release` is set (30 s at most)."""
+def _app_whose_stats_wait(tiny_models, monkeypatch, foreground_wait_s: float):
+    """The explorer on a tiny llama whose tensor statistics are answered only once the returned event is set
+    (30 s at most), with the app's foreground bound (`FOREGROUND_WAIT_S`) set to `foreground_wait_s`."""
+    import threading
+
+    from tui import deferred
+
+    monkeypatch.setattr(deferred, "FOREGROUND_WAIT_S", foreground_wait_s)
+    release = threading.Event()
     app = make_app(tiny_models("llama"))
     stats = app.client.tensor_stats
 
@@ -133,7 +147,7 @@ def _app_whose_stats_wait_for(release, tiny_models):
         return stats(*args, **kwargs)
 
     app.client.tensor_stats = held_stats
-    return app
+    return app, release
 
 
 async def _open_down_proj(app) -> None:
@@ -144,29 +158,16 @@ async def _open_down_proj(app) -> None:
     app.open_node("model.layers.0.mlp.down_proj.weight", select_in_tree=True)
 
 
-async def _until(condition, seconds: float, step: float = 0.025) -> None:
-    """Poll `condition()` every `step` seconds until it holds or `seconds` have passed (the caller asserts)."""
-    import asyncio
-
-    for _ in range(int(seconds / step)):
-        if condition():
-            return
-        await asyncio.sleep(step)
-
-
 async def test_the_view_on_screen_is_built_before_the_others(tiny_models, monkeypatch):
     """While the view the user opened waits for its first answer, the other views are neither imported nor
     mounted (the event loop and the GIL go to it); once it is drawn, the background building goes on."""
     import asyncio
-    import threading
 
     from tui import deferred
 
     # the app stops holding back after FOREGROUND_WAIT_S of waiting; on a loaded machine the test's own sleeps
     # can overshoot that, so the bound is lifted here (the next test covers the bound itself)
-    monkeypatch.setattr(deferred, "FOREGROUND_WAIT_S", 60.0)
-    answer = threading.Event()
-    app = _app_whose_stats_wait_for(answer, tiny_models)
+    app, answer = _app_whose_stats_wait(tiny_models, monkeypatch, 60.0)
     try:
         async with app.run_test(size=(120, 40)):
             await _open_down_proj(app)
@@ -192,13 +193,7 @@ async def test_the_view_on_screen_is_built_before_the_others(tiny_models, monkey
 async def test_a_view_that_never_gets_its_answer_holds_the_others_back_only_so_long(tiny_models, monkeypatch):
     """FOREGROUND_WAIT_S bounds the holding back: an answer that never comes does not stop the building of the
     other views for good."""
-    import threading
-
-    from tui import deferred
-
-    monkeypatch.setattr(deferred, "FOREGROUND_WAIT_S", 0.5)
-    never = threading.Event()
-    app = _app_whose_stats_wait_for(never, tiny_models)
+    app, never = _app_whose_stats_wait(tiny_models, monkeypatch, 0.5)
     try:
         async with app.run_test(size=(120, 40)):
             await _open_down_proj(app)
@@ -211,17 +206,13 @@ async def test_a_view_that_never_gets_its_answer_holds_the_others_back_only_so_l
 
 
 async def test_tune_gc_freezes_what_the_built_app_holds(tiny_models):
-    import asyncio
     import gc
 
     before = gc.get_threshold()
     app = ExplorerApp(InProcessClient(ModelService(open_model(str(tiny_models("llama"))))), tune_gc=True)
     try:
         async with app.run_test(size=(100, 30)):
-            for _ in range(200):
-                if gc.get_freeze_count():
-                    break
-                await asyncio.sleep(0.05)
+            await _until(gc.get_freeze_count, 10, 0.05)
             assert app.all_views_mounted and gc.get_freeze_count() > 0 and gc.get_threshold() == (5_000, 10, 100)
     finally:
         gc.unfreeze()
@@ -398,7 +389,6 @@ async def test_cached_tree_is_drawn_before_the_worker_answers(tiny_models):
 
 
 async def test_provisional_tree_is_replaced_by_the_exact_one_keeping_the_cursor(tiny_models):
-    import asyncio
 
     from internals.provisional_info import provisional_model_info
     from internals.sources import resolve_source
@@ -414,10 +404,7 @@ async def test_provisional_tree_is_replaced_by_the_exact_one_keeping_the_cursor(
         assert "provisional:" in app.export_screenshot()  # the model card says so
         assert "starting" in str(app.query_one("#status").render())
         app.open_node("model.layers.1.mlp", select_in_tree=True)  # the user moves while the worker starts
-        for _ in range(100):
-            if app.current_view == "module":
-                break
-            await asyncio.sleep(0.02)
+        await _until(lambda: app.current_view == "module", 2, 0.02)
         await pilot.pause()
         assert "model.layers.1.mlp&#160;(?)" in app.export_screenshot()  # no module class before transformers
         tree.select_name("model.layers.1.mlp.up_proj.weight")
